@@ -1,0 +1,3 @@
+from lkmetrics.cli import main
+
+main()

@@ -1,0 +1,198 @@
+"""Builds the AgentServer, Agent and AgentSession from settings, with capture attached.
+
+Only imported once an agent is about to run: it loads livekit.
+"""
+
+from __future__ import annotations
+
+import os
+import platform
+import threading
+from dataclasses import dataclass
+from typing import Any
+
+from livekit.agents import Agent, AgentServer, AgentSession, JobContext, JobProcess, inference
+from livekit.agents import __version__ as livekit_agents_version
+from livekit.agents import llm as lk_llm
+from livekit.agents import stt as lk_stt
+from livekit.agents import tts as lk_tts
+from livekit.agents import vad as lk_vad
+from livekit.plugins import openai, silero  # plugins must register on the main thread
+
+from lkmetrics import __version__
+from lkmetrics.capture import Capture
+from lkmetrics.config import AgentSettings
+from lkmetrics.relay import RELAY_ENV, RelayWriter, in_owner_process
+from lkmetrics.sink import Pipeline
+
+GREETING = "Greet the user and offer your assistance."
+
+
+class MetricsAgent(Agent):
+    """The recipe's agent: helpful, and it greets the user on entering (when asked to)."""
+
+    def __init__(self, instructions: str, *, greet: bool) -> None:
+        super().__init__(instructions=instructions)
+        self._greet = greet
+
+    async def on_enter(self) -> None:
+        if self._greet:
+            self.session.generate_reply(instructions=GREETING)
+
+
+@dataclass
+class Components:
+    stt: lk_stt.STT | None
+    llm: lk_llm.LLM
+    tts: lk_tts.TTS | None
+    vad: lk_vad.VAD | None
+
+    def all(self) -> list[Any]:
+        return [c for c in (self.stt, self.llm, self.tts, self.vad) if c is not None]
+
+
+# -- process-wide state: the pipeline that records go to --
+
+_owner_pipeline: Pipeline | None = None
+_job_pipeline: Pipeline | None = None
+_lock = threading.Lock()
+
+
+def set_owner_pipeline(pipeline: Pipeline | None) -> None:
+    """Called by the CLI: sessions that run in this process capture into ``pipeline``."""
+    global _owner_pipeline
+    _owner_pipeline = pipeline
+
+
+def process_pipeline() -> Pipeline:
+    """The pipeline for a session in this process: the CLI's own, or in a job process a
+    pipeline whose only writer relays records to the CLI process."""
+    global _job_pipeline
+    if _owner_pipeline is not None and in_owner_process():
+        return _owner_pipeline
+    with _lock:
+        if _job_pipeline is None:
+            path = os.environ.get(RELAY_ENV)
+            writers = [RelayWriter(path)] if path else []
+            _job_pipeline = Pipeline(writers, summarise=False)
+        return _job_pipeline
+
+
+# -- models --
+
+
+def load_models(settings: AgentSettings, userdata: dict[Any, Any]) -> None:
+    """Load what is slow to load, once per process (the server's setup function)."""
+    userdata["vad"] = silero.VAD.load()
+    if settings.stt == "local":
+        from lkmetrics.local.stt import load_whisper
+
+        userdata["whisper"] = load_whisper()
+    if settings.tts == "local":
+        from lkmetrics.local.tts import load_piper
+
+        userdata["piper"] = load_piper()
+
+
+def model_name(model: str) -> str:
+    """The model part of ``provider/model`` (what an OpenAI-compatible server expects)."""
+    return model.split("/", 1)[1] if "/" in model else model
+
+
+def build_components(settings: AgentSettings, userdata: dict[Any, Any]) -> Components:
+    stt: lk_stt.STT | None = None
+    if settings.stt == "local":
+        from lkmetrics.local.stt import WhisperSTT
+
+        stt = WhisperSTT(model=userdata.get("whisper"))
+    elif settings.stt is not None:
+        stt = inference.STT(model=settings.stt)
+
+    llm: lk_llm.LLM
+    if settings.llm_base_url is not None:
+        llm = openai.LLM(
+            model=model_name(settings.llm),
+            base_url=settings.llm_base_url,
+            api_key=os.environ.get("OPENAI_API_KEY") or "no-key",
+        )
+    else:
+        llm = inference.LLM(model=settings.llm)
+
+    tts: lk_tts.TTS | None = None
+    if settings.tts == "local":
+        from lkmetrics.local.tts import PiperTTS
+
+        tts = PiperTTS(voice=userdata.get("piper"))
+    elif settings.tts is not None:
+        tts = inference.TTS(model=settings.tts, voice=settings.voice)
+
+    vad = userdata.get("vad")
+    return Components(stt=stt, llm=llm, tts=tts, vad=vad)
+
+
+def session_info(settings: AgentSettings, **extra: Any) -> dict[str, Any]:
+    info: dict[str, Any] = {
+        "command": settings.command,
+        "stt": settings.stt,
+        "llm": settings.llm,
+        "tts": settings.tts,
+        "voice": settings.voice if settings.tts else None,
+        "llm_base_url": settings.llm_base_url,
+        "host": platform.node(),
+        "pid": os.getpid(),
+        "lkmetrics_version": __version__,
+        "livekit_agents_version": livekit_agents_version,
+    }
+    info.update(extra)
+    return info
+
+
+async def start_session(
+    settings: AgentSettings,
+    components: Components,
+    capture: Capture,
+    **start_kwargs: Any,
+) -> AgentSession[Any]:
+    """Start an AgentSession with the components and attach the capture to it."""
+    parts: dict[str, Any] = {"llm": components.llm, "vad": components.vad}
+    if components.stt is not None:
+        parts["stt"] = components.stt
+    if components.tts is not None:
+        parts["tts"] = components.tts
+    session: AgentSession[Any] = AgentSession(**parts)
+    agent = MetricsAgent(settings.instructions, greet=settings.greet)
+    await session.start(agent, **start_kwargs)
+    capture.attach(session, components.all())
+    return session
+
+
+# -- the server --
+
+
+def setup(proc: JobProcess) -> None:
+    load_models(AgentSettings.from_env(), proc.userdata)
+
+
+async def entrypoint(ctx: JobContext) -> None:
+    settings = AgentSettings.from_env()
+    pipeline = process_pipeline()
+    capture = Capture(pipeline)
+    capture.start(session_info(settings, room=ctx.room.name))
+    components = build_components(settings, ctx.proc.userdata)
+
+    async def _flush() -> None:
+        import asyncio
+
+        capture.end()
+        await asyncio.to_thread(pipeline.flush)
+
+    ctx.add_shutdown_callback(_flush)
+    await start_session(settings, components, capture, room=ctx.room)
+
+
+def build_server() -> AgentServer:
+    """The server LiveKit's ``cli.run_app`` runs. Settings travel in the environment, so job
+    processes (``run``/``dev`` on Linux) build exactly the same agent."""
+    server = AgentServer(setup_fnc=setup)
+    server.rtc_session(entrypoint)
+    return server

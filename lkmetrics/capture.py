@@ -1,0 +1,138 @@
+"""The only place that subscribes to LiveKit events; it turns them into records.
+
+Handlers run on the agent's event loop, so each one does O(1) work: it hands the LiveKit
+object to :meth:`Pipeline.put` together with a converter, and the pipeline thread does the
+``model_dump`` and everything after. Only current (non-deprecated) APIs are used: the
+components' own ``metrics_collected``, ``ChatMessage.metrics`` through
+``conversation_item_added``, and ``session_usage_updated``.
+"""
+
+from __future__ import annotations
+
+import json
+import secrets
+from collections.abc import Iterable
+from typing import Any
+
+from livekit.agents import llm as lk_llm
+from livekit.agents.metrics import EOUMetrics
+from livekit.agents.voice import AgentSession
+from livekit.agents.voice.events import (
+    CloseEvent,
+    ConversationItemAddedEvent,
+    SessionUsageUpdatedEvent,
+)
+
+from lkmetrics.records import TURN_FIELDS, Record, metric_record
+from lkmetrics.sink import Pipeline
+
+
+def new_session_id() -> str:
+    return "s_" + secrets.token_hex(6)
+
+
+def _convert_metric(ev: Any) -> Record:
+    return metric_record(ev.model_dump(mode="json"))
+
+
+class Capture:
+    """Captures one AgentSession into a pipeline under one session id."""
+
+    def __init__(self, pipeline: Pipeline, session_id: str | None = None) -> None:
+        self.pipeline = pipeline
+        self.session_id = session_id or new_session_id()
+        self._last_user: lk_llm.ChatMessage | None = None
+        self._turn = 0
+        self._last_usage: str | None = None
+        self._components: list[Any] = []
+        self._session: AgentSession[Any] | None = None
+
+    # -- wiring --
+
+    def start(self, info: Record) -> None:
+        """Emit the session's opening record (models, versions, host...)."""
+        body = {"kind": "session"}
+        body.update(info)
+        self.pipeline.put(self.session_id, body)
+
+    def attach(self, session: AgentSession[Any], components: Iterable[Any]) -> None:
+        """Subscribe to the session and its components. Call after ``session.start()`` so
+        LiveKit's own handlers (which stamp ``speech_id``) run before ours."""
+        self._session = session
+        for comp in components:
+            if comp is None or comp in self._components:
+                continue
+            comp.on("metrics_collected", self._on_metrics)
+            self._components.append(comp)
+        session.on("conversation_item_added", self._on_item)
+        session.on("session_usage_updated", self._on_usage)
+        session.on("close", self._on_close)
+
+    def detach(self) -> None:
+        for comp in self._components:
+            comp.off("metrics_collected", self._on_metrics)
+        self._components.clear()
+        if self._session is not None:
+            self._session.off("conversation_item_added", self._on_item)
+            self._session.off("session_usage_updated", self._on_usage)
+            self._session.off("close", self._on_close)
+            self._session = None
+
+    def end(self) -> None:
+        """Close the session's record stream: its summary follows what was captured."""
+        self.detach()
+        self.pipeline.end_session(self.session_id)
+
+    # -- loop-side handlers: enqueue only --
+
+    def _on_metrics(self, ev: Any) -> None:
+        self.pipeline.put(self.session_id, ev, _convert_metric)
+
+    def _on_item(self, ev: ConversationItemAddedEvent) -> None:
+        self.pipeline.put(self.session_id, ev.item, self._convert_item)
+
+    def _on_usage(self, ev: SessionUsageUpdatedEvent) -> None:
+        self.pipeline.put(self.session_id, ev.usage, self._convert_usage)
+
+    def _on_close(self, ev: CloseEvent) -> None:
+        self.end()
+
+    # -- pipeline-thread converters --
+
+    def _convert_item(self, item: Any) -> Record | None:
+        if not isinstance(item, lk_llm.ChatMessage):
+            return None
+        report: dict[str, Any] = dict(item.metrics or {})
+        if item.role == "user":
+            self._last_user = item
+            if "end_of_turn_delay" not in report:
+                return None  # a typed turn: no end of utterance to measure
+            eou = EOUMetrics(
+                timestamp=item.created_at,
+                end_of_utterance_delay=report.get("end_of_turn_delay") or 0.0,
+                transcription_delay=report.get("transcription_delay") or 0.0,
+                on_user_turn_completed_delay=report.get("on_user_turn_completed_delay") or 0.0,
+            )
+            return metric_record(eou.model_dump(mode="json"))
+        if item.role != "assistant":
+            return None
+        self._turn += 1
+        user = self._last_user
+        self._last_user = None
+        user_report: dict[str, Any] = dict(user.metrics or {}) if user else {}
+        merged = {**user_report, **report}
+        body: Record = {"kind": "turn", "turn": self._turn, "item_id": item.id}
+        for name in TURN_FIELDS:
+            body[name] = merged.get(name)
+        body["user_text"] = user.text_content if user else None
+        body["agent_text"] = item.text_content
+        body["interrupted"] = item.interrupted
+        return body
+
+    def _convert_usage(self, usage: Any) -> Record | None:
+        dump = [u.model_dump(mode="json") for u in usage.model_usage]
+        key = json.dumps(dump, sort_keys=True)
+        if key == self._last_usage:
+            return None
+        self._last_usage = key
+        return {"kind": "usage", "usage": dump}

@@ -1,0 +1,272 @@
+"""Typer wiring only: parse options, call the core, map errors to messages and exit codes."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from lkmetrics import __version__
+from lkmetrics.config import (
+    DEFAULT_INSTRUCTIONS,
+    DEFAULT_LLM,
+    DEFAULT_STT,
+    DEFAULT_TTS,
+    DEFAULT_VOICE,
+)
+from lkmetrics.errors import LkmetricsError
+
+app = typer.Typer(
+    name="lkmetrics",
+    help="See where the time and the tokens of your LiveKit voice agent go.\n\n"
+    "Runs a LiveKit Agents voice agent (STT -> LLM -> TTS, Silero VAD) and shows, records "
+    "and compares its metrics.",
+    add_completion=False,
+    rich_markup_mode="rich",
+    pretty_exceptions_show_locals=False,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+
+AGENT = "Agent"
+OUTPUT = "Output"
+LIVEKIT = "LiveKit server"
+
+# -- shared options (also accepted before the command) --
+
+FormatOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--format", "-f", envvar="LKMETRICS_FORMAT", show_envvar=True,
+        help="table, json or none. Default: table on a terminal, else json (JSON lines).",
+        rich_help_panel=OUTPUT,
+    ),
+]
+OutputOpt = Annotated[
+    Path | None,
+    typer.Option("--output", "-o", help="Also append every record to this file as JSON lines.",
+                 rich_help_panel=OUTPUT, dir_okay=False),
+]
+EnvFileOpt = Annotated[
+    Path | None,
+    typer.Option("--env-file", help="Read environment variables from this file "
+                 "(default: ./.env if it exists).", rich_help_panel=OUTPUT, dir_okay=False),
+]
+ShowOpt = Annotated[
+    list[str] | None,
+    typer.Option("--show", help="Also show these record kinds in the table view, e.g. vad.",
+                 rich_help_panel=OUTPUT),
+]
+DbOpt = Annotated[
+    Path | None,
+    typer.Option("--db", help="Record into this SQLite file (default: $LKMETRICS_HOME/metrics.db).",
+                 rich_help_panel=OUTPUT, dir_okay=False),
+]
+NoRecordOpt = Annotated[
+    bool, typer.Option("--no-record", help="Do not record the session in the database.",
+                       rich_help_panel=OUTPUT),
+]
+
+SttOpt = Annotated[str, typer.Option("--stt", metavar="MODEL", rich_help_panel=AGENT,
+                                     help="STT as PROVIDER/MODEL (LiveKit Inference), "
+                                     "'local' (Whisper) or 'none'.")]
+LlmOpt = Annotated[str, typer.Option("--llm", metavar="MODEL", rich_help_panel=AGENT,
+                                     help="LLM as PROVIDER/MODEL, or 'local' (SmolLM2).")]
+TtsOpt = Annotated[str, typer.Option("--tts", metavar="MODEL", rich_help_panel=AGENT,
+                                     help="TTS as PROVIDER/MODEL, 'local' (Piper) or 'none'.")]
+VoiceOpt = Annotated[str, typer.Option("--voice", metavar="ID", rich_help_panel=AGENT,
+                                       help="TTS voice id.")]
+InstructionsOpt = Annotated[str, typer.Option("--instructions", rich_help_panel=AGENT,
+                                              help="The agent's instructions.")]
+GreetOpt = Annotated[bool, typer.Option("--greet/--no-greet", rich_help_panel=AGENT,
+                                        help="Greet the user on entering.")]
+BaseUrlOpt = Annotated[
+    str | None,
+    typer.Option("--llm-base-url", metavar="URL", rich_help_panel=AGENT,
+                 help="Any OpenAI-compatible endpoint (vLLM, Ollama, llama.cpp, a gateway) "
+                 "instead of LiveKit Inference; key from OPENAI_API_KEY (may be empty)."),
+]
+LocalOpt = Annotated[bool, typer.Option("--local", rich_help_panel=AGENT,
+                                        help="Shorthand for --stt local --llm local --tts local "
+                                        "(needs lkmetrics[local]; no keys, no network).")]
+LogLevelOpt = Annotated[str, typer.Option("--log-level", rich_help_panel=OUTPUT,
+                                          help="LiveKit's log level (debug, info, warn, error).")]
+
+UrlOpt = Annotated[str | None, typer.Option("--url", envvar="LIVEKIT_URL", show_envvar=True,
+                                            rich_help_panel=LIVEKIT,
+                                            help="WebSocket URL of the LiveKit server.")]
+ApiKeyOpt = Annotated[str | None, typer.Option("--api-key", envvar="LIVEKIT_API_KEY",
+                                               show_envvar=True, show_default=False,
+                                               rich_help_panel=LIVEKIT, help="LiveKit API key.")]
+ApiSecretOpt = Annotated[str | None, typer.Option("--api-secret", envvar="LIVEKIT_API_SECRET",
+                                                  show_envvar=True, show_default=False,
+                                                  rich_help_panel=LIVEKIT,
+                                                  help="LiveKit API secret.")]
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"lkmetrics {__version__}")
+        raise typer.Exit()
+
+
+def fail(err: LkmetricsError) -> typer.Exit:
+    """Print the one-line message to stderr and give the Exit to raise."""
+    from lkmetrics.config import redact
+
+    typer.echo(f"Error: {redact(str(err))}", err=True)
+    return typer.Exit(err.exit_code)
+
+
+@app.callback(invoke_without_command=True)
+def _main(
+    ctx: typer.Context,
+    fmt: FormatOpt = None,
+    output: OutputOpt = None,
+    env_file: EnvFileOpt = None,
+    version: Annotated[bool | None, typer.Option("--version", callback=_version,
+                                                 is_eager=True, help="Show the version.")] = None,
+) -> None:
+    """See where the time and the tokens of your LiveKit voice agent go."""
+    ctx.obj = {"fmt": fmt, "output": output, "env_file": env_file}
+    if ctx.invoked_subcommand is None:
+        from click.core import ParameterSource
+
+        given = [p for p in ("fmt", "output", "env_file")
+                 if ctx.get_parameter_source(p) == ParameterSource.COMMANDLINE]
+        if not given:
+            typer.echo(ctx.get_help())
+            raise typer.Exit()
+        ctx.invoke(console, ctx=ctx)
+
+
+def _run(ctx: typer.Context, command: str, livekit_args: list[str], **opts: Any) -> None:
+    from lkmetrics import runner
+
+    parent: dict[str, Any] = ctx.obj or {}
+    for key in ("fmt", "output", "env_file"):
+        if opts.get(key) is None:
+            opts[key] = parent.get(key)
+    try:
+        code = runner.run_agent(command, livekit_args, **opts)
+    except LkmetricsError as e:
+        raise fail(e) from None
+    raise typer.Exit(code)
+
+
+@app.command()
+def console(
+    ctx: typer.Context,
+    text: Annotated[bool, typer.Option("--text", help="Start in text mode (type to talk).")]
+    = False,
+    input_device: Annotated[str | None, typer.Option(help="Input device id or name.")] = None,
+    output_device: Annotated[str | None, typer.Option(help="Output device id or name.")] = None,
+    list_devices: Annotated[bool, typer.Option(help="List audio devices and exit.")] = False,
+    stt: SttOpt = DEFAULT_STT,
+    llm: LlmOpt = DEFAULT_LLM,
+    tts: TtsOpt = DEFAULT_TTS,
+    voice: VoiceOpt = DEFAULT_VOICE,
+    instructions: InstructionsOpt = DEFAULT_INSTRUCTIONS,
+    greet: GreetOpt = True,
+    llm_base_url: BaseUrlOpt = None,
+    local: LocalOpt = False,
+    fmt: FormatOpt = None,
+    output: OutputOpt = None,
+    env_file: EnvFileOpt = None,
+    show: ShowOpt = None,
+    db: DbOpt = None,
+    no_record: NoRecordOpt = False,
+    log_level: LogLevelOpt = "warn",
+) -> None:
+    """Talk to the agent in this terminal (LiveKit's console) and watch its metrics live."""
+    args = ["console"] + (["--text"] if text else [])
+    if input_device:
+        args += ["--input-device", input_device]
+    if output_device:
+        args += ["--output-device", output_device]
+    if list_devices:
+        args.append("--list-devices")
+    _run(ctx, "console", args, stt=stt, llm=llm, tts=tts, voice=voice,
+         instructions=instructions, greet=greet, llm_base_url=llm_base_url, local=local,
+         fmt=fmt, output=output, env_file=env_file, show=show, db=db, no_record=no_record,
+         log_level=log_level)
+
+
+def _room_command(name: str, doc: str, livekit_command: str) -> None:
+    def command(
+        ctx: typer.Context,
+        url: UrlOpt = None,
+        api_key: ApiKeyOpt = None,
+        api_secret: ApiSecretOpt = None,
+        stt: SttOpt = DEFAULT_STT,
+        llm: LlmOpt = DEFAULT_LLM,
+        tts: TtsOpt = DEFAULT_TTS,
+        voice: VoiceOpt = DEFAULT_VOICE,
+        instructions: InstructionsOpt = DEFAULT_INSTRUCTIONS,
+        greet: GreetOpt = True,
+        llm_base_url: BaseUrlOpt = None,
+        local: LocalOpt = False,
+        fmt: FormatOpt = None,
+        output: OutputOpt = None,
+        env_file: EnvFileOpt = None,
+        show: ShowOpt = None,
+        db: DbOpt = None,
+        no_record: NoRecordOpt = False,
+        log_level: LogLevelOpt = "info",
+    ) -> None:
+        _run(ctx, name, [livekit_command], stt=stt, llm=llm, tts=tts, voice=voice,
+             instructions=instructions, greet=greet, llm_base_url=llm_base_url, local=local,
+             fmt=fmt, output=output, env_file=env_file, show=show, db=db, no_record=no_record,
+             log_level=log_level, url=url, api_key=api_key, api_secret=api_secret)
+
+    command.__doc__ = doc
+    app.command(name)(command)
+
+
+_room_command("run", "Run a worker connected to a LiveKit server (LiveKit's start): "
+              "every room it joins is measured.", "start")
+_room_command("dev", "Run a worker in LiveKit's development mode.", "dev")
+
+
+@app.command()
+def connect(
+    ctx: typer.Context,
+    room: Annotated[str, typer.Option("--room", help="The room to join.")],
+    participant_identity: Annotated[str | None, typer.Option(help="Agent identity.")] = None,
+    url: UrlOpt = None,
+    api_key: ApiKeyOpt = None,
+    api_secret: ApiSecretOpt = None,
+    stt: SttOpt = DEFAULT_STT,
+    llm: LlmOpt = DEFAULT_LLM,
+    tts: TtsOpt = DEFAULT_TTS,
+    voice: VoiceOpt = DEFAULT_VOICE,
+    instructions: InstructionsOpt = DEFAULT_INSTRUCTIONS,
+    greet: GreetOpt = True,
+    llm_base_url: BaseUrlOpt = None,
+    local: LocalOpt = False,
+    fmt: FormatOpt = None,
+    output: OutputOpt = None,
+    env_file: EnvFileOpt = None,
+    show: ShowOpt = None,
+    db: DbOpt = None,
+    no_record: NoRecordOpt = False,
+    log_level: LogLevelOpt = "info",
+) -> None:
+    """Join one room of a LiveKit server and measure the session there."""
+    args = ["connect", "--room", room]
+    if participant_identity:
+        args += ["--participant-identity", participant_identity]
+    _run(ctx, "connect", args, stt=stt, llm=llm, tts=tts, voice=voice,
+         instructions=instructions, greet=greet, llm_base_url=llm_base_url, local=local,
+         fmt=fmt, output=output, env_file=env_file, show=show, db=db, no_record=no_record,
+         log_level=log_level, url=url, api_key=api_key, api_secret=api_secret)
+
+
+def main() -> None:
+    """Console-script entry point."""
+    app(prog_name="lkmetrics")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,173 @@
+"""Settings from flags, environment and .env; model-string parsing and validation.
+
+Nothing here imports livekit, so every check runs before the (slow) agent stack loads.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+from dataclasses import asdict, dataclass, field
+from enum import Enum
+from pathlib import Path
+from typing import Any
+
+from lkmetrics.errors import UsageError
+
+DEFAULT_STT = "deepgram/nova-3-general"
+DEFAULT_LLM = "openai/gpt-4.1-mini"
+DEFAULT_TTS = "cartesia/sonic-3"
+DEFAULT_VOICE = "9626c31c-bec5-4cca-baa8-f8ba9e84c8bc"
+DEFAULT_INSTRUCTIONS = "You are a helpful agent."
+
+# the environment variable through which the settings reach a job process
+SETTINGS_ENV = "LKMETRICS_SETTINGS"
+
+SECRET_ENV = ("LIVEKIT_API_SECRET", "LIVEKIT_API_KEY", "OPENAI_API_KEY")
+
+
+class Format(str, Enum):
+    table = "table"
+    json = "json"
+    none = "none"
+
+
+_MODEL_RE = re.compile(r"^[A-Za-z0-9_.\-]+/[^\s/][^\s]*$")
+
+
+def parse_model(option: str, value: str, *, allow_none: bool) -> str | None:
+    """Validate a ``provider/model`` string; ``none`` (where allowed) gives None.
+
+    ``local`` selects the built-in offline model for that stage.
+    """
+    v = value.strip()
+    if allow_none and v.lower() == "none":
+        return None
+    if v.lower() == "local":
+        return "local"
+    if not _MODEL_RE.match(v):
+        extra = ", 'local'" + (" or 'none'" if allow_none else "")
+        example = {"--llm": DEFAULT_LLM, "--stt": DEFAULT_STT, "--tts": DEFAULT_TTS}[option]
+        raise UsageError(
+            f"{option} expects PROVIDER/MODEL, e.g. {example}{extra} (got {value!r})."
+        )
+    return v
+
+
+def check_base_url(url: str | None) -> str | None:
+    if url is None:
+        return None
+    if not re.match(r"^https?://[^\s/]+", url):
+        raise UsageError(
+            f"--llm-base-url must be an http:// or https:// URL, "
+            f"e.g. http://127.0.0.1:8080/v1 (got {url!r})."
+        )
+    return url.rstrip("/")
+
+
+@dataclass
+class AgentSettings:
+    """What the agent runs with. Serialisable: it travels to job processes as JSON."""
+
+    stt: str | None = DEFAULT_STT
+    llm: str = DEFAULT_LLM
+    tts: str | None = DEFAULT_TTS
+    voice: str = DEFAULT_VOICE
+    instructions: str = DEFAULT_INSTRUCTIONS
+    greet: bool = True
+    llm_base_url: str | None = None
+    command: str = "console"
+    show: list[str] = field(default_factory=list)
+
+    def uses_inference(self) -> list[str]:
+        """The stages that go through LiveKit Inference (and so need LiveKit credentials)."""
+        stages = []
+        if self.stt not in (None, "local"):
+            stages.append("stt")
+        if self.llm != "local" and self.llm_base_url is None:
+            stages.append("llm")
+        if self.tts not in (None, "local"):
+            stages.append("tts")
+        return stages
+
+    def uses_local(self) -> bool:
+        return "local" in (self.stt, self.llm, self.tts)
+
+    def to_env(self) -> str:
+        return json.dumps(asdict(self))
+
+    @classmethod
+    def from_env(cls) -> AgentSettings:
+        raw = os.environ.get(SETTINGS_ENV)
+        if not raw:
+            return cls()
+        data: dict[str, Any] = json.loads(raw)
+        return cls(**data)
+
+
+def load_env_file(path: Path | None) -> Path | None:
+    """Load ``path`` (explicit: must exist) or ``./.env`` (optional) into the environment.
+
+    Variables already set in the environment win over the file.
+    """
+    from dotenv import load_dotenv
+
+    if path is not None:
+        if not path.is_file():
+            raise UsageError(
+                f"--env-file {path} does not exist; create it (see .env.example) "
+                "or leave the option out to read ./.env."
+            )
+        load_dotenv(path, override=False)
+        return path
+    default = Path(".env")
+    if default.is_file():
+        load_dotenv(default, override=False)
+        return default
+    return None
+
+
+def check_credentials(settings: AgentSettings) -> None:
+    """LiveKit Inference needs LIVEKIT_API_KEY and LIVEKIT_API_SECRET; say which is missing."""
+    stages = settings.uses_inference()
+    if not stages:
+        return
+    for var in ("LIVEKIT_API_KEY", "LIVEKIT_API_SECRET"):
+        if not os.environ.get(var):
+            models = ", ".join(f"--{s} {getattr(settings, s)}" for s in stages)
+            raise UsageError(
+                f"{var} is not set; LiveKit Inference ({models}) needs it. Set it in the "
+                "environment or in .env (read from the current directory, or --env-file), "
+                "or use --local / --llm-base-url for models that need no LiveKit key."
+            )
+
+
+def check_server_url(url: str | None, command: str) -> str:
+    if not url:
+        raise UsageError(
+            f"`lkmetrics {command}` needs a LiveKit server URL: pass --url wss://... or set "
+            "LIVEKIT_URL in the environment or in .env."
+        )
+    if not re.match(r"^(wss?|https?)://", url):
+        raise UsageError(f"--url must start with ws://, wss://, http:// or https:// (got {url!r}).")
+    return url
+
+
+def app_dir() -> Path:
+    """The app directory: $LKMETRICS_HOME, else typer's per-user app dir."""
+    home = os.environ.get("LKMETRICS_HOME")
+    if home:
+        return Path(home)
+    import typer
+
+    return Path(typer.get_app_dir("lkmetrics"))
+
+
+def redact(text: str) -> str:
+    """Replace the values of secret environment variables in ``text``."""
+    for var in SECRET_ENV:
+        value = os.environ.get(var)
+        if value and len(value) >= 4:
+            text = text.replace(value, "***")
+    return text

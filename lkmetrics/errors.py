@@ -1,0 +1,33 @@
+"""One exception tree; cli.py maps it to a one-line message and an exit code."""
+
+from __future__ import annotations
+
+
+class LkmetricsError(Exception):
+    """An error the user can act on. ``str(err)`` is the whole message, one line."""
+
+    exit_code = 1
+
+
+class UsageError(LkmetricsError):
+    """Bad input on the command line, in the environment or in .env (exit code 2)."""
+
+    exit_code = 2
+
+
+class StoreError(LkmetricsError):
+    """The metrics database cannot be opened, read or written."""
+
+    exit_code = 1
+
+
+class NotFoundError(LkmetricsError):
+    """A session or model asked for does not exist in the store."""
+
+    exit_code = 1
+
+
+class MissingExtraError(LkmetricsError):
+    """An optional dependency is not installed; the message says what to install."""
+
+    exit_code = 2

@@ -1,0 +1,104 @@
+"""Carries records from job processes back to the CLI process that owns the output.
+
+In ``run``/``dev`` LiveKit runs each job in a child process. The CLI process listens on a
+Unix socket (its path in ``LKMETRICS_RELAY``); a job process captures into its own pipeline
+whose only writer is a :class:`RelayWriter` that sends finished records as JSON lines. The
+CLI process feeds them into its pipeline, which renders, writes ``--output`` and summarises,
+so the user sees one intact stream whichever process a session ran in.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import socket
+import tempfile
+import threading
+from pathlib import Path
+
+from lkmetrics.records import Record, to_json
+from lkmetrics.sink import END_KIND, Pipeline
+
+RELAY_ENV = "LKMETRICS_RELAY"
+OWNER_ENV = "LKMETRICS_OWNER_PID"
+
+
+class RelayServer:
+    """Accepts job processes' record streams and feeds them into ``pipeline``."""
+
+    def __init__(self, pipeline: Pipeline) -> None:
+        self._pipeline = pipeline
+        self._dir = tempfile.mkdtemp(prefix="lkmetrics-")
+        self.path = str(Path(self._dir) / "relay.sock")
+        self._sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self._sock.bind(self.path)
+        self._sock.listen(64)
+        self._threads: list[threading.Thread] = []
+        self._closed = False
+        t = threading.Thread(target=self._accept, name="lkmetrics-relay", daemon=True)
+        t.start()
+
+    def export_env(self) -> None:
+        os.environ[RELAY_ENV] = self.path
+        os.environ[OWNER_ENV] = str(os.getpid())
+
+    def _accept(self) -> None:
+        while not self._closed:
+            try:
+                conn, _ = self._sock.accept()
+            except OSError:
+                return
+            t = threading.Thread(target=self._read, args=(conn,), daemon=True)
+            t.start()
+            self._threads.append(t)
+
+    def _read(self, conn: socket.socket) -> None:
+        with conn, conn.makefile("r", encoding="utf-8") as lines:
+            for line in lines:
+                try:
+                    record = json.loads(line)
+                except ValueError:
+                    continue
+                sid = str(record.get("session_id", "unknown"))
+                if record.get("kind") == END_KIND:
+                    self._pipeline.end_session(sid)
+                else:
+                    self._pipeline.put(sid, record)
+
+    def close(self, timeout: float = 2.0) -> None:
+        """Stop accepting and wait briefly for open streams to drain."""
+        if self._closed:
+            return
+        self._closed = True
+        with contextlib.suppress(OSError):
+            self._sock.close()
+        for t in self._threads:
+            t.join(timeout)
+        with contextlib.suppress(OSError):
+            os.unlink(self.path)
+            os.rmdir(self._dir)
+
+
+class RelayWriter:
+    """A sink.Writer that sends records to the CLI process's RelayServer."""
+
+    def __init__(self, path: str) -> None:
+        self._sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self._sock.connect(path)
+        self._file = self._sock.makefile("w", encoding="utf-8", buffering=1)
+
+    def write(self, record: Record) -> None:
+        self._file.write(to_json(record) + "\n")
+        self._file.flush()
+
+    def close(self) -> None:
+        with contextlib.suppress(OSError):
+            self._file.close()
+            self._sock.close()
+
+
+def in_owner_process() -> bool:
+    """True where the CLI itself runs (console: jobs run in a thread of this process)."""
+    owner = os.environ.get(OWNER_ENV)
+    return owner is None or owner == str(os.getpid())

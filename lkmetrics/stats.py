@@ -1,0 +1,144 @@
+"""Pure functions over records: the figures we report, percentiles and session summaries.
+
+Percentile definition, used everywhere in lkmetrics: linear interpolation between the two
+nearest ranks of the sorted values (``numpy.percentile``'s default, Excel's PERCENTILE.INC):
+for n sorted values and percentile p, the rank is ``(n - 1) * p / 100``.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from lkmetrics.records import SCHEMA_VERSION, Record, model_label
+
+
+@dataclass(frozen=True)
+class Figure:
+    """A reported figure: which field of which record kind, and its unit."""
+
+    name: str
+    title: str
+    kind: str
+    field: str
+    unit: str  # "s" or "tok/s"
+
+
+FIGURES: tuple[Figure, ...] = (
+    Figure("llm.ttft", "LLM time to first token", "llm", "ttft", "s"),
+    Figure("llm.duration", "LLM duration", "llm", "duration", "s"),
+    Figure("llm.decode_rate", "LLM decode rate", "llm", "decode_rate", "tok/s"),
+    Figure("tts.ttfb", "TTS time to first byte", "tts", "ttfb", "s"),
+    Figure("stt.duration", "STT duration", "stt", "duration", "s"),
+    Figure("eou.delay", "End-of-utterance delay", "eou", "end_of_utterance_delay", "s"),
+    Figure("eou.transcription_delay", "Transcription delay", "eou", "transcription_delay", "s"),
+    Figure("e2e", "Turn end-to-end latency", "turn", "e2e_latency", "s"),
+)
+
+FIGURES_BY_NAME = {f.name: f for f in FIGURES}
+
+
+def figure_value(figure: Figure, record: Record) -> float | None:
+    """The figure's value in a record, or None when the record does not carry it.
+
+    Negative values are LiveKit's "not measured" marker (ttft/ttfb of -1) and are skipped.
+    """
+    if record.get("kind") != figure.kind:
+        return None
+    value = record.get(figure.field)
+    if not isinstance(value, int | float) or isinstance(value, bool):
+        return None
+    if value < 0 or math.isnan(value):
+        return None
+    if figure.kind == "stt" and value == 0 and record.get("streamed"):
+        return None  # a streaming STT reports no request duration
+    return float(value)
+
+
+def percentile(sorted_values: Sequence[float], p: float) -> float:
+    """The p-th percentile (0..100) of already sorted values, by linear interpolation."""
+    if not sorted_values:
+        raise ValueError("percentile of no values")
+    if not 0 <= p <= 100:
+        raise ValueError(f"percentile must be within 0..100, got {p}")
+    rank = (len(sorted_values) - 1) * p / 100
+    lo = math.floor(rank)
+    hi = math.ceil(rank)
+    if lo == hi:
+        return float(sorted_values[lo])
+    frac = rank - lo
+    return float(sorted_values[lo] + (sorted_values[hi] - sorted_values[lo]) * frac)
+
+
+STAT_NAMES = ("count", "mean", "p50", "p90", "p95", "p99", "max")
+
+
+def describe(values: Iterable[float]) -> dict[str, float | int | None]:
+    """count, mean, p50, p90, p95, p99 and max of the values (None stats when empty)."""
+    ordered = sorted(values)
+    if not ordered:
+        return {"count": 0, "mean": None, "p50": None, "p90": None, "p95": None, "p99": None,
+                "max": None}
+    return {
+        "count": len(ordered),
+        "mean": sum(ordered) / len(ordered),
+        "p50": percentile(ordered, 50),
+        "p90": percentile(ordered, 90),
+        "p95": percentile(ordered, 95),
+        "p99": percentile(ordered, 99),
+        "max": ordered[-1],
+    }
+
+
+class SummaryBuilder:
+    """Folds records into the figures of a session summary, one record at a time."""
+
+    def __init__(self) -> None:
+        self.values: dict[str, list[float]] = {f.name: [] for f in FIGURES}
+        self.tokens = {"prompt": 0, "completion": 0, "total": 0}
+        self.usage: list[dict[str, Any]] = []
+        self.records = 0
+        self.turns = 0
+        self.by_model: dict[str, dict[str, int]] = {}
+
+    def add(self, record: Record) -> None:
+        self.records += 1
+        kind = record.get("kind")
+        for figure in FIGURES:
+            if figure.kind == kind:
+                value = figure_value(figure, record)
+                if value is not None:
+                    self.values[figure.name].append(value)
+        if kind == "llm":
+            self.tokens["prompt"] += int(record.get("prompt_tokens") or 0)
+            self.tokens["completion"] += int(record.get("completion_tokens") or 0)
+            self.tokens["total"] += int(record.get("total_tokens") or 0)
+            label = model_label(record) or str(record.get("label", "llm"))
+            counts = self.by_model.setdefault(label, {"requests": 0, "prompt_tokens": 0,
+                                                       "completion_tokens": 0})
+            counts["requests"] += 1
+            counts["prompt_tokens"] += int(record.get("prompt_tokens") or 0)
+            counts["completion_tokens"] += int(record.get("completion_tokens") or 0)
+        elif kind == "turn":
+            self.turns += 1
+        elif kind == "usage":
+            self.usage = list(record.get("usage") or [])
+
+    def summary(self, session_id: str) -> Record:
+        """The closing ``summary`` record (without ``seq``/``time``; the sink sets those)."""
+        figures = {}
+        for name, values in self.values.items():
+            stats = describe(values)
+            figures[name] = {k: stats[k] for k in ("count", "p50", "p95", "max")}
+        return {
+            "schema": SCHEMA_VERSION,
+            "kind": "summary",
+            "session_id": session_id,
+            "records": self.records,
+            "turns": self.turns,
+            "figures": figures,
+            "tokens": dict(self.tokens),
+            "usage": self.usage,
+        }

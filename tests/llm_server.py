@@ -1,0 +1,138 @@
+"""A real local HTTP server speaking OpenAI's streaming chat-completions API, with scripted
+time to first token, inter-token gap and usage. Used by ``inference.LLM`` (through
+``LIVEKIT_INFERENCE_URL``) and by the OpenAI plugin (through ``--llm-base-url``).
+
+Run standalone (for subprocess and pty tests): ``python tests/llm_server.py --ttft 0.3``;
+it prints its base URL on the first line of stdout.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import threading
+import time
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+
+@dataclass
+class Script:
+    ttft: float = 0.05
+    gap: float = 0.01
+    tokens: int = 8
+    prompt_tokens: int = 42
+    text: str = "Paris is the capital of France."
+    requests: list[dict[str, Any]] = field(default_factory=list)
+    auth: list[str] = field(default_factory=list)
+
+
+class _Handler(BaseHTTPRequestHandler):
+    server: _Server
+    protocol_version = "HTTP/1.1"
+
+    def log_message(self, format: str, *args: Any) -> None:  # quiet
+        pass
+
+    def _json(self, code: int, body: dict[str, Any]) -> None:
+        data = json.dumps(body).encode()
+        self.send_response(code)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+    def do_GET(self) -> None:
+        if self.path.rstrip("/").endswith("/models"):
+            self._json(200, {"object": "list", "data": [{"id": "test-model",
+                                                          "object": "model"}]})
+        else:
+            self._json(404, {"error": "not found"})
+
+    def do_POST(self) -> None:
+        length = int(self.headers.get("Content-Length") or 0)
+        body = json.loads(self.rfile.read(length) or b"{}")
+        script = self.server.script
+        script.requests.append(body)
+        script.auth.append(self.headers.get("Authorization", ""))
+        if not self.path.rstrip("/").endswith("/chat/completions"):
+            self._json(404, {"error": "not found"})
+            return
+        self.send_response(200)
+        self.send_header("Content-Type", "text/event-stream")
+        self.send_header("Cache-Control", "no-cache")
+        self.send_header("Connection", "close")
+        self.end_headers()
+        rid = f"chatcmpl-{len(script.requests)}"
+        model = body.get("model", "test-model")
+        pieces = _split(script.text, script.tokens)
+
+        def chunk(delta: dict[str, Any], finish: str | None = None,
+                  usage: dict[str, int] | None = None) -> None:
+            payload: dict[str, Any] = {
+                "id": rid, "object": "chat.completion.chunk", "created": int(time.time()),
+                "model": model,
+                "choices": [] if usage else [{"index": 0, "delta": delta,
+                                               "finish_reason": finish}],
+            }
+            if usage:
+                payload["usage"] = usage
+            self.wfile.write(f"data: {json.dumps(payload)}\n\n".encode())
+            self.wfile.flush()
+
+        time.sleep(script.ttft)
+        chunk({"role": "assistant", "content": pieces[0]})
+        for piece in pieces[1:]:
+            time.sleep(script.gap)
+            chunk({"content": piece})
+        chunk({}, finish="stop")
+        chunk({}, usage={"prompt_tokens": script.prompt_tokens,
+                         "completion_tokens": script.tokens,
+                         "total_tokens": script.prompt_tokens + script.tokens})
+        self.wfile.write(b"data: [DONE]\n\n")
+        self.wfile.flush()
+        self.close_connection = True
+
+
+def _split(text: str, n: int) -> list[str]:
+    """``text`` in ``n`` consecutive non-empty pieces (their concatenation is ``text``)."""
+    n = max(1, min(n, len(text)))
+    step = len(text) / n
+    cuts = [round(i * step) for i in range(n)] + [len(text)]
+    return [text[cuts[i]:cuts[i + 1]] for i in range(n)]
+
+
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+    script: Script
+
+
+class LLMServer:
+    """Start on a free port on 127.0.0.1; ``url`` is the base URL ending in /v1."""
+
+    def __init__(self, script: Script | None = None) -> None:
+        self.script = script or Script()
+        self._httpd = _Server(("127.0.0.1", 0), _Handler)
+        self._httpd.script = self.script
+        self.url = f"http://127.0.0.1:{self._httpd.server_address[1]}/v1"
+        self._thread = threading.Thread(target=self._httpd.serve_forever, daemon=True)
+        self._thread.start()
+
+    def close(self) -> None:
+        self._httpd.shutdown()
+        self._httpd.server_close()
+
+
+if __name__ == "__main__":
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--ttft", type=float, default=0.05)
+    ap.add_argument("--gap", type=float, default=0.01)
+    ap.add_argument("--tokens", type=int, default=8)
+    a = ap.parse_args()
+    srv = LLMServer(Script(ttft=a.ttft, gap=a.gap, tokens=a.tokens))
+    print(srv.url, flush=True)
+    try:
+        threading.Event().wait()
+    except KeyboardInterrupt:
+        srv.close()

@@ -151,16 +151,28 @@ async def start_session(
     settings: AgentSettings,
     components: Components,
     capture: Capture,
+    *,
+    mic: Any = None,
+    speaker: Any = None,
     **start_kwargs: Any,
 ) -> AgentSession[Any]:
-    """Start an AgentSession with the components and attach the capture to it."""
+    """Start an AgentSession with the components and attach the capture to it.
+
+    ``mic``/``speaker`` replace room audio (``simulate``); without them LiveKit picks the
+    room or the console."""
     parts: dict[str, Any] = {"llm": components.llm, "vad": components.vad}
+    if settings.turn_detection is not None:
+        parts["turn_handling"] = {"turn_detection": settings.turn_detection}
     if components.stt is not None:
         parts["stt"] = components.stt
     if components.tts is not None:
         parts["tts"] = components.tts
     session: AgentSession[Any] = AgentSession(**parts)
     agent = MetricsAgent(settings.instructions, greet=settings.greet)
+    if mic is not None:
+        session.input.audio = mic
+        session.output.audio = speaker
+        start_kwargs.setdefault("record", False)
     await session.start(agent, **start_kwargs)
     capture.attach(session, components.all())
     return session

@@ -79,6 +79,7 @@ class AgentSettings:
     llm_base_url: str | None = None
     command: str = "console"
     show: list[str] = field(default_factory=list)
+    turn_detection: str | None = None  # None: LiveKit chooses; "vad": no model, no network
 
     def uses_inference(self) -> list[str]:
         """The stages that go through LiveKit Inference (and so need LiveKit credentials)."""

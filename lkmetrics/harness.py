@@ -1,0 +1,227 @@
+"""An in-process session with a scripted caller: real audio in, paced in real time, and an
+audio sink that plays the agent out at real-time pace. Used by ``lkmetrics simulate``.
+
+The input produces a 20 ms 16-bit PCM frame every 20 ms of wall time, from the current
+utterance or silence, exactly like a microphone would, so VAD, endpointing and STT see a
+real stream and every latency LiveKit measures is the one a caller would experience.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+import wave
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from livekit import rtc
+from livekit.agents import llm as lk_llm
+from livekit.agents.voice import io
+from livekit.agents.voice.events import AgentStateChangedEvent, ConversationItemAddedEvent
+
+INPUT_RATE = 16000
+FRAME_MS = 20
+
+
+class PacedAudioInput(io.AudioInput):
+    """A microphone made of PCM samples: one frame per FRAME_MS of wall time."""
+
+    def __init__(self, sample_rate: int = INPUT_RATE, frame_ms: int = FRAME_MS) -> None:
+        super().__init__(label="lkmetrics-caller")
+        self.sample_rate = sample_rate
+        self.samples_per_frame = sample_rate * frame_ms // 1000
+        self._frame_s = frame_ms / 1000
+        self._pending: deque[np.ndarray] = deque()
+        self._queued: list[tuple[int, asyncio.Future[None]]] = []
+        self._emitted = 0  # speech samples emitted so far
+        self._total = 0  # speech samples queued so far
+        self._next_t: float | None = None
+        self._closed = False
+
+    def say(self, pcm: np.ndarray) -> asyncio.Future[None]:
+        """Queue int16 mono samples at ``sample_rate``; the future resolves once all of them
+        have been emitted (the caller has stopped speaking)."""
+        fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        pcm = np.asarray(pcm, dtype=np.int16)
+        for i in range(0, len(pcm), self.samples_per_frame):
+            chunk = pcm[i : i + self.samples_per_frame]
+            if len(chunk) < self.samples_per_frame:
+                chunk = np.pad(chunk, (0, self.samples_per_frame - len(chunk)))
+            self._pending.append(chunk)
+            self._total += len(chunk)
+        self._queued.append((self._total, fut))
+        return fut
+
+    def close(self) -> None:
+        self._closed = True
+
+    async def __anext__(self) -> rtc.AudioFrame:
+        if self._closed:
+            raise StopAsyncIteration
+        now = time.monotonic()
+        if self._next_t is None:
+            self._next_t = now
+        delay = self._next_t - now
+        if delay > 0:
+            await asyncio.sleep(delay)
+        self._next_t += self._frame_s
+        if self._pending:
+            data = self._pending.popleft()
+            self._emitted += len(data)
+        else:
+            data = np.zeros(self.samples_per_frame, dtype=np.int16)
+        while self._queued and self._queued[0][0] <= self._emitted:
+            _, fut = self._queued.pop(0)
+            if not fut.done():
+                fut.set_result(None)
+        return rtc.AudioFrame(
+            data=data.tobytes(),
+            sample_rate=self.sample_rate,
+            num_channels=1,
+            samples_per_channel=len(data),
+        )
+
+
+class RealtimeSpeaker(io.AudioOutput):
+    """An audio sink that "plays" at real-time pace and reports playback like a speaker."""
+
+    def __init__(self, sample_rate: int | None = None) -> None:
+        super().__init__(label="lkmetrics-speaker", capabilities=io.AudioOutputCapabilities(
+            pause=False), sample_rate=sample_rate)
+        self._start: float | None = None
+        self._pushed = 0.0
+        self._interrupted = asyncio.Event()
+        self._flush_task: asyncio.Task[None] | None = None
+        self.frames: list[rtc.AudioFrame] = []
+        self.keep_frames = False
+
+    async def capture_frame(self, frame: rtc.AudioFrame) -> None:
+        await super().capture_frame(frame)
+        if self._flush_task is not None and not self._flush_task.done():
+            await self._flush_task
+        if self._start is None:
+            self._start = time.monotonic()
+            self.on_playback_started(created_at=time.time())
+        self._pushed += frame.duration
+        if self.keep_frames:
+            self.frames.append(frame)
+
+    def flush(self) -> None:
+        super().flush()
+        if self._start is None:
+            return
+        self._flush_task = asyncio.create_task(self._play_out())
+
+    def clear_buffer(self) -> None:
+        if self._start is not None:
+            self._interrupted.set()
+
+    async def _play_out(self) -> None:
+        assert self._start is not None
+        remaining = self._start + self._pushed - time.monotonic()
+        interrupted = False
+        if remaining > 0:
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(self._interrupted.wait(), remaining)
+                interrupted = True
+        played = min(self._pushed, time.monotonic() - self._start)
+        self._start, self._pushed = None, 0.0
+        self._interrupted.clear()
+        self.on_playback_finished(playback_position=played, interrupted=interrupted)
+
+    def take_frames(self) -> list[rtc.AudioFrame]:
+        frames, self.frames = self.frames, []
+        return frames
+
+
+@dataclass
+class TurnResult:
+    index: int
+    ok: bool
+    error: str | None = None
+    heard: str | None = None
+    said: str | None = None
+    seconds: float = 0.0
+
+
+@dataclass
+class Caller:
+    """Drives a started session turn by turn and waits for each reply."""
+
+    session: Any
+    mic: PacedAudioInput
+    speaker: RealtimeSpeaker
+    _replies: asyncio.Queue[lk_llm.ChatMessage] = field(default_factory=asyncio.Queue)
+    _users: list[str] = field(default_factory=list)
+    _idle: asyncio.Event = field(default_factory=asyncio.Event)
+
+    def __post_init__(self) -> None:
+        self.session.on("conversation_item_added", self._on_item)
+        self.session.on("agent_state_changed", self._on_state)
+        self._idle.set()
+
+    def _on_item(self, ev: ConversationItemAddedEvent) -> None:
+        item = ev.item
+        if isinstance(item, lk_llm.ChatMessage):
+            if item.role == "assistant":
+                self._replies.put_nowait(item)
+            elif item.role == "user":
+                self._users.append(item.text_content or "")
+
+    def _on_state(self, ev: AgentStateChangedEvent) -> None:
+        if ev.new_state in ("speaking", "thinking"):
+            self._idle.clear()
+        else:
+            self._idle.set()
+
+    async def wait_idle(self, timeout: float) -> None:
+        """Wait until the agent is neither thinking nor speaking (e.g. after the greeting)."""
+        await asyncio.sleep(0.2)
+        await asyncio.wait_for(self._idle.wait(), timeout)
+
+    async def turn(self, index: int, pcm: np.ndarray, timeout: float,
+                   on_audio: Callable[[list[rtc.AudioFrame]], None] | None = None) -> TurnResult:
+        """Speak ``pcm``, then wait for the agent's reply to be said in full."""
+        while not self._replies.empty():
+            self._replies.get_nowait()
+        users_before = len(self._users)
+        t0 = time.monotonic()
+        try:
+            await asyncio.wait_for(self.mic.say(pcm), timeout)
+            deadline = t0 + timeout
+            reply = await asyncio.wait_for(self._replies.get(), max(0.0, deadline - time.monotonic()))
+            await asyncio.wait_for(self._idle.wait(), max(0.0, deadline - time.monotonic()))
+        except asyncio.TimeoutError:
+            heard = self._users[-1] if len(self._users) > users_before else None
+            what = "no transcript" if heard is None else "no reply"
+            return TurnResult(index, False, f"timed out after {timeout:.0f}s ({what})", heard,
+                              None, time.monotonic() - t0)
+        heard = self._users[-1] if len(self._users) > users_before else None
+        if on_audio is not None:
+            on_audio(self.speaker.take_frames())
+        return TurnResult(index, True, None, heard, reply.text_content, time.monotonic() - t0)
+
+
+def write_wav(path: Path, pcm: np.ndarray, sample_rate: int) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with wave.open(str(path), "wb") as w:
+        w.setnchannels(1)
+        w.setsampwidth(2)
+        w.setframerate(sample_rate)
+        w.writeframes(np.asarray(pcm, dtype=np.int16).tobytes())
+
+
+def frames_to_pcm(frames: list[rtc.AudioFrame]) -> tuple[np.ndarray, int]:
+    if not frames:
+        return np.zeros(0, dtype=np.int16), INPUT_RATE
+    rate = frames[0].sample_rate
+    chans = frames[0].num_channels
+    data = np.concatenate([np.frombuffer(bytes(f.data), dtype=np.int16) for f in frames])
+    if chans > 1:
+        data = data.reshape(-1, chans).mean(axis=1).astype(np.int16)
+    return data, rate

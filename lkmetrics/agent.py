@@ -111,7 +111,7 @@ def build_components(settings: AgentSettings, userdata: dict[Any, Any]) -> Compo
     llm: lk_llm.LLM
     if settings.llm_base_url is not None:
         llm = openai.LLM(
-            model=model_name(settings.llm),
+            model=settings.llm_model or model_name(settings.llm),
             base_url=settings.llm_base_url,
             api_key=os.environ.get("OPENAI_API_KEY") or "no-key",
         )

@@ -131,10 +131,8 @@ def _main(
     """See where the time and the tokens of your LiveKit voice agent go."""
     ctx.obj = {"fmt": fmt, "output": output, "env_file": env_file}
     if ctx.invoked_subcommand is None:
-        from click.core import ParameterSource
-
         given = [p for p in ("fmt", "output", "env_file")
-                 if ctx.get_parameter_source(p) == ParameterSource.COMMANDLINE]
+                 if getattr(ctx.get_parameter_source(p), "name", "") == "COMMANDLINE"]
         if not given:
             typer.echo(ctx.get_help())
             raise typer.Exit()

@@ -79,6 +79,7 @@ class AgentSettings:
     llm_base_url: str | None = None
     command: str = "console"
     show: list[str] = field(default_factory=list)
+    llm_model: str | None = None  # the model name sent to --llm-base-url (default: from --llm)
     turn_detection: str | None = None  # None: LiveKit chooses; "vad": no model, no network
 
     def uses_inference(self) -> list[str]:

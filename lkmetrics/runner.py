@@ -152,12 +152,23 @@ def run_agent(command: str, livekit_args: list[str], *, stt: str, llm: str, tts:
 
     with contextlib.ExitStack() as stack:
         if settings.llm == "local":
-            from lkmetrics.local.llm_server import start_local_llm
-
-            server = stack.enter_context(start_local_llm())
-            settings.llm_base_url = server.base_url
+            settings.llm_base_url, settings.llm_model = start_local_llm(stack)
         return _delegate(command, livekit_args, settings, out_format, output, db,
                          record=not no_record, log_level=log_level)
+
+
+def start_local_llm(stack: contextlib.ExitStack) -> tuple[str, str]:
+    """Start the local llama.cpp server for the duration of ``stack``; its URL and model."""
+    from rich.console import Console
+
+    from lkmetrics.config import app_dir
+    from lkmetrics.local.llm_server import LlamaServer
+
+    err = Console(stderr=True)
+    with err.status("Starting the local LLM server (SmolLM2-135M, llama.cpp)..."):
+        server = stack.enter_context(LlamaServer(app_dir() / "logs"))
+    err.print(f"[dim]local LLM server at {server.base_url} (log: {server.log_path})[/dim]")
+    return server.base_url, server.model
 
 
 def _delegate(command: str, livekit_args: list[str], settings: AgentSettings, fmt: Format,

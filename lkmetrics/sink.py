@@ -180,4 +180,7 @@ def data_stream_for_json() -> IO[str]:
     sys.stdout.flush()
     data_fd = os.dup(1)
     os.dup2(2, 1)
+    # a fresh stream for fd 1: the old one still believes it writes to a (seekable) file
+    sys.stdout = open(1, "w", encoding="utf-8", errors="backslashreplace",  # noqa: SIM115
+                      buffering=1, closefd=False)
     return os.fdopen(data_fd, "w", encoding="utf-8", buffering=1)

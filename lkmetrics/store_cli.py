@@ -1,0 +1,242 @@
+"""The store commands (sessions, report, compare, export, import), registered on the main app.
+
+Each command is a docstring, options and a call into :mod:`lkmetrics.report` /
+:mod:`lkmetrics.store`; errors are LkmetricsError subclasses that cli.py turns into one-line
+messages and exit codes. Nothing here imports livekit.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from enum import Enum
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated
+
+import typer
+
+from lkmetrics.report import PERCENTILE_HELP
+
+if TYPE_CHECKING:
+    from lkmetrics.store import Store
+
+
+class By(str, Enum):
+    model = "model"
+    session = "session"
+    kind = "kind"
+
+
+class CompareBy(str, Enum):
+    session = "session"
+    model = "model"
+
+
+class TableFormat(str, Enum):
+    table = "table"
+    json = "json"
+    csv = "csv"
+
+
+class CompareFormat(str, Enum):
+    table = "table"
+    json = "json"
+
+
+class ExportFormat(str, Enum):
+    jsonl = "jsonl"
+    csv = "csv"
+
+
+DbOpt = Annotated[
+    Path | None,
+    typer.Option(
+        "--db",
+        metavar="PATH",
+        help="The metrics database. [default: $LKMETRICS_HOME/metrics.db, else metrics.db in "
+        "the per-user app dir]",
+        show_default=False,
+    ),
+]
+
+
+def _open(db: Path | None, *, create: bool = False) -> Store:
+    from lkmetrics.store import Store, default_db_path
+
+    return Store.open(db if db is not None else default_db_path(), create=create)
+
+
+def sessions(
+    limit: Annotated[
+        int, typer.Option("--limit", "-n", help="Show this many sessions; 0 shows all.")
+    ] = 20,
+    fmt: Annotated[TableFormat, typer.Option("--format", "-f", help="Output format.")] = (
+        TableFormat.table
+    ),
+    db: DbOpt = None,
+) -> None:
+    """List recorded sessions, newest first: models, turns, p50 turn latency, duration."""
+    from lkmetrics import render_report, report
+
+    with _open(db) as store:
+        items = report.overview(store, limit if limit > 0 else None)
+    render_report.sessions(items, fmt.value, sys.stdout)
+
+
+def report_cmd(
+    session: Annotated[
+        str | None,
+        typer.Argument(
+            metavar="[SESSION|last]",
+            help="A session id (or a unique prefix of one), or 'last'. Default: all sessions.",
+            show_default=False,
+        ),
+    ] = None,
+    since: Annotated[
+        str | None,
+        typer.Option(help="Only records since 30m, 1h, 1d, 2w ago, or since a DATE "
+                     "(2025-11-27 or 2025-11-27T14:00, local time).", metavar="1h|1d|DATE"),
+    ] = None,
+    by: Annotated[By | None, typer.Option(help="Group the figures by model, session or kind.")
+                  ] = None,
+    fmt: Annotated[TableFormat, typer.Option("--format", "-f", help="Output format.")] = (
+        TableFormat.table
+    ),
+    fail_over: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--fail-over",
+            metavar="FIGURE.STAT=LIMIT",
+            help="A latency budget, e.g. e2e.p95=1.2s or llm.ttft.p50=500ms; repeatable. "
+            "Exit 1 naming every broken budget. FIGURE: e2e, llm.ttft, llm.duration, "
+            "llm.decode_rate (tok/s), tts.ttfb, stt.duration, eou.delay, "
+            "eou.transcription_delay; STAT: mean, p50, p90, p95, p99, max.",
+            show_default=False,
+        ),
+    ] = None,
+    db: DbOpt = None,
+) -> None:
+    """Summarise recorded figures: count, mean, p50, p90, p95, p99 and max of LLM ttft,
+    LLM duration, decode rate, TTS first byte, STT duration, EOU delay, transcription delay
+    and turn e2e latency; token totals and usage per model."""
+    from lkmetrics import render_report, report
+
+    budgets = [report.parse_budget(spec) for spec in fail_over or []]
+    with _open(db) as store:
+        selection = report.select(store, session, since)
+        result = report.summarise(store, selection, by.value if by else None)
+    checked = report.check_budgets(result, budgets)
+    render_report.report(result, fmt.value, sys.stdout, checked)
+    if checked:
+        sys.stdout.flush()
+        render_report.budgets(checked, sys.stderr)
+        report.fail_on_broken(checked)
+
+
+report_cmd.__doc__ = f"{report_cmd.__doc__}\n\n{PERCENTILE_HELP}"
+
+
+def compare(
+    a: Annotated[str, typer.Argument(help="Session A (id, prefix or 'last'), or model A.")],
+    b: Annotated[str, typer.Argument(help="Session B (id, prefix or 'last'), or model B.")],
+    by: Annotated[CompareBy, typer.Option(help="Compare two sessions or two models.")] = (
+        CompareBy.session
+    ),
+    fmt: Annotated[CompareFormat, typer.Option("--format", "-f", help="Output format.")] = (
+        CompareFormat.table
+    ),
+    db: DbOpt = None,
+) -> None:
+    """Compare two sessions, or two models (--by model), side by side: each figure's p50 and
+    p95 for A and B, the difference (B - A) and the ratio (B / A), B marked faster or slower."""
+    from lkmetrics import render_report, report
+
+    with _open(db) as store:
+        result = report.compare(store, a, b, by.value)
+    render_report.compare(result, fmt.value, sys.stdout)
+
+
+def export(
+    session: Annotated[
+        str | None,
+        typer.Argument(metavar="[SESSION]",
+                       help="A session id (or prefix), or 'last'. Default: all sessions.",
+                       show_default=False),
+    ] = None,
+    fmt: Annotated[ExportFormat, typer.Option("--format", "-f", help="Output format.")] = (
+        ExportFormat.jsonl
+    ),
+    db: DbOpt = None,
+) -> None:
+    """Write recorded records to stdout, oldest session first, as JSON lines (exactly as
+    recorded; `lkmetrics import` reads them back) or CSV (envelope, figures, tokens, JSON)."""
+    from lkmetrics.store import Interrupted
+
+    with _open(db) as store:
+        store.require_sessions()
+        ids = ([store.resolve_session(session)] if session is not None
+               else store.session_ids_oldest_first())
+        try:
+            if fmt is ExportFormat.csv:
+                store.export_csv(ids, sys.stdout)
+            else:
+                store.export_jsonl(ids, sys.stdout)
+            sys.stdout.flush()
+        except BrokenPipeError:
+            _quiet_stdout()  # the reader went away (| head): stop without a traceback
+        except KeyboardInterrupt:
+            raise Interrupted("export interrupted; the output is incomplete.") from None
+
+
+def _quiet_stdout() -> None:
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError):
+        pass
+
+
+MAX_BAD_LINES_SHOWN = 20
+
+
+def import_(
+    files: Annotated[
+        list[Path],
+        typer.Argument(help="JSON lines files written by --output ('-' reads stdin).",
+                       show_default=False),
+    ],
+    db: DbOpt = None,
+) -> None:
+    """Import the JSON lines written by --output into the store. Bad lines are reported with
+    their file and line number and skipped; records already in the store are not duplicated."""
+    from lkmetrics.errors import StoreError
+
+    shown = 0
+
+    def on_bad(name: str, lineno: int, reason: str) -> None:
+        nonlocal shown
+        shown += 1
+        if shown <= MAX_BAD_LINES_SHOWN:
+            typer.echo(f"{name}:{lineno}: skipped: {reason}", err=True)
+
+    with _open(db, create=True) as store:
+        result = store.import_files(files, on_bad)
+        path = store.path
+    if result.bad > MAX_BAD_LINES_SHOWN:
+        typer.echo(f"... and {result.bad - MAX_BAD_LINES_SHOWN} more bad lines", err=True)
+    typer.echo(
+        f"Imported {result.imported:,} records into {path} ({result.duplicates:,} already "
+        f"there, {result.bad:,} bad lines skipped).",
+        err=True,
+    )
+    if result.bad and not result.imported and not result.duplicates:
+        raise StoreError(f"no valid records in {', '.join(map(str, files))}; nothing imported.")
+
+
+def register(app: typer.Typer) -> None:
+    """Add sessions, report, compare, export and import to ``app``."""
+    app.command("sessions")(sessions)
+    app.command("report")(report_cmd)
+    app.command("compare")(compare)
+    app.command("export")(export)
+    app.command("import")(import_)

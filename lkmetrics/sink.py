@@ -128,6 +128,8 @@ class Pipeline:
             return
         if "seq" not in record:
             record = self._envelope(session_id, record, t)
+        else:  # numbered elsewhere (a job process): keep counting from there
+            self._seq[session_id] = max(self._seq.get(session_id, 0), int(record["seq"]))
         if record.get("kind") == "summary":
             # a summary made elsewhere (a job process); ours would repeat it
             self._summaries.pop(session_id, None)

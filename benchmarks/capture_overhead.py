@@ -1,0 +1,121 @@
+"""Loop-side cost of capturing a metric event: lkmetrics vs LiveKit's recipe.
+
+The recipe builds and prints a Rich table inside the ``metrics_collected`` handler, on the
+agent's event loop. lkmetrics only enqueues there; a separate thread renders. This prints the
+median time each handler keeps the loop busy, their ratio, and the CLI start-up time.
+
+    python benchmarks/capture_overhead.py [--events 5000]
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import statistics
+import subprocess
+import sys
+import time
+
+
+def make_metric(i: int):  # type: ignore[no-untyped-def]
+    from livekit.agents.metrics import LLMMetrics
+
+    return LLMMetrics(label="livekit.agents.inference.llm.LLM", request_id=f"req-{i}",
+                      timestamp=time.time(), duration=0.9, ttft=0.31, cancelled=False,
+                      completion_tokens=20, prompt_tokens=30, prompt_cached_tokens=0,
+                      total_tokens=50, tokens_per_second=22.2)
+
+
+def time_handler(handler, events) -> list[float]:  # type: ignore[no-untyped-def]
+    costs = []
+    for ev in events:
+        t0 = time.perf_counter_ns()
+        handler(ev)
+        costs.append((time.perf_counter_ns() - t0) / 1000)
+    return costs
+
+
+def recipe_handler():  # type: ignore[no-untyped-def]
+    """LiveKit's LLM Metrics recipe: a Rich table built and printed on the loop."""
+    from datetime import datetime
+
+    from rich import box
+    from rich.console import Console
+    from rich.table import Table
+
+    console = Console(file=io.StringIO(), width=100, force_terminal=True)
+
+    def handler(m) -> None:  # type: ignore[no-untyped-def]
+        table = Table(title="[bold blue]LLM Metrics Report[/bold blue]", box=box.ROUNDED,
+                      highlight=True, show_header=True, header_style="bold cyan")
+        table.add_column("Metric", style="bold green")
+        table.add_column("Value", style="yellow")
+        ts = datetime.fromtimestamp(m.timestamp).strftime("%Y-%m-%d %H:%M:%S")
+        for name, value in (("Type", str(m.type)), ("Label", str(m.label)),
+                            ("Request ID", str(m.request_id)), ("Timestamp", ts),
+                            ("Duration", f"[white]{m.duration:.4f}[/white]s"),
+                            ("Time to First Token", f"[white]{m.ttft:.4f}[/white]s"),
+                            ("Cancelled", "✓" if m.cancelled else "✗"),
+                            ("Completion Tokens", str(m.completion_tokens)),
+                            ("Prompt Tokens", str(m.prompt_tokens)),
+                            ("Total Tokens", str(m.total_tokens)),
+                            ("Tokens/Second", f"{m.tokens_per_second:.2f}")):
+            table.add_row(name, value)
+        console.print("\n")
+        console.print(table)
+        console.print("\n")
+
+    return handler
+
+
+def ours():  # type: ignore[no-untyped-def]
+    from rich.console import Console
+
+    from lkmetrics.capture import Capture
+    from lkmetrics.render import TableWriter
+    from lkmetrics.sink import JsonlWriter, Pipeline
+
+    console = Console(file=io.StringIO(), width=100, force_terminal=True)
+    pipeline = Pipeline([TableWriter(console), JsonlWriter(io.StringIO())])
+    capture = Capture(pipeline)
+    return capture._on_metrics, pipeline
+
+
+def startup(argv: list[str], runs: int = 5) -> float:
+    times = []
+    for _ in range(runs):
+        t0 = time.perf_counter()
+        subprocess.run(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=True)
+        times.append(time.perf_counter() - t0)
+    return statistics.median(times)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--events", type=int, default=5000)
+    args = ap.parse_args()
+    events = [make_metric(i) for i in range(args.events)]
+
+    handler, pipeline = ours()
+    time_handler(handler, events[:200])  # warm up
+    our_costs = time_handler(handler, events)
+    pipeline.close(timeout=120)
+    recipe = recipe_handler()
+    time_handler(recipe, events[:20])
+    recipe_costs = time_handler(recipe, events[: max(200, args.events // 10)])
+
+    ours_med = statistics.median(our_costs)
+    recipe_med = statistics.median(recipe_costs)
+    print(f"events: {len(our_costs)} (lkmetrics), {len(recipe_costs)} (recipe)")
+    print(f"lkmetrics loop-side cost per event: median {ours_med:.2f} us, "
+          f"p99 {statistics.quantiles(our_costs, n=100)[98]:.2f} us (target <= 20 us)")
+    print(f"recipe loop-side cost per event:    median {recipe_med:.0f} us")
+    print(f"ratio recipe / lkmetrics: {recipe_med / ours_med:.0f}x (target >= 100x)")
+    help_s = startup([sys.executable, "-m", "lkmetrics", "--help"])
+    lk_s = startup([sys.executable, "-c", "import livekit.agents"], runs=3)
+    print(f"start-up: `lkmetrics --help` {help_s * 1000:.0f} ms; "
+          f"`import livekit.agents` alone {lk_s * 1000:.0f} ms")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,128 @@
+"""The voice pipeline in-process: real audio frames paced in real time, scripted STT/TTS/VAD
+latencies, the LLM over real HTTP. Checks that EOU, STT, TTS, LLM and turn records are
+captured and that their values match the script."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import numpy as np
+import pytest
+from fakes import EnergyVAD, ScriptedSTT, ScriptedTTS, tone
+from llm_server import LLMServer
+
+from lkmetrics.records import Record
+
+pytestmark = pytest.mark.timeout(120)
+
+STT_DELAY = 0.25
+TTS_TTFB = 0.15
+LLM_TTFT = 0.2
+MIN_SILENCE = 0.3  # the fake VAD's end-of-speech hangover
+MIN_ENDPOINTING = 0.5  # LiveKit's default endpointing min_delay
+
+
+class ListWriter:
+    def __init__(self) -> None:
+        self.records: list[Record] = []
+
+    def write(self, record: Record) -> None:
+        self.records.append(record)
+
+    def close(self) -> None:
+        pass
+
+
+async def run_session(server: LLMServer, transcripts: list[str], *, greet: bool = False
+                      ) -> tuple[list[Record], list[Any], ScriptedSTT]:
+    from livekit.plugins import openai
+
+    from lkmetrics.agent import Components
+    from lkmetrics.config import AgentSettings
+    from lkmetrics.simulate import simulate
+    from lkmetrics.sink import Pipeline
+
+    server.script.ttft = LLM_TTFT
+    writer = ListWriter()
+    pipeline = Pipeline([writer])
+    settings = AgentSettings(stt="fake/scripted", llm="test/test-model", tts="fake/scripted",
+                             llm_base_url=server.url, greet=greet, turn_detection="vad")
+    stt = ScriptedSTT(transcripts, delay=STT_DELAY)
+    components = Components(
+        stt=stt,
+        llm=openai.LLM(model="test-model", base_url=server.url, api_key="none"),
+        tts=ScriptedTTS(ttfb=TTS_TTFB),
+        vad=EnergyVAD(min_silence=MIN_SILENCE),
+    )
+    speech = [np.concatenate([tone(0.8), np.zeros(4000, dtype=np.int16)]) for _ in transcripts]
+    results = await simulate(settings, components, pipeline, speech, pause=0.3, timeout=20)
+    pipeline.close()
+    return writer.records, results, stt
+
+
+def by_kind(records: list[Record], kind: str) -> list[Record]:
+    return [r for r in records if r["kind"] == kind]
+
+
+def test_voice_turns_are_measured(llm_server: LLMServer) -> None:
+    questions = ["What is the capital of France?", "And of Spain?"]
+    records, results, stt = asyncio.run(run_session(llm_server, questions))
+    assert [r.ok for r in results] == [True, True]
+    assert [r.heard for r in results] == questions
+
+    # the utterance reached STT as real audio: 0.8 s of tone, plus VAD padding
+    assert all(0.8 <= s < 1.6 for s in stt.audio_seconds), stt.audio_seconds
+
+    stts = by_kind(records, "stt")
+    assert len(stts) == 2
+    for r in stts:
+        assert STT_DELAY <= r["duration"] < STT_DELAY + 0.1
+        assert r["audio_duration"] > 0.8
+
+    eous = by_kind(records, "eou")
+    assert len(eous) == 2
+    for r in eous:
+        # the turn ends once the VAD has heard MIN_SILENCE of silence and endpointing waited
+        assert r["end_of_utterance_delay"] >= MIN_SILENCE
+        assert r["end_of_utterance_delay"] < MIN_SILENCE + MIN_ENDPOINTING + 0.4
+        # the transcript arrives STT_DELAY after the VAD's end of speech
+        assert MIN_SILENCE + STT_DELAY <= r["transcription_delay"] < MIN_SILENCE + STT_DELAY + 0.2
+
+    ttss = by_kind(records, "tts")
+    assert len(ttss) == 2
+    for r in ttss:
+        assert TTS_TTFB <= r["ttfb"] < TTS_TTFB + 0.1
+        assert r["characters_count"] == len("Paris is the capital of France.")
+
+    llms = by_kind(records, "llm")
+    assert len(llms) == 2
+    for r in llms:
+        assert LLM_TTFT <= r["ttft"] < LLM_TTFT + 0.1
+
+    turns = by_kind(records, "turn")
+    assert [t["turn"] for t in turns] == [1, 2]
+    for t, question in zip(turns, questions, strict=True):
+        assert t["user_text"] == question
+        assert t["agent_text"] == "Paris is the capital of France."
+        assert LLM_TTFT <= t["llm_node_ttft"] < LLM_TTFT + 0.1
+        assert TTS_TTFB <= t["tts_node_ttfb"] < TTS_TTFB + 0.1
+        # end to end covers end of turn, the LLM's first token and the TTS's first byte
+        assert t["e2e_latency"] >= t["end_of_turn_delay"] + LLM_TTFT + TTS_TTFB - 0.05
+        assert t["e2e_latency"] < 3.0
+
+    summary = records[-1]
+    assert summary["kind"] == "summary" and summary["turns"] == 2
+    assert summary["figures"]["e2e"]["count"] == 2
+    assert summary["figures"]["tts.ttfb"]["p50"] == pytest.approx(
+        float(np.median([r["ttfb"] for r in ttss])))
+    usage_types = {u["type"] for u in summary["usage"]}
+    assert {"llm_usage", "tts_usage", "stt_usage"} <= usage_types
+
+
+def test_speech_ids_link_llm_and_tts_to_their_turn(llm_server: LLMServer) -> None:
+    records, _, _ = asyncio.run(run_session(llm_server, ["Hello?"], greet=True))
+    llms, ttss = by_kind(records, "llm"), by_kind(records, "tts")
+    assert len(llms) == 2  # the greeting and the answer
+    assert all(r["speech_id"] for r in llms + ttss)
+    assert {r["speech_id"] for r in llms} == {r["speech_id"] for r in ttss}

@@ -1,0 +1,97 @@
+"""`lkmetrics run` against a local WebSocket server standing in for LiveKit's agent endpoint."""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import jwt
+import pytest
+from conftest import API_KEY, API_SECRET, subprocess_env
+
+pytestmark = pytest.mark.timeout(120)
+
+
+class FakeLiveKit:
+    """Accepts workers on /agent, checks their token, answers their registration."""
+
+    def __init__(self) -> None:
+        self.registrations: list[Any] = []
+        self.claims: list[dict[str, Any]] = []
+        self.paths: list[str] = []
+        self.registered = threading.Event()
+        self._loop = asyncio.new_event_loop()
+        self._ready = threading.Event()
+        self._stop: asyncio.Future[None] | None = None
+        self.port = 0
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+        self._ready.wait(10)
+
+    def _run(self) -> None:
+        asyncio.set_event_loop(self._loop)
+        self._loop.run_until_complete(self._main())
+
+    async def _main(self) -> None:
+        from websockets.asyncio.server import serve
+
+        self._stop = self._loop.create_future()
+        async with serve(self._handler, "127.0.0.1", 0) as server:
+            self.port = next(iter(server.sockets)).getsockname()[1]
+            self._ready.set()
+            await self._stop
+
+    async def _handler(self, ws: Any) -> None:
+        from livekit.protocol import agent
+
+        self.paths.append(ws.request.path)
+        token = ws.request.headers["Authorization"].removeprefix("Bearer ")
+        self.claims.append(jwt.decode(token, API_SECRET, algorithms=["HS256"]))
+        msg = agent.WorkerMessage()
+        msg.ParseFromString(await ws.recv())
+        self.registrations.append(msg)
+        reply = agent.ServerMessage()
+        reply.register.worker_id = "W_test"
+        await ws.send(reply.SerializeToString())
+        self.registered.set()
+        async for _ in ws:  # keep the worker's connection open
+            pass
+
+    def close(self) -> None:
+        if self._stop is not None:
+            self._loop.call_soon_threadsafe(self._stop.set_result, None)
+        self._thread.join(5)
+
+
+def test_run_registers_with_signed_token_and_stops_on_sigterm(tmp_path: Path) -> None:
+    lk = FakeLiveKit()
+    out = tmp_path / "records.jsonl"
+    try:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "lkmetrics", "run", "--url", f"ws://127.0.0.1:{lk.port}",
+             "--llm-base-url", "http://127.0.0.1:9/v1", "--stt", "none", "--tts", "none",
+             "--format", "json", "--output", str(out), "--no-record"],
+            env=subprocess_env(LIVEKIT_API_KEY=API_KEY, LIVEKIT_API_SECRET=API_SECRET),
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        )
+        assert lk.registered.wait(60), "the worker never registered"
+        time.sleep(0.5)
+        proc.send_signal(signal.SIGTERM)
+        stdout, stderr = proc.communicate(timeout=60)
+    finally:
+        lk.close()
+    assert proc.returncode == 0, stderr[-3000:]
+    assert lk.paths[0].startswith("/agent")
+    claims = lk.claims[0]
+    assert claims["iss"] == API_KEY
+    assert claims["video"]["agent"] is True
+    assert lk.registrations[0].HasField("register")
+    assert API_SECRET not in stdout + stderr
+    assert "Traceback" not in stderr
+    assert stdout == ""  # no session ran: no records, and nothing else on stdout

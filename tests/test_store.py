@@ -1,0 +1,367 @@
+"""The SQLite store: schema and migrations, extraction, recording, concurrency, kill -9."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from store_helpers import home, session_records, write_jsonl  # noqa: F401  (autouse fixture)
+
+from lkmetrics import store as store_mod
+from lkmetrics.errors import NotFoundError, StoreError
+from lkmetrics.sink import Pipeline
+from lkmetrics.stats import FIGURES, figure_value
+from lkmetrics.store import (
+    FIGURE_COLUMNS,
+    FLUSH_INTERVAL,
+    LATEST_VERSION,
+    Store,
+    StoreWriter,
+    default_db_path,
+    extract,
+)
+
+TESTS = Path(__file__).parent
+RECORDER = TESTS / "store_recorder.py"
+
+# The first schema version, frozen here as shipped: the store must migrate it forward.
+SCHEMA_V1 = """
+CREATE TABLE sessions (
+    id TEXT PRIMARY KEY, started REAL, ended REAL,
+    command TEXT, stt TEXT, llm TEXT, tts TEXT, voice TEXT, host TEXT,
+    lkmetrics_version TEXT, livekit_agents_version TEXT, exit_status TEXT
+);
+CREATE TABLE records (
+    session_id TEXT NOT NULL, seq INTEGER NOT NULL, kind TEXT NOT NULL, time REAL,
+    json TEXT NOT NULL, UNIQUE (session_id, seq)
+);
+CREATE INDEX records_kind ON records (kind, session_id, seq);
+PRAGMA user_version = 1;
+"""
+
+
+def digest(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def test_default_path_is_in_lkmetrics_home(home: Path) -> None:  # noqa: F811
+    assert default_db_path() == home / "metrics.db"
+
+
+def test_open_creates_schema_in_wal_mode(tmp_path: Path) -> None:
+    db = tmp_path / "new" / "m.db"
+    with Store.open(db) as s:
+        assert s.schema_version == LATEST_VERSION
+        assert s.conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+        cols = {r[1] for r in s.conn.execute("PRAGMA table_info(records)")}
+        assert {"session_id", "seq", "kind", "time", "json", "model"} <= cols
+        assert set(FIGURE_COLUMNS.values()) <= cols
+        indexes = {r[1] for r in s.conn.execute("PRAGMA index_list(records)")}
+        assert {f"records_{c}" for c in FIGURE_COLUMNS.values()} <= indexes
+
+
+def test_every_figure_has_an_indexed_column() -> None:
+    assert {f.name for f in FIGURES} == set(FIGURE_COLUMNS)
+
+
+def test_reporting_open_does_not_create_a_database(tmp_path: Path) -> None:
+    with pytest.raises(NotFoundError, match="no metrics database"):
+        Store.open(tmp_path / "absent.db", create=False)
+    assert not (tmp_path / "absent.db").exists()
+
+
+def test_migrates_a_first_version_database(tmp_path: Path) -> None:
+    db = tmp_path / "v1.db"
+    conn = sqlite3.connect(db)
+    conn.executescript(SCHEMA_V1)
+    recs = list(session_records("s_old", turns=6, seed=3))
+    orphan = list(session_records("s_orphan", turns=2, seed=4, start=1_764_300_000.0))
+    conn.execute("INSERT INTO sessions (id, started, llm, exit_status) VALUES (?, ?, ?, ?)",
+                 ("s_old", recs[0]["time"], "openai/gpt-4.1-mini", "ok"))
+    conn.executemany(
+        "INSERT INTO records (session_id, seq, kind, time, json) VALUES (?, ?, ?, ?, ?)",
+        [(r["session_id"], r["seq"], r["kind"], r["time"], json.dumps(r)) for r in recs + orphan],
+    )
+    conn.commit()
+    conn.close()
+
+    with Store.open(db) as s:
+        assert s.schema_version == LATEST_VERSION
+        # the figure columns were backfilled from the JSON, as stats.figure_value reads them
+        for figure in FIGURES:
+            col = FIGURE_COLUMNS[figure.name]
+            stored = sorted(v for (v,) in s.conn.execute(
+                f"SELECT {col} FROM records WHERE {col} IS NOT NULL"))
+            expected = sorted(
+                v for r in recs + orphan if (v := figure_value(figure, r)) is not None
+            )
+            assert stored == pytest.approx(expected), figure.name
+        assert s.conn.execute("SELECT count(*) FROM records").fetchone()[0] == len(recs + orphan)
+        # a session that only had records got a row, spanning its records
+        orphan_row = s.session("s_orphan")
+        assert orphan_row.started == orphan[0]["time"]
+        assert orphan_row.ended == orphan[-1]["time"]
+        assert s.session("s_old").exit_status == "ok"
+        tokens = {m: (n, p) for m, n, p, _, _ in s.token_totals(store_mod.Scope())}
+        assert tokens["openai/gpt-4.1-mini"] == (
+            8, sum(r["prompt_tokens"] for r in recs + orphan if r["kind"] == "llm"))
+    # opening again is a no-op
+    with Store.open(db) as s:
+        assert s.schema_version == LATEST_VERSION
+
+
+def test_refuses_a_newer_schema_without_touching_it(tmp_path: Path) -> None:
+    db = tmp_path / "future.db"
+    with Store.open(db) as s:
+        s.conn.execute(f"PRAGMA user_version = {LATEST_VERSION + 1}")
+    before = digest(db)
+    with pytest.raises(StoreError, match="newer than this lkmetrics"):
+        Store.open(db)
+    assert digest(db) == before
+
+
+def test_refuses_another_apps_sqlite_database(tmp_path: Path) -> None:
+    db = tmp_path / "other.db"
+    conn = sqlite3.connect(db)
+    conn.execute("CREATE TABLE notes (body TEXT)")
+    conn.execute("INSERT INTO notes VALUES ('keep me')")
+    conn.commit()
+    conn.close()
+    before = digest(db)
+    with pytest.raises(StoreError, match="not an lkmetrics store"):
+        Store.open(db)
+    assert digest(db) == before
+
+
+def test_refuses_a_file_that_is_not_sqlite(tmp_path: Path) -> None:
+    db = tmp_path / "notes.txt"
+    db.write_text("these are my notes, not a database\n" * 200)
+    before = digest(db)
+    with pytest.raises(StoreError, match="not an lkmetrics database"):
+        Store.open(db)
+    assert digest(db) == before
+    assert not Path(f"{db}-wal").exists()
+
+
+@pytest.mark.parametrize("where", ["under_a_file", "directory"])
+def test_unwritable_path_is_a_store_error(tmp_path: Path, where: str) -> None:
+    blocker = tmp_path / "file.txt"
+    blocker.write_text("x")
+    path = blocker / "metrics.db" if where == "under_a_file" else tmp_path
+    with pytest.raises(StoreError) as err:
+        StoreWriter(path)
+    assert "\n" not in str(err.value)
+    assert blocker.read_text() == "x"
+
+
+def _edge_records() -> list[dict[str, object]]:
+    base = {"schema": 1, "session_id": "s_e", "time": 1.0}
+    out: list[dict[str, object]] = []
+    seq = 0
+    for kind, fields in [
+        ("llm", {"ttft": -1.0, "duration": 0.5, "decode_rate": None}),  # not measured
+        ("llm", {"ttft": 0.3, "duration": True, "decode_rate": 12.5}),  # bool is not a number
+        ("llm", {"ttft": 0, "duration": 1, "decode_rate": 3,
+                 "metadata": {"model_name": "m"}}),
+        ("stt", {"duration": 0.0, "streamed": True}),  # streaming STT: no request duration
+        ("stt", {"duration": 0.0, "streamed": False}),
+        ("tts", {"ttfb": float("nan")}),
+        ("tts", {"ttfb": "0.2"}),
+        ("eou", {"end_of_utterance_delay": 0.4, "transcription_delay": -0.1}),
+        ("turn", {"e2e_latency": 1.25}),
+        ("vad", {"idle_time": 3.0}),
+    ]:
+        seq += 1
+        out.append({**base, "kind": kind, "seq": seq, **fields})
+    return out
+
+
+def test_extracted_columns_equal_stats_figure_value() -> None:
+    records = _edge_records() + list(session_records("s_x", turns=10, seed=9))
+    for r in records:
+        columns = extract(r)
+        figures = {FIGURE_COLUMNS[f.name]: f for f in FIGURES if f.kind == r["kind"]}
+        assert set(figures) <= set(columns)
+        for col, value in columns.items():
+            if col in figures:
+                want = figure_value(figures[col], r)
+                assert value == want or math.isclose(value, want), (col, r)  # type: ignore
+            elif col == "model":
+                assert value  # component metrics always carry a model label
+            else:
+                assert col in ("prompt_tokens", "completion_tokens", "total_tokens")
+                assert r["kind"] == "llm"
+    assert extract({"kind": "vad", "idle_time": 1.0}) == {}
+    assert extract(_edge_records()[2])["model"] == "m"
+    assert extract(_edge_records()[0])["llm_ttft"] is None  # -1: not measured
+    assert extract(_edge_records()[3])["stt_duration"] is None  # streamed
+
+
+def test_store_writer_records_a_session(tmp_path: Path) -> None:
+    db = tmp_path / "m.db"
+    writer = StoreWriter(db)
+    pipeline = Pipeline([writer])
+    recs = list(session_records("s_live", turns=4, seed=1, summary=False))
+    for r in recs:  # bodies, as capture makes them: the pipeline adds the envelope
+        pipeline.put("s_live", {k: v for k, v in r.items()
+                                if k not in ("schema", "session_id", "seq", "time")})
+    writer.exit_status = "interrupted"
+    pipeline.close()
+    assert writer.errors == [] and pipeline.errors == []
+    with Store.open(db) as s:
+        row = s.session("s_live")
+        assert (row.command, row.llm, row.stt, row.tts, row.host) == (
+            "console", "openai/gpt-4.1-mini", "deepgram/nova-3", "cartesia/sonic-3", "testhost")
+        assert (row.lkmetrics_version, row.livekit_agents_version) == ("0.1.0", "1.8.9")
+        assert row.exit_status == "interrupted"
+        stored = [json.loads(j) for (j,) in s.conn.execute(
+            "SELECT json FROM records WHERE session_id = 's_live' ORDER BY seq")]
+        # every record, whole, then the summary the pipeline adds at close
+        assert [{k: v for k, v in r.items() if k != "time"} for r in stored[:-1]] == [
+            {k: v for k, v in r.items() if k != "time"} for r in recs]
+        assert stored[-1]["kind"] == "summary" and stored[-1]["turns"] == 4
+        assert row.started == stored[0]["time"]
+        assert row.ended == stored[-1]["time"]
+
+
+def test_store_writer_commits_within_the_flush_interval(tmp_path: Path) -> None:
+    db = tmp_path / "m.db"
+    writer = StoreWriter(db)
+    try:
+        for r in session_records("s_t", turns=1, summary=False):
+            writer.write(r)
+        deadline = time.monotonic() + FLUSH_INTERVAL + 1.0
+        count = 0
+        while time.monotonic() < deadline:
+            with sqlite3.connect(db) as other:  # another reader, as another process would be
+                count = other.execute("SELECT count(*) FROM records").fetchone()[0]
+            if count == 8:
+                break
+            time.sleep(0.02)
+        assert count == 8
+        assert sqlite3.connect(db).execute(
+            "SELECT exit_status FROM sessions").fetchone()[0] == "running"
+    finally:
+        writer.close()
+
+
+def _recorder(db: Path, sid: str, count: int, interval: float,
+              start: Path | None = None) -> subprocess.Popen[str]:
+    args = [sys.executable, str(RECORDER), str(db), sid, str(count), str(interval)]
+    if start is not None:
+        args.append(str(start))
+    return subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def test_four_processes_write_one_database(tmp_path: Path) -> None:
+    db = tmp_path / "shared" / "m.db"  # does not exist yet: all four create/migrate at once
+    start = tmp_path / "go"
+    n = 1500
+    procs = [_recorder(db, f"s_p{i}", n, 0.0, start) for i in range(4)]
+    time.sleep(0.3)
+    start.touch()
+    for p in procs:
+        out, err = p.communicate(timeout=60)
+        assert p.returncode == 0, err
+    with Store.open(db) as s:
+        for i in range(4):
+            seqs = [q for (q,) in s.conn.execute(
+                "SELECT seq FROM records WHERE session_id = ? ORDER BY seq", (f"s_p{i}",))]
+            assert seqs == list(range(1, n + 3))  # session record, n turns, summary
+            assert s.session(f"s_p{i}").exit_status == "ok"
+        assert s.count_records() == 4 * (n + 2)
+        assert s.conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+
+
+def test_kill_9_loses_at_most_the_last_batch(tmp_path: Path) -> None:
+    db = tmp_path / "m.db"
+    p = _recorder(db, "s_killed", 100_000, 0.005)
+    assert p.stdout is not None
+    put: list[tuple[int, float]] = []
+    for line in p.stdout:
+        seq, t = line.split()
+        put.append((int(seq), float(t)))
+        if len(put) >= 200:
+            break
+    killed_at = time.time()
+    os.kill(p.pid, signal.SIGKILL)
+    p.wait(timeout=10)
+    assert p.returncode == -signal.SIGKILL
+
+    conn = sqlite3.connect(db)
+    assert conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+    conn.close()
+    with Store.open(db) as s:
+        seqs = [q for (q,) in s.conn.execute(
+            "SELECT seq FROM records WHERE session_id = 's_killed' ORDER BY seq")]
+        assert seqs == list(range(1, len(seqs) + 1))  # a prefix: nothing missing in between
+        # every record handed over more than one flush interval (+ scheduling slack) before
+        # the kill is in the database
+        slack = 0.25
+        old = [seq for seq, t in put if t < killed_at - FLUSH_INTERVAL - slack]
+        assert old, "the recorder ran too briefly to test anything"
+        assert seqs[-1] >= max(old)
+        assert s.session("s_killed").exit_status == "running"
+
+
+def test_import_is_idempotent_and_reports_bad_lines(tmp_path: Path) -> None:
+    src = tmp_path / "run.jsonl"
+    recs = list(session_records("s_i", turns=5, seed=2))
+    lines = [json.dumps(r) for r in recs]
+    lines.insert(3, '{"kind": "llm", "seq": 9')  # truncated
+    lines.insert(6, '["not", "an", "object"]')
+    lines.insert(8, json.dumps({**recs[1], "seq": "x"}))
+    lines.insert(9, "")
+    src.write_text("\n".join(lines) + "\n")
+    bad: list[tuple[str, int, str]] = []
+    with Store.open(tmp_path / "m.db") as s:
+        r1 = s.import_files([src], lambda f, n, why: bad.append((f, n, why)))
+        assert (r1.imported, r1.duplicates, r1.bad) == (len(recs), 0, 3)
+        assert [(f, n) for f, n, _ in bad] == [(str(src), 4), (str(src), 7), (str(src), 9)]
+        assert "not JSON" in bad[0][2] and "object" in bad[1][2] and "seq" in bad[2][2]
+        r2 = s.import_files([src], lambda *a: None)
+        assert (r2.imported, r2.duplicates) == (0, len(recs))
+        assert s.count_records() == len(recs)
+        assert s.session("s_i").llm == "openai/gpt-4.1-mini"
+
+
+def test_parallel_import_equals_serial_import(tmp_path: Path,
+                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    recs = [r for i in range(6) for r in session_records(f"s_{i}", turns=30, seed=i,
+                                                         start=1_764_000_000.0 + i * 1000)]
+    src = write_jsonl(tmp_path / "all.jsonl", recs)
+    with open(src, "a") as f:
+        f.write("garbage\n")
+    monkeypatch.setattr(store_mod, "CHUNK_BYTES", 4096)  # many chunks
+    monkeypatch.setattr(store_mod, "PARALLEL_MIN_BYTES", 0)
+    bad_serial: list[int] = []
+    bad_parallel: list[int] = []
+    with Store.open(tmp_path / "a.db") as a, Store.open(tmp_path / "b.db") as b:
+        ra = a.import_files([src], lambda f, n, w: bad_serial.append(n), workers=0)
+        rb = b.import_files([src], lambda f, n, w: bad_parallel.append(n), workers=2)
+        assert ra == rb and ra.imported == len(recs) and ra.bad == 1
+        assert bad_serial == bad_parallel == [len(recs) + 1]
+        dump = "SELECT session_id, seq, kind, json, e2e, llm_ttft FROM records ORDER BY 1, 2"
+        assert a.conn.execute(dump).fetchall() == b.conn.execute(dump).fetchall()
+
+
+def test_export_streams_records_in_session_order(tmp_path: Path) -> None:
+    import io
+
+    first = list(session_records("s_b", turns=2, start=1000.0))
+    second = list(session_records("s_a", turns=3, start=2000.0))
+    with Store.open(tmp_path / "m.db") as s:
+        s.insert(second + first)
+        out = io.StringIO()
+        n = s.export_jsonl(s.session_ids_oldest_first(), out)
+    assert n == len(first) + len(second)
+    assert [json.loads(line) for line in out.getvalue().splitlines()] == first + second

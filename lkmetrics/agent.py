@@ -26,6 +26,7 @@ from lkmetrics.relay import RELAY_ENV, RelayWriter, in_owner_process
 from lkmetrics.sink import Pipeline
 
 GREETING = "Greet the user and offer your assistance."
+LOCAL_MAX_TOKENS = 48
 
 
 class MetricsAgent(Agent):
@@ -42,9 +43,9 @@ class MetricsAgent(Agent):
 
 @dataclass
 class Components:
-    stt: lk_stt.STT | None
-    llm: lk_llm.LLM
-    tts: lk_tts.TTS | None
+    stt: lk_stt.STT[Any] | None
+    llm: lk_llm.LLM[Any]
+    tts: lk_tts.TTS[Any] | None
     vad: lk_vad.VAD | None
 
     def all(self) -> list[Any]:
@@ -100,7 +101,7 @@ def model_name(model: str) -> str:
 
 
 def build_components(settings: AgentSettings, userdata: dict[Any, Any]) -> Components:
-    stt: lk_stt.STT | None = None
+    stt: lk_stt.STT[Any] | None = None
     if settings.stt == "local":
         from lkmetrics.local.stt import WhisperSTT
 
@@ -108,17 +109,21 @@ def build_components(settings: AgentSettings, userdata: dict[Any, Any]) -> Compo
     elif settings.stt is not None:
         stt = inference.STT(model=settings.stt)
 
-    llm: lk_llm.LLM
+    llm: lk_llm.LLM[Any]
     if settings.llm_base_url is not None:
+        extra: dict[str, Any] = {}
+        if settings.llm == "local":  # SmolLM2 rambles: keep spoken replies short
+            extra["max_completion_tokens"] = LOCAL_MAX_TOKENS
         llm = openai.LLM(
             model=settings.llm_model or model_name(settings.llm),
             base_url=settings.llm_base_url,
             api_key=os.environ.get("OPENAI_API_KEY") or "no-key",
+            **extra,
         )
     else:
         llm = inference.LLM(model=settings.llm)
 
-    tts: lk_tts.TTS | None = None
+    tts: lk_tts.TTS[Any] | None = None
     if settings.tts == "local":
         from lkmetrics.local.tts import PiperTTS
 

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
+from typer.core import TyperGroup
 
 from lkmetrics import __version__
 from lkmetrics.config import (
@@ -17,8 +17,21 @@ from lkmetrics.config import (
     DEFAULT_VOICE,
 )
 from lkmetrics.errors import LkmetricsError
+from lkmetrics.store_cli import register as register_store_commands
+
+
+class _Group(TyperGroup):
+    """Maps every LkmetricsError raised by a command to one line on stderr and its exit code."""
+
+    def invoke(self, ctx: Any) -> Any:
+        try:
+            return super().invoke(ctx)
+        except LkmetricsError as e:
+            raise fail(e) from None
+
 
 app = typer.Typer(
+    cls=_Group,
     name="lkmetrics",
     help="See where the time and the tokens of your LiveKit voice agent go.\n\n"
     "Runs a LiveKit Agents voice agent (STT -> LLM -> TTS, Silero VAD) and shows, records "
@@ -139,18 +152,18 @@ def _main(
         ctx.invoke(console, ctx=ctx)
 
 
+def _inherit(ctx: typer.Context, opts: dict[str, Any]) -> dict[str, Any]:
+    """The output options given after the command, else those given before it."""
+    parent: dict[str, Any] = (ctx.parent.obj if ctx.parent else None) or ctx.obj or {}
+    return {key: opts.get(key) if opts.get(key) is not None else parent.get(key)
+            for key in ("fmt", "output", "env_file")}
+
+
 def _run(ctx: typer.Context, command: str, livekit_args: list[str], **opts: Any) -> None:
     from lkmetrics import runner
 
-    parent: dict[str, Any] = ctx.obj or {}
-    for key in ("fmt", "output", "env_file"):
-        if opts.get(key) is None:
-            opts[key] = parent.get(key)
-    try:
-        code = runner.run_agent(command, livekit_args, **opts)
-    except LkmetricsError as e:
-        raise fail(e) from None
-    raise typer.Exit(code)
+    opts.update(_inherit(ctx, opts))
+    raise typer.Exit(runner.run_agent(command, livekit_args, **opts))
 
 
 @app.command()
@@ -259,6 +272,50 @@ def connect(
          instructions=instructions, greet=greet, llm_base_url=llm_base_url, local=local,
          fmt=fmt, output=output, env_file=env_file, show=show, db=db, no_record=no_record,
          log_level=log_level, url=url, api_key=api_key, api_secret=api_secret)
+
+
+@app.command()
+def simulate(
+    ctx: typer.Context,
+    say: Annotated[list[str] | None, typer.Option(
+        "--say", metavar="WAV|TEXT",
+        help="A turn: a WAV file (any rate, mono or stereo) or text spoken with the local "
+        "Piper voice. Repeatable. Default: three built-in spoken questions.")] = None,
+    turns: Annotated[int, typer.Option("--turns", help="Repeat the script N times.")] = 1,
+    pause: Annotated[float, typer.Option("--pause", help="Seconds of silence between turns.")]
+    = 1.0,
+    timeout: Annotated[float, typer.Option("--timeout", help="Seconds to wait for each reply.")]
+    = 60.0,
+    record_audio: Annotated[Path | None, typer.Option(
+        "--record-audio", metavar="DIR", file_okay=False,
+        help="Also write each turn's user and agent audio as WAV files in DIR.")] = None,
+    stt: SttOpt = DEFAULT_STT,
+    llm: LlmOpt = DEFAULT_LLM,
+    tts: TtsOpt = DEFAULT_TTS,
+    voice: VoiceOpt = DEFAULT_VOICE,
+    instructions: InstructionsOpt = DEFAULT_INSTRUCTIONS,
+    greet: GreetOpt = True,
+    llm_base_url: BaseUrlOpt = None,
+    local: LocalOpt = False,
+    fmt: FormatOpt = None,
+    output: OutputOpt = None,
+    env_file: EnvFileOpt = None,
+    show: ShowOpt = None,
+    db: DbOpt = None,
+    no_record: NoRecordOpt = False,
+) -> None:
+    """Talk to the agent with a headless scripted caller: real speech in, no microphone, no
+    room. Exit code 0 when every turn got a reply, 1 when one timed out or failed."""
+    from lkmetrics import runner
+
+    opts = _inherit(ctx, {"fmt": fmt, "output": output, "env_file": env_file})
+    raise typer.Exit(runner.run_simulation(
+        say=say or [], turns=turns, pause=pause, timeout=timeout, record_audio=record_audio,
+        stt=stt, llm=llm, tts=tts, voice=voice, instructions=instructions, greet=greet,
+        llm_base_url=llm_base_url, local=local, show=show, db=db, no_record=no_record, **opts))
+
+
+register_store_commands(app)
 
 
 def main() -> None:

@@ -92,7 +92,7 @@ class RealtimeSpeaker(io.AudioOutput):
 
     def __init__(self, sample_rate: int | None = None) -> None:
         super().__init__(label="lkmetrics-speaker", capabilities=io.AudioOutputCapabilities(
-            pause=False), sample_rate=sample_rate)
+            pause=True), sample_rate=sample_rate)
         self._start: float | None = None
         self._pushed = 0.0
         self._interrupted = asyncio.Event()
@@ -194,7 +194,8 @@ class Caller:
         try:
             await asyncio.wait_for(self.mic.say(pcm), timeout)
             deadline = t0 + timeout
-            reply = await asyncio.wait_for(self._replies.get(), max(0.0, deadline - time.monotonic()))
+            left = max(0.0, deadline - time.monotonic())
+            reply = await asyncio.wait_for(self._replies.get(), left)
             await asyncio.wait_for(self._idle.wait(), max(0.0, deadline - time.monotonic()))
         except asyncio.TimeoutError:
             heard = self._users[-1] if len(self._users) > users_before else None

@@ -74,6 +74,15 @@ class Output:
     def pipeline(self) -> Pipeline:
         return Pipeline(self.writers)
 
+    def close(self, pipeline: Pipeline, exit_code: int) -> None:
+        """Drain the pipeline into the writers, record the exit status, report write errors."""
+        if self.store is not None:
+            self.store.exit_status = {0: "ok", 130: "interrupted"}.get(exit_code, "error")
+        pipeline.close()
+        errors = list(pipeline.errors) + list(getattr(self.store, "errors", []))
+        for message in errors[:5]:
+            print(f"lkmetrics: could not write a record: {message}", file=sys.stderr)
+
 
 def open_output(fmt: Format, output: Path | None, show: list[str], *, db: Path | None,
                 record: bool, console: Any = None) -> Output:
@@ -120,20 +129,17 @@ def _livekit_console() -> Any:
         return None
 
 
-def run_agent(command: str, livekit_args: list[str], *, stt: str, llm: str, tts: str,
-              voice: str, instructions: str, greet: bool, llm_base_url: str | None,
-              local: bool, fmt: str | None, output: Path | None, env_file: Path | None,
-              show: list[str] | None, db: Path | None, no_record: bool, log_level: str,
-              url: str | None = None, api_key: str | None = None,
-              api_secret: str | None = None) -> int:
-    """Run ``command`` (console, run, dev, connect) through LiveKit's CLI. Returns the exit code."""
+def prepare(command: str, *, stt: str, llm: str, tts: str, voice: str, instructions: str,
+            greet: bool, llm_base_url: str | None, local: bool, fmt: str | None,
+            env_file: Path | None, show: list[str] | None, url: str | None = None,
+            api_key: str | None = None, api_secret: str | None = None
+            ) -> tuple[AgentSettings, Format]:
+    """Read .env, validate every option and credential; nothing here imports livekit."""
     load_env_file(env_file)
     out_format = parse_format(fmt, stdout_isatty=sys.stdout.isatty())
     settings = make_settings(command, stt=stt, llm=llm, tts=tts, voice=voice,
                              instructions=instructions, greet=greet, llm_base_url=llm_base_url,
                              local=local, show=show)
-    if log_level.lower() not in LOG_LEVELS:
-        raise UsageError(f"--log-level must be one of {', '.join(LOG_LEVELS)} (got {log_level!r}).")
     # typer already read LIVEKIT_* from the environment; .env may have added them since
     url = url or os.environ.get("LIVEKIT_URL")
     api_key = api_key or os.environ.get("LIVEKIT_API_KEY")
@@ -149,7 +155,16 @@ def run_agent(command: str, livekit_args: list[str], *, stt: str, llm: str, tts:
         from lkmetrics.local import require_local_extra
 
         require_local_extra()
+    return settings, out_format
 
+
+def run_agent(command: str, livekit_args: list[str], *, fmt: str | None, output: Path | None,
+              env_file: Path | None, show: list[str] | None, db: Path | None, no_record: bool,
+              log_level: str, **agent_opts: Any) -> int:
+    """Run ``command`` (console, run, dev, connect) through LiveKit's CLI. Returns the exit code."""
+    if log_level.lower() not in LOG_LEVELS:
+        raise UsageError(f"--log-level must be one of {', '.join(LOG_LEVELS)} (got {log_level!r}).")
+    settings, out_format = prepare(command, fmt=fmt, env_file=env_file, show=show, **agent_opts)
     with contextlib.ExitStack() as stack:
         if settings.llm == "local":
             settings.llm_base_url, settings.llm_model = start_local_llm(stack)
@@ -167,7 +182,8 @@ def start_local_llm(stack: contextlib.ExitStack) -> tuple[str, str]:
     err = Console(stderr=True)
     with err.status("Starting the local LLM server (SmolLM2-135M, llama.cpp)..."):
         server = stack.enter_context(LlamaServer(app_dir() / "logs"))
-    err.print(f"[dim]local LLM server at {server.base_url} (log: {server.log_path})[/dim]")
+    err.print(f"[dim]local LLM server at {server.base_url}, pid {server.pid} "
+              f"(log: {server.log_path})[/dim]", soft_wrap=True)
     return server.base_url, server.model
 
 
@@ -202,7 +218,55 @@ def _delegate(command: str, livekit_args: list[str], settings: AgentSettings, fm
     finally:
         agent.set_owner_pipeline(None)
         relay.close()
-        if out.store is not None:
-            out.store.exit_status = "ok" if code == 0 else "error"
-        pipeline.close()
+        out.close(pipeline, code)
     return code
+
+
+def run_simulation(*, say: list[str], turns: int, pause: float, timeout: float,
+                   record_audio: Path | None, fmt: str | None, output: Path | None,
+                   env_file: Path | None, show: list[str] | None, db: Path | None,
+                   no_record: bool, **agent_opts: Any) -> int:
+    """``lkmetrics simulate``: 0 when every turn got a reply, 1 when any timed out or failed."""
+    if turns < 1:
+        raise UsageError(f"--turns must be at least 1 (got {turns}).")
+    if timeout <= 0 or pause < 0:
+        raise UsageError("--timeout must be positive and --pause not negative.")
+    settings, out_format = prepare("simulate", fmt=fmt, env_file=env_file, show=show,
+                                   **agent_opts)
+    if settings.uses_local() or settings.stt is None:
+        settings.turn_detection = "vad"  # no turn-detector model to fetch, no network
+    from rich.console import Console
+
+    err = Console(stderr=True)
+    with contextlib.ExitStack() as stack:
+        with err.status("Loading LiveKit and the models..."):
+            from lkmetrics import simulate as sim
+
+            utterances = sim.load_utterances(say, turns)
+        if settings.llm == "local":
+            settings.llm_base_url, settings.llm_model = start_local_llm(stack)
+        with err.status("Loading LiveKit and the models..."):
+            from lkmetrics.agent import build_components, load_models
+
+            userdata: dict[Any, Any] = {}
+            load_models(settings, userdata)
+            components = build_components(settings, userdata)
+        out = open_output(out_format, output, settings.show, db=db, record=not no_record)
+        pipeline = out.pipeline()
+        code = 1
+        try:
+            results = sim.run(settings, components, pipeline, [u.pcm for u in utterances],
+                              pause=pause, timeout=timeout, record_dir=record_audio)
+            failed = [r for r in results if not r.ok]
+            missing = len(utterances) - len(results)
+            for r in failed:
+                err.print(f"[red]turn {r.index} ({utterances[r.index - 1].label}): "
+                          f"{r.error}[/red]")
+            if missing:
+                err.print(f"[red]{missing} turn(s) not run after the failure[/red]")
+            code = 1 if failed or missing else 0
+        except KeyboardInterrupt:
+            code = 130
+        finally:
+            out.close(pipeline, code)
+        return code

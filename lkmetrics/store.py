@@ -296,6 +296,8 @@ class _Batch:
 
 CHUNK_BYTES = 4_000_000
 PARALLEL_MIN_BYTES = 16_000_000
+IMPORT_TX_SECONDS = 0.5
+IMPORT_CACHE_KIB = 32_768
 
 # (rows, bad lines as (line number, reason), number of lines)
 _Parsed = tuple[_Batch, list[tuple[int, str]], int]
@@ -605,13 +607,16 @@ class Store:
         ``status`` is the exit status given to sessions created here ("running" for a live
         recording, None for an import). Returns the number of records inserted.
         """
-        conn = self.conn
         with self.transaction():
-            before = conn.total_changes
-            for sql, rows in batch.groups.items():
-                conn.executemany(sql, rows)
-            inserted = conn.total_changes - before
-            self._upsert_sessions(batch.sessions, status)
+            return self._insert_batch(batch, status)
+
+    def _insert_batch(self, batch: _Batch, status: str | None) -> int:
+        conn = self.conn
+        before = conn.total_changes
+        for sql, rows in batch.groups.items():
+            conn.executemany(sql, rows)
+        inserted = conn.total_changes - before
+        self._upsert_sessions(batch.sessions, status)
         return inserted
 
     def _upsert_sessions(self, sessions: _SessionTracker, status: str | None) -> None:
@@ -683,22 +688,52 @@ class Store:
     def _import_stream(
         self, f: BinaryIO, name: str, result: ImportResult, on_bad: BadLine, workers: int
     ) -> None:
+        # a bulk writer: a bigger page cache and fewer, larger checkpoints
+        self.conn.execute(f"PRAGMA cache_size = -{IMPORT_CACHE_KIB}")
+        self.conn.execute("PRAGMA wal_autocheckpoint = 10000")
         chunks = _read_chunks(f)
         parsed: Iterator[_Parsed] = (
             _parallel_parse(chunks, workers) if workers > 0
             else (_parse_chunk(data, first) for first, data in chunks)
         )
+        conn = self.conn
+        in_tx = False
+        tx_start = 0.0
+        tx_inserted = tx_size = 0
+
+        def commit() -> None:
+            nonlocal in_tx, tx_inserted, tx_size
+            conn.execute("COMMIT")
+            in_tx = False
+            result.imported += tx_inserted
+            result.duplicates += tx_size - tx_inserted
+            tx_inserted = tx_size = 0
+
         try:
             with self.errors():
-                for batch, bad, lines in parsed:
-                    for lineno, reason in bad:
-                        on_bad(name, lineno, reason)
-                    result.bad += len(bad)
-                    result.lines += lines
-                    if batch.size:
-                        inserted = self.write_batch(batch)
-                        result.imported += inserted
-                        result.duplicates += batch.size - inserted
+                try:
+                    for batch, bad, lines in parsed:
+                        for lineno, reason in bad:
+                            on_bad(name, lineno, reason)
+                        result.bad += len(bad)
+                        result.lines += lines
+                        if not batch.size:
+                            continue
+                        if not in_tx:
+                            conn.execute("BEGIN IMMEDIATE")
+                            in_tx, tx_start = True, time.monotonic()
+                        tx_inserted += self._insert_batch(batch, None)
+                        tx_size += batch.size
+                        # several chunks per transaction (fewer index pages rewritten), but
+                        # short ones: other processes may be recording into this file
+                        if time.monotonic() - tx_start >= IMPORT_TX_SECONDS:
+                            commit()
+                    if in_tx:
+                        commit()
+                finally:
+                    if in_tx:
+                        with contextlib.suppress(sqlite3.Error):
+                            conn.execute("ROLLBACK")
         except KeyboardInterrupt:
             raise Interrupted(
                 f"interrupted while importing {name}: {result.imported:,} records were "
@@ -803,27 +838,36 @@ class Store:
             return self._figure_values_from_json(figure, scope, by)
         where, params = scope.where("r")
         if by == "model":
-            key = (
-                "coalesce(r.model, CASE r.kind WHEN 'stt' THEN s.stt WHEN 'tts' THEN s.tts "
-                "ELSE s.llm END, 'unknown')"
-            )
-            sql = (
-                f"SELECT {key}, r.{col} FROM records r LEFT JOIN sessions s "
-                f"ON s.id = r.session_id WHERE r.{col} IS NOT NULL{where}"
-            )
+            sql = (f"SELECT r.model, r.session_id, r.{col} FROM records r "
+                   f"WHERE r.{col} IS NOT NULL{where}")
+            # records without their own model (turn, eou) count for the session's model
+            column = {"stt": 1, "tts": 2}.get(figure.kind, 0)
+            with self.errors():
+                own = {str(sid): models[column] for sid, *models in self.conn.execute(
+                    "SELECT id, llm, stt, tts FROM sessions")}
+                groups: dict[str, list[float]] = {}
+                for model, sid, v in self.conn.execute(sql, params):
+                    key = model or own.get(sid) or "unknown"
+                    bucket = groups.get(key)
+                    if bucket is None:
+                        bucket = groups[key] = []
+                    bucket.append(v)
+            for values in groups.values():
+                values.sort()
+            return groups
         elif by == "session":
             sql = f"SELECT r.session_id, r.{col} FROM records r WHERE r.{col} IS NOT NULL{where}"
         else:
             sql = f"SELECT r.{col} FROM records r WHERE r.{col} IS NOT NULL{where}"
         with self.errors():
             cur = self.conn.execute(sql, params)
-            if by in ("model", "session"):
-                groups: dict[str, list[float]] = {}
+            if by == "session":
+                by_session: dict[str, list[float]] = {}
                 for key_value, v in cur:
-                    groups.setdefault(str(key_value), []).append(v)
-                for values in groups.values():
+                    by_session.setdefault(str(key_value), []).append(v)
+                for values in by_session.values():
                     values.sort()
-                return groups
+                return by_session
             values = [r[0] for r in cur]
         values.sort()
         group = figure.kind if by == "kind" else "all"
@@ -1038,7 +1082,10 @@ class StoreWriter:
                     stop = True
                     break
                 batch.append(item)
-            self._flush(batch)
+            try:
+                self._flush(batch)
+            except Exception as e:  # never let the writer thread die silently
+                self.errors.append(f"{type(e).__name__}: {e}")
 
     def _flush(self, records: list[Record]) -> None:
         batch = _Batch()

@@ -7,6 +7,7 @@ messages and exit codes. Nothing here imports livekit.
 
 from __future__ import annotations
 
+import inspect
 import os
 import sys
 from enum import Enum
@@ -53,8 +54,8 @@ DbOpt = Annotated[
     typer.Option(
         "--db",
         metavar="PATH",
-        help="The metrics database. [default: $LKMETRICS_HOME/metrics.db, else metrics.db in "
-        "the per-user app dir]",
+        help="The metrics database (default: $LKMETRICS_HOME/metrics.db, else metrics.db in "
+        "the per-user app dir).",
         show_default=False,
     ),
 ]
@@ -133,7 +134,7 @@ def report_cmd(
         report.fail_on_broken(checked)
 
 
-report_cmd.__doc__ = f"{report_cmd.__doc__}\n\n{PERCENTILE_HELP}"
+report_cmd.__doc__ = f"{inspect.cleandoc(report_cmd.__doc__ or '')}\n\n{PERCENTILE_HELP}"
 
 
 def compare(

@@ -64,7 +64,8 @@ class _EnergyVADStream(vad.VADStream):
                 continue
             t0 = time.perf_counter()
             samples = np.frombuffer(bytes(item.data), dtype=np.int16)
-            loud = bool(samples.size) and float(np.sqrt(np.mean(samples.astype(np.float32) ** 2))) > v.threshold
+            rms = float(np.sqrt(np.mean(samples.astype(np.float32) ** 2))) if samples.size else 0.0
+            loud = rms > v.threshold
             index += item.samples_per_channel
             dur = item.duration
             if loud:

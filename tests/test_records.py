@@ -9,12 +9,12 @@ import textwrap
 import numpy as np
 import pytest
 from conftest import subprocess_env
+from test_pipeline import ListWriter
 
 from lkmetrics.records import decode_rate, kind_of_metric, metric_record, model_label
 from lkmetrics.relay import RelayServer
 from lkmetrics.sink import Pipeline
 from lkmetrics.stats import FIGURES_BY_NAME, SummaryBuilder, describe, figure_value, percentile
-from test_pipeline import ListWriter
 
 
 def test_decode_rate_excludes_the_wait_for_the_first_token() -> None:

@@ -166,8 +166,7 @@ def test_unwritable_path_is_a_store_error(tmp_path: Path, where: str) -> None:
 def _edge_records() -> list[dict[str, object]]:
     base = {"schema": 1, "session_id": "s_e", "time": 1.0}
     out: list[dict[str, object]] = []
-    seq = 0
-    for kind, fields in [
+    for seq, (kind, fields) in enumerate([
         ("llm", {"ttft": -1.0, "duration": 0.5, "decode_rate": None}),  # not measured
         ("llm", {"ttft": 0.3, "duration": True, "decode_rate": 12.5}),  # bool is not a number
         ("llm", {"ttft": 0, "duration": 1, "decode_rate": 3,
@@ -179,8 +178,7 @@ def _edge_records() -> list[dict[str, object]]:
         ("eou", {"end_of_utterance_delay": 0.4, "transcription_delay": -0.1}),
         ("turn", {"e2e_latency": 1.25}),
         ("vad", {"idle_time": 3.0}),
-    ]:
-        seq += 1
+    ], 1):
         out.append({**base, "kind": kind, "seq": seq, **fields})
     return out
 

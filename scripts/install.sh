@@ -1,0 +1,27 @@
+#!/usr/bin/env bash
+# Installs lkmetrics, its local models and its test tools on a fresh Debian/Ubuntu machine.
+# Safe to run again: what is already installed is skipped.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+PY="${PYTHON:-python3}"
+SUDO=""
+if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
+
+# LiveKit's console needs PortAudio, even in text mode
+if ! ldconfig -p 2>/dev/null | grep -q "libportaudio.so.2"; then
+  echo "lkmetrics: installing libportaudio2" >&2
+  $SUDO apt-get update -qq
+  $SUDO apt-get install -y -qq libportaudio2 >/dev/null
+fi
+
+# llama.cpp is compiled from source the first time (3-5 minutes on 2 cores). The native
+# build crashes in its AMX kernel on some CPUs, so pin the instruction sets explicitly.
+if ! "$PY" -c "import llama_cpp.server" >/dev/null 2>&1; then
+  echo "lkmetrics: building llama-cpp-python (takes 3-5 minutes the first time)" >&2
+  CMAKE_ARGS="-DGGML_NATIVE=OFF -DGGML_AVX=ON -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON -DGGML_BMI2=ON" \
+    "$PY" -m pip install --no-cache-dir -q "llama-cpp-python[server]==0.3.36"
+fi
+
+"$PY" -m pip install -q -e ".[local,dev]"
+echo "lkmetrics: installed $("$PY" -m lkmetrics --version)" >&2

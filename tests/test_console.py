@@ -71,6 +71,7 @@ def test_table_shows_measured_ttft(llm_server: LLMServer) -> None:
     assert claims["iss"] == API_KEY
     out = ANSI.sub("", child.before or "")
     assert "Session summary" in out
+    assert "metrics_collected is deprecated" not in out
     assert API_SECRET not in out
 
 
@@ -81,7 +82,9 @@ def test_json_to_redirected_stdout_holds_only_json(llm_server: LLMServer, tmp_pa
 
     llm_server.script.ttft = TTFT
     out = tmp_path / "out.jsonl"
-    child = spawn([*TEXT_ONLY, "--format", "json", "--llm-base-url", llm_server.url,
+    db = tmp_path / "metrics.db"
+    recorded = [a for a in TEXT_ONLY if a != "--no-record"] + ["--db", str(db)]
+    child = spawn([*recorded, "--format", "json", "--llm-base-url", llm_server.url,
                    "--llm", "local/test-model"], subprocess_env(OPENAI_API_KEY=""),
                   shell_redirect=str(out))
     talk(child, "Hello")
@@ -104,6 +107,19 @@ def test_json_to_redirected_stdout_holds_only_json(llm_server: LLMServer, tmp_pa
     assert llm["decode_rate"] == pytest.approx(
         metric.completion_tokens / (metric.duration - metric.ttft))
     assert llm_server.script.requests[0]["model"] == "test-model"
+
+    # the same session was recorded in the store, record for record
+    from typer.testing import CliRunner
+
+    from lkmetrics.cli import app
+
+    result = CliRunner().invoke(app, ["report", "last", "--db", str(db), "--format", "json"])
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.output)
+    ttft = next(f for f in report["figures"] if f["figure"] == "llm.ttft")
+    assert ttft["count"] == 1 and ttft["p50"] == pytest.approx(metric.ttft)
+    exported = CliRunner().invoke(app, ["export", "last", "--db", str(db)])
+    assert [json.loads(line) for line in exported.output.splitlines()] == records
 
 
 def test_ctrl_c_mid_turn_keeps_records_and_summary(llm_server: LLMServer, tmp_path: Path

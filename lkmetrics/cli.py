@@ -159,6 +159,16 @@ def _inherit(ctx: typer.Context, opts: dict[str, Any]) -> dict[str, Any]:
             for key in ("fmt", "output", "env_file")}
 
 
+AGENT_OPTS = ("stt", "llm", "tts", "voice", "instructions", "greet", "llm_base_url", "local",
+              "fmt", "output", "env_file", "show", "db", "no_record", "log_level", "url",
+              "api_key", "api_secret")
+
+
+def _agent_opts(values: dict[str, Any]) -> dict[str, Any]:
+    """The agent and output options among a command's parameters."""
+    return {k: v for k, v in values.items() if k in AGENT_OPTS}
+
+
 def _run(ctx: typer.Context, command: str, livekit_args: list[str], **opts: Any) -> None:
     from lkmetrics import runner
 
@@ -198,10 +208,7 @@ def console(
         args += ["--output-device", output_device]
     if list_devices:
         args.append("--list-devices")
-    _run(ctx, "console", args, stt=stt, llm=llm, tts=tts, voice=voice,
-         instructions=instructions, greet=greet, llm_base_url=llm_base_url, local=local,
-         fmt=fmt, output=output, env_file=env_file, show=show, db=db, no_record=no_record,
-         log_level=log_level)
+    _run(ctx, "console", args, **_agent_opts(locals()))
 
 
 def _room_command(name: str, doc: str, livekit_command: str) -> None:
@@ -226,10 +233,7 @@ def _room_command(name: str, doc: str, livekit_command: str) -> None:
         no_record: NoRecordOpt = False,
         log_level: LogLevelOpt = "info",
     ) -> None:
-        _run(ctx, name, [livekit_command], stt=stt, llm=llm, tts=tts, voice=voice,
-             instructions=instructions, greet=greet, llm_base_url=llm_base_url, local=local,
-             fmt=fmt, output=output, env_file=env_file, show=show, db=db, no_record=no_record,
-             log_level=log_level, url=url, api_key=api_key, api_secret=api_secret)
+        _run(ctx, name, [livekit_command], **_agent_opts(locals()))
 
     command.__doc__ = doc
     app.command(name)(command)
@@ -268,10 +272,7 @@ def connect(
     args = ["connect", "--room", room]
     if participant_identity:
         args += ["--participant-identity", participant_identity]
-    _run(ctx, "connect", args, stt=stt, llm=llm, tts=tts, voice=voice,
-         instructions=instructions, greet=greet, llm_base_url=llm_base_url, local=local,
-         fmt=fmt, output=output, env_file=env_file, show=show, db=db, no_record=no_record,
-         log_level=log_level, url=url, api_key=api_key, api_secret=api_secret)
+    _run(ctx, "connect", args, **_agent_opts(locals()))
 
 
 @app.command()

@@ -155,6 +155,7 @@ def prepare(command: str, *, stt: str, llm: str, tts: str, voice: str, instructi
         from lkmetrics.local import require_local_extra
 
         require_local_extra()
+        settings.turn_detection = "vad"  # offline: no turn-detector model to fetch
     return settings, out_format
 
 
@@ -233,8 +234,8 @@ def run_simulation(*, say: list[str], turns: int, pause: float, timeout: float,
         raise UsageError("--timeout must be positive and --pause not negative.")
     settings, out_format = prepare("simulate", fmt=fmt, env_file=env_file, show=show,
                                    **agent_opts)
-    if settings.uses_local() or settings.stt is None:
-        settings.turn_detection = "vad"  # no turn-detector model to fetch, no network
+    if settings.stt is None:
+        settings.turn_detection = "vad"  # nothing to detect turns from but the audio
     from rich.console import Console
 
     err = Console(stderr=True)

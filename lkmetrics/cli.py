@@ -102,7 +102,7 @@ BaseUrlOpt = Annotated[
 ]
 LocalOpt = Annotated[bool, typer.Option("--local", rich_help_panel=AGENT,
                                         help="Shorthand for --stt local --llm local --tts local "
-                                        "(needs lkmetrics[local]; no keys, no network).")]
+                                        "(needs lkmetrics\\[local]; no keys, no network).")]
 LogLevelOpt = Annotated[str, typer.Option("--log-level", rich_help_panel=OUTPUT,
                                           help="LiveKit's log level (debug, info, warn, error).")]
 

@@ -22,11 +22,14 @@ import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, BinaryIO, TextIO
+from typing import TYPE_CHECKING, Any, BinaryIO, TextIO
 
 from lkmetrics.errors import NotFoundError, StoreError, UsageError
 from lkmetrics.records import SCHEMA_VERSION, Record, model_label, to_json
 from lkmetrics.stats import FIGURES, Figure, figure_value
+
+if TYPE_CHECKING:
+    from multiprocessing.connection import Connection
 
 DB_NAME = "metrics.db"
 
@@ -170,6 +173,7 @@ class _KindSpec:
         self.figures = [f for f in FIGURES if f.kind == kind and f.name in FIGURE_COLUMNS]
         self.component = kind in COMPONENT_KINDS
         self.llm = kind == "llm"
+        self.fields = tuple((f.field, f) for f in self.figures)
         self.extra: tuple[str, ...] = (
             *(("model",) if self.component else ()),
             *(FIGURE_COLUMNS[f.name] for f in self.figures),
@@ -188,16 +192,22 @@ class _KindSpec:
         """The extra column values of ``record``, in the order of ``self.extra``.
 
         A figure column holds :func:`lkmetrics.stats.figure_value` of the record, so reports
-        read exactly what a session summary computes.
+        read exactly what a session summary computes. The common cases (a positive float
+        figure, an int token count) are taken without a call: at import speed each call
+        costs more than the insert of the row.
         """
+        get = record.get
         out: list[Any] = []
         if self.component:
-            label = record.get("label")
+            label = get("label")
             out.append(model_label(record) or (str(label) if label else record["kind"]))
-        for f in self.figures:
-            out.append(figure_value(f, record))
+        for name, figure in self.fields:
+            v = get(name)
+            out.append(v if type(v) is float and v > 0.0 else figure_value(figure, record))
         if self.llm:
-            out.extend(_int_or_none(record.get(c)) for c in TOKEN_COLUMNS)
+            for name in TOKEN_COLUMNS:
+                v = get(name)
+                out.append(v if type(v) is int else _int_or_none(v))
         return tuple(out)
 
 
@@ -307,77 +317,255 @@ def _read_chunks(f: BinaryIO) -> Iterator[tuple[int, bytes]]:
     """(first line number, bytes of whole lines) of about CHUNK_BYTES each."""
     first = 1
     while True:
-        lines = f.readlines(CHUNK_BYTES)
-        if not lines:
+        data = f.read(CHUNK_BYTES)
+        if not data:
             return
-        yield first, b"".join(lines)
-        first += len(lines)
+        if not data.endswith(b"\n"):
+            data += f.readline()  # finish the last line (or this is the end of the file)
+        yield first, data
+        first += data.count(b"\n") + (not data.endswith(b"\n"))
+
+
+# what bytes.strip() strips: a line is stripped of ASCII whitespace only, decoded or not
+_WHITESPACE = " \t\n\r\x0b\x0c"
+
+
+def _json_loads() -> Callable[[str], Any]:
+    """The fastest JSON parser at hand that accepts exactly what :func:`json.loads` accepts.
+
+    orjson when it is installed (an optional speed-up), else the standard library's scanner
+    without the ``json.loads`` wrappers. Whatever the fast parser rejects goes to
+    ``json.loads``, which then accepts it or raises the error reported for the line.
+    """
+    import importlib
+
+    loads = json.loads
+    try:
+        orjson: Any = importlib.import_module("orjson")
+    except ImportError:
+        scan = json.JSONDecoder().scan_once  # type: ignore[attr-defined]
+
+        def stdlib_loads(text: str) -> Any:
+            try:
+                value, end = scan(text, 0)
+            except (StopIteration, ValueError):
+                return loads(text)
+            return value if end == len(text) else loads(text)
+
+        return stdlib_loads
+    fast, fast_error = orjson.loads, orjson.JSONDecodeError
+
+    def orjson_loads(text: str) -> Any:
+        try:
+            return fast(text)
+        except fast_error:  # e.g. NaN, a lone surrogate, a 100-digit integer
+            return loads(text)
+
+    return orjson_loads
+
+
+_LOADS: Callable[[str], Any] | None = None
+
+
+def _utf8_lines(data: bytes) -> list[str] | list[str | None]:
+    """The lines of a chunk, decoded; None for a line that is not UTF-8."""
+    try:
+        return data.decode("utf-8").split("\n")
+    except UnicodeDecodeError:
+        pass
+    out: list[str | None] = []
+    for raw in data.split(b"\n"):
+        try:
+            out.append(raw.decode("utf-8"))
+        except UnicodeDecodeError:
+            out.append(None)
+    return out
 
 
 def _parse_chunk(data: bytes, first: int) -> _Parsed:
-    """Parse and check the lines of a chunk into a batch; collect the bad ones."""
+    """Parse and check the lines of a chunk into a batch; collect the bad ones.
+
+    The hot loop of an import, written out by hand: the envelope check of a well-formed
+    record and the row are built without calls (check_record decides every other case),
+    rows are grouped by insert statement and session spans tracked as they come.
+    """
     import gc
 
+    global _LOADS
+    loads = _LOADS = _LOADS or _json_loads()
     batch = _Batch()
     bad: list[tuple[int, str]] = []
-    lines = data.split(b"\n")
+    lines = _utf8_lines(data)
     if lines and not lines[-1]:
         lines.pop()
-    loads = json.loads
+    # kind -> (its spec, the row list of its insert statement)
+    kinds: dict[str, tuple[_KindSpec, list[Row]]] = {}
+    spans = batch.sessions.span
+    infos = batch.sessions.info
+    whitespace = _WHITESPACE
+    newest = SCHEMA_VERSION
+    size = 0
+    sid: Any
+    seq: Any
+    kind: Any
+    t: Any
     gc_was_enabled = gc.isenabled()
     gc.disable()  # the chunk's objects are acyclic; collections would only cost time
     try:
-        for lineno, raw in enumerate(lines, first):
-            raw = raw.strip()
-            if not raw:
-                continue
-            try:
-                text = raw.decode("utf-8")
-            except UnicodeDecodeError:
+        for lineno, line in enumerate(lines, first):
+            if line is None:
                 bad.append((lineno, "not UTF-8 text"))
+                continue
+            text = line.strip(whitespace)
+            if not text:
                 continue
             try:
                 record = loads(text)
             except ValueError as e:
                 bad.append((lineno, f"not JSON ({e})"))
                 continue
-            reason = check_record(record)
-            if reason is not None:
-                bad.append((lineno, reason))
-                continue
-            batch.add(record, text)
+            if type(record) is dict:
+                sid = record.get("session_id")
+                seq = record.get("seq")
+                kind = record.get("kind")
+                t = record.get("time")
+                schema = record.get("schema")
+                ok = (type(sid) is str and sid != "" and type(seq) is int and seq >= 0
+                      and type(kind) is str and kind != "" and type(t) is float
+                      and t - t == 0.0  # finite
+                      and (schema is None or (type(schema) is int and schema <= newest)))
+            else:
+                ok = False
+            if not ok:
+                reason = check_record(record)
+                if reason is not None:
+                    bad.append((lineno, reason))
+                    continue
+                sid, seq, kind, t = (record["session_id"], record["seq"], record["kind"],
+                                     record["time"])
+            entry = kinds.get(kind)
+            if entry is None:
+                spec = _spec(kind)
+                group = batch.groups.get(spec.insert_sql)
+                if group is None:
+                    group = batch.groups[spec.insert_sql] = []
+                entry = kinds[kind] = (spec, group)
+            spec, group = entry
+            if spec.extra:
+                group.append((sid, seq, kind, t, text, *spec.values(record)))
+            else:
+                group.append((sid, seq, kind, t, text))
+            size += 1
+            span = spans.get(sid)
+            if span is None:
+                tf = float(t)
+                spans[sid] = [tf, tf]
+            elif t < span[0]:
+                span[0] = float(t)
+            elif t > span[1]:
+                span[1] = float(t)
+            if kind == "session":
+                infos[sid] = record
     finally:
         if gc_was_enabled:
             gc.enable()
+    batch.size = size
     return batch, bad, len(lines)
 
 
-def _ignore_sigint() -> None:
+def _parse_stream(f: BinaryIO) -> Iterator[_Parsed]:
+    """Parse a stream chunk by chunk in this process."""
+    for first, data in _read_chunks(f):
+        yield _parse_chunk(data, first)
+
+
+def _line_start(f: BinaryIO, offset: int) -> int:
+    """The offset of the first line that starts at or after ``offset``."""
+    if offset <= 0:
+        return 0
+    f.seek(offset - 1)
+    if f.read(1) != b"\n":
+        f.readline()  # the line under way belongs to the chunk before
+    return f.tell()
+
+
+def _parse_worker(
+    path: str, index: int, step: int, chunks: int, chunk_bytes: int, out: Connection
+) -> None:
+    """Parse chunks ``index``, ``index + step``, ... of a file and send them, in order.
+
+    Chunk ``j`` holds the lines that start within bytes ``[j, j + 1) * chunk_bytes``; the
+    last one runs to the end of the file. A worker reads the file itself, so the parent
+    only receives parsed rows; line numbers are relative to the chunk.
+    """
     import signal
 
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent handles Ctrl-C
+    try:
+        with open(path, "rb") as f:
+            for j in range(index, chunks, step):
+                start = _line_start(f, j * chunk_bytes)
+                end = _line_start(f, (j + 1) * chunk_bytes) if j + 1 < chunks else -1
+                f.seek(start)
+                data = f.read(end - start) if end >= 0 else f.read()
+                out.send(_parse_chunk(data, 1))
+    except BaseException as e:  # the parent raises it
+        try:
+            out.send(e)
+        except Exception:
+            out.send(StoreError(f"{type(e).__name__}: {e}"))
+    finally:
+        out.close()
 
 
-def _parallel_parse(chunks: Iterator[tuple[int, bytes]], workers: int) -> Iterator[_Parsed]:
-    """Parse chunks in worker processes, in order, with a bounded number in flight."""
-    import collections
+def _parallel_parse(path: Path, workers: int) -> Iterator[_Parsed]:
+    """Parse a file in ``workers`` processes, each reading its own chunks; yield in order.
+
+    A worker blocks on its pipe until this process takes its next chunk, so at most a
+    chunk or two per worker are in flight: memory stays constant whatever the file size.
+    """
     import multiprocessing
 
     method = "fork" if "fork" in multiprocessing.get_all_start_methods() else "spawn"
-    ctx = multiprocessing.get_context(method)
-    pool = ctx.Pool(workers, initializer=_ignore_sigint)
+    ctx: Any = multiprocessing.get_context(method)
+    chunk_bytes = CHUNK_BYTES
+    chunks = max(1, -(-path.stat().st_size // chunk_bytes))
+    workers = max(1, min(workers, chunks))
+    conns: list[Connection] = []
+    procs: list[Any] = []
     try:
-        pending: collections.deque[Any] = collections.deque()
-        for first, data in chunks:
-            pending.append(pool.apply_async(_parse_chunk, (data, first)))
-            while len(pending) > workers + 1:
-                yield pending.popleft().get()
-        while pending:
-            yield pending.popleft().get()
-        pool.close()
+        for i in range(workers):
+            recv, send = ctx.Pipe(duplex=False)
+            proc = ctx.Process(
+                target=_parse_worker, args=(str(path), i, workers, chunks, chunk_bytes, send),
+                name=f"lkmetrics-import-{i}", daemon=True,
+            )
+            proc.start()
+            send.close()
+            conns.append(recv)
+            procs.append(proc)
+        first = 1
+        for j in range(chunks):
+            try:
+                item = conns[j % workers].recv()
+            except EOFError:
+                raise StoreError(
+                    f"an import worker stopped unexpectedly while reading {path}; "
+                    "run the same import again (nothing is duplicated)."
+                ) from None
+            if isinstance(item, BaseException):
+                raise item
+            batch, bad, lines = item
+            yield batch, [(first - 1 + n, why) for n, why in bad], lines
+            first += lines
     finally:
-        pool.terminate()
-        pool.join()
+        for proc in procs:
+            if proc.is_alive():
+                proc.terminate()
+        for proc in procs:
+            proc.join()
+        for conn in conns:
+            conn.close()
 
 
 # -- the store ---------------------------------------------------------------------------------
@@ -676,26 +864,22 @@ class Store:
             name = "<stdin>" if str(p) == "-" else str(p)
             try:
                 if str(p) == "-":
-                    self._import_stream(sys.stdin.buffer, name, result, on_bad, 0)
-                    continue
-                with open(p, "rb") as f:
-                    big = p.stat().st_size >= PARALLEL_MIN_BYTES
-                    self._import_stream(f, name, result, on_bad, workers if big else 0)
+                    self._import_parsed(_parse_stream(sys.stdin.buffer), name, result, on_bad)
+                elif workers > 0 and p.stat().st_size >= PARALLEL_MIN_BYTES:
+                    self._import_parsed(_parallel_parse(p, workers), name, result, on_bad)
+                else:
+                    with open(p, "rb") as f:
+                        self._import_parsed(_parse_stream(f), name, result, on_bad)
             except OSError as e:
                 raise StoreError(f"cannot read {p} ({e.strerror or e}).") from None
         return result
 
-    def _import_stream(
-        self, f: BinaryIO, name: str, result: ImportResult, on_bad: BadLine, workers: int
+    def _import_parsed(
+        self, parsed: Iterator[_Parsed], name: str, result: ImportResult, on_bad: BadLine
     ) -> None:
         # a bulk writer: a bigger page cache and fewer, larger checkpoints
         self.conn.execute(f"PRAGMA cache_size = -{IMPORT_CACHE_KIB}")
         self.conn.execute("PRAGMA wal_autocheckpoint = 10000")
-        chunks = _read_chunks(f)
-        parsed: Iterator[_Parsed] = (
-            _parallel_parse(chunks, workers) if workers > 0
-            else (_parse_chunk(data, first) for first, data in chunks)
-        )
         conn = self.conn
         in_tx = False
         tx_start = 0.0

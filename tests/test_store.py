@@ -352,6 +352,246 @@ def test_parallel_import_equals_serial_import(tmp_path: Path,
         assert a.conn.execute(dump).fetchall() == b.conn.execute(dump).fetchall()
 
 
+def _reference_parse(data: bytes, first: int = 1) -> tuple[list[tuple[object, ...]],
+                                                          list[tuple[int, str]]]:
+    """What an import made of each line before the fast path: the rows and the bad lines."""
+    rows: list[tuple[object, ...]] = []
+    bad: list[tuple[int, str]] = []
+    for lineno, raw in enumerate(data.split(b"\n"), first):
+        raw = raw.strip()
+        if not raw:
+            continue
+        try:
+            text = raw.decode("utf-8")
+        except UnicodeDecodeError:
+            bad.append((lineno, "not UTF-8 text"))
+            continue
+        try:
+            record = json.loads(text)
+        except ValueError as e:
+            bad.append((lineno, f"not JSON ({e})"))
+            continue
+        reason = store_mod.check_record(record)
+        if reason is not None:
+            bad.append((lineno, reason))
+            continue
+        rows.append(store_mod.row_of(record, text)[1])
+    return rows, bad
+
+
+def _tricky_lines() -> list[bytes]:
+    """Lines where a fast parse or a fast envelope check could differ from the slow one."""
+    good = {"schema": 1, "kind": "llm", "session_id": "s_t", "time": 100.5,
+            "ttft": 0.25, "duration": 1.5, "decode_rate": 30.0, "prompt_tokens": 10,
+            "completion_tokens": 5, "total_tokens": 15,
+            "metadata": {"model_name": "gpt-4o", "model_provider": "openai"}}
+    seq = iter(range(1, 1000))
+
+    def line(**fields: object) -> bytes:
+        return json.dumps({**good, "seq": next(seq), **fields}).encode()
+
+    return [
+        line(),
+        line(time=100),  # an int time
+        line(time=float("inf")),  # Infinity: parses, but is not a numeric time
+        line(time=float("nan")),
+        line(time=True),
+        line(seq=True),
+        line(seq=-1),
+        line(seq=2.0),
+        line(session_id=""),
+        line(kind=""),
+        line(schema=2),  # newer than this lkmetrics reads
+        line(schema=None),
+        line(schema="1"),
+        line(schema=True),
+        json.dumps({k: v for k, v in good.items() if k != "schema"} | {"seq": 900}).encode(),
+        line(ttft=-1.0, duration=0, decode_rate=float("nan")),
+        line(ttft=True, duration=1e400, decode_rate="12"),
+        line(prompt_tokens=10.7, completion_tokens=True, total_tokens=float("nan")),
+        line(prompt_tokens=2**70, completion_tokens=-3, total_tokens=None),
+        line(kind="stt", duration=0.0, streamed=True),
+        line(kind="stt", duration=0, streamed=False),
+        line(kind="tts", ttfb=0.0),
+        line(kind="session", llm="openai/gpt-4o", command="console"),
+        line(kind="custom.kind", label="x"),
+        line(note="caf\u00e9 \u2603 \U0001f600 \\ \" \u0000"),
+        line(note="\ud800"),  # a lone surrogate: json.loads accepts it, orjson does not
+        b'{"schema":1,"kind":"turn","session_id":"s_t","seq":950,"time":1.0,"e2e_latency":NaN}',
+        b'{"schema":1,"kind":"turn","session_id":"s_t","seq":951,"time":1.0,"e2e_latency":1,'
+        b'"e2e_latency":2}',  # a duplicate key: the last one wins
+        b'{"schema":1,"kind":"turn","session_id":"s_t","seq":952,"time":1.0,"n":'
+        + b"9" * 40 + b"}",
+        b'{"schema":1,"kind":"turn","session_id":"s_t","seq":953,"time":1.0} trailing',
+        b'{"schema":1,"kind":"turn","session_id":"s_t","seq":954,"time":1.0}\xc2\xa0',  # NBSP
+        b'\xef\xbb\xbf{"schema":1,"kind":"turn","session_id":"s_t","seq":955,"time":1.0}',
+        b' \t{"schema":1,"kind":"turn","session_id":"s_t","seq":956,"time":1.5e0}\x0c\r',
+        b'{"schema":1,"kind":"turn","session_id":"s_t","seq":957,"time":-0.0,"x":[1,{"y":[]}]}',
+        b"\xff\xfe not utf-8",
+        b"",
+        b"   ",
+        b"[1, 2]",
+        b'"just a string"',
+        b"null",
+        b"{",
+        b"{}",
+    ]
+
+
+@pytest.mark.parametrize("parser", ["installed", "stdlib"])
+def test_import_parses_lines_exactly_as_json_loads_and_check_record(
+    parser: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    if parser == "stdlib":
+        monkeypatch.setitem(sys.modules, "orjson", None)  # import orjson raises ImportError
+    monkeypatch.setattr(store_mod, "_LOADS", None)
+    lines = _tricky_lines()
+    data = b"\n".join(lines) + b"\n"
+    rows, bad = _reference_parse(data, 7)
+    assert len(rows) > 20 and len(bad) > 15  # the lines exercise both outcomes
+
+    batch, got_bad, count = store_mod._parse_chunk(data, 7)
+    assert count == len(lines)
+    assert got_bad == bad
+    got_rows = [row for group in batch.groups.values() for row in group]
+    key = lambda row: row[1]  # noqa: E731  (rows are grouped by statement, not in line order)
+    assert sorted(got_rows, key=key) == sorted(rows, key=key)
+    assert batch.size == len(rows)
+    for row in got_rows:  # the same types, not just equal values (1 == 1.0 == True)
+        want = next(r for r in rows if r[1] == row[1])
+        assert [type(v) for v in row] == [type(v) for v in want], row
+    assert batch.sessions.span == {"s_t": [min(r[3] for r in rows), max(r[3] for r in rows)]}
+    assert batch.sessions.info["s_t"]["command"] == "console"
+
+
+def _import_lines(tmp_path: Path, name: str, data: bytes, workers: int) -> tuple[
+        store_mod.ImportResult, list[int], list[tuple[object, ...]]]:
+    src = tmp_path / f"{name}.jsonl"
+    src.write_bytes(data)
+    bad: list[int] = []
+    with Store.open(tmp_path / f"{name}.db") as s:
+        result = s.import_files([src], lambda f, n, why: bad.append(n), workers=workers)
+        dump = s.conn.execute(
+            "SELECT session_id, seq, kind, time, json, model, llm_ttft, prompt_tokens "
+            "FROM records ORDER BY 1, 2").fetchall()
+    return result, bad, dump
+
+
+@pytest.mark.parametrize("chunk", [1, 97, 600, 4096])
+def test_parallel_import_splits_a_file_on_line_boundaries(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, chunk: int
+) -> None:
+    # long and short lines, CRLF endings, blank and bad lines, no newline at the end: every
+    # line is read by exactly one worker, whatever falls on a chunk boundary
+    recs = list(session_records("s_c", turns=6, seed=5))
+    lines = [json.dumps(r).encode() for r in recs]
+    lines[3] += b"\r"
+    lines.insert(5, b"")
+    lines.insert(7, b"not json")
+    lines.insert(9, json.dumps({**recs[2], "seq": 500, "pad": "x" * 5000}).encode())
+    lines.insert(12, b"\xff")
+    data = b"\n".join(lines)  # no newline after the last line
+    monkeypatch.setattr(store_mod, "CHUNK_BYTES", chunk)
+    monkeypatch.setattr(store_mod, "PARALLEL_MIN_BYTES", 0)
+    serial = _import_lines(tmp_path, "serial", data, 0)
+    assert serial[0].imported == len(recs) + 1 and serial[1] == [8, 13]
+    assert serial[0].lines == len(lines)
+    for workers in (1, 3):
+        assert _import_lines(tmp_path, f"parallel{workers}", data, workers) == serial
+
+
+def test_import_worker_failures_reach_the_importer(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    if "fork" not in __import__("multiprocessing").get_all_start_methods():
+        pytest.skip("the workers see this test's patches only when forked")
+    src = write_jsonl(tmp_path / "a.jsonl", list(session_records("s_w", turns=20)))
+    monkeypatch.setattr(store_mod, "CHUNK_BYTES", 2000)
+    monkeypatch.setattr(store_mod, "PARALLEL_MIN_BYTES", 0)
+
+    def boom(data: bytes, first: int) -> object:
+        raise RuntimeError("boom")
+
+    def die(data: bytes, first: int) -> object:
+        os._exit(3)
+
+    with Store.open(tmp_path / "m.db") as s:
+        monkeypatch.setattr(store_mod, "_parse_chunk", boom)
+        with pytest.raises(RuntimeError, match="boom"):
+            s.import_files([src], lambda *a: None, workers=1)
+        monkeypatch.setattr(store_mod, "_parse_chunk", die)
+        with pytest.raises(StoreError, match="worker stopped unexpectedly"):
+            s.import_files([src], lambda *a: None, workers=2)
+        assert s.count_records() == 0
+        assert s.conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+
+
+def _running(pid: str) -> bool:
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    return stat.rsplit(")", 1)[1].split()[0] != "Z"  # a zombie has exited
+
+
+IMPORTER = """
+import sys, time
+from pathlib import Path
+from lkmetrics import store
+store.CHUNK_BYTES = 30_000
+store.PARALLEL_MIN_BYTES = 0
+store.IMPORT_TX_SECONDS = 0.0  # commit every chunk
+real = store.Store._insert_batch
+def slow(self, batch, status):
+    time.sleep(0.02)
+    return real(self, batch, status)
+store.Store._insert_batch = slow
+with store.Store.open(Path(sys.argv[1])) as s:
+    s.import_files([Path(sys.argv[2])], print, workers=int(sys.argv[3]))
+"""
+
+
+@pytest.mark.parametrize("workers", [0, 1])
+def test_kill_9_during_import_keeps_a_prefix_of_committed_chunks(
+    tmp_path: Path, workers: int
+) -> None:
+    recs = [r for i in range(40) for r in session_records(f"s_{i:03d}", turns=20, seed=i)]
+    src = write_jsonl(tmp_path / "big.jsonl", recs)
+    db = tmp_path / "m.db"
+    Store.open(db).close()
+    p = subprocess.Popen([sys.executable, "-c", IMPORTER, str(db), str(src), str(workers)],
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    conn = sqlite3.connect(db, timeout=5)
+    deadline = time.monotonic() + 30
+    while conn.execute("SELECT count(*) FROM records").fetchone()[0] < 500:
+        if p.poll() is not None:
+            pytest.fail(f"the import ended before the kill: {p.communicate()}")
+        assert time.monotonic() < deadline, "the import committed nothing in 30 s"
+        time.sleep(0.005)
+    children = Path(f"/proc/{p.pid}/task/{p.pid}/children")
+    workers_pids = children.read_text().split() if children.exists() else []
+    os.kill(p.pid, signal.SIGKILL)
+    p.wait(timeout=10)
+    conn.close()
+    # an orphaned worker finds its pipe broken and exits
+    deadline = time.monotonic() + 10
+    while any(_running(pid) for pid in workers_pids):
+        assert time.monotonic() < deadline, "an import worker outlived the importer"
+        time.sleep(0.01)
+
+    conn = sqlite3.connect(db)
+    assert conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+    conn.close()
+    with Store.open(db) as s:
+        stored = s.conn.execute("SELECT session_id, seq FROM records ORDER BY rowid").fetchall()
+        file_order = [(r["session_id"], r["seq"]) for r in recs]
+        assert 500 <= len(stored) < len(recs)
+        assert sorted(stored) == sorted(file_order[:len(stored)])  # a prefix of the file
+        result = s.import_files([src], lambda *a: None, workers=workers)
+        assert (result.imported, result.duplicates) == (len(recs) - len(stored), len(stored))
+        assert s.count_records() == len(recs)
+
+
 def test_export_streams_records_in_session_order(tmp_path: Path) -> None:
     import io
 
@@ -363,3 +603,21 @@ def test_export_streams_records_in_session_order(tmp_path: Path) -> None:
         n = s.export_jsonl(s.session_ids_oldest_first(), out)
     assert n == len(first) + len(second)
     assert [json.loads(line) for line in out.getvalue().splitlines()] == first + second
+
+
+def test_integers_beyond_sqlite_range_are_bad_lines_not_a_crash(tmp_path: Path) -> None:
+    from lkmetrics.store import Store
+
+    path = tmp_path / "big.jsonl"
+    good = {"schema": 1, "kind": "llm", "session_id": "s_big", "seq": 1, "time": 1.0,
+            "ttft": 0.2, "prompt_tokens": 2**70}
+    bad = dict(good, seq=2**64)
+    path.write_text(json.dumps(good) + "\n" + json.dumps(bad) + "\n")
+    bad: list[tuple[str, int, str]] = []
+    store = Store.open(tmp_path / "m.db")
+    try:
+        result = store.import_files([path], lambda f, n, why: bad.append((str(f), n, why)))
+    finally:
+        store.close()
+    assert result.imported == 1 and result.bad == 1
+    assert [(n, why) for _, n, why in bad] == [(2, "no integer seq")]

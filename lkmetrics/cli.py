@@ -239,8 +239,8 @@ def _room_command(name: str, doc: str, livekit_command: str) -> None:
     app.command(name)(command)
 
 
-_room_command("run", "Run a worker connected to a LiveKit server (LiveKit's start): "
-              "every room it joins is measured.", "start")
+_room_command("run", "Run a worker connected to a LiveKit server (LiveKit's start).\n\n"
+              "Every room it joins is measured.", "start")
 _room_command("dev", "Run a worker in LiveKit's development mode.", "dev")
 
 
@@ -305,8 +305,11 @@ def simulate(
     db: DbOpt = None,
     no_record: NoRecordOpt = False,
 ) -> None:
-    """Talk to the agent with a headless scripted caller: real speech in, no microphone, no
-    room. Exit code 0 when every turn got a reply, 1 when one timed out or failed."""
+    """Talk to the agent with a headless scripted caller: no microphone, no room.
+
+    Each turn is real speech fed to the session in real time; the agent's reply is played out
+    at real-time pace. Exit code 0 when every turn got a reply, 1 when one timed out or failed.
+    """
     from lkmetrics import runner
 
     opts = _inherit(ctx, {"fmt": fmt, "output": output, "env_file": env_file})

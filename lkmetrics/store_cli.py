@@ -117,9 +117,12 @@ def report_cmd(
     ] = None,
     db: DbOpt = None,
 ) -> None:
-    """Summarise recorded figures: count, mean, p50, p90, p95, p99 and max of LLM ttft,
-    LLM duration, decode rate, TTS first byte, STT duration, EOU delay, transcription delay
-    and turn e2e latency; token totals and usage per model."""
+    """Summarise recorded figures: count, mean, p50, p90, p95, p99 and max of each.
+
+    Figures: LLM time to first token, LLM duration, decode rate, TTS first byte, STT duration,
+    end-of-utterance delay, transcription delay and turn e2e latency; then token totals and
+    usage per model. --fail-over FIGURE.STAT=LIMIT makes it a CI latency budget (exit 1).
+    """
     from lkmetrics import render_report, report
 
     budgets = [report.parse_budget(spec) for spec in fail_over or []]
@@ -148,8 +151,11 @@ def compare(
     ),
     db: DbOpt = None,
 ) -> None:
-    """Compare two sessions, or two models (--by model), side by side: each figure's p50 and
-    p95 for A and B, the difference (B - A) and the ratio (B / A), B marked faster or slower."""
+    """Compare two sessions, or two models (--by model), side by side.
+
+    For each figure: p50 and p95 of A and B, the difference (B - A) and the ratio (B / A),
+    with B marked faster or slower.
+    """
     from lkmetrics import render_report, report
 
     with _open(db) as store:
@@ -169,8 +175,11 @@ def export(
     ),
     db: DbOpt = None,
 ) -> None:
-    """Write recorded records to stdout, oldest session first, as JSON lines (exactly as
-    recorded; `lkmetrics import` reads them back) or CSV (envelope, figures, tokens, JSON)."""
+    """Write recorded records to stdout as JSON lines or CSV, streaming.
+
+    JSON lines are exactly as recorded (`lkmetrics import` reads them back); CSV has the
+    envelope, the figures, the tokens and the whole JSON record.
+    """
     from lkmetrics.store import Interrupted
 
     with _open(db) as store:
@@ -208,8 +217,11 @@ def import_(
     ],
     db: DbOpt = None,
 ) -> None:
-    """Import the JSON lines written by --output into the store. Bad lines are reported with
-    their file and line number and skipped; records already in the store are not duplicated."""
+    """Import the JSON lines written by --output into the store.
+
+    Bad lines are reported with their file and line number and skipped; records already in
+    the store are not imported twice.
+    """
     from lkmetrics.errors import StoreError
 
     shown = 0

@@ -135,6 +135,19 @@ def build_components(settings: AgentSettings, userdata: dict[Any, Any]) -> Compo
     return Components(stt=stt, llm=llm, tts=tts, vad=vad)
 
 
+def _without_userinfo(url: str | None) -> str | None:
+    """The URL without ``user:password@``: records never carry credentials."""
+    if url is None:
+        return None
+    from urllib.parse import urlsplit, urlunsplit
+
+    parts = urlsplit(url)
+    host = parts.hostname or ""
+    if parts.port:
+        host = f"{host}:{parts.port}"
+    return urlunsplit(parts._replace(netloc=host))
+
+
 def session_info(settings: AgentSettings, **extra: Any) -> dict[str, Any]:
     info: dict[str, Any] = {
         "command": settings.command,
@@ -142,7 +155,7 @@ def session_info(settings: AgentSettings, **extra: Any) -> dict[str, Any]:
         "llm": settings.llm,
         "tts": settings.tts,
         "voice": settings.voice if settings.tts else None,
-        "llm_base_url": settings.llm_base_url,
+        "llm_base_url": _without_userinfo(settings.llm_base_url),
         "host": platform.node(),
         "pid": os.getpid(),
         "lkmetrics_version": __version__,

@@ -222,6 +222,19 @@ def summary_renderable(r: Record) -> RenderableType:
     return Group(*parts)
 
 
+def metric_line(r: Record) -> Text:
+    """A compact line for the other metric kinds (realtime, eot, interruption, ...)."""
+    skip = {"schema", "kind", "session_id", "seq", "time", "type", "label", "metadata"}
+    parts = []
+    for key, value in r.items():
+        if key in skip or value is None or isinstance(value, dict | list):
+            continue
+        parts.append(f"{key}={value:.4g}" if isinstance(value, float) else f"{key}={value}")
+    model = model_label(r)
+    head = f"{r.get('kind')}" + (f" ({model})" if model else "")
+    return Text(f"{head}: " + " ".join(parts), style="dim")
+
+
 class TableWriter:
     """A sink.Writer printing Rich tables (the ``table`` format)."""
 
@@ -251,7 +264,7 @@ class TableWriter:
                                     f"{models}")
         if kind in ("usage", "_end"):
             return None
-        return Text(f"{kind}: {r}", style="dim") if kind in self.show else None
+        return metric_line(r)
 
     def write(self, record: Record) -> None:
         item = self.renderable(record)

@@ -111,3 +111,33 @@ def test_records_from_a_job_process_reach_the_cli_process_intact() -> None:
     assert [len(r["text"]) for r in w.records[:-1]] == list(range(200))
     summary = w.records[-1]
     assert summary["kind"] == "summary" and summary["figures"]["llm.ttft"]["count"] == 200
+
+
+def test_table_view_hides_vad_unless_asked_and_shows_other_kinds() -> None:
+    import io
+
+    from rich.console import Console
+
+    from lkmetrics.render import TableWriter
+
+    vad = {"kind": "vad", "type": "vad_metrics", "inference_count": 10,
+           "inference_duration_total": 0.01, "idle_time": 0.2}
+    realtime = {"kind": "realtime", "type": "realtime_model_metrics", "ttft": 0.42,
+                "input_tokens": 12, "metadata": {"model_name": "gpt-realtime",
+                                                  "model_provider": "openai"}}
+    for show, expect_vad in (((), False), (("vad",), True)):
+        buf = io.StringIO()
+        writer = TableWriter(Console(file=buf, width=120), show)
+        writer.write(vad)
+        writer.write(realtime)
+        text = buf.getvalue()
+        assert ("VAD 10 inferences" in text) is expect_vad
+        assert "realtime (openai/gpt-realtime): ttft=0.42 input_tokens=12" in text
+
+
+def test_session_record_never_carries_url_credentials() -> None:
+    from lkmetrics.agent import session_info
+    from lkmetrics.config import AgentSettings
+
+    info = session_info(AgentSettings(llm_base_url="http://user:s3cret@127.0.0.1:8080/v1"))
+    assert info["llm_base_url"] == "http://127.0.0.1:8080/v1"

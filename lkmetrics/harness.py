@@ -11,11 +11,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-import wave
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -206,23 +204,3 @@ class Caller:
         if on_audio is not None:
             on_audio(self.speaker.take_frames())
         return TurnResult(index, True, None, heard, reply.text_content, time.monotonic() - t0)
-
-
-def write_wav(path: Path, pcm: np.ndarray, sample_rate: int) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with wave.open(str(path), "wb") as w:
-        w.setnchannels(1)
-        w.setsampwidth(2)
-        w.setframerate(sample_rate)
-        w.writeframes(np.asarray(pcm, dtype=np.int16).tobytes())
-
-
-def frames_to_pcm(frames: list[rtc.AudioFrame]) -> tuple[np.ndarray, int]:
-    if not frames:
-        return np.zeros(0, dtype=np.int16), INPUT_RATE
-    rate = frames[0].sample_rate
-    chans = frames[0].num_channels
-    data = np.concatenate([np.frombuffer(bytes(f.data), dtype=np.int16) for f in frames])
-    if chans > 1:
-        data = data.reshape(-1, chans).mean(axis=1).astype(np.int16)
-    return data, rate

@@ -16,8 +16,6 @@ SCHEMA_VERSION = 1
 
 Record = dict[str, Any]
 
-ENVELOPE = ("schema", "kind", "session_id", "seq", "time")
-
 # LiveKit's metric type tag -> our record kind
 KIND_BY_TYPE: dict[str, str] = {
     "llm_metrics": "llm",
@@ -31,8 +29,6 @@ KIND_BY_TYPE: dict[str, str] = {
     "decision_metrics": "decision",
     "avatar_metrics": "avatar",
 }
-
-METRIC_KINDS = frozenset(KIND_BY_TYPE.values())
 
 # figures of a turn record, copied from the ChatMessage.metrics reports
 TURN_FIELDS = (

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -10,6 +11,7 @@ from importlib import resources
 from pathlib import Path
 
 import numpy as np
+from livekit import rtc
 
 from lkmetrics.agent import Components, session_info, start_session
 from lkmetrics.capture import Capture
@@ -21,8 +23,6 @@ from lkmetrics.harness import (
     PacedAudioInput,
     RealtimeSpeaker,
     TurnResult,
-    frames_to_pcm,
-    write_wav,
 )
 from lkmetrics.sink import Pipeline
 
@@ -55,12 +55,9 @@ async def simulate(
             await caller.wait_idle(timeout)
             speaker.take_frames()
         for i, pcm in enumerate(utterances, start=1):
-            def save(frames: list, i: int = i, pcm: np.ndarray = pcm) -> None:  # type: ignore[type-arg]
-                if record_dir is not None:
-                    write_wav(record_dir / f"turn{i:03d}-user.wav", pcm, mic.sample_rate)
-                    agent_pcm, rate = frames_to_pcm(frames)
-                    write_wav(record_dir / f"turn{i:03d}-agent.wav", agent_pcm, rate)
-
+            save = None
+            if record_dir is not None:
+                save = functools.partial(save_turn_audio, record_dir, i, pcm, mic.sample_rate)
             result = await caller.turn(i, pcm, timeout, on_audio=save)
             results.append(result)
             if not result.ok:
@@ -73,6 +70,23 @@ async def simulate(
             await session.aclose()
         capture.end()
     return results
+
+
+def save_turn_audio(record_dir: Path, index: int, user_pcm: np.ndarray, user_rate: int,
+                    agent_frames: list[rtc.AudioFrame]) -> None:
+    """Write a turn's user and agent audio as ``turnNNN-user.wav`` / ``turnNNN-agent.wav``."""
+    from livekit.agents.utils import merge_frames
+
+    from lkmetrics.local.speech import frame_to_pcm16_mono, write_wav_pcm16
+
+    record_dir.mkdir(parents=True, exist_ok=True)
+    write_wav_pcm16(record_dir / f"turn{index:03d}-user.wav", user_pcm, user_rate)
+    agent_pcm, agent_rate = np.zeros(0, dtype=np.int16), user_rate
+    if agent_frames:
+        agent = merge_frames(agent_frames)
+        agent_rate = agent.sample_rate
+        agent_pcm = frame_to_pcm16_mono(agent, agent_rate)
+    write_wav_pcm16(record_dir / f"turn{index:03d}-agent.wav", agent_pcm, agent_rate)
 
 
 @dataclass

@@ -55,7 +55,7 @@ class JsonlWriter:
 # or None to drop it. Items that are already records (dicts) pass through unchanged.
 Converter = Callable[[Any], "Record | None"]
 
-_END = "__end__"
+_END = object()
 _STOP = object()
 END_KIND = "_end"  # marks a session's end on the way from a job process to the CLI
 
@@ -120,7 +120,7 @@ class Pipeline:
                 self.errors.append(f"{type(e).__name__}: {e}")
 
     def _handle(self, session_id: str, item: Any, convert: Converter | None, t: float) -> None:
-        if item == _END:
+        if item is _END:
             self._finish(session_id)
             return
         record = convert(item) if convert is not None else item
@@ -130,11 +130,7 @@ class Pipeline:
             record = self._envelope(session_id, record, t)
         else:  # numbered elsewhere (a job process): keep counting from there
             self._seq[session_id] = max(self._seq.get(session_id, 0), int(record["seq"]))
-        if record.get("kind") == "summary":
-            # a summary made elsewhere (a job process); ours would repeat it
-            self._summaries.pop(session_id, None)
-            self._ended.add(session_id)
-        elif self._summarise and session_id not in self._ended:
+        if self._summarise and session_id not in self._ended:
             self._summaries.setdefault(session_id, SummaryBuilder()).add(record)
         self._emit(record)
 

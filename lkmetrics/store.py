@@ -683,6 +683,11 @@ class Interrupted(StoreError):
     exit_code = 130
 
 
+def _is_busy(e: BaseException) -> bool:
+    msg = str(e)
+    return "locked" in msg or "busy" in msg
+
+
 def _describe_error(path: Path, e: BaseException) -> str:
     msg = str(e)
     if "file is not a database" in msg or "not a database" in msg:
@@ -697,7 +702,7 @@ def _describe_error(path: Path, e: BaseException) -> str:
         )
     if "readonly" in msg or "read-only" in msg:
         return f"{path} is read-only ({msg}); make it writable or pass --db with another file."
-    if "locked" in msg or "busy" in msg:
+    if _is_busy(e):
         return f"{path} is locked by another process for too long ({msg}); try again."
     if "unable to open" in msg:
         return (
@@ -773,12 +778,32 @@ class Store:
                     f"{self.path} is an SQLite database but not an lkmetrics store; pass --db "
                     "with another file."
                 )
-            mode = conn.execute("PRAGMA journal_mode").fetchone()[0]
-            if str(mode).lower() != "wal":
-                conn.execute("PRAGMA journal_mode = WAL")
+            self._use_wal()
             conn.execute("PRAGMA synchronous = NORMAL")
             if version < LATEST_VERSION:
                 self.migrate()
+
+    def _use_wal(self) -> None:
+        """Switch the file to WAL mode, waiting out other processes doing the same.
+
+        Changing the journal mode needs an exclusive lock, and SQLite reports SQLITE_BUSY for it
+        at once, without calling the busy handler, when several processes open a new file
+        together. So this retries (with backoff) for up to the busy timeout.
+        """
+        deadline = time.monotonic() + BUSY_TIMEOUT_MS / 1000
+        delay = 0.005
+        while True:
+            try:
+                mode = self.conn.execute("PRAGMA journal_mode").fetchone()[0]
+                if str(mode).lower() == "wal":
+                    return
+                self.conn.execute("PRAGMA journal_mode = WAL")
+                return
+            except sqlite3.OperationalError as e:
+                if not _is_busy(e) or time.monotonic() + delay > deadline:
+                    raise
+            time.sleep(delay)
+            delay = min(delay * 2, 0.2)
 
     def migrate(self) -> int:
         """Bring the schema to the latest version; returns the version it was at."""
@@ -1330,7 +1355,7 @@ class StoreWriter:
                 self.written += self._store.write_batch(batch, status="running")
                 return
             except sqlite3.OperationalError as e:
-                busy = "locked" in str(e) or "busy" in str(e)
+                busy = _is_busy(e)
                 if busy and time.monotonic() < give_up:
                     time.sleep(delay)
                     delay = min(delay * 2, 1.0)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+import multiprocessing
 import os
 import signal
 import sqlite3
@@ -12,6 +13,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 from store_helpers import home, session_records, write_jsonl  # noqa: F401  (autouse fixture)
@@ -258,6 +260,37 @@ def _recorder(db: Path, sid: str, count: int, interval: float,
     if start is not None:
         args.append(str(start))
     return subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def _open_at(db: str, go: Any, results: Any) -> None:
+    go.wait()
+    try:
+        Store.open(Path(db)).close()
+        results.put("ok")
+    except StoreError as e:
+        results.put(str(e))
+
+
+def test_many_processes_create_one_new_database_together(tmp_path: Path) -> None:
+    # Switching a new file to WAL needs an exclusive lock, and SQLite answers SQLITE_BUSY at
+    # once (no busy handler) to the losers of that race: before the fix about one round in
+    # four failed here.
+    ctx = multiprocessing.get_context("fork")
+    for round_ in range(30):
+        db = tmp_path / f"r{round_}.db"
+        go, results = ctx.Event(), ctx.Queue()
+        procs = [ctx.Process(target=_open_at, args=(str(db), go, results)) for _ in range(8)]
+        for proc in procs:
+            proc.start()
+        time.sleep(0.05)
+        go.set()
+        outcomes = [results.get(timeout=60) for _ in procs]
+        for proc in procs:
+            proc.join(timeout=10)
+        assert outcomes == ["ok"] * 8, (round_, outcomes)
+        with Store.open(db) as s:
+            assert s.conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+            assert s.schema_version == store_mod.LATEST_VERSION
 
 
 def test_four_processes_write_one_database(tmp_path: Path) -> None:

@@ -488,10 +488,11 @@ def _parse_chunk(data: bytes, first: int) -> _Parsed:
     return batch, bad, len(lines)
 
 
-def _parse_stream(f: BinaryIO) -> Iterator[_Parsed]:
+def _parse_stream(f: BinaryIO, progress: Progress) -> Iterator[_Parsed]:
     """Parse a stream chunk by chunk in this process."""
     for first, data in _read_chunks(f):
         yield _parse_chunk(data, first)
+        progress(len(data))  # the consumer has written the chunk
 
 
 def _dumps(parsed: _Parsed) -> bytes:
@@ -553,7 +554,7 @@ def _parse_worker(
         out.close()
 
 
-def _parallel_parse(path: Path, workers: int) -> Iterator[_Parsed]:
+def _parallel_parse(path: Path, workers: int, progress: Progress) -> Iterator[_Parsed]:
     """Parse a file in ``workers`` processes, each reading its own chunks; yield in order.
 
     A worker blocks on its pipe until this process takes its next chunk, so at most a
@@ -565,7 +566,8 @@ def _parallel_parse(path: Path, workers: int) -> Iterator[_Parsed]:
     method = "fork" if "fork" in multiprocessing.get_all_start_methods() else "spawn"
     ctx: Any = multiprocessing.get_context(method)
     chunk_bytes = CHUNK_BYTES
-    chunks = max(1, -(-path.stat().st_size // chunk_bytes))
+    size = path.stat().st_size
+    chunks = max(1, -(-size // chunk_bytes))
     workers = max(1, min(workers, chunks))
     conns: list[Connection] = []
     procs: list[Any] = []
@@ -595,6 +597,9 @@ def _parallel_parse(path: Path, workers: int) -> Iterator[_Parsed]:
             batch, bad, lines = item
             yield batch, [(first - 1 + n, why) for n, why in bad], lines
             first += lines
+            # the consumer has written the chunk; its size here is the byte range it was
+            # cut from, which is the real one to within a line
+            progress(min(size, (j + 1) * chunk_bytes) - j * chunk_bytes)
     finally:
         for proc in procs:
             if proc.is_alive():
@@ -675,6 +680,7 @@ class ImportResult:
 
 
 BadLine = Callable[[str, int, str], None]
+Progress = Callable[[int], None]  # called with the bytes of input just imported
 
 
 class Interrupted(StoreError):
@@ -904,7 +910,8 @@ class Store:
             return self.write_batch(batch, status=status)
 
     def import_files(
-        self, paths: Sequence[Path], on_bad: BadLine, *, workers: int | None = None
+        self, paths: Sequence[Path], on_bad: BadLine, *, workers: int | None = None,
+        progress: Progress | None = None,
     ) -> ImportResult:
         """Import JSON lines files (``-``: standard input), as ``--output`` writes them.
 
@@ -912,7 +919,8 @@ class Store:
         lines commits on its own, so an interrupted import keeps what it committed, and
         importing the same lines again inserts nothing twice. Large files are parsed by
         ``workers`` processes (default: one per spare CPU, at most 4), each reading its own
-        chunks of the file, while this one writes.
+        chunks of the file, while this one writes. ``progress(n)`` is called after each chunk
+        is written, with the number of input bytes it held.
         """
         import sys
 
@@ -920,6 +928,7 @@ class Store:
             if str(p) != "-" and not p.is_file():
                 raise UsageError(f"{p} is not a file; pass the JSON lines written by --output.")
         result = ImportResult()
+        advance: Progress = progress or (lambda n: None)
         if workers is None:
             workers = min(4, (os.cpu_count() or 1) - 1)
         for p in paths:
@@ -927,12 +936,14 @@ class Store:
             name = "<stdin>" if str(p) == "-" else str(p)
             try:
                 if str(p) == "-":
-                    self._import_parsed(_parse_stream(sys.stdin.buffer), name, result, on_bad)
+                    parsed = _parse_stream(sys.stdin.buffer, advance)
+                    self._import_parsed(parsed, name, result, on_bad)
                 elif workers > 0 and p.stat().st_size >= PARALLEL_MIN_BYTES:
-                    self._import_parsed(_parallel_parse(p, workers), name, result, on_bad)
+                    parsed = _parallel_parse(p, workers, advance)
+                    self._import_parsed(parsed, name, result, on_bad)
                 else:
                     with open(p, "rb") as f:
-                        self._import_parsed(_parse_stream(f), name, result, on_bad)
+                        self._import_parsed(_parse_stream(f, advance), name, result, on_bad)
             except OSError as e:
                 raise StoreError(f"cannot read {p} ({e.strerror or e}).") from None
         return result

@@ -7,9 +7,11 @@ messages and exit codes. Nothing here imports livekit.
 
 from __future__ import annotations
 
+import contextlib
 import inspect
 import os
 import sys
+from collections.abc import Iterator
 from enum import Enum
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
@@ -19,6 +21,8 @@ import typer
 from lkmetrics.report import PERCENTILE_HELP
 
 if TYPE_CHECKING:
+    from rich.progress import Progress, TaskID
+
     from lkmetrics.store import Store
 
 
@@ -209,6 +213,58 @@ def _quiet_stdout() -> None:
 MAX_BAD_LINES_SHOWN = 20
 
 
+class _ImportView:
+    """What an import shows on stderr: a line per bad line and, on a terminal, a progress bar
+    of input bytes (lines are printed above the bar, so they do not tear it)."""
+
+    def __init__(self) -> None:
+        self._bar: Progress | None = None
+        self._task: TaskID | None = None
+
+    def advance(self, n: int) -> None:
+        if self._bar is not None and self._task is not None:
+            self._bar.advance(self._task, n)
+
+    def say(self, line: str) -> None:
+        if self._bar is not None:
+            from rich.text import Text
+
+            # a Text, not markup=False: that option would also reach the bar's own columns
+            self._bar.console.print(Text(line), soft_wrap=True)
+        else:
+            typer.echo(line, err=True)
+
+    @contextlib.contextmanager
+    def showing(self, files: list[Path]) -> Iterator[_ImportView]:
+        from rich.console import Console
+        from rich.progress import (
+            BarColumn,
+            DownloadColumn,
+            Progress,
+            TaskProgressColumn,
+            TimeRemainingColumn,
+            TransferSpeedColumn,
+        )
+
+        console = Console(stderr=True)
+        if not console.is_terminal:
+            yield self
+            return
+        # stdin has no size: the bar then counts bytes without a total
+        total = None if any(str(p) == "-" for p in files) else sum(
+            p.stat().st_size for p in files)
+        columns = (
+            "[progress.description]{task.description}", BarColumn(), TaskProgressColumn(),
+            DownloadColumn(), TransferSpeedColumn(), TimeRemainingColumn(),
+        )
+        with Progress(*columns, console=console, transient=True) as bar:
+            self._bar, self._task = bar, bar.add_task("Importing", total=total)
+            try:
+                yield self
+            finally:
+                self._bar = self._task = None
+
+
 def import_(
     files: Annotated[
         list[Path],
@@ -224,16 +280,17 @@ def import_(
     """
     from lkmetrics.errors import StoreError
 
+    view = _ImportView()
     shown = 0
 
     def on_bad(name: str, lineno: int, reason: str) -> None:
         nonlocal shown
         shown += 1
         if shown <= MAX_BAD_LINES_SHOWN:
-            typer.echo(f"{name}:{lineno}: skipped: {reason}", err=True)
+            view.say(f"{name}:{lineno}: skipped: {reason}")
 
-    with _open(db, create=True) as store:
-        result = store.import_files(files, on_bad)
+    with _open(db, create=True) as store, view.showing(files):
+        result = store.import_files(files, on_bad, progress=view.advance)
         path = store.path
     if result.bad > MAX_BAD_LINES_SHOWN:
         typer.echo(f"... and {result.bad - MAX_BAD_LINES_SHOWN} more bad lines", err=True)

@@ -385,6 +385,22 @@ def test_parallel_import_equals_serial_import(tmp_path: Path,
         assert a.conn.execute(dump).fetchall() == b.conn.execute(dump).fetchall()
 
 
+@pytest.mark.parametrize("workers", [0, 2])
+def test_import_progress_adds_up_to_the_input_size(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, workers: int
+) -> None:
+    recs = [r for i in range(4) for r in session_records(f"s_{i}", turns=30, seed=i)]
+    src = write_jsonl(tmp_path / "all.jsonl", recs)
+    monkeypatch.setattr(store_mod, "CHUNK_BYTES", 4096)
+    monkeypatch.setattr(store_mod, "PARALLEL_MIN_BYTES", 0)
+    steps: list[int] = []
+    with Store.open(tmp_path / "p.db") as s:
+        s.import_files([src], lambda *a: None, workers=workers, progress=steps.append)
+    size = src.stat().st_size
+    assert sum(steps) == size
+    assert len(steps) >= size // 4096 and all(n > 0 for n in steps)
+
+
 def _reference_parse(data: bytes, first: int = 1) -> tuple[list[tuple[object, ...]],
                                                           list[tuple[int, str]]]:
     """What an import made of each line before the fast path: the rows and the bad lines."""

@@ -7,6 +7,7 @@ import hashlib
 import io
 import json
 import os
+import re
 import signal
 import sqlite3
 import subprocess
@@ -15,6 +16,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+import pexpect
 import pytest
 from store_helpers import home, run, session_records, write_jsonl  # noqa: F401
 
@@ -23,6 +25,7 @@ from lkmetrics.stats import FIGURES
 from lkmetrics.store import Store
 
 TESTS = Path(__file__).parent
+ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
 ENTRY = (
     "import sys; sys.path.insert(0, {tests!r}); from store_helpers import cli_app; "
     "cli_app()(sys.argv[1:], prog_name='lkmetrics')"
@@ -169,6 +172,31 @@ def test_import_reports_bad_lines_and_does_not_duplicate(tmp_path: Path) -> None
     assert f"{len(recs) - 1} already there" in second.stderr
     with Store.open(Path(os.environ["LKMETRICS_HOME"]) / "metrics.db") as s:
         assert s.count_records() == len(recs) - 1
+
+
+def test_import_shows_progress_on_a_terminal_only(tmp_path: Path) -> None:
+    recs = [r for i in range(40) for r in session_records(f"s_{i:02d}", turns=20, seed=i)]
+    src = write_jsonl(tmp_path / "p.jsonl", recs)
+    with open(src, "a") as f:
+        f.write("garbage\n")
+    argv = ["-c", ENTRY.format(tests=str(TESTS)), "import", str(src), "--db",
+            str(tmp_path / "tty.db")]
+    child = pexpect.spawn(sys.executable, argv, env=dict(os.environ), encoding="utf-8",
+                          timeout=60, dimensions=(24, 120))
+    screen = ANSI.sub("", child.read())
+    child.close()
+    assert child.exitstatus == 0, screen
+    size_mb = f"{src.stat().st_size / 1e6:.1f}"
+    assert re.search(rf"Importing .*100% {re.escape(size_mb)}/{re.escape(size_mb)} MB", screen)
+    assert f"Imported {len(recs):,} records" in screen
+    # a bad line is printed above the bar, on a line of its own, and the bar stays whole
+    assert re.search(rf"[\r\n]{re.escape(str(src))}:{len(recs) + 1}: skipped: not JSON", screen)
+    assert "[progress" not in screen
+    piped = subprocess.run([sys.executable, *argv[:-1], str(tmp_path / "piped.db")],
+                           capture_output=True, text=True, timeout=60)
+    assert piped.returncode == 0 and "Importing" not in piped.stderr
+    assert piped.stderr.splitlines()[0].startswith(f"{src}:{len(recs) + 1}: skipped: not JSON")
+    assert piped.stderr.splitlines()[1].startswith(f"Imported {len(recs):,} records")
 
 
 def test_import_of_only_bad_lines_fails(tmp_path: Path) -> None:

@@ -689,6 +689,13 @@ class Interrupted(StoreError):
     exit_code = 130
 
 
+def check_import_paths(paths: Sequence[Path]) -> None:
+    """Raise UsageError unless every path is a file or ``-`` (stdin)."""
+    for p in paths:
+        if str(p) != "-" and not p.is_file():
+            raise UsageError(f"{p} is not a file; pass the JSON lines written by --output.")
+
+
 def _is_busy(e: BaseException) -> bool:
     msg = str(e)
     return "locked" in msg or "busy" in msg
@@ -924,9 +931,7 @@ class Store:
         """
         import sys
 
-        for p in paths:
-            if str(p) != "-" and not p.is_file():
-                raise UsageError(f"{p} is not a file; pass the JSON lines written by --output.")
+        check_import_paths(paths)
         result = ImportResult()
         advance: Progress = progress or (lambda n: None)
         if workers is None:

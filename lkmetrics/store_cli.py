@@ -279,7 +279,9 @@ def import_(
     the store are not imported twice.
     """
     from lkmetrics.errors import StoreError
+    from lkmetrics.store import check_import_paths
 
+    check_import_paths(files)  # before a database is created or a bar is shown
     view = _ImportView()
     shown = 0
 

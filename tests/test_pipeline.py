@@ -18,7 +18,10 @@ pytestmark = pytest.mark.timeout(120)
 
 STT_DELAY = 0.25
 TTS_TTFB = 0.15
-LLM_TTFT = 0.2
+LLM_TTFT = 0.45  # apart from TTS_TTFB by more than SLACK, so a swapped figure still fails
+# what a busy 2-core machine may add to a scripted delay before it is measured (a CI run saw
+# an LLM ttft 0.18 s over its script); a measured figure is never below its script
+SLACK = 0.2
 MIN_SILENCE = 0.3  # the fake VAD's end-of-speech hangover
 MIN_ENDPOINTING = 0.5  # LiveKit's default endpointing min_delay
 
@@ -77,7 +80,7 @@ def test_voice_turns_are_measured(llm_server: LLMServer) -> None:
     stts = by_kind(records, "stt")
     assert len(stts) == 2
     for r in stts:
-        assert STT_DELAY <= r["duration"] < STT_DELAY + 0.1
+        assert STT_DELAY <= r["duration"] < STT_DELAY + SLACK
         assert r["audio_duration"] > 0.8
 
     eous = by_kind(records, "eou")
@@ -87,26 +90,26 @@ def test_voice_turns_are_measured(llm_server: LLMServer) -> None:
         assert r["end_of_utterance_delay"] >= MIN_SILENCE
         assert r["end_of_utterance_delay"] < MIN_SILENCE + MIN_ENDPOINTING + 0.4
         # the transcript arrives STT_DELAY after the VAD's end of speech
-        assert MIN_SILENCE + STT_DELAY <= r["transcription_delay"] < MIN_SILENCE + STT_DELAY + 0.2
+        assert MIN_SILENCE + STT_DELAY <= r["transcription_delay"] < MIN_SILENCE + STT_DELAY + SLACK
 
     ttss = by_kind(records, "tts")
     assert len(ttss) == 2
     for r in ttss:
-        assert TTS_TTFB <= r["ttfb"] < TTS_TTFB + 0.1
+        assert TTS_TTFB <= r["ttfb"] < TTS_TTFB + SLACK
         assert r["characters_count"] == len("Paris is the capital of France.")
 
     llms = by_kind(records, "llm")
     assert len(llms) == 2
     for r in llms:
-        assert LLM_TTFT <= r["ttft"] < LLM_TTFT + 0.1
+        assert LLM_TTFT <= r["ttft"] < LLM_TTFT + SLACK
 
     turns = by_kind(records, "turn")
     assert [t["turn"] for t in turns] == [1, 2]
     for t, question in zip(turns, questions, strict=True):
         assert t["user_text"] == question
         assert t["agent_text"] == "Paris is the capital of France."
-        assert LLM_TTFT <= t["llm_node_ttft"] < LLM_TTFT + 0.1
-        assert TTS_TTFB <= t["tts_node_ttfb"] < TTS_TTFB + 0.1
+        assert LLM_TTFT <= t["llm_node_ttft"] < LLM_TTFT + SLACK
+        assert TTS_TTFB <= t["tts_node_ttfb"] < TTS_TTFB + SLACK
         # end to end covers end of turn, the LLM's first token and the TTS's first byte
         assert t["e2e_latency"] >= t["end_of_turn_delay"] + LLM_TTFT + TTS_TTFB - 0.05
         assert t["e2e_latency"] < 3.0

@@ -192,6 +192,15 @@ def test_import_shows_progress_on_a_terminal_only(tmp_path: Path) -> None:
     # a bad line is printed above the bar, on a line of its own, and the bar stays whole
     assert re.search(rf"[\r\n]{re.escape(str(src))}:{len(recs) + 1}: skipped: not JSON", screen)
     assert "[progress" not in screen
+    missing = pexpect.spawn(sys.executable, [*argv[:3], str(tmp_path / "nope.jsonl"), "--db",
+                                             str(tmp_path / "tty2.db")],
+                            env=dict(os.environ), encoding="utf-8", timeout=60)
+    said = ANSI.sub("", missing.read())
+    missing.close()
+    assert missing.exitstatus == 2 and "Traceback" not in said
+    assert said.strip() == f"Error: {tmp_path / 'nope.jsonl'} is not a file; pass the JSON " \
+        "lines written by --output."
+    assert not (tmp_path / "tty2.db").exists()
     piped = subprocess.run([sys.executable, *argv[:-1], str(tmp_path / "piped.db")],
                            capture_output=True, text=True, timeout=60)
     assert piped.returncode == 0 and "Importing" not in piped.stderr

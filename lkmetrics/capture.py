@@ -59,6 +59,12 @@ class Capture:
         """Subscribe to the session and its components. Call after ``session.start()`` so
         LiveKit's own handlers (which stamp ``speech_id``) run before ours."""
         self._session = session
+        # LiveKit's default turn detector (an inference.TurnDetector object, reachable through
+        # the public session.turn_detection) emits its own eot metrics; the modes given as
+        # strings ("vad", "stt", "manual", ...) emit none
+        detector = session.turn_detection
+        if hasattr(detector, "on") and hasattr(detector, "off"):
+            components = [*components, detector]
         for comp in components:
             if comp is None or comp in self._components:
                 continue

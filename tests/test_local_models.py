@@ -228,7 +228,24 @@ def test_a_missing_module_names_itself_and_the_install_command(
     monkeypatch.setitem(sys.modules, "piper", None)  # makes "import piper" fail
     with pytest.raises(MissingExtraError) as err:
         require_local_extra()
-    assert "'piper'" in str(err.value) and "pip install 'lkmetrics[local]'" in str(err.value)
+    # from a checkout, the set-up script (it builds llama.cpp with the flags it needs here)
+    script = Path(__file__).resolve().parents[1] / "scripts" / "install.sh"
+    assert "'piper'" in str(err.value) and f"run: bash {script}" in str(err.value)
+
+
+def test_without_a_checkout_the_hint_is_pip_with_the_llama_build_flags(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path,
+) -> None:
+    import lkmetrics.local as local
+
+    monkeypatch.setattr(local, "__file__", str(tmp_path / "site" / "lkmetrics" / "local" /
+                                               "__init__.py"))
+    hint = local.install_hint()
+    assert hint.startswith('CMAKE_ARGS="-DGGML_NATIVE=OFF ')
+    assert hint.endswith('pip install --no-cache-dir "lkmetrics[local]"')
+    # the same flags as the set-up script
+    script = (Path(__file__).resolve().parents[1] / "scripts" / "install.sh").read_text()
+    assert f'CMAKE_ARGS="{local.LLAMA_CMAKE_ARGS}"' in script
 
 
 def test_reading_a_non_wav_file_is_a_clear_error(tmp_path: Path) -> None:

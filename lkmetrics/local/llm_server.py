@@ -19,7 +19,7 @@ from types import TracebackType
 from typing import IO
 
 from lkmetrics.errors import LkmetricsError, MissingExtraError
-from lkmetrics.local import INSTALL_HINT, import_local, local_package_dir
+from lkmetrics.local import import_local, install_hint, local_package_dir
 from lkmetrics.local._llama_child import PARENT_ENV
 
 # the package root, so that the child can import lkmetrics even from an uninstalled checkout
@@ -169,7 +169,7 @@ class LlamaServer:
                 if "ModuleNotFoundError" in tail:  # e.g. llama-cpp-python without [server]
                     raise MissingExtraError(
                         f"The llama server cannot start, a module is missing: {tail} "
-                        f"Run: {INSTALL_HINT}"
+                        f"Run: {install_hint()}"
                     )
                 raise LkmetricsError(
                     f"The llama server exited with code {code} while starting "

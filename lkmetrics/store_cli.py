@@ -14,7 +14,7 @@ import sys
 from collections.abc import Iterator
 from enum import Enum
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
 import typer
 
@@ -65,6 +65,32 @@ DbOpt = Annotated[
 ]
 
 
+F = TypeVar("F", TableFormat, CompareFormat, ExportFormat)
+
+
+def _given(ctx: Any, name: str) -> bool:  # a typer.Context, or its parent (a click one)
+    return getattr(ctx.get_parameter_source(name), "name", "") == "COMMANDLINE"
+
+
+def _format(ctx: typer.Context, fmt: F) -> F:
+    """This command's --format or, when it has none, a --format given before the command
+    (``lkmetrics --format json report``), which must be one this command takes."""
+    from lkmetrics.errors import UsageError
+
+    parent = ctx.parent
+    if parent is None or _given(ctx, "fmt") or not _given(parent, "fmt"):
+        return fmt
+    value = str(parent.params["fmt"]).strip().lower()
+    try:
+        return type(fmt)(value)
+    except ValueError:
+        choices = ", ".join(m.value for m in type(fmt))
+        raise UsageError(
+            f"--format {value} does not apply to `lkmetrics {ctx.info_name}`, whose --format "
+            f"takes {choices}; pass one of those after the command."
+        ) from None
+
+
 def _open(db: Path | None, *, create: bool = False) -> Store:
     from lkmetrics.store import Store, default_db_path
 
@@ -72,6 +98,7 @@ def _open(db: Path | None, *, create: bool = False) -> Store:
 
 
 def sessions(
+    ctx: typer.Context,
     limit: Annotated[
         int, typer.Option("--limit", "-n", help="Show this many sessions; 0 shows all.")
     ] = 20,
@@ -81,6 +108,7 @@ def sessions(
     db: DbOpt = None,
 ) -> None:
     """List recorded sessions, newest first: models, turns, p50 turn latency, duration."""
+    fmt = _format(ctx, fmt)
     from lkmetrics import render_report, report
 
     with _open(db) as store:
@@ -89,6 +117,7 @@ def sessions(
 
 
 def report_cmd(
+    ctx: typer.Context,
     session: Annotated[
         str | None,
         typer.Argument(
@@ -127,6 +156,7 @@ def report_cmd(
     end-of-utterance delay, transcription delay and turn e2e latency; then token totals and
     usage per model. --fail-over FIGURE.STAT=LIMIT makes it a CI latency budget (exit 1).
     """
+    fmt = _format(ctx, fmt)
     from lkmetrics import render_report, report
 
     budgets = [report.parse_budget(spec) for spec in fail_over or []]
@@ -145,6 +175,7 @@ report_cmd.__doc__ = f"{inspect.cleandoc(report_cmd.__doc__ or '')}\n\n{PERCENTI
 
 
 def compare(
+    ctx: typer.Context,
     a: Annotated[str, typer.Argument(help="Session A (id, prefix or 'last'), or model A.")],
     b: Annotated[str, typer.Argument(help="Session B (id, prefix or 'last'), or model B.")],
     by: Annotated[CompareBy, typer.Option(help="Compare two sessions or two models.")] = (
@@ -160,6 +191,7 @@ def compare(
     For each figure: p50 and p95 of A and B, the difference (B - A) and the ratio (B / A),
     with B marked faster or slower.
     """
+    fmt = _format(ctx, fmt)
     from lkmetrics import render_report, report
 
     with _open(db) as store:
@@ -168,6 +200,7 @@ def compare(
 
 
 def export(
+    ctx: typer.Context,
     session: Annotated[
         str | None,
         typer.Argument(metavar="[SESSION]",
@@ -184,6 +217,7 @@ def export(
     JSON lines are exactly as recorded (`lkmetrics import` reads them back); CSV has the
     envelope, the figures, the tokens and the whole JSON record.
     """
+    fmt = _format(ctx, fmt)
     from lkmetrics.store import Interrupted
 
     with _open(db) as store:

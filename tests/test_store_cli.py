@@ -95,6 +95,31 @@ def test_report_json_matches_numpy(recorded: list[dict[str, object]]) -> None:
     assert {u["type"] for u in doc["usage"]} == {"llm_usage", "tts_usage"}
 
 
+def test_a_format_given_before_a_store_command_applies_to_it(
+    recorded: list[dict[str, object]],
+) -> None:
+    before = run("--format", "json", "report", "last")
+    assert before.exit_code == 0, before.output
+    assert json.loads(before.stdout) == json.loads(run("report", "last", "-f", "json").stdout)
+    sessions = run("--format", "json", "sessions")
+    assert sessions.exit_code == 0
+    assert [json.loads(line)["id"] for line in sessions.stdout.splitlines()] == ["s_two", "s_one"]
+    # the command's own --format wins
+    assert "session s_two" in run("--format", "json", "report", "last", "-f", "table").stdout
+    # one the command does not take is a usage error naming the ones it does
+    wrong = run("--format", "json", "export")
+    assert wrong.exit_code == 2
+    assert one_error_line(wrong) == (
+        "Error: --format json does not apply to `lkmetrics export`, whose --format takes "
+        "jsonl, csv; pass one of those after the command.")
+    # LKMETRICS_FORMAT is for agent records: it does not change a report
+    os.environ["LKMETRICS_FORMAT"] = "json"
+    try:
+        assert "session s_two" in run("report", "last").stdout
+    finally:
+        del os.environ["LKMETRICS_FORMAT"]
+
+
 def test_report_table_and_csv(recorded: list[dict[str, object]]) -> None:
     table = run("report", "last")
     assert table.exit_code == 0, table.output

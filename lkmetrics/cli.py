@@ -17,6 +17,7 @@ from lkmetrics.config import (
     DEFAULT_VOICE,
 )
 from lkmetrics.errors import LkmetricsError
+from lkmetrics.store_cli import given_on_command_line
 from lkmetrics.store_cli import register as register_store_commands
 
 
@@ -144,8 +145,7 @@ def _main(
     """See where the time and the tokens of your LiveKit voice agent go."""
     ctx.obj = {"fmt": fmt, "output": output, "env_file": env_file}
     if ctx.invoked_subcommand is None:
-        given = [p for p in ("fmt", "output", "env_file")
-                 if getattr(ctx.get_parameter_source(p), "name", "") == "COMMANDLINE"]
+        given = [p for p in ("fmt", "output", "env_file") if given_on_command_line(ctx, p)]
         if not given:
             typer.echo(ctx.get_help())
             raise typer.Exit()

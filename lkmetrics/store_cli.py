@@ -68,7 +68,8 @@ DbOpt = Annotated[
 F = TypeVar("F", TableFormat, CompareFormat, ExportFormat)
 
 
-def _given(ctx: Any, name: str) -> bool:  # a typer.Context, or its parent (a click one)
+def given_on_command_line(ctx: Any, name: str) -> bool:
+    """Whether option ``name`` of ``ctx`` (a typer.Context or its click parent) was typed."""
     return getattr(ctx.get_parameter_source(name), "name", "") == "COMMANDLINE"
 
 
@@ -78,7 +79,8 @@ def _format(ctx: typer.Context, fmt: F) -> F:
     from lkmetrics.errors import UsageError
 
     parent = ctx.parent
-    if parent is None or _given(ctx, "fmt") or not _given(parent, "fmt"):
+    if (parent is None or given_on_command_line(ctx, "fmt")
+            or not given_on_command_line(parent, "fmt")):
         return fmt
     value = str(parent.params["fmt"]).strip().lower()
     try:

@@ -1,4 +1,5 @@
-"""The local models for real: Whisper through LiveKit's STT API, Piper through its TTS API,
+"""The local models for real: Whisper and Piper through LiveKit's STT and TTS APIs (recognize,
+synthesize, and the StreamAdapters an AgentSession wraps them in),
 WAV reading, and the llama server's lifecycle. Models load once per module."""
 
 from __future__ import annotations
@@ -24,7 +25,12 @@ from livekit.agents.metrics import STTMetrics, TTSMetrics
 from lkmetrics.errors import LkmetricsError, MissingExtraError
 from lkmetrics.local import require_local_extra
 from lkmetrics.local.llm_server import LlamaServer
-from lkmetrics.local.speech import read_wav_pcm16_mono, synthesize_wav, write_wav_pcm16
+from lkmetrics.local.speech import (
+    frame_to_pcm16_mono,
+    read_wav_pcm16_mono,
+    synthesize_wav,
+    write_wav_pcm16,
+)
 from lkmetrics.local.stt import WhisperSTT, load_whisper
 from lkmetrics.local.tts import PiperTTS, load_piper
 
@@ -171,6 +177,66 @@ def test_piper_tts_streams_sentences_and_livekit_emits_metrics(voice: Any) -> No
     assert m.ttfb < m.duration / 2, (m.ttfb, m.duration)
     assert m.metadata is not None and m.metadata.model_provider == "local"
     assert m.characters_count == len(text)
+
+
+def test_local_stt_and_tts_through_livekits_stream_apis(whisper: Any, voice: Any,
+                                                      question_wav: Path) -> None:
+    # What an AgentSession does with these non-streaming models: it wraps them in LiveKit's
+    # StreamAdapters (Silero VAD cuts the STT's utterances, a sentence tokenizer feeds the TTS)
+    from livekit.agents import stt as lk_stt
+    from livekit.agents import tts as lk_tts
+    from livekit.agents.utils import merge_frames
+    from livekit.plugins import silero
+
+    half_second = np.zeros(8000, dtype=np.int16)
+    pcm = read_wav_pcm16_mono(question_wav, 16000)
+    heard_frames = frames_of(np.concatenate([half_second, pcm, half_second, half_second]), 16000)
+    listener = lk_stt.StreamAdapter(stt=WhisperSTT(model=whisper), vad=silero.VAD.load())
+    speaker = lk_tts.StreamAdapter(tts=PiperTTS(voice=voice))
+    stt_metrics: list[STTMetrics] = []
+    tts_metrics: list[TTSMetrics] = []
+    listener.on("metrics_collected", stt_metrics.append)
+    speaker.on("metrics_collected", tts_metrics.append)
+    sentences = ["Paris is the capital of France. ", "It is known for the Eiffel Tower."]
+
+    async def run() -> tuple[list[Any], list[rtc.AudioFrame], str]:
+        listening = listener.stream()
+        for frame in heard_frames:
+            listening.push_frame(frame)
+        listening.end_input()
+        events = [ev async for ev in listening]
+        await listening.aclose()
+
+        speaking = speaker.stream()
+        for sentence in sentences:
+            speaking.push_text(sentence)
+        speaking.flush()
+        speaking.end_input()
+        spoken = [ev.frame async for ev in speaking]
+        await speaking.aclose()
+        # and what the TTS said, heard back by the STT
+        said = await WhisperSTT(model=whisper).recognize(
+            frames_of(frame_to_pcm16_mono(merge_frames(spoken), 16000), 16000))
+        return events, spoken, said.alternatives[0].text
+
+    events, spoken, said = asyncio.run(run())
+
+    kinds = [ev.type for ev in events]
+    assert kinds == [lk_stt.SpeechEventType.START_OF_SPEECH,
+                     lk_stt.SpeechEventType.END_OF_SPEECH,
+                     lk_stt.SpeechEventType.FINAL_TRANSCRIPT], kinds
+    assert_heard_question(events[-1].alternatives[0].text)
+    [m] = stt_metrics  # one utterance, one recognition, metered by LiveKit
+    assert m.duration > 0 and len(pcm) / 16000 - 0.1 < m.audio_duration < len(pcm) / 16000 + 1.0
+
+    assert {(f.sample_rate, f.num_channels) for f in spoken} == {(22050, 1)}
+    seconds = sum(f.duration for f in spoken)
+    assert 2.0 < seconds < 8.0
+    assert all(t.ttfb > 0 for t in tts_metrics)
+    # one synthesis, and one TTSMetrics, per sentence
+    assert [t.characters_count for t in tts_metrics] == [len(x.strip()) for x in sentences]
+    assert sum(t.audio_duration for t in tts_metrics) == pytest.approx(seconds, abs=0.05)
+    assert "paris" in said.lower() and "eiffel" in said.lower(), said
 
 
 def test_a_44k_stereo_wav_is_read_as_16k_mono_and_understood(

@@ -8,11 +8,18 @@ PY="${PYTHON:-python3}"
 SUDO=""
 if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
 
-# LiveKit's console needs PortAudio, even in text mode
-if ! ldconfig -p 2>/dev/null | grep -q "libportaudio.so.2"; then
-  echo "lkmetrics: installing libportaudio2" >&2
+# system packages, each only when missing: PortAudio (LiveKit's console needs it, even in text
+# mode), pip, and a C/C++ compiler for the llama.cpp build
+need=()
+ldconfig -p 2>/dev/null | grep -q "libportaudio.so.2" || need+=(libportaudio2)
+"$PY" -m pip --version >/dev/null 2>&1 || need+=(python3-pip)
+if ! "$PY" -c "import llama_cpp.server" >/dev/null 2>&1 && ! command -v c++ >/dev/null 2>&1; then
+  need+=(g++)
+fi
+if [ ${#need[@]} -gt 0 ]; then
+  echo "lkmetrics: installing ${need[*]}" >&2
   $SUDO apt-get update -qq
-  $SUDO apt-get install -y -qq libportaudio2 >/dev/null
+  $SUDO apt-get install -y -qq "${need[@]}" >/dev/null
 fi
 
 # llama.cpp is compiled from source the first time (3-5 minutes on 2 cores). The native

@@ -61,7 +61,8 @@ class Capture:
         self._session = session
         # LiveKit's default turn detector (an inference.TurnDetector object, reachable through
         # the public session.turn_detection) emits its own eot metrics; the modes given as
-        # strings ("vad", "stt", "manual", ...) emit none
+        # strings ("vad", "stt", "manual", ...) emit none. lkmetrics sets no detector on the
+        # Agent and never swaps it with update_options, so the session's is the one in use.
         detector = session.turn_detection
         if hasattr(detector, "on") and hasattr(detector, "off"):
             components = [*components, detector]

@@ -8,11 +8,28 @@ PY="${PYTHON:-python3}"
 SUDO=""
 if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
 
+# pip must be allowed to install into $PY: not a system Python that its distribution manages
+# (PEP 668), where pip refuses with a long error half-way through
+if "$PY" - <<'PYEOF'
+import os, sys, sysconfig
+managed = os.path.exists(os.path.join(sysconfig.get_path("stdlib"), "EXTERNALLY-MANAGED"))
+sys.exit(0 if managed and sys.prefix == sys.base_prefix else 1)
+PYEOF
+then
+  echo "lkmetrics: $PY is managed by the system, and pip may not install into it. Create a" \
+    "virtualenv and run this script from it: python3 -m venv .venv && . .venv/bin/activate" \
+    "&& bash scripts/install.sh (on Debian/Ubuntu: apt-get install python3-venv first)." >&2
+  exit 2
+fi
+
 # system packages, each only when missing: PortAudio (LiveKit's console needs it, even in text
 # mode), pip, and a C/C++ compiler for the llama.cpp build
 need=()
 ldconfig -p 2>/dev/null | grep -q "libportaudio.so.2" || need+=(libportaudio2)
-"$PY" -m pip --version >/dev/null 2>&1 || need+=(python3-pip)
+if ! "$PY" -m pip --version >/dev/null 2>&1; then
+  # a Python's own pip first; the distribution's package only serves the system Python
+  "$PY" -m ensurepip --upgrade >/dev/null 2>&1 || need+=(python3-pip)
+fi
 if ! "$PY" -c "import llama_cpp.server" >/dev/null 2>&1 && ! command -v c++ >/dev/null 2>&1; then
   need+=(g++)
 fi

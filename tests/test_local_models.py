@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import shlex
 import signal
 import subprocess
 import sys
@@ -296,7 +297,9 @@ def test_a_missing_module_names_itself_and_the_install_command(
         require_local_extra()
     # from a checkout, the set-up script (it builds llama.cpp with the flags it needs here)
     script = Path(__file__).resolve().parents[1] / "scripts" / "install.sh"
-    assert "'piper'" in str(err.value) and f"run: bash {script}" in str(err.value)
+    assert "'piper'" in str(err.value)
+    assert f"run: PYTHON={shlex.quote(sys.executable)} bash {shlex.quote(str(script))}" in str(
+        err.value)
 
 
 def test_without_a_checkout_the_hint_is_pip_with_the_llama_build_flags(
@@ -308,7 +311,8 @@ def test_without_a_checkout_the_hint_is_pip_with_the_llama_build_flags(
                                                "__init__.py"))
     hint = local.install_hint()
     assert hint.startswith('CMAKE_ARGS="-DGGML_NATIVE=OFF ')
-    assert hint.endswith('pip install --no-cache-dir "lkmetrics[local]"')
+    assert hint.endswith(f'{shlex.quote(sys.executable)} -m pip install --no-cache-dir '
+                         '"lkmetrics[local]"')
     # the same flags as the set-up script
     script = (Path(__file__).resolve().parents[1] / "scripts" / "install.sh").read_text()
     assert f'CMAKE_ARGS="{local.LLAMA_CMAKE_ARGS}"' in script

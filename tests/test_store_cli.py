@@ -96,7 +96,7 @@ def test_report_json_matches_numpy(recorded: list[dict[str, object]]) -> None:
 
 
 def test_a_format_given_before_a_store_command_applies_to_it(
-    recorded: list[dict[str, object]],
+    recorded: list[dict[str, object]], monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     before = run("--format", "json", "report", "last")
     assert before.exit_code == 0, before.output
@@ -113,11 +113,8 @@ def test_a_format_given_before_a_store_command_applies_to_it(
         "Error: --format json does not apply to `lkmetrics export`, whose --format takes "
         "jsonl, csv; pass one of those after the command.")
     # LKMETRICS_FORMAT is for agent records: it does not change a report
-    os.environ["LKMETRICS_FORMAT"] = "json"
-    try:
-        assert "session s_two" in run("report", "last").stdout
-    finally:
-        del os.environ["LKMETRICS_FORMAT"]
+    monkeypatch.setenv("LKMETRICS_FORMAT", "json")
+    assert "session s_two" in run("report", "last").stdout
 
 
 def test_report_table_and_csv(recorded: list[dict[str, object]]) -> None:

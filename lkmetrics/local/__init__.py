@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import importlib
 import importlib.util
+import shlex
+import sys
 from pathlib import Path
 from types import ModuleType
 
@@ -22,10 +24,12 @@ LLAMA_CMAKE_ARGS = (
 def install_hint() -> str:
     """The command that installs the local extra: the checkout's set-up script when there is
     one, else pip with the llama.cpp build flags."""
+    python = shlex.quote(sys.executable)  # the Python running lkmetrics, venv or not
     script = Path(__file__).resolve().parents[2] / "scripts" / "install.sh"
     if script.is_file():
-        return f"bash {script}"
-    return f'CMAKE_ARGS="{LLAMA_CMAKE_ARGS}" pip install --no-cache-dir "lkmetrics[local]"'
+        return f"PYTHON={python} bash {shlex.quote(str(script))}"
+    return (f'CMAKE_ARGS="{LLAMA_CMAKE_ARGS}" {python} -m pip install --no-cache-dir '
+            '"lkmetrics[local]"')
 
 # code the local models run, imported to check it (llama_cpp.server also needs fastapi & co.)
 LOCAL_MODULES: tuple[str, ...] = ("faster_whisper", "piper", "llama_cpp.server")

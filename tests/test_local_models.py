@@ -344,21 +344,27 @@ def process_gone(pid: int, within: float = 10.0) -> bool:
         time.sleep(0.1)
 
 
-def stream_chat(server: LlamaServer, prompt: str, max_tokens: int = 16) -> dict[str, Any]:
-    """One streamed chat completion asking for usage, as LiveKit's LLM sends it."""
-    body = {
+def chat_request(server: LlamaServer, prompt: str, max_tokens: int, *,
+                 stream: bool) -> urllib.request.Request:
+    """A chat completion request; streamed ones ask for usage, as LiveKit's LLM does."""
+    body: dict[str, Any] = {
         "model": server.model,
         "messages": [{"role": "user", "content": prompt}],
         "max_tokens": max_tokens,
         "temperature": 0,
-        "stream": True,
-        "stream_options": {"include_usage": True},
     }
-    request = urllib.request.Request(
+    if stream:
+        body.update(stream=True, stream_options={"include_usage": True})
+    return urllib.request.Request(
         f"{server.base_url}/chat/completions",
         data=json.dumps(body).encode(),
         headers={"Content-Type": "application/json"},
     )
+
+
+def stream_chat(server: LlamaServer, prompt: str, max_tokens: int = 16) -> dict[str, Any]:
+    """One streamed chat completion asking for usage, as LiveKit's LLM sends it."""
+    request = chat_request(server, prompt, max_tokens, stream=True)
     started = time.perf_counter()
     ttft, text, usage = None, "", None
     with NO_PROXY.open(request, timeout=60) as resp:
@@ -378,17 +384,7 @@ def stream_chat(server: LlamaServer, prompt: str, max_tokens: int = 16) -> dict[
 
 def complete(server: LlamaServer, prompt: str, max_tokens: int = 16) -> dict[str, Any]:
     """One unstreamed chat completion; the server's JSON answer."""
-    body = {
-        "model": server.model,
-        "messages": [{"role": "user", "content": prompt}],
-        "max_tokens": max_tokens,
-        "temperature": 0,
-    }
-    request = urllib.request.Request(
-        f"{server.base_url}/chat/completions",
-        data=json.dumps(body).encode(),
-        headers={"Content-Type": "application/json"},
-    )
+    request = chat_request(server, prompt, max_tokens, stream=False)
     with NO_PROXY.open(request, timeout=60) as resp:
         result: dict[str, Any] = json.loads(resp.read())
     return result

@@ -15,6 +15,10 @@ import statistics
 import subprocess
 import sys
 import time
+from collections.abc import Callable
+from typing import Any
+
+from lkmetrics.agent.pipeline import Pipeline
 
 
 def make_metric(i: int):  # type: ignore[no-untyped-def]
@@ -35,7 +39,7 @@ def time_handler(handler, events) -> list[float]:  # type: ignore[no-untyped-def
     return costs
 
 
-def recipe_handler():  # type: ignore[no-untyped-def]
+def recipe_handler() -> Callable[[Any], None]:
     """LiveKit's LLM Metrics recipe: a Rich table built and printed on the loop."""
     from datetime import datetime
 
@@ -45,7 +49,7 @@ def recipe_handler():  # type: ignore[no-untyped-def]
 
     console = Console(file=io.StringIO(), width=100, force_terminal=True)
 
-    def handler(m) -> None:  # type: ignore[no-untyped-def]
+    def handler(m: Any) -> None:
         table = Table(title="[bold blue]LLM Metrics Report[/bold blue]", box=box.ROUNDED,
                       highlight=True, show_header=True, header_style="bold cyan")
         table.add_column("Metric", style="bold green")
@@ -68,12 +72,12 @@ def recipe_handler():  # type: ignore[no-untyped-def]
     return handler
 
 
-def ours():  # type: ignore[no-untyped-def]
+def ours() -> tuple[Callable[[Any], None], Pipeline]:
     from rich.console import Console
 
-    from lkmetrics.capture import Capture
-    from lkmetrics.render import TableWriter
-    from lkmetrics.sink import JsonlWriter, Pipeline
+    from lkmetrics.agent.capture import Capture
+    from lkmetrics.render.jsonl import JsonlWriter
+    from lkmetrics.render.live import TableWriter
 
     console = Console(file=io.StringIO(), width=100, force_terminal=True)
     pipeline = Pipeline([TableWriter(console), JsonlWriter(io.StringIO())])

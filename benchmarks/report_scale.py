@@ -36,21 +36,9 @@ IMPORT_RATE_TARGET = 100_000
 
 def _cli_main(argv: list[str]) -> int:
     """Run one lkmetrics command in this process (used as the child of each measurement)."""
-    import typer
-
+    from lkmetrics.cli import app
     from lkmetrics.errors import LkmetricsError
 
-    try:
-        from lkmetrics.cli import app
-
-        names = set(typer.main.get_command(app).commands)  # type: ignore[attr-defined]
-        if not {"report", "sessions", "import", "export"} <= names:
-            raise ImportError
-    except Exception:
-        from lkmetrics.store_cli import register
-
-        app = typer.Typer(add_completion=False)
-        register(app)
     try:
         app(argv, standalone_mode=False)
     except LkmetricsError as e:

@@ -27,10 +27,49 @@ SETTINGS_ENV = "LKMETRICS_SETTINGS"
 SECRET_ENV = ("LIVEKIT_API_SECRET", "LIVEKIT_API_KEY", "OPENAI_API_KEY")
 
 
-class Format(str, Enum):
+class OutputFormat(str, Enum):
+    """Every output format of every command; each command takes some of them."""
+
     table = "table"
     json = "json"
+    csv = "csv"
+    jsonl = "jsonl"
     none = "none"
+
+
+@dataclass(frozen=True)
+class AgentOptions:
+    """The agent the user asked for on the command line (validated into AgentSettings)."""
+
+    stt: str = DEFAULT_STT
+    llm: str = DEFAULT_LLM
+    tts: str = DEFAULT_TTS
+    voice: str = DEFAULT_VOICE
+    instructions: str = DEFAULT_INSTRUCTIONS
+    greet: bool = True
+    llm_base_url: str | None = None
+    local: bool = False
+
+
+@dataclass(frozen=True)
+class OutputOptions:
+    """Where a run's records go: the format on stdout, --output, the store."""
+
+    format: OutputFormat
+    output: Path | None = None
+    env_file: Path | None = None
+    show: tuple[str, ...] = ()
+    db: Path | None = None
+    record: bool = True
+
+
+@dataclass(frozen=True)
+class ServerOptions:
+    """The LiveKit server of the room modes (run, dev, connect)."""
+
+    url: str | None = None
+    api_key: str | None = None
+    api_secret: str | None = None
 
 
 _MODEL_RE = re.compile(r"^[A-Za-z0-9_.\-]+/[^\s/][^\s]*$")
@@ -173,3 +212,52 @@ def redact(text: str) -> str:
         if value and len(value) >= 4:
             text = text.replace(value, "***")
     return text
+
+
+ROOM_COMMANDS = ("run", "dev", "connect")
+
+
+def make_settings(command: str, agent: AgentOptions, show: tuple[str, ...] = ()) -> AgentSettings:
+    """Validated agent settings from the command line (no livekit import)."""
+    stt, llm, tts = (("local",) * 3) if agent.local else (agent.stt, agent.llm, agent.tts)
+    settings = AgentSettings(
+        stt=parse_model("--stt", stt, allow_none=True),
+        llm=parse_model("--llm", llm, allow_none=False) or "local",
+        tts=parse_model("--tts", tts, allow_none=True),
+        voice=agent.voice,
+        instructions=agent.instructions,
+        greet=agent.greet,
+        llm_base_url=check_base_url(agent.llm_base_url),
+        command=command,
+        show=[s.lower() for s in show],
+    )
+    if settings.llm == "local" and settings.llm_base_url is not None:
+        raise UsageError("--llm local starts its own server; leave out --llm-base-url.")
+    return settings
+
+
+def prepare(command: str, agent: AgentOptions, show: tuple[str, ...] = (),
+            server: ServerOptions | None = None) -> AgentSettings:
+    """Validate every option and credential (after .env is read); nothing here imports livekit.
+
+    LiveKit server credentials reach LiveKit through the environment, never argv.
+    """
+    settings = make_settings(command, agent, show)
+    server = server or ServerOptions()
+    # typer already read LIVEKIT_* from the environment; .env may have added them since
+    url = server.url or os.environ.get("LIVEKIT_URL")
+    api_key = server.api_key or os.environ.get("LIVEKIT_API_KEY")
+    api_secret = server.api_secret or os.environ.get("LIVEKIT_API_SECRET")
+    for var, value in (("LIVEKIT_URL", url), ("LIVEKIT_API_KEY", api_key),
+                       ("LIVEKIT_API_SECRET", api_secret)):
+        if value:
+            os.environ[var] = value
+    if command in ROOM_COMMANDS:
+        check_server_url(url, command)
+    check_credentials(settings)
+    if settings.uses_local():
+        from lkmetrics.local import require_local_extra
+
+        require_local_extra()
+        settings.turn_detection = "vad"  # offline: no turn-detector model to fetch
+    return settings

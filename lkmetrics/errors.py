@@ -1,4 +1,4 @@
-"""One exception tree; cli.py maps it to a one-line message and an exit code."""
+"""One exception tree; the CLI maps it to a one-line message and an exit code."""
 
 from __future__ import annotations
 
@@ -31,3 +31,26 @@ class MissingExtraError(LkmetricsError):
     """An optional dependency is not installed; the message says what to install."""
 
     exit_code = 2
+
+
+class Interrupted(StoreError):
+    """Ctrl-C during an import or export; what an import committed stays (exit code 130)."""
+
+    exit_code = 130
+
+
+class BudgetExceeded(LkmetricsError):
+    """One or more budgets are broken (exit code 1); the message names each."""
+
+    exit_code = 1
+
+
+class LocalModelError(LkmetricsError):
+    """A local model (the llama.cpp server, Whisper, Piper) failed to start or run."""
+
+    exit_code = 1
+
+
+class Stopped(Exception):
+    """Internal, never shown: :meth:`lkmetrics.background.QueueThread.get` reached the stop mark
+    (everything put before it has been handled)."""

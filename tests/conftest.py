@@ -1,11 +1,14 @@
-"""Isolates HOME, the environment and the terminal width; starts local test servers."""
+"""Every shared fixture and helper: an isolated home, environment and terminal width; the local
+LLM server; a list writer; waiting for a process to be gone."""
 
 from __future__ import annotations
 
 import os
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -39,6 +42,18 @@ def isolated(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 
 
 @pytest.fixture
+def home(isolated: Path) -> Path:
+    """The test's LKMETRICS_HOME (where the default database lives)."""
+    return isolated
+
+
+@pytest.fixture
+def wide(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A 200-column terminal, for tests that read whole table rows."""
+    monkeypatch.setenv("COLUMNS", "200")
+
+
+@pytest.fixture
 def llm_server() -> Iterator[LLMServer]:
     srv = LLMServer(Script())
     yield srv
@@ -50,3 +65,35 @@ def subprocess_env(**extra: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if k not in SCRUB}
     env.update(extra)
     return env
+
+
+class ListWriter:
+    """A pipeline writer that keeps every record it is given."""
+
+    def __init__(self) -> None:
+        self.records: list[dict[str, Any]] = []
+
+    def write(self, record: dict[str, Any]) -> None:
+        self.records.append(record)
+
+    def close(self) -> None:
+        pass
+
+
+def running(pid: int | str) -> bool:
+    """Whether the process exists and has not exited (a zombie has)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    return stat.rsplit(")", 1)[1].split()[0] not in ("Z", "X")
+
+
+def wait_gone(pid: int | str, timeout: float = 5.0) -> bool:
+    """Wait until the process has exited; False if it still runs after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while running(pid):
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.02)
+    return True

@@ -14,10 +14,12 @@ import asyncio
 import copy
 import time
 import uuid
+from typing import Any
 
 import numpy as np
 from livekit import rtc
 from livekit.agents import APIConnectOptions, stt, tts, vad
+from livekit.agents.language import LanguageCode
 from livekit.agents.types import DEFAULT_API_CONNECT_OPTIONS
 from livekit.agents.utils import AudioBuffer, merge_frames
 
@@ -100,7 +102,7 @@ class _EnergyVADStream(vad.VADStream):
                 speech_s = 0.0
 
 
-class ScriptedSTT(stt.STT):
+class ScriptedSTT(stt.STT[Any]):
     def __init__(self, transcripts: list[str], *, delay: float = 0.1) -> None:
         super().__init__(capabilities=stt.STTCapabilities(streaming=False, interim_results=False))
         self.transcripts = list(transcripts)
@@ -129,10 +131,11 @@ class ScriptedSTT(stt.STT):
         text = self.transcripts.pop(0) if self.transcripts else ""
         return stt.SpeechEvent(type=stt.SpeechEventType.FINAL_TRANSCRIPT,
                                request_id=uuid.uuid4().hex,
-                               alternatives=[stt.SpeechData(text=text, language="en")])
+                               alternatives=[stt.SpeechData(text=text,
+                                                            language=LanguageCode("en"))])
 
 
-class ScriptedTTS(tts.TTS):
+class ScriptedTTS(tts.TTS[Any]):
     def __init__(self, *, ttfb: float = 0.15, audio_per_char: float = 0.01,
                  sample_rate: int = 24000) -> None:
         super().__init__(capabilities=tts.TTSCapabilities(streaming=False),

@@ -8,24 +8,12 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import pytest
 import typer
 from typer.testing import CliRunner
-
-from lkmetrics.errors import LkmetricsError
 
 Record = dict[str, Any]
 
 LLM_MODELS = ("openai/gpt-4.1-mini", "openai/gpt-4o")
-
-
-@pytest.fixture(autouse=True)
-def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """A fresh LKMETRICS_HOME per test (the default database lives there)."""
-    home = tmp_path / "home"
-    monkeypatch.setenv("LKMETRICS_HOME", str(home))
-    monkeypatch.setenv("COLUMNS", "200")
-    return home
 
 
 def session_records(
@@ -107,31 +95,10 @@ def write_jsonl(path: Path, records: Any) -> Path:
     return path
 
 
-class _ErrorMappingGroup(typer.core.TyperGroup):
-    """Maps LkmetricsError to ``Error: ...`` and its exit code, as cli.py does."""
-
-    def invoke(self, ctx: Any) -> Any:
-        try:
-            return super().invoke(ctx)
-        except LkmetricsError as e:
-            typer.echo(f"Error: {e}", err=True)
-            raise typer.Exit(e.exit_code) from None
-
-
 def cli_app() -> typer.Typer:
-    """The real ``lkmetrics.cli.app`` once it registers the store commands, else a stand-in."""
-    try:
-        from lkmetrics.cli import app
+    """The real ``lkmetrics.cli.app``: an import failure fails the test, never a stand-in."""
+    from lkmetrics.cli import app
 
-        names = set(typer.main.get_command(app).commands)  # type: ignore[attr-defined]
-        if {"sessions", "report", "compare", "export", "import"} <= names:
-            return app
-    except Exception:
-        pass
-    from lkmetrics.store_cli import register
-
-    app = typer.Typer(cls=_ErrorMappingGroup, add_completion=False)
-    register(app)
     return app
 
 

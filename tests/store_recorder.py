@@ -4,8 +4,8 @@
 
 Puts a ``session`` record, then COUNT ``turn`` records INTERVAL_S apart, printing
 ``seq time`` after each put (so a parent knows what was handed to the writer and when), then
-closes the pipeline with exit status ``ok``. With START_EVENT_FILE, waits for that file to
-exist first, so several recorders can start writing at the same moment.
+closes the pipeline with exit status ``ok``. With START_EVENT_FILE, prints ``ready`` and waits for
+that file to exist first, so several recorders create one new store at the same moment.
 """
 
 from __future__ import annotations
@@ -14,17 +14,20 @@ import sys
 import time
 from pathlib import Path
 
-from lkmetrics.sink import Pipeline
+from lkmetrics.agent.pipeline import Pipeline
 from lkmetrics.store import StoreWriter
 
 
 def main() -> None:
     db, sid, count, interval = Path(sys.argv[1]), sys.argv[2], int(sys.argv[3]), float(sys.argv[4])
-    if len(sys.argv) > 5:
-        start = Path(sys.argv[5])
+    start = Path(sys.argv[5]) if len(sys.argv) > 5 else None
+    if start is None:
+        writer = StoreWriter(db)
+    else:  # open the store only at the start line, then say so and wait for the start file
+        print("ready", flush=True)
         while not start.exists():
             time.sleep(0.005)
-    writer = StoreWriter(db)
+        writer = StoreWriter(db)
     pipeline = Pipeline([writer])
     pipeline.put(sid, {"kind": "session", "command": "test", "llm": "openai/gpt-4.1-mini",
                        "stt": "deepgram/nova-3", "tts": "cartesia/sonic-3", "voice": "v",

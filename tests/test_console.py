@@ -101,7 +101,7 @@ def test_json_to_redirected_stdout_holds_only_json(llm_server: LLMServer, tmp_pa
         assert {"schema", "kind", "session_id", "seq"} <= r.keys()
     assert [r["seq"] for r in records] == list(range(1, len(records) + 1))
     llm = next(r for r in records if r["kind"] == "llm")
-    metric = TypeAdapter(AgentMetrics).validate_python(llm)
+    metric: object = TypeAdapter(AgentMetrics).validate_python(llm)
     assert isinstance(metric, LLMMetrics)
     assert TTFT <= metric.ttft < TTFT + BOUND
     assert metric.completion_tokens == llm_server.script.tokens

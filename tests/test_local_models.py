@@ -20,6 +20,7 @@ from typing import Any
 
 import numpy as np
 import pytest
+from conftest import wait_gone
 from livekit import rtc
 from livekit.agents.metrics import STTMetrics, TTSMetrics
 
@@ -328,22 +329,6 @@ def test_reading_a_non_wav_file_is_a_clear_error(tmp_path: Path) -> None:
 # --- llama server ------------------------------------------------------------------------
 
 
-def process_gone(pid: int, within: float = 10.0) -> bool:
-    """True once PID has exited (a zombie nobody reaped counts as exited)."""
-    deadline = time.monotonic() + within
-    while True:
-        try:
-            os.kill(pid, 0)
-            state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-            if state in ("Z", "X"):
-                return True
-        except (ProcessLookupError, FileNotFoundError):
-            return True
-        if time.monotonic() > deadline:
-            return False
-        time.sleep(0.1)
-
-
 def chat_request(server: LlamaServer, prompt: str, max_tokens: int, *,
                  stream: bool) -> urllib.request.Request:
     """A chat completion request; streamed ones ask for usage, as LiveKit's LLM does."""
@@ -403,7 +388,7 @@ def test_llama_server_streams_a_completion_with_usage_and_stops(tmp_path: Path) 
     # usage in the stream equals what the server reports for the same request unstreamed
     assert streamed["usage"] == plain["usage"]
     assert streamed["usage"]["prompt_tokens"] > 5 and streamed["usage"]["completion_tokens"] > 0
-    assert process_gone(pid, within=0)
+    assert wait_gone(pid, 0)
     assert (tmp_path / "llama-server.log").read_text().strip()
 
 
@@ -412,7 +397,7 @@ def test_llama_server_stops_when_the_with_block_raises(tmp_path: Path) -> None:
     with pytest.raises(RuntimeError, match="boom"), LlamaServer(tmp_path) as server:
         pid = server.pid
         raise RuntimeError("boom")
-    assert pid is not None and process_gone(pid, within=0)
+    assert pid is not None and wait_gone(pid, 0)
 
 
 def test_a_server_that_dies_at_start_is_a_clear_error(tmp_path: Path) -> None:
@@ -468,7 +453,7 @@ def test_llama_server_stops_when_the_parent_gets_sigint(
     proc.send_signal(signal.SIGINT)
     _, stderr = proc.communicate(timeout=30)
     assert "KeyboardInterrupt" in stderr
-    assert process_gone(server_pid, within=5)
+    assert wait_gone(server_pid, 5)
 
 
 def test_llama_server_exits_when_the_parent_is_killed(
@@ -477,4 +462,4 @@ def test_llama_server_exits_when_the_parent_is_killed(
     proc, server_pid = parent
     proc.kill()  # no atexit, no __exit__: the child's watchdog has to notice
     proc.wait()
-    assert process_gone(server_pid, within=5)
+    assert wait_gone(server_pid, 5)

@@ -9,6 +9,7 @@ from typing import Any
 
 import numpy as np
 import pytest
+from conftest import ListWriter
 from fakes import EnergyVAD, ScriptedSTT, ScriptedTTS, tone
 from llm_server import LLMServer
 
@@ -26,25 +27,14 @@ MIN_SILENCE = 0.3  # the fake VAD's end-of-speech hangover
 MIN_ENDPOINTING = 0.5  # LiveKit's default endpointing min_delay
 
 
-class ListWriter:
-    def __init__(self) -> None:
-        self.records: list[Record] = []
-
-    def write(self, record: Record) -> None:
-        self.records.append(record)
-
-    def close(self) -> None:
-        pass
-
-
 async def run_session(server: LLMServer, transcripts: list[str], *, greet: bool = False
                       ) -> tuple[list[Record], list[Any], ScriptedSTT]:
     from livekit.plugins import openai
 
-    from lkmetrics.agent import Components
+    from lkmetrics.agent.pipeline import Pipeline
+    from lkmetrics.agent.server import Components
     from lkmetrics.config import AgentSettings
-    from lkmetrics.simulate import simulate
-    from lkmetrics.sink import Pipeline
+    from lkmetrics.simulate.run import simulate
 
     server.script.ttft = LLM_TTFT
     writer = ListWriter()
@@ -135,8 +125,8 @@ def test_the_default_turn_detectors_metrics_are_captured() -> None:
     from livekit.agents.metrics import EOTInferenceMetrics
     from livekit.agents.voice import AgentSession
 
-    from lkmetrics.capture import Capture
-    from lkmetrics.sink import Pipeline
+    from lkmetrics.agent.capture import Capture
+    from lkmetrics.agent.pipeline import Pipeline
 
     async def main() -> list[Record]:
         writer = ListWriter()

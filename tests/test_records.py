@@ -8,13 +8,18 @@ import textwrap
 
 import numpy as np
 import pytest
-from conftest import subprocess_env
-from test_pipeline import ListWriter
+from conftest import ListWriter, subprocess_env
 
+from lkmetrics.agent.pipeline import Pipeline
+from lkmetrics.agent.relay import RelayServer
+from lkmetrics.analysis.stats import (
+    FIGURES_BY_NAME,
+    SummaryBuilder,
+    describe,
+    figure_value,
+    percentile,
+)
 from lkmetrics.records import decode_rate, kind_of_metric, metric_record, model_label
-from lkmetrics.relay import RelayServer
-from lkmetrics.sink import Pipeline
-from lkmetrics.stats import FIGURES_BY_NAME, SummaryBuilder, describe, figure_value, percentile
 
 
 def test_decode_rate_excludes_the_wait_for_the_first_token() -> None:
@@ -36,7 +41,7 @@ def test_metric_record_keeps_livekit_fields_and_validates_back() -> None:
     rec = metric_record(m.model_dump(mode="json"))
     assert rec["kind"] == "llm" and rec["type"] == "llm_metrics"
     assert rec["decode_rate"] == pytest.approx(20.0)
-    back = TypeAdapter(AgentMetrics).validate_python({**rec, "schema": 1, "seq": 1})
+    back: object = TypeAdapter(AgentMetrics).validate_python({**rec, "schema": 1, "seq": 1})
     assert back == m
     assert model_label(rec) == "openai/gpt-4.1-mini"
     assert kind_of_metric("realtime_model_metrics") == "realtime"
@@ -67,7 +72,7 @@ def test_summary_counts_tokens_and_figures() -> None:
         b.add({"kind": "llm", "ttft": ttft, "duration": ttft * 2, "prompt_tokens": 5,
                "completion_tokens": 7, "total_tokens": 12, "decode_rate": 10.0})
     b.add({"kind": "turn", "e2e_latency": 1.0})
-    s = b.summary("s1")
+    s = b.summary()
     assert s["figures"]["llm.ttft"] == {"count": 3, "p50": 0.2, "p95": pytest.approx(0.29),
                                         "max": 0.3}
     assert s["tokens"] == {"prompt": 15, "completion": 21, "total": 36}
@@ -96,8 +101,8 @@ def test_records_from_a_job_process_reach_the_cli_process_intact() -> None:
     p = Pipeline([w])
     relay = RelayServer(p)
     child = textwrap.dedent(f"""
-        from lkmetrics.relay import RelayWriter
-        from lkmetrics.sink import Pipeline
+        from lkmetrics.agent.relay import RelayWriter
+        from lkmetrics.agent.pipeline import Pipeline
         p = Pipeline([RelayWriter({relay.path!r})], summarise=False)
         for i in range(200):
             p.put("job-1", {{"kind": "llm", "ttft": 0.25, "duration": 1.0, "text": "é" * i}})
@@ -118,7 +123,7 @@ def test_table_view_hides_vad_unless_asked_and_shows_other_kinds() -> None:
 
     from rich.console import Console
 
-    from lkmetrics.render import TableWriter
+    from lkmetrics.render.live import TableWriter
 
     vad = {"kind": "vad", "type": "vad_metrics", "inference_count": 10,
            "inference_duration_total": 0.01, "idle_time": 0.2}
@@ -136,7 +141,7 @@ def test_table_view_hides_vad_unless_asked_and_shows_other_kinds() -> None:
 
 
 def test_session_record_never_carries_url_credentials() -> None:
-    from lkmetrics.agent import session_info
+    from lkmetrics.agent.server import session_info
     from lkmetrics.config import AgentSettings
 
     info = session_info(AgentSettings(llm_base_url="http://user:s3cret@127.0.0.1:8080/v1"))

@@ -5,22 +5,26 @@ from __future__ import annotations
 import random
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
-from store_helpers import home, session_records  # noqa: F401  (autouse fixture)
+from store_helpers import session_records
 
-from lkmetrics import report
+from lkmetrics.analysis import budgets, report
+from lkmetrics.analysis.stats import FIGURES, FIGURES_BY_NAME
 from lkmetrics.errors import NotFoundError, UsageError
-from lkmetrics.stats import FIGURES, FIGURES_BY_NAME
+from lkmetrics.render import units
 from lkmetrics.store import Store
+
+pytestmark = pytest.mark.usefixtures("wide")  # whole table rows
 
 FAST_START = 1_764_000_000.0
 SLOW_START = 1_764_100_000.0
 PCTS = {"p50": 50, "p90": 90, "p95": 95, "p99": 99}
 
 
-def _values(records: list[dict[str, object]], figure: str) -> list[float]:
+def _values(records: list[dict[str, Any]], figure: str) -> list[float]:
     f = FIGURES_BY_NAME[figure]
     out = []
     for r in records:
@@ -48,7 +52,7 @@ def store(tmp_path: Path) -> Store:
     return s
 
 
-def _all(store: Store) -> list[dict[str, object]]:
+def _all(store: Store) -> list[dict[str, Any]]:
     import json
 
     return [json.loads(j) for (j,) in store.conn.execute("SELECT json FROM records")]
@@ -94,7 +98,7 @@ def test_grouped_reports_match_numpy(store: Store, by: str) -> None:
         if by == "session":
             subset = [r for r in records if r["session_id"] == row.group]
         elif by == "model":
-            def model_of(r: dict[str, object]) -> str:
+            def model_of(r: dict[str, Any]) -> str:
                 meta = r.get("metadata")
                 if isinstance(meta, dict):
                     return f"{meta['model_provider']}/{meta['model_name']}"
@@ -195,16 +199,16 @@ def test_compare_models(store: Store) -> None:
 
 
 def test_parse_budgets() -> None:
-    b = report.parse_budget("e2e.p95=1.2s")
+    b = budgets.parse_budget("e2e.p95=1.2s")
     assert (b.figure.name, b.stat, b.limit) == ("e2e", "p95", 1.2)
-    b = report.parse_budget("llm.ttft.p50=500ms")
+    b = budgets.parse_budget("llm.ttft.p50=500ms")
     assert (b.figure.name, b.stat, b.limit) == ("llm.ttft", "p50", 0.5)
-    assert report.parse_budget("eou.transcription_delay.max = 0.25").limit == 0.25
-    assert report.parse_budget("llm.decode_rate.p50=40tok/s").limit == 40
+    assert budgets.parse_budget("eou.transcription_delay.max = 0.25").limit == 0.25
+    assert budgets.parse_budget("llm.decode_rate.p50=40tok/s").limit == 40
     for bad in ("e2e.p95", "e2e=1s", "e2e.p42=1s", "nope.p50=1s", "e2e.p95=fast",
                 "e2e.p95=1h", "llm.decode_rate.p50=1s", "e2e.p95=3tok/s", "e2e.p95=-1s"):
         with pytest.raises(UsageError, match="--fail-over"):
-            report.parse_budget(bad)
+            budgets.parse_budget(bad)
 
 
 def test_check_budgets_names_each_broken_one(store: Store) -> None:
@@ -212,15 +216,15 @@ def test_check_budgets_names_each_broken_one(store: Store) -> None:
     e2e_p95 = rep.row("e2e").stats["p95"]  # type: ignore[union-attr]
     ttft_p50 = rep.row("llm.ttft").stats["p50"]  # type: ignore[union-attr]
     assert isinstance(e2e_p95, float) and isinstance(ttft_p50, float)
-    ok = [report.parse_budget(f"e2e.p95={e2e_p95 + 0.001}s")]
-    report.fail_on_broken(report.check_budgets(rep, ok))  # within budget: no error
-    broken = [report.parse_budget(f"e2e.p95={e2e_p95 - 0.01:.3f}s"),
-              report.parse_budget(f"llm.ttft.p50={ttft_p50 * 1000 - 5:.0f}ms"),
-              report.parse_budget("tts.ttfb.max=10s")]
-    results = report.check_budgets(rep, broken)
+    ok = [budgets.parse_budget(f"e2e.p95={e2e_p95 + 0.001}s")]
+    budgets.fail_on_broken(budgets.check_budgets(rep, ok))  # within budget: no error
+    broken = [budgets.parse_budget(f"e2e.p95={e2e_p95 - 0.01:.3f}s"),
+              budgets.parse_budget(f"llm.ttft.p50={ttft_p50 * 1000 - 5:.0f}ms"),
+              budgets.parse_budget("tts.ttfb.max=10s")]
+    results = budgets.check_budgets(rep, broken)
     assert [r.broken for r in results] == [True, True, False]
-    with pytest.raises(report.BudgetExceeded) as err:
-        report.fail_on_broken(results)
+    with pytest.raises(budgets.BudgetExceeded) as err:
+        budgets.fail_on_broken(results)
     msg = str(err.value)
     assert msg.startswith("2 budgets broken:") and "\n" not in msg
     assert "e2e.p95" in msg and "llm.ttft.p50" in msg and "tts.ttfb" not in msg
@@ -229,7 +233,7 @@ def test_check_budgets_names_each_broken_one(store: Store) -> None:
 
 def test_budget_on_a_figure_without_values_is_not_checked() -> None:
     rep = report.Report("x", None, report.build_rows({}, None))
-    (result,) = report.check_budgets(rep, [report.parse_budget("e2e.p95=1s")])
+    (result,) = budgets.check_budgets(rep, [budgets.parse_budget("e2e.p95=1s")])
     assert result.value is None and not result.broken
 
 
@@ -249,11 +253,11 @@ def test_usage_by_model_sums_sessions() -> None:
 
 
 def test_fmt_value() -> None:
-    assert report.fmt_value(0.3121, "s") == "312 ms"
-    assert report.fmt_value(0.0042, "s") == "4.2 ms"
-    assert report.fmt_value(1.239, "s") == "1.24 s"
-    assert report.fmt_value(33.94, "tok/s") == "33.9 tok/s"
-    assert report.fmt_value(None, "s") == "-"
+    assert units.fmt_value(0.3121, "s") == "312 ms"
+    assert units.fmt_value(0.0042, "s") == "4.2 ms"
+    assert units.fmt_value(1.239, "s") == "1.24 s"
+    assert units.fmt_value(33.94, "tok/s") == "33.9 tok/s"
+    assert units.fmt_value(None, "s") == "-"
 
 
 def test_percentiles_on_random_data_match_numpy(tmp_path: Path) -> None:

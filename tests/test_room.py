@@ -7,7 +7,6 @@ import signal
 import subprocess
 import sys
 import threading
-import time
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +25,7 @@ class FakeLiveKit:
         self.claims: list[dict[str, Any]] = []
         self.paths: list[str] = []
         self.registered = threading.Event()
+        self.running = threading.Event()  # a message after the registration: the worker runs
         self._loop = asyncio.new_event_loop()
         self._ready = threading.Event()
         self._stop: asyncio.Future[None] | None = None
@@ -61,7 +61,7 @@ class FakeLiveKit:
         await ws.send(reply.SerializeToString())
         self.registered.set()
         async for _ in ws:  # keep the worker's connection open
-            pass
+            self.running.set()  # its periodic status updates
 
     def close(self) -> None:
         if self._stop is not None:
@@ -81,7 +81,7 @@ def test_run_registers_with_signed_token_and_stops_on_sigterm(tmp_path: Path) ->
             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
         )
         assert lk.registered.wait(60), "the worker never registered"
-        time.sleep(0.5)
+        assert lk.running.wait(30), "the worker sent nothing after its registration"
         proc.send_signal(signal.SIGTERM)
         stdout, stderr = proc.communicate(timeout=60)
     finally:

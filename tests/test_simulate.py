@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import re
 import signal
 import subprocess
@@ -14,7 +13,7 @@ from typing import Any
 
 import numpy as np
 import pytest
-from conftest import subprocess_env
+from conftest import subprocess_env, wait_gone
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(600)]
 
@@ -30,17 +29,6 @@ def server_pid(stderr: str) -> int:
     m = PID.search(stderr)
     assert m, stderr
     return int(m.group(1))
-
-
-def gone(pid: int, wait: float = 5.0) -> bool:
-    deadline = time.monotonic() + wait
-    while time.monotonic() < deadline:
-        try:
-            os.kill(pid, 0)
-        except ProcessLookupError:
-            return True
-        time.sleep(0.1)
-    return False
 
 
 def records(text: str) -> list[dict[str, Any]]:
@@ -87,7 +75,7 @@ def test_builtin_script_measures_every_stage(builtin_run: subprocess.CompletedPr
 
 def test_server_is_gone_after_a_normal_exit(builtin_run: subprocess.CompletedProcess[str]
                                             ) -> None:
-    assert gone(server_pid(builtin_run.stderr))
+    assert wait_gone(server_pid(builtin_run.stderr))
 
 
 def test_wav_at_44k_stereo_is_resampled_and_understood(tmp_path: Path) -> None:
@@ -117,7 +105,7 @@ def test_failed_turn_exits_1_names_it_and_stops_the_server() -> None:
     assert proc.returncode == 1
     assert "turn 1 (Hello there.): timed out" in proc.stderr
     assert "Traceback" not in proc.stderr
-    assert gone(server_pid(proc.stderr))
+    assert wait_gone(server_pid(proc.stderr))
     assert records(proc.stdout)[-1]["kind"] == "summary"
 
 
@@ -138,7 +126,7 @@ def test_ctrl_c_stops_the_server_and_keeps_the_records(tmp_path: Path) -> None:
     proc.send_signal(signal.SIGINT)
     _, stderr = proc.communicate(timeout=60)
     assert proc.returncode == 130, stderr[-3000:]
-    assert gone(server_pid(stderr))
+    assert wait_gone(server_pid(stderr))
     recs = records(out.read_text())
     assert recs[-1]["kind"] == "summary"
     assert any(r["kind"] == "turn" for r in recs)

@@ -16,12 +16,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from store_helpers import home, session_records, write_jsonl  # noqa: F401  (autouse fixture)
+from conftest import wait_gone
+from store_helpers import session_records, write_jsonl
 
 from lkmetrics import store as store_mod
+from lkmetrics.agent.pipeline import Pipeline
+from lkmetrics.analysis.stats import FIGURES, figure_value
 from lkmetrics.errors import NotFoundError, StoreError
-from lkmetrics.sink import Pipeline
-from lkmetrics.stats import FIGURES, figure_value
 from lkmetrics.store import (
     FIGURE_COLUMNS,
     FLUSH_INTERVAL,
@@ -30,7 +31,10 @@ from lkmetrics.store import (
     StoreWriter,
     default_db_path,
     extract,
+    importer,
 )
+
+pytestmark = pytest.mark.usefixtures("wide")  # whole table rows
 
 TESTS = Path(__file__).parent
 RECORDER = TESTS / "store_recorder.py"
@@ -55,7 +59,7 @@ def digest(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
-def test_default_path_is_in_lkmetrics_home(home: Path) -> None:  # noqa: F811
+def test_default_path_is_in_lkmetrics_home(home: Path) -> None:
     assert default_db_path() == home / "metrics.db"
 
 
@@ -165,10 +169,10 @@ def test_unwritable_path_is_a_store_error(tmp_path: Path, where: str) -> None:
     assert blocker.read_text() == "x"
 
 
-def _edge_records() -> list[dict[str, object]]:
-    base = {"schema": 1, "session_id": "s_e", "time": 1.0}
-    out: list[dict[str, object]] = []
-    for seq, (kind, fields) in enumerate([
+def _edge_records() -> list[dict[str, Any]]:
+    base: dict[str, Any] = {"schema": 1, "session_id": "s_e", "time": 1.0}
+    out: list[dict[str, Any]] = []
+    edges: list[tuple[str, dict[str, Any]]] = [
         ("llm", {"ttft": -1.0, "duration": 0.5, "decode_rate": None}),  # not measured
         ("llm", {"ttft": 0.3, "duration": True, "decode_rate": 12.5}),  # bool is not a number
         ("llm", {"ttft": 0, "duration": 1, "decode_rate": 3,
@@ -180,7 +184,8 @@ def _edge_records() -> list[dict[str, object]]:
         ("eou", {"end_of_utterance_delay": 0.4, "transcription_delay": -0.1}),
         ("turn", {"e2e_latency": 1.25}),
         ("vad", {"idle_time": 3.0}),
-    ], 1):
+    ]
+    for seq, (kind, fields) in enumerate(edges, 1):
         out.append({**base, "kind": kind, "seq": seq, **fields})
     return out
 
@@ -262,7 +267,8 @@ def _recorder(db: Path, sid: str, count: int, interval: float,
     return subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
 
-def _open_at(db: str, go: Any, results: Any) -> None:
+def _open_at(db: str, ready: Any, go: Any, results: Any) -> None:
+    ready.put("ready")
     go.wait()
     try:
         Store.open(Path(db)).close()
@@ -278,11 +284,13 @@ def test_many_processes_create_one_new_database_together(tmp_path: Path) -> None
     ctx = multiprocessing.get_context("fork")
     for round_ in range(30):
         db = tmp_path / f"r{round_}.db"
-        go, results = ctx.Event(), ctx.Queue()
-        procs = [ctx.Process(target=_open_at, args=(str(db), go, results)) for _ in range(8)]
+        ready, go, results = ctx.Queue(), ctx.Event(), ctx.Queue()
+        procs = [ctx.Process(target=_open_at, args=(str(db), ready, go, results))
+                 for _ in range(8)]
         for proc in procs:
             proc.start()
-        time.sleep(0.05)
+        for _ in procs:  # every process is waiting at the start line
+            ready.get(timeout=60)
         go.set()
         outcomes = [results.get(timeout=60) for _ in procs]
         for proc in procs:
@@ -298,7 +306,9 @@ def test_four_processes_write_one_database(tmp_path: Path) -> None:
     start = tmp_path / "go"
     n = 1500
     procs = [_recorder(db, f"s_p{i}", n, 0.0, start) for i in range(4)]
-    time.sleep(0.3)
+    for p in procs:  # each recorder has its writer open and waits for the start file
+        assert p.stdout is not None
+        assert p.stdout.readline().strip() == "ready", p.communicate()
     start.touch()
     for p in procs:
         out, err = p.communicate(timeout=60)
@@ -372,8 +382,8 @@ def test_parallel_import_equals_serial_import(tmp_path: Path,
     src = write_jsonl(tmp_path / "all.jsonl", recs)
     with open(src, "a") as f:
         f.write("garbage\n")
-    monkeypatch.setattr(store_mod, "CHUNK_BYTES", 4096)  # many chunks
-    monkeypatch.setattr(store_mod, "PARALLEL_MIN_BYTES", 0)
+    monkeypatch.setattr(importer, "CHUNK_BYTES", 4096)  # many chunks
+    monkeypatch.setattr(importer, "PARALLEL_MIN_BYTES", 0)
     bad_serial: list[int] = []
     bad_parallel: list[int] = []
     with Store.open(tmp_path / "a.db") as a, Store.open(tmp_path / "b.db") as b:
@@ -391,8 +401,8 @@ def test_import_progress_adds_up_to_the_input_size(
 ) -> None:
     recs = [r for i in range(4) for r in session_records(f"s_{i}", turns=30, seed=i)]
     src = write_jsonl(tmp_path / "all.jsonl", recs)
-    monkeypatch.setattr(store_mod, "CHUNK_BYTES", 4096)
-    monkeypatch.setattr(store_mod, "PARALLEL_MIN_BYTES", 0)
+    monkeypatch.setattr(importer, "CHUNK_BYTES", 4096)
+    monkeypatch.setattr(importer, "PARALLEL_MIN_BYTES", 0)
     steps: list[int] = []
     with Store.open(tmp_path / "p.db") as s:
         s.import_files([src], lambda *a: None, workers=workers, progress=steps.append)
@@ -401,10 +411,10 @@ def test_import_progress_adds_up_to_the_input_size(
     assert len(steps) >= size // 4096 and all(n > 0 for n in steps)
 
 
-def _reference_parse(data: bytes, first: int = 1) -> tuple[list[tuple[object, ...]],
+def _reference_parse(data: bytes, first: int = 1) -> tuple[list[tuple[Any, ...]],
                                                           list[tuple[int, str]]]:
     """What an import made of each line before the fast path: the rows and the bad lines."""
-    rows: list[tuple[object, ...]] = []
+    rows: list[tuple[Any, ...]] = []
     bad: list[tuple[int, str]] = []
     for lineno, raw in enumerate(data.split(b"\n"), first):
         raw = raw.strip()
@@ -493,13 +503,13 @@ def test_import_parses_lines_exactly_as_json_loads_and_check_record(
 ) -> None:
     if parser == "stdlib":
         monkeypatch.setitem(sys.modules, "orjson", None)  # import orjson raises ImportError
-    monkeypatch.setattr(store_mod, "_LOADS", None)
+    monkeypatch.setattr(importer, "_LOADS", None)
     lines = _tricky_lines()
     data = b"\n".join(lines) + b"\n"
     rows, bad = _reference_parse(data, 7)
     assert len(rows) > 20 and len(bad) > 15  # the lines exercise both outcomes
 
-    batch, got_bad, count = store_mod._parse_chunk(data, 7)
+    batch, got_bad, count = importer._parse_chunk(data, 7)
     assert count == len(lines)
     assert got_bad == bad
     got_rows = [row for group in batch.groups.values() for row in group]
@@ -514,7 +524,7 @@ def test_import_parses_lines_exactly_as_json_loads_and_check_record(
 
 
 def _import_lines(tmp_path: Path, name: str, data: bytes, workers: int) -> tuple[
-        store_mod.ImportResult, list[int], list[tuple[object, ...]]]:
+        importer.ImportResult, list[int], list[tuple[object, ...]]]:
     src = tmp_path / f"{name}.jsonl"
     src.write_bytes(data)
     bad: list[int] = []
@@ -540,8 +550,8 @@ def test_parallel_import_splits_a_file_on_line_boundaries(
     lines.insert(9, json.dumps({**recs[2], "seq": 500, "pad": "x" * 5000}).encode())
     lines.insert(12, b"\xff")
     data = b"\n".join(lines)  # no newline after the last line
-    monkeypatch.setattr(store_mod, "CHUNK_BYTES", chunk)
-    monkeypatch.setattr(store_mod, "PARALLEL_MIN_BYTES", 0)
+    monkeypatch.setattr(importer, "CHUNK_BYTES", chunk)
+    monkeypatch.setattr(importer, "PARALLEL_MIN_BYTES", 0)
     serial = _import_lines(tmp_path, "serial", data, 0)
     assert serial[0].imported == len(recs) + 1 and serial[1] == [8, 13]
     assert serial[0].lines == len(lines)
@@ -555,8 +565,8 @@ def test_import_worker_failures_reach_the_importer(
     if "fork" not in __import__("multiprocessing").get_all_start_methods():
         pytest.skip("the workers see this test's patches only when forked")
     src = write_jsonl(tmp_path / "a.jsonl", list(session_records("s_w", turns=20)))
-    monkeypatch.setattr(store_mod, "CHUNK_BYTES", 2000)
-    monkeypatch.setattr(store_mod, "PARALLEL_MIN_BYTES", 0)
+    monkeypatch.setattr(importer, "CHUNK_BYTES", 2000)
+    monkeypatch.setattr(importer, "PARALLEL_MIN_BYTES", 0)
 
     def boom(data: bytes, first: int) -> object:
         raise RuntimeError("boom")
@@ -565,36 +575,29 @@ def test_import_worker_failures_reach_the_importer(
         os._exit(3)
 
     with Store.open(tmp_path / "m.db") as s:
-        monkeypatch.setattr(store_mod, "_parse_chunk", boom)
+        monkeypatch.setattr(importer, "_parse_chunk", boom)
         with pytest.raises(RuntimeError, match="boom"):
             s.import_files([src], lambda *a: None, workers=1)
-        monkeypatch.setattr(store_mod, "_parse_chunk", die)
+        monkeypatch.setattr(importer, "_parse_chunk", die)
         with pytest.raises(StoreError, match="worker stopped unexpectedly"):
             s.import_files([src], lambda *a: None, workers=2)
         assert s.count_records() == 0
         assert s.conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
 
 
-def _running(pid: str) -> bool:
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return False
-    return stat.rsplit(")", 1)[1].split()[0] != "Z"  # a zombie has exited
-
-
 IMPORTER = """
 import sys, time
 from pathlib import Path
 from lkmetrics import store
-store.CHUNK_BYTES = 30_000
-store.PARALLEL_MIN_BYTES = 0
-store.IMPORT_TX_SECONDS = 0.0  # commit every chunk
-real = store.Store._insert_batch
+from lkmetrics.store import importer
+importer.CHUNK_BYTES = 30_000
+importer.PARALLEL_MIN_BYTES = 0
+importer.IMPORT_TX_SECONDS = 0.0  # commit every chunk
+real = store.Store.insert_rows
 def slow(self, batch, status):
     time.sleep(0.02)
     return real(self, batch, status)
-store.Store._insert_batch = slow
+store.Store.insert_rows = slow
 with store.Store.open(Path(sys.argv[1])) as s:
     s.import_files([Path(sys.argv[2])], print, workers=int(sys.argv[3]))
 """
@@ -623,10 +626,8 @@ def test_kill_9_during_import_keeps_a_prefix_of_committed_chunks(
     p.wait(timeout=10)
     conn.close()
     # an orphaned worker finds its pipe broken and exits
-    deadline = time.monotonic() + 10
-    while any(_running(pid) for pid in workers_pids):
-        assert time.monotonic() < deadline, "an import worker outlived the importer"
-        time.sleep(0.01)
+    for pid in workers_pids:
+        assert wait_gone(pid, 10), "an import worker outlived the importer"
 
     conn = sqlite3.connect(db)
     assert conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
@@ -660,8 +661,8 @@ def test_integers_beyond_sqlite_range_are_bad_lines_not_a_crash(tmp_path: Path) 
     path = tmp_path / "big.jsonl"
     good = {"schema": 1, "kind": "llm", "session_id": "s_big", "seq": 1, "time": 1.0,
             "ttft": 0.2, "prompt_tokens": 2**70}
-    bad = dict(good, seq=2**64)
-    path.write_text(json.dumps(good) + "\n" + json.dumps(bad) + "\n")
+    too_big = dict(good, seq=2**64)
+    path.write_text(json.dumps(good) + "\n" + json.dumps(too_big) + "\n")
     bad: list[tuple[str, int, str]] = []
     store = Store.open(tmp_path / "m.db")
     try:

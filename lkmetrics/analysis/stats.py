@@ -12,7 +12,16 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from lkmetrics.records import SCHEMA_VERSION, Record, model_label
+from lkmetrics.records import (
+    LLM,
+    TURN,
+    USAGE,
+    FigureSummary,
+    Record,
+    SummaryBody,
+    model_label,
+    summary_record,
+)
 
 
 @dataclass(frozen=True)
@@ -111,7 +120,7 @@ class SummaryBuilder:
                 value = figure_value(figure, record)
                 if value is not None:
                     self.values[figure.name].append(value)
-        if kind == "llm":
+        if kind == LLM:
             self.tokens["prompt"] += int(record.get("prompt_tokens") or 0)
             self.tokens["completion"] += int(record.get("completion_tokens") or 0)
             self.tokens["total"] += int(record.get("total_tokens") or 0)
@@ -121,24 +130,19 @@ class SummaryBuilder:
             counts["requests"] += 1
             counts["prompt_tokens"] += int(record.get("prompt_tokens") or 0)
             counts["completion_tokens"] += int(record.get("completion_tokens") or 0)
-        elif kind == "turn":
+        elif kind == TURN:
             self.turns += 1
-        elif kind == "usage":
+        elif kind == USAGE:
             self.usage = list(record.get("usage") or [])
 
-    def summary(self, session_id: str) -> Record:
-        """The closing ``summary`` record (without ``seq``/``time``; the sink sets those)."""
-        figures = {}
+    def summary(self) -> Record:
+        """The closing ``summary`` record body (the pipeline adds the envelope)."""
+        figures: dict[str, FigureSummary] = {}
         for name, values in self.values.items():
             stats = describe(values)
-            figures[name] = {k: stats[k] for k in ("count", "p50", "p95", "max")}
-        return {
-            "schema": SCHEMA_VERSION,
-            "kind": "summary",
-            "session_id": session_id,
-            "records": self.records,
-            "turns": self.turns,
-            "figures": figures,
-            "tokens": dict(self.tokens),
-            "usage": self.usage,
-        }
+            figures[name] = {"count": int(stats["count"] or 0), "p50": stats["p50"],
+                             "p95": stats["p95"], "max": stats["max"]}
+        body: SummaryBody = {"kind": "summary", "records": self.records, "turns": self.turns,
+                             "figures": figures, "tokens": dict(self.tokens),
+                             "usage": self.usage}
+        return summary_record(body)

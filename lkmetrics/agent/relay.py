@@ -11,17 +11,22 @@ from __future__ import annotations
 
 import contextlib
 import json
+import logging
 import os
 import socket
 import tempfile
 import threading
 from pathlib import Path
 
+from lkmetrics.agent.pipeline import Pipeline
 from lkmetrics.records import Record, to_json
-from lkmetrics.sink import END_KIND, Pipeline
+
+log = logging.getLogger("lkmetrics")
 
 RELAY_ENV = "LKMETRICS_RELAY"
 OWNER_ENV = "LKMETRICS_OWNER_PID"
+# a control line on the relay socket (never a record): the session has ended in the job
+END_MARK = "lkmetrics.relay.end"
 
 
 class RelayServer:
@@ -58,10 +63,14 @@ class RelayServer:
             for line in lines:
                 try:
                     record = json.loads(line)
-                except ValueError:
+                except ValueError as e:
+                    log.warning("relay: dropped a line that is not JSON (%s): %.80r", e, line)
+                    continue
+                if not isinstance(record, dict):
+                    log.warning("relay: dropped a line that is not a record: %.80r", line)
                     continue
                 sid = str(record.get("session_id", "unknown"))
-                if record.get("kind") == END_KIND:
+                if record.get(END_MARK):
                     self._pipeline.end_session(sid)
                 else:
                     self._pipeline.put(sid, record)
@@ -81,7 +90,7 @@ class RelayServer:
 
 
 class RelayWriter:
-    """A sink.Writer that sends records to the CLI process's RelayServer."""
+    """A pipeline Writer that sends records to the CLI process's RelayServer."""
 
     def __init__(self, path: str) -> None:
         self._sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
@@ -91,6 +100,10 @@ class RelayWriter:
     def write(self, record: Record) -> None:
         self._file.write(to_json(record) + "\n")
         self._file.flush()
+
+    def end_session(self, session_id: str) -> None:
+        """Tell the CLI process that the session ended (it then writes the summary)."""
+        self.write({END_MARK: True, "session_id": session_id})
 
     def close(self) -> None:
         with contextlib.suppress(OSError):

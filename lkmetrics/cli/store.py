@@ -1,28 +1,27 @@
-"""The store commands (sessions, report, compare, export, import), registered on the main app.
+"""The store commands: sessions, report, compare, export and import.
 
-Each command is a docstring, options and a call into :mod:`lkmetrics.report` /
-:mod:`lkmetrics.store`; errors are LkmetricsError subclasses that cli.py turns into one-line
+Each command is a docstring, options and a call into :mod:`lkmetrics.analysis` /
+:mod:`lkmetrics.store`; errors are LkmetricsError subclasses that the app turns into one-line
 messages and exit codes. Nothing here imports livekit.
 """
 
 from __future__ import annotations
 
-import contextlib
 import inspect
 import os
 import sys
-from collections.abc import Iterator
 from enum import Enum
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any, TypeVar
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from lkmetrics.report import PERCENTILE_HELP
+from lkmetrics.analysis.report import PERCENTILE_HELP
+from lkmetrics.cli.app import app
+from lkmetrics.cli.options import format_option, resolve_format
+from lkmetrics.config import OutputFormat
 
 if TYPE_CHECKING:
-    from rich.progress import Progress, TaskID
-
     from lkmetrics.store import Store
 
 
@@ -37,20 +36,16 @@ class CompareBy(str, Enum):
     model = "model"
 
 
-class TableFormat(str, Enum):
-    table = "table"
-    json = "json"
-    csv = "csv"
+TABLE_FORMATS = (OutputFormat.table, OutputFormat.json, OutputFormat.csv)
+COMPARE_FORMATS = (OutputFormat.table, OutputFormat.json)
+EXPORT_FORMATS = (OutputFormat.jsonl, OutputFormat.csv)
 
 
-class CompareFormat(str, Enum):
-    table = "table"
-    json = "json"
-
-
-class ExportFormat(str, Enum):
-    jsonl = "jsonl"
-    csv = "csv"
+def _format(ctx: typer.Context, own: str | None, allowed: tuple[OutputFormat, ...]
+            ) -> OutputFormat:
+    """This command's --format, or one typed before the command; LKMETRICS_FORMAT is for agent
+    records only, so it does not apply here."""
+    return resolve_format(ctx, own, allowed, allowed[0], parent_env=False)
 
 
 DbOpt = Annotated[
@@ -65,59 +60,32 @@ DbOpt = Annotated[
 ]
 
 
-F = TypeVar("F", TableFormat, CompareFormat, ExportFormat)
-
-
-def given_on_command_line(ctx: Any, name: str) -> bool:
-    """Whether option ``name`` of ``ctx`` (a typer.Context or its click parent) was typed."""
-    return getattr(ctx.get_parameter_source(name), "name", "") == "COMMANDLINE"
-
-
-def _format(ctx: typer.Context, fmt: F) -> F:
-    """This command's --format or, when it has none, a --format given before the command
-    (``lkmetrics --format json report``), which must be one this command takes."""
-    from lkmetrics.errors import UsageError
-
-    parent = ctx.parent
-    if (parent is None or given_on_command_line(ctx, "fmt")
-            or not given_on_command_line(parent, "fmt")):
-        return fmt
-    value = str(parent.params["fmt"]).strip().lower()
-    try:
-        return type(fmt)(value)
-    except ValueError:
-        choices = ", ".join(m.value for m in type(fmt))
-        raise UsageError(
-            f"--format {value} does not apply to `lkmetrics {ctx.info_name}`, whose --format "
-            f"takes {choices}; pass one of those after the command."
-        ) from None
-
-
 def _open(db: Path | None, *, create: bool = False) -> Store:
     from lkmetrics.store import Store, default_db_path
 
     return Store.open(db if db is not None else default_db_path(), create=create)
 
 
+@app.command("sessions")
 def sessions(
     ctx: typer.Context,
     limit: Annotated[
         int, typer.Option("--limit", "-n", help="Show this many sessions; 0 shows all.")
     ] = 20,
-    fmt: Annotated[TableFormat, typer.Option("--format", "-f", help="Output format.")] = (
-        TableFormat.table
-    ),
+    fmt: Annotated[str | None, format_option(TABLE_FORMATS)] = None,
     db: DbOpt = None,
 ) -> None:
     """List recorded sessions, newest first: models, turns, p50 turn latency, duration."""
-    fmt = _format(ctx, fmt)
-    from lkmetrics import render_report, report
+    out_format = _format(ctx, fmt, TABLE_FORMATS)
+    from lkmetrics.analysis import report
+    from lkmetrics.render import tables
 
     with _open(db) as store:
         items = report.overview(store, limit if limit > 0 else None)
-    render_report.sessions(items, fmt.value, sys.stdout)
+    tables.sessions(items, out_format.value, sys.stdout)
 
 
+@app.command("report")
 def report_cmd(
     ctx: typer.Context,
     session: Annotated[
@@ -135,9 +103,7 @@ def report_cmd(
     ] = None,
     by: Annotated[By | None, typer.Option(help="Group the figures by model, session or kind.")
                   ] = None,
-    fmt: Annotated[TableFormat, typer.Option("--format", "-f", help="Output format.")] = (
-        TableFormat.table
-    ),
+    fmt: Annotated[str | None, format_option(TABLE_FORMATS)] = None,
     fail_over: Annotated[
         list[str] | None,
         typer.Option(
@@ -158,24 +124,26 @@ def report_cmd(
     end-of-utterance delay, transcription delay and turn e2e latency; then token totals and
     usage per model. --fail-over FIGURE.STAT=LIMIT makes it a CI latency budget (exit 1).
     """
-    fmt = _format(ctx, fmt)
-    from lkmetrics import render_report, report
+    out_format = _format(ctx, fmt, TABLE_FORMATS)
+    from lkmetrics.analysis import budgets, report
+    from lkmetrics.render import tables
 
-    budgets = [report.parse_budget(spec) for spec in fail_over or []]
+    wanted = [budgets.parse_budget(spec) for spec in fail_over or []]
     with _open(db) as store:
         selection = report.select(store, session, since)
         result = report.summarise(store, selection, by.value if by else None)
-    checked = report.check_budgets(result, budgets)
-    render_report.report(result, fmt.value, sys.stdout, checked)
+    checked = budgets.check_budgets(result, wanted)
+    tables.report(result, out_format.value, sys.stdout, checked)
     if checked:
         sys.stdout.flush()
-        render_report.budgets(checked, sys.stderr)
-        report.fail_on_broken(checked)
+        tables.budgets(checked, sys.stderr)
+        budgets.fail_on_broken(checked)
 
 
 report_cmd.__doc__ = f"{inspect.cleandoc(report_cmd.__doc__ or '')}\n\n{PERCENTILE_HELP}"
 
 
+@app.command("compare")
 def compare(
     ctx: typer.Context,
     a: Annotated[str, typer.Argument(help="Session A (id, prefix or 'last'), or model A.")],
@@ -183,9 +151,7 @@ def compare(
     by: Annotated[CompareBy, typer.Option(help="Compare two sessions or two models.")] = (
         CompareBy.session
     ),
-    fmt: Annotated[CompareFormat, typer.Option("--format", "-f", help="Output format.")] = (
-        CompareFormat.table
-    ),
+    fmt: Annotated[str | None, format_option(COMPARE_FORMATS)] = None,
     db: DbOpt = None,
 ) -> None:
     """Compare two sessions, or two models (--by model), side by side.
@@ -193,14 +159,16 @@ def compare(
     For each figure: p50 and p95 of A and B, the difference (B - A) and the ratio (B / A),
     with B marked faster or slower.
     """
-    fmt = _format(ctx, fmt)
-    from lkmetrics import render_report, report
+    out_format = _format(ctx, fmt, COMPARE_FORMATS)
+    from lkmetrics.analysis import report
+    from lkmetrics.render import tables
 
     with _open(db) as store:
         result = report.compare(store, a, b, by.value)
-    render_report.compare(result, fmt.value, sys.stdout)
+    tables.compare(result, out_format.value, sys.stdout)
 
 
+@app.command("export")
 def export(
     ctx: typer.Context,
     session: Annotated[
@@ -209,9 +177,7 @@ def export(
                        help="A session id (or prefix), or 'last'. Default: all sessions.",
                        show_default=False),
     ] = None,
-    fmt: Annotated[ExportFormat, typer.Option("--format", "-f", help="Output format.")] = (
-        ExportFormat.jsonl
-    ),
+    fmt: Annotated[str | None, format_option(EXPORT_FORMATS)] = None,
     db: DbOpt = None,
 ) -> None:
     """Write recorded records to stdout as JSON lines or CSV, streaming.
@@ -219,15 +185,15 @@ def export(
     JSON lines are exactly as recorded (`lkmetrics import` reads them back); CSV has the
     envelope, the figures, the tokens and the whole JSON record.
     """
-    fmt = _format(ctx, fmt)
-    from lkmetrics.store import Interrupted
+    out_format = _format(ctx, fmt, EXPORT_FORMATS)
+    from lkmetrics.errors import Interrupted
 
     with _open(db) as store:
         store.require_sessions()
         ids = ([store.resolve_session(session)] if session is not None
                else store.session_ids_oldest_first())
         try:
-            if fmt is ExportFormat.csv:
+            if out_format is OutputFormat.csv:
                 store.export_csv(ids, sys.stdout)
             else:
                 store.export_jsonl(ids, sys.stdout)
@@ -246,61 +212,7 @@ def _quiet_stdout() -> None:
         pass
 
 
-MAX_BAD_LINES_SHOWN = 20
-
-
-class _ImportView:
-    """What an import shows on stderr: a line per bad line and, on a terminal, a progress bar
-    of input bytes (lines are printed above the bar, so they do not tear it)."""
-
-    def __init__(self) -> None:
-        self._bar: Progress | None = None
-        self._task: TaskID | None = None
-
-    def advance(self, n: int) -> None:
-        if self._bar is not None and self._task is not None:
-            self._bar.advance(self._task, n)
-
-    def say(self, line: str) -> None:
-        if self._bar is not None:
-            from rich.text import Text
-
-            # a Text, not markup=False: that option would also reach the bar's own columns
-            self._bar.console.print(Text(line), soft_wrap=True)
-        else:
-            typer.echo(line, err=True)
-
-    @contextlib.contextmanager
-    def showing(self, files: list[Path]) -> Iterator[_ImportView]:
-        from rich.console import Console
-        from rich.progress import (
-            BarColumn,
-            DownloadColumn,
-            Progress,
-            TaskProgressColumn,
-            TimeRemainingColumn,
-            TransferSpeedColumn,
-        )
-
-        console = Console(stderr=True)
-        if not console.is_terminal:
-            yield self
-            return
-        # stdin has no size: the bar then counts bytes without a total
-        total = None if any(str(p) == "-" for p in files) else sum(
-            p.stat().st_size for p in files)
-        columns = (
-            "[progress.description]{task.description}", BarColumn(), TaskProgressColumn(),
-            DownloadColumn(), TransferSpeedColumn(), TimeRemainingColumn(),
-        )
-        with Progress(*columns, console=console, transient=True) as bar:
-            self._bar, self._task = bar, bar.add_task("Importing", total=total)
-            try:
-                yield self
-            finally:
-                self._bar = self._task = None
-
-
+@app.command("import")
 def import_(
     files: Annotated[
         list[Path],
@@ -315,10 +227,11 @@ def import_(
     the store are not imported twice.
     """
     from lkmetrics.errors import StoreError
+    from lkmetrics.render.progress import MAX_BAD_LINES_SHOWN, ImportView
     from lkmetrics.store import check_import_paths
 
     check_import_paths(files)  # before a database is created or a bar is shown
-    view = _ImportView()
+    view = ImportView()
     shown = 0
 
     def on_bad(name: str, lineno: int, reason: str) -> None:
@@ -339,12 +252,3 @@ def import_(
     )
     if result.bad and not result.imported and not result.duplicates:
         raise StoreError(f"no valid records in {', '.join(map(str, files))}; nothing imported.")
-
-
-def register(app: typer.Typer) -> None:
-    """Add sessions, report, compare, export and import to ``app``."""
-    app.command("sessions")(sessions)
-    app.command("report")(report_cmd)
-    app.command("compare")(compare)
-    app.command("export")(export)
-    app.command("import")(import_)

@@ -23,8 +23,15 @@ from livekit.agents.voice.events import (
     SessionUsageUpdatedEvent,
 )
 
-from lkmetrics.records import TURN_FIELDS, Record, metric_record
-from lkmetrics.sink import Pipeline
+from lkmetrics.agent.pipeline import Pipeline
+from lkmetrics.records import (
+    Record,
+    SessionBody,
+    metric_record,
+    session_record,
+    turn_record,
+    usage_record,
+)
 
 
 def new_session_id() -> str:
@@ -49,11 +56,9 @@ class Capture:
 
     # -- wiring --
 
-    def start(self, info: Record) -> None:
+    def start(self, info: SessionBody) -> None:
         """Emit the session's opening record (models, versions, host...)."""
-        body = {"kind": "session"}
-        body.update(info)
-        self.pipeline.put(self.session_id, body)
+        self.pipeline.put(self.session_id, session_record(info))
 
     def attach(self, session: AgentSession[Any], components: Iterable[Any]) -> None:
         """Subscribe to the session and its components. Call after ``session.start()`` so
@@ -127,14 +132,9 @@ class Capture:
         user = self._last_user
         self._last_user = None
         user_report: dict[str, Any] = dict(user.metrics or {}) if user else {}
-        merged = {**user_report, **report}
-        body: Record = {"kind": "turn", "turn": self._turn, "item_id": item.id}
-        for name in TURN_FIELDS:
-            body[name] = merged.get(name)
-        body["user_text"] = user.text_content if user else None
-        body["agent_text"] = item.text_content
-        body["interrupted"] = item.interrupted
-        return body
+        return turn_record(self._turn, item.id, {**user_report, **report},
+                           user_text=user.text_content if user else None,
+                           agent_text=item.text_content, interrupted=item.interrupted)
 
     def _convert_usage(self, usage: Any) -> Record | None:
         dump = [u.model_dump(mode="json") for u in usage.model_usage]
@@ -142,4 +142,4 @@ class Capture:
         if key == self._last_usage:
             return None
         self._last_usage = key
-        return {"kind": "usage", "usage": dump}
+        return usage_record(dump)

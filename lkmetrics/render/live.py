@@ -1,10 +1,10 @@
-"""Rich rendering of live records: the recipe's LLM table, STT/TTS/EOU tables, turn lines and
-the closing summary. Runs on the pipeline thread, never on the agent's loop."""
+"""The live view: the recipe's LLM table, STT/TTS/EOU tables, turn lines and the closing
+summary of a running session, printed with Rich. Runs on the pipeline thread, never on the
+agent's loop. (The store commands' tables are in :mod:`lkmetrics.render.tables`.)"""
 
 from __future__ import annotations
 
 from collections.abc import Iterable
-from datetime import datetime
 from typing import Any
 
 from rich import box
@@ -12,23 +12,20 @@ from rich.console import Console, Group, RenderableType
 from rich.table import Table
 from rich.text import Text
 
+from lkmetrics.analysis.stats import FIGURES
 from lkmetrics.records import Record, model_label
-from lkmetrics.stats import FIGURES
+from lkmetrics.render.units import count, fmt_value, number, recipe_seconds, seconds, timestamp
 
 BAR_WIDTH = 40
 STAGE_COLORS = {"eou": "magenta", "llm": "cyan", "tts": "green", "other": "grey50"}
 
 
-def _s(value: Any, digits: int = 4) -> str:
-    if isinstance(value, int | float) and not isinstance(value, bool):
-        return f"[white]{value:.{digits}f}[/white]s"
-    return "-"
+def _s(value: Any) -> str:
+    return f"[white]{recipe_seconds(value)}[/white]"
 
 
 def _ts(value: Any) -> str:
-    if isinstance(value, int | float):
-        return datetime.fromtimestamp(value).strftime("%Y-%m-%d %H:%M:%S")
-    return "-"
+    return timestamp(value)
 
 
 def _check(flag: Any) -> str:
@@ -50,17 +47,24 @@ def _report_table(title: str, rows: Iterable[tuple[str, str]]) -> Table:
     return table
 
 
+def _request_rows(r: Record) -> list[tuple[str, str]]:
+    """The rows every component table starts with: what made the request, and when."""
+    return [
+        ("Type", str(r.get("type"))),
+        ("Label", str(r.get("label"))),
+        ("Model", model_label(r) or "-"),
+        ("Request ID", str(r.get("request_id"))),
+        ("Timestamp", _ts(r.get("timestamp"))),
+    ]
+
+
 def llm_table(r: Record) -> Table:
     """The "LLM Metrics Report" of LiveKit's recipe, plus model and decode rate."""
     decode = r.get("decode_rate")
     return _report_table(
         "LLM Metrics Report",
         [
-            ("Type", str(r.get("type"))),
-            ("Label", str(r.get("label"))),
-            ("Model", model_label(r) or "-"),
-            ("Request ID", str(r.get("request_id"))),
-            ("Timestamp", _ts(r.get("timestamp"))),
+            *_request_rows(r),
             ("Duration", _s(r.get("duration"))),
             ("Time to First Token", _s(r.get("ttft"))),
             ("Cancelled", _check(r.get("cancelled"))),
@@ -77,11 +81,7 @@ def stt_table(r: Record) -> Table:
     return _report_table(
         "STT Metrics Report",
         [
-            ("Type", str(r.get("type"))),
-            ("Label", str(r.get("label"))),
-            ("Model", model_label(r) or "-"),
-            ("Request ID", str(r.get("request_id"))),
-            ("Timestamp", _ts(r.get("timestamp"))),
+            *_request_rows(r),
             ("Duration", _s(r.get("duration"))),
             ("Audio Duration", _s(r.get("audio_duration"))),
             ("Streamed", _check(r.get("streamed"))),
@@ -93,11 +93,7 @@ def tts_table(r: Record) -> Table:
     return _report_table(
         "TTS Metrics Report",
         [
-            ("Type", str(r.get("type"))),
-            ("Label", str(r.get("label"))),
-            ("Model", model_label(r) or "-"),
-            ("Request ID", str(r.get("request_id"))),
-            ("Timestamp", _ts(r.get("timestamp"))),
+            *_request_rows(r),
             ("Time to First Byte", _s(r.get("ttfb"))),
             ("Duration", _s(r.get("duration"))),
             ("Audio Duration", _s(r.get("audio_duration"))),
@@ -124,8 +120,8 @@ def eou_table(r: Record) -> Table:
 def vad_line(r: Record) -> Text:
     return Text.from_markup(
         f"[dim]VAD {r.get('inference_count')} inferences, "
-        f"{float(r.get('inference_duration_total') or 0) * 1000:.1f} ms total, "
-        f"idle {float(r.get('idle_time') or 0):.2f} s[/dim]"
+        f"{seconds(float(r.get('inference_duration_total') or 0))} total, "
+        f"idle {seconds(float(r.get('idle_time') or 0))}[/dim]"
     )
 
 
@@ -134,12 +130,12 @@ def turn_breakdown(r: Record) -> list[tuple[str, float]]:
     stages: list[tuple[str, float]] = []
     for name, key in (("eou", "end_of_turn_delay"), ("llm", "llm_node_ttft"),
                       ("tts", "tts_node_ttfb")):
-        v = r.get(key)
-        if isinstance(v, int | float) and v > 0:
-            stages.append((name, float(v)))
-    e2e = r.get("e2e_latency")
-    if isinstance(e2e, int | float):
-        rest = float(e2e) - sum(v for _, v in stages)
+        v = number(r.get(key))
+        if v is not None and v > 0:
+            stages.append((name, v))
+    e2e = number(r.get("e2e_latency"))
+    if e2e is not None:
+        rest = e2e - sum(v for _, v in stages)
         if rest > 0.0005:
             stages.append(("other", rest))
     return stages
@@ -164,24 +160,18 @@ def turn_line(r: Record) -> RenderableType:
     head = Text.assemble(
         (f"Turn {r.get('turn')}", "bold"),
         "  e2e ",
-        (f"{e2e:.3f}s" if isinstance(e2e, int | float) else "-", "bold yellow"),
+        (seconds(e2e), "bold yellow"),
         "  ",
     )
     stages = turn_breakdown(r)
     head.append_text(stacked_bar(stages))
-    head.append("  " + " · ".join(f"{n} {v * 1000:.0f}ms" for n, v in stages))
+    head.append("  " + " · ".join(f"{n} {fmt_value(v, 's')}" for n, v in stages))
     lines: list[RenderableType] = [head]
     if r.get("user_text"):
         lines.append(Text.assemble(("  heard: ", "dim"), str(r["user_text"])))
     if r.get("agent_text"):
         lines.append(Text.assemble(("  said:  ", "dim"), str(r["agent_text"])))
     return Group(*lines)
-
-
-def _num(v: Any, unit: str) -> str:
-    if not isinstance(v, int | float):
-        return "-"
-    return f"{v * 1000:.0f} ms" if unit == "s" else f"{v:.1f} tok/s"
 
 
 def summary_renderable(r: Record) -> RenderableType:
@@ -195,8 +185,8 @@ def summary_renderable(r: Record) -> RenderableType:
         stats = figures.get(f.name) or {}
         if not stats.get("count"):
             continue
-        table.add_row(f.title, str(stats["count"]), _num(stats.get("p50"), f.unit),
-                      _num(stats.get("p95"), f.unit), _num(stats.get("max"), f.unit))
+        table.add_row(f.title, str(stats["count"]), fmt_value(stats.get("p50"), f.unit),
+                      fmt_value(stats.get("p95"), f.unit), fmt_value(stats.get("max"), f.unit))
     tokens = r.get("tokens") or {}
     parts: list[RenderableType] = [table]
     parts.append(Text(
@@ -215,7 +205,7 @@ def summary_renderable(r: Record) -> RenderableType:
                 f"{u.get('provider', '')}/{u.get('model', '')}",
                 str(u.get("input_tokens", "")),
                 str(u.get("output_tokens", "")),
-                f"{u['audio_duration']:.1f}" if "audio_duration" in u else "",
+                count(u["audio_duration"]) if "audio_duration" in u else "",
                 str(u.get("characters_count", "")),
             )
         parts.append(ut)
@@ -262,7 +252,7 @@ class TableWriter:
             models = " · ".join(f"{k} {r.get(k) or 'none'}" for k in ("stt", "llm", "tts"))
             return Text.from_markup(f"[bold]lkmetrics[/bold] session {r.get('session_id')}: "
                                     f"{models}")
-        if kind in ("usage", "_end"):
+        if kind == "usage":
             return None
         return metric_line(r)
 

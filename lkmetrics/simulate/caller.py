@@ -22,7 +22,8 @@ from livekit.agents import llm as lk_llm
 from livekit.agents.voice import io
 from livekit.agents.voice.events import AgentStateChangedEvent, ConversationItemAddedEvent
 
-INPUT_RATE = 16000
+from lkmetrics.simulate.script import INPUT_RATE
+
 FRAME_MS = 20
 
 
@@ -161,7 +162,8 @@ class Caller:
     def __post_init__(self) -> None:
         self.session.on("conversation_item_added", self._on_item)
         self.session.on("agent_state_changed", self._on_state)
-        self._idle.set()
+        if getattr(self.session, "agent_state", None) not in ("speaking", "thinking"):
+            self._idle.set()
 
     def _on_item(self, ev: ConversationItemAddedEvent) -> None:
         item = ev.item
@@ -177,10 +179,14 @@ class Caller:
         else:
             self._idle.set()
 
-    async def wait_idle(self, timeout: float) -> None:
-        """Wait until the agent is neither thinking nor speaking (e.g. after the greeting)."""
-        await asyncio.sleep(0.2)
-        await asyncio.wait_for(self._idle.wait(), timeout)
+    async def wait_greeting(self, timeout: float) -> None:
+        """Wait for the agent's greeting to be said in full (its reply, then idle)."""
+
+        async def greeted() -> None:
+            await self._replies.get()
+            await self._idle.wait()
+
+        await asyncio.wait_for(greeted(), timeout)
 
     async def turn(self, index: int, pcm: np.ndarray, timeout: float,
                    on_audio: Callable[[list[rtc.AudioFrame]], None] | None = None) -> TurnResult:

@@ -1,30 +1,21 @@
-"""``lkmetrics simulate``: a headless caller that talks to an in-process agent session."""
+"""``lkmetrics simulate``: one in-process agent session talked to by the scripted caller."""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
-import hashlib
 from collections.abc import Sequence
-from dataclasses import dataclass
-from importlib import resources
 from pathlib import Path
 
 import numpy as np
 from livekit import rtc
 
-from lkmetrics.agent import Components, session_info, start_session
-from lkmetrics.capture import Capture
-from lkmetrics.config import AgentSettings, app_dir
-from lkmetrics.errors import UsageError
-from lkmetrics.harness import (
-    INPUT_RATE,
-    Caller,
-    PacedAudioInput,
-    RealtimeSpeaker,
-    TurnResult,
-)
-from lkmetrics.sink import Pipeline
+from lkmetrics.agent.capture import Capture
+from lkmetrics.agent.pipeline import Pipeline
+from lkmetrics.agent.server import Components, session_info, start_session
+from lkmetrics.config import AgentSettings
+from lkmetrics.simulate.caller import Caller, PacedAudioInput, RealtimeSpeaker, TurnResult
 
 
 async def simulate(
@@ -52,7 +43,8 @@ async def simulate(
         session = await start_session(settings, components, capture, mic=mic, speaker=speaker)
         caller = Caller(session, mic, speaker)
         if settings.greet:
-            await caller.wait_idle(timeout)
+            with contextlib.suppress(asyncio.TimeoutError):  # no greeting: talk anyway
+                await caller.wait_greeting(timeout)
             speaker.take_frames()
         for i, pcm in enumerate(utterances, start=1):
             save = None
@@ -87,55 +79,6 @@ def save_turn_audio(record_dir: Path, index: int, user_pcm: np.ndarray, user_rat
         agent_rate = agent.sample_rate
         agent_pcm = frame_to_pcm16_mono(agent, agent_rate)
     write_wav_pcm16(record_dir / f"turn{index:03d}-agent.wav", agent_pcm, agent_rate)
-
-
-@dataclass
-class Utterance:
-    label: str  # the file name or the text
-    pcm: np.ndarray  # int16 mono at INPUT_RATE
-
-
-BUILTIN_SCRIPT = (
-    ("question1.wav", "What is the capital of France?"),
-    ("question2.wav", "How many days are there in a week?"),
-    ("question3.wav", "Can you name a color of the sky?"),
-)
-
-
-def load_utterances(say: Sequence[str], turns: int = 1) -> list[Utterance]:
-    """The caller's script: each --say is a WAV path or text (spoken with the local Piper
-    voice, cached in the app directory); none means the built-in three questions."""
-    from lkmetrics.local.speech import read_wav_pcm16_mono
-
-    script: list[Utterance] = []
-    if not say:
-        data = resources.files("lkmetrics") / "data"
-        for name, text in BUILTIN_SCRIPT:
-            with resources.as_file(data / name) as path:
-                script.append(Utterance(text, read_wav_pcm16_mono(path, INPUT_RATE)))
-    for item in say:
-        path = Path(item).expanduser()
-        if item.lower().endswith(".wav") or path.is_file():
-            if not path.is_file():
-                raise UsageError(f"--say {item}: no such WAV file (give a path or some text).")
-            script.append(Utterance(path.name, read_wav_pcm16_mono(path, INPUT_RATE)))
-        else:
-            script.append(Utterance(item, read_wav_pcm16_mono(spoken(item), INPUT_RATE)))
-    return script * turns
-
-
-def spoken(text: str) -> Path:
-    """A WAV of ``text`` in the local Piper voice, synthesised once and cached."""
-    from lkmetrics.local.speech import synthesize_wav
-
-    key = hashlib.sha1(text.encode()).hexdigest()[:16]
-    path = app_dir() / "speech" / f"{key}.wav"
-    if not path.is_file():
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(".tmp.wav")
-        synthesize_wav(text, tmp)
-        tmp.replace(path)
-    return path
 
 
 def run(settings: AgentSettings, components: Components, pipeline: Pipeline,

@@ -20,10 +20,11 @@ from livekit.agents import vad as lk_vad
 from livekit.plugins import openai, silero  # plugins must register on the main thread
 
 from lkmetrics import __version__
-from lkmetrics.capture import Capture
+from lkmetrics.agent.capture import Capture
+from lkmetrics.agent.pipeline import Pipeline
+from lkmetrics.agent.relay import RELAY_ENV, RelayWriter, in_owner_process
 from lkmetrics.config import AgentSettings
-from lkmetrics.relay import RELAY_ENV, RelayWriter, in_owner_process
-from lkmetrics.sink import Pipeline
+from lkmetrics.records import SessionBody
 
 GREETING = "Greet the user and offer your assistance."
 LOCAL_MAX_TOKENS = 48
@@ -74,8 +75,9 @@ def process_pipeline() -> Pipeline:
     with _lock:
         if _job_pipeline is None:
             path = os.environ.get(RELAY_ENV)
-            writers = [RelayWriter(path)] if path else []
-            _job_pipeline = Pipeline(writers, summarise=False)
+            relay = RelayWriter(path) if path else None
+            _job_pipeline = Pipeline([relay] if relay else [], summarise=False,
+                                     on_session_end=relay.end_session if relay else None)
         return _job_pipeline
 
 
@@ -148,8 +150,11 @@ def _without_userinfo(url: str | None) -> str | None:
     return urlunsplit(parts._replace(netloc=host))
 
 
-def session_info(settings: AgentSettings, **extra: Any) -> dict[str, Any]:
-    info: dict[str, Any] = {
+def session_info(settings: AgentSettings, *, room: str | None = None,
+                 turns: int | None = None) -> SessionBody:
+    """What the session's opening record says: models, versions, host and process."""
+    info: SessionBody = {
+        "kind": "session",
         "command": settings.command,
         "stt": settings.stt,
         "llm": settings.llm,
@@ -161,7 +166,10 @@ def session_info(settings: AgentSettings, **extra: Any) -> dict[str, Any]:
         "lkmetrics_version": __version__,
         "livekit_agents_version": livekit_agents_version,
     }
-    info.update(extra)
+    if room is not None:
+        info["room"] = room
+    if turns is not None:
+        info["turns"] = turns
     return info
 
 

@@ -9,18 +9,12 @@ from __future__ import annotations
 import csv
 import json
 from collections.abc import Sequence
-from datetime import datetime
 from typing import IO, TYPE_CHECKING, Any
 
-from lkmetrics.report import (
-    PERCENTILE_HELP,
-    BudgetResult,
-    Comparison,
-    Report,
-    SessionOverview,
-    fmt_value,
-)
-from lkmetrics.stats import STAT_NAMES
+from lkmetrics.analysis.budgets import BudgetResult
+from lkmetrics.analysis.report import PERCENTILE_HELP, Comparison, Report, SessionOverview
+from lkmetrics.analysis.stats import STAT_NAMES
+from lkmetrics.render.units import count, elapsed, fmt_value, ratio, signed, timestamp
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -34,24 +28,6 @@ def _console(out: IO[str]) -> Console:
 
 def _dumps(obj: Any) -> str:
     return json.dumps(obj, separators=(",", ":"), ensure_ascii=False)
-
-
-def _when(t: float | None) -> str:
-    if t is None:
-        return "-"
-    return datetime.fromtimestamp(t).strftime("%Y-%m-%d %H:%M:%S")
-
-
-def _duration(seconds: float | None) -> str:
-    if seconds is None:
-        return "-"
-    if seconds < 60:
-        return f"{seconds:.1f} s"
-    minutes, secs = divmod(int(round(seconds)), 60)
-    if minutes < 60:
-        return f"{minutes}m{secs:02d}s"
-    hours, minutes = divmod(minutes, 60)
-    return f"{hours}h{minutes:02d}m"
 
 
 # -- sessions ---------------------------------------------------------------------------------
@@ -96,9 +72,9 @@ def sessions(items: Sequence[SessionOverview], fmt: str, out: IO[str]) -> None:
     for item in items:
         s = item.session
         table.add_row(
-            s.id, _when(s.started), s.command or "-", s.stt or "-", s.llm or "-",
+            s.id, timestamp(s.started), s.command or "-", s.stt or "-", s.llm or "-",
             s.tts or "-", str(item.turns), fmt_value(item.p50_e2e, "s"),
-            _duration(s.duration), s.exit_status or "-",
+            elapsed(s.duration), s.exit_status or "-",
         )
     _console(out).print(table)
 
@@ -161,7 +137,7 @@ def report(report: Report, fmt: str, out: IO[str],
     last_group = None
     for r in report.rows:
         cells = [str(r.stats["count"])]
-        cells += [fmt_value(_f(r.stats[k]), r.figure.unit) for k in STAT_NAMES[1:]]
+        cells += [fmt_value(r.stats[k], r.figure.unit) for k in STAT_NAMES[1:]]
         if grouped:
             if last_group is not None and r.group != last_group:
                 table.add_section()
@@ -188,7 +164,7 @@ def report(report: Report, fmt: str, out: IO[str],
         u.add_column("Sessions", justify="right")
         u.add_column("Usage")
         for entry in report.usage:
-            rest = ", ".join(f"{k}={_num(v)}" for k, v in entry.items()
+            rest = ", ".join(f"{k}={count(v)}" for k, v in entry.items()
                              if k not in ("type", "model", "sessions"))
             u.add_row(str(entry["type"]), str(entry["model"]), str(entry["sessions"]), rest)
         console.print(u)
@@ -199,16 +175,6 @@ def report(report: Report, fmt: str, out: IO[str],
         for kind, n in report.kinds.items():
             k.add_row(kind, f"{n:,}")
         console.print(k)
-
-
-def _f(v: float | int | None) -> float | None:
-    return None if v is None else float(v)
-
-
-def _num(v: Any) -> str:
-    if isinstance(v, float):
-        return f"{v:.3f}".rstrip("0").rstrip(".")
-    return f"{v:,}" if isinstance(v, int) else str(v)
 
 
 def budgets(results: Sequence[BudgetResult], err: IO[str]) -> None:
@@ -225,16 +191,6 @@ def budgets(results: Sequence[BudgetResult], err: IO[str]) -> None:
 
 
 # -- compare ----------------------------------------------------------------------------------
-
-
-def _ratio(v: float | None) -> str:
-    return "-" if v is None else f"{v:.2f}x"
-
-
-def _diff(v: float | None, unit: str) -> str:
-    if v is None:
-        return "-"
-    return ("+" if v > 0 else "") + fmt_value(v, unit)
 
 
 def compare(cmp: Comparison, fmt: str, out: IO[str]) -> None:
@@ -268,10 +224,10 @@ def compare(cmp: Comparison, fmt: str, out: IO[str]) -> None:
         )
         table.add_row(
             f.figure.name,
-            fmt_value(f.p50.a, unit), fmt_value(f.p50.b, unit), _diff(f.p50.diff, unit),
-            _ratio(f.p50.ratio),
-            fmt_value(f.p95.a, unit), fmt_value(f.p95.b, unit), _diff(f.p95.diff, unit),
-            _ratio(f.p95.ratio),
+            fmt_value(f.p50.a, unit), fmt_value(f.p50.b, unit), signed(f.p50.diff, unit),
+            ratio(f.p50.ratio),
+            fmt_value(f.p95.a, unit), fmt_value(f.p95.b, unit), signed(f.p95.diff, unit),
+            ratio(f.p95.ratio),
             mark,
         )
     _console(out).print(table)

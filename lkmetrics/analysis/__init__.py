@@ -1,0 +1,1 @@
+"""Figures, percentiles, reports and budgets: pure functions over records and the store."""

@@ -1,0 +1,108 @@
+"""Latency budgets: ``FIGURE.STAT=LIMIT`` parsed, checked against a report, and enforced.
+
+A budget on a time is a ceiling (broken when the stat is over the limit); a budget on a
+figure where higher is better (``llm.decode_rate``) is a floor (broken when under it).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from lkmetrics.analysis.stats import FIGURES, FIGURES_BY_NAME, Figure
+from lkmetrics.errors import BudgetExceeded, UsageError
+from lkmetrics.render.units import fmt_value
+
+__all__ = ["BUDGET_STATS", "Budget", "BudgetExceeded", "BudgetResult", "check_budgets",
+           "fail_on_broken", "parse_budget"]
+
+if TYPE_CHECKING:
+    from lkmetrics.analysis.report import Report
+
+BUDGET_STATS = ("mean", "p50", "p90", "p95", "p99", "max")
+
+
+@dataclass(frozen=True)
+class Budget:
+    """``FIGURE.STAT=LIMIT``: fail when the stat of the figure is over the limit."""
+
+    spec: str
+    figure: Figure
+    stat: str
+    limit: float  # in the figure's unit (seconds or tok/s)
+
+
+@dataclass(frozen=True)
+class BudgetResult:
+    budget: Budget
+    group: str
+    value: float | None  # None: the figure has no values here, not checked
+
+    @property
+    def broken(self) -> bool:
+        return self.value is not None and self.value > self.budget.limit
+
+
+_BUDGET_RE = re.compile(
+    r"^(?P<name>[A-Za-z0-9_.]+)\.(?P<stat>[a-z0-9]+)\s*=\s*"
+    r"(?P<num>\d+(?:\.\d*)?|\.\d+)\s*(?P<unit>ms|s|tok/s)?$"
+)
+
+
+def parse_budget(spec: str) -> Budget:
+    """Parse ``e2e.p95=1.2s``, ``llm.ttft.p50=500ms``, ``llm.decode_rate.p50=40tok/s``."""
+    example = "e.g. --fail-over e2e.p95=1.2s or --fail-over llm.ttft.p50=500ms"
+    m = _BUDGET_RE.match(spec.strip())
+    if not m:
+        raise UsageError(f"--fail-over expects FIGURE.STAT=LIMIT, {example} (got {spec!r}).")
+    name, stat, unit = m.group("name"), m.group("stat"), m.group("unit")
+    figure = FIGURES_BY_NAME.get(name)
+    if figure is None:
+        names = ", ".join(f.name for f in FIGURES)
+        raise UsageError(f"--fail-over: unknown figure {name!r} in {spec!r}; one of {names}.")
+    if stat not in BUDGET_STATS:
+        raise UsageError(
+            f"--fail-over: unknown statistic {stat!r} in {spec!r}; one of "
+            f"{', '.join(BUDGET_STATS)}."
+        )
+    limit = float(m.group("num"))
+    if figure.unit == "s":
+        if unit == "tok/s":
+            raise UsageError(f"--fail-over: {name} is a time; give ms or s (got {spec!r}).")
+        if unit == "ms":
+            limit /= 1000
+    elif unit in ("ms", "s"):
+        raise UsageError(f"--fail-over: {name} is a rate in tok/s (got {spec!r}).")
+    return Budget(spec.strip(), figure, stat, limit)
+
+
+def check_budgets(report: Report, budgets: Sequence[Budget]) -> list[BudgetResult]:
+    """Each budget against each group of the report that has the figure."""
+    results = []
+    for budget in budgets:
+        rows = [r for r in report.rows if r.figure.name == budget.figure.name]
+        if not rows:
+            results.append(BudgetResult(budget, "all", None))
+        for r in rows:
+            value = r.stats.get(budget.stat)
+            results.append(BudgetResult(budget, r.group, None if value is None else float(value)))
+    return results
+
+
+def fail_on_broken(results: Sequence[BudgetResult]) -> None:
+    """Raise BudgetExceeded naming every broken budget, if any is broken."""
+    broken = [r for r in results if r.broken]
+    if not broken:
+        return
+    parts = []
+    for r in broken:
+        unit = r.budget.figure.unit
+        where = "" if r.group == "all" else f" ({r.group})"
+        parts.append(
+            f"{r.budget.figure.name}.{r.budget.stat} = {fmt_value(r.value, unit)} > "
+            f"{fmt_value(r.budget.limit, unit)}{where}"
+        )
+    noun = "budget" if len(broken) == 1 else "budgets"
+    raise BudgetExceeded(f"{len(broken)} {noun} broken: " + "; ".join(parts) + ".")

@@ -1,0 +1,75 @@
+"""``lkmetrics simulate`` end to end: validate, load the models, run the scripted session,
+report each turn's outcome and record the exit status. Imports livekit only when it runs."""
+
+from __future__ import annotations
+
+import contextlib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from lkmetrics.config import AgentOptions, OutputOptions, prepare
+from lkmetrics.errors import UsageError
+
+
+@dataclass(frozen=True)
+class Script:
+    """What the caller says and how: ``--say``, ``--turns``, ``--pause``, ``--timeout``."""
+
+    say: tuple[str, ...] = ()
+    turns: int = 1
+    pause: float = 1.0
+    timeout: float = 60.0
+    record_audio: Path | None = None
+
+
+def run_simulation(script: Script, agent: AgentOptions, out: OutputOptions) -> int:
+    """0 when every turn got a reply, 1 when any timed out or failed, 130 on Ctrl-C."""
+    if script.turns < 1:
+        raise UsageError(f"--turns must be at least 1 (got {script.turns}).")
+    if script.timeout <= 0 or script.pause < 0:
+        raise UsageError("--timeout must be positive and --pause not negative.")
+    settings = prepare("simulate", agent, out.show)
+    if settings.stt is None:
+        settings.turn_detection = "vad"  # nothing to detect turns from but the audio
+    from rich.console import Console
+
+    from lkmetrics.agent.output import open_output
+
+    err = Console(stderr=True)
+    with contextlib.ExitStack() as stack:
+        with err.status("Loading LiveKit and the models..."):
+            from lkmetrics.simulate import run as sim
+            from lkmetrics.simulate.script import load_utterances
+
+            utterances = load_utterances(script.say, script.turns)
+        if settings.llm == "local":
+            from lkmetrics.local.llm_server import start_local_llm
+
+            settings.llm_base_url, settings.llm_model = start_local_llm(stack)
+        with err.status("Loading LiveKit and the models..."):
+            from lkmetrics.agent.server import build_components, load_models
+
+            userdata: dict[Any, Any] = {}
+            load_models(settings, userdata)
+            components = build_components(settings, userdata)
+        output = open_output(out, settings.show)
+        pipeline = output.pipeline()
+        code = 1
+        try:
+            results = sim.run(settings, components, pipeline, [u.pcm for u in utterances],
+                              pause=script.pause, timeout=script.timeout,
+                              record_dir=script.record_audio)
+            failed = [r for r in results if not r.ok]
+            missing = len(utterances) - len(results)
+            for r in failed:
+                err.print(f"[red]turn {r.index} ({utterances[r.index - 1].label}): "
+                          f"{r.error}[/red]")
+            if missing:
+                err.print(f"[red]{missing} turn(s) not run after the failure[/red]")
+            code = 1 if failed or missing else 0
+        except KeyboardInterrupt:
+            code = 130
+        finally:
+            output.close(pipeline, code)
+        return code

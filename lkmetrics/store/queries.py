@@ -1,0 +1,318 @@
+"""Reading the store: sessions, figure values, tokens and usage for reports, and imports.
+
+:class:`Store` is :class:`~lkmetrics.store.db.Database` plus the queries that reports and
+``sessions`` read (all on indexed columns, never parsing JSON for a figure it has a column
+for) and the entry points of import and export.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, TextIO
+
+from lkmetrics.analysis.stats import Figure, figure_value
+from lkmetrics.errors import NotFoundError
+from lkmetrics.store.db import Database
+from lkmetrics.store.importer import BadLine, ImportResult, Progress
+from lkmetrics.store.rows import FIGURE_COLUMNS
+
+
+@dataclass(frozen=True)
+class SessionRow:
+    id: str
+    started: float | None
+    ended: float | None
+    command: str | None
+    stt: str | None
+    llm: str | None
+    tts: str | None
+    voice: str | None
+    host: str | None
+    lkmetrics_version: str | None
+    livekit_agents_version: str | None
+    exit_status: str | None
+
+    @property
+    def duration(self) -> float | None:
+        if self.started is None or self.ended is None:
+            return None
+        return max(0.0, self.ended - self.started)
+
+
+_SESSION_COLUMNS = (
+    "id, started, ended, command, stt, llm, tts, voice, host, lkmetrics_version, "
+    "livekit_agents_version, exit_status"
+)
+
+
+@dataclass(frozen=True)
+class Scope:
+    """Which records a query reads: some sessions (None: all) and a start time."""
+
+    session_ids: tuple[str, ...] | None = None
+    since: float | None = None
+
+    def where(self, alias: str = "") -> tuple[str, list[Any]]:
+        prefix = f"{alias}." if alias else ""
+        clauses: list[str] = []
+        params: list[Any] = []
+        if self.session_ids is not None:
+            clauses.append(
+                f"{prefix}session_id IN ({','.join('?' * len(self.session_ids))})"
+            )
+            params.extend(self.session_ids)
+        if self.since is not None:
+            clauses.append(f"{prefix}time >= ?")
+            params.append(self.since)
+        return "".join(f" AND {c}" for c in clauses), params
+
+
+
+
+class Store(Database):
+    """An open metrics database with its queries. ``Store.open(path)`` creates or migrates it."""
+
+    def import_files(
+        self, paths: Sequence[Path], on_bad: BadLine, *, workers: int | None = None,
+        progress: Progress | None = None,
+    ) -> ImportResult:
+        """Import JSON lines files; see :func:`lkmetrics.store.importer.import_files`."""
+        from lkmetrics.store.importer import import_files
+
+        return import_files(self, paths, on_bad, workers=workers, progress=progress)
+
+    def export_jsonl(self, session_ids: Sequence[str], out: TextIO) -> int:
+        """The records of the sessions as JSON lines; see :mod:`lkmetrics.store.export`."""
+        from lkmetrics.store.export import export_jsonl
+
+        return export_jsonl(self, session_ids, out)
+
+    def export_csv(self, session_ids: Sequence[str], out: TextIO) -> int:
+        """The records of the sessions as CSV; see :mod:`lkmetrics.store.export`."""
+        from lkmetrics.store.export import export_csv
+
+        return export_csv(self, session_ids, out)
+
+    # -- reading --
+
+    def count_records(self) -> int:
+        with self.errors():
+            return int(self.conn.execute("SELECT count(*) FROM records").fetchone()[0])
+
+    def has_sessions(self) -> bool:
+        with self.errors():
+            return self.conn.execute("SELECT 1 FROM sessions LIMIT 1").fetchone() is not None
+
+    def require_sessions(self) -> None:
+        if not self.has_sessions():
+            raise NotFoundError(
+                f"the store {self.path} holds no sessions yet; run an agent command "
+                "(recording is on by default) or `lkmetrics import FILE` first."
+            )
+
+    def sessions(self, limit: int | None = None) -> list[SessionRow]:
+        """Sessions, newest first."""
+        sql = f"SELECT {_SESSION_COLUMNS} FROM sessions ORDER BY started DESC, id DESC"
+        params: list[Any] = []
+        if limit:
+            sql += " LIMIT ?"
+            params.append(limit)
+        with self.errors():
+            return [SessionRow(*r) for r in self.conn.execute(sql, params)]
+
+    def session(self, session_id: str) -> SessionRow:
+        with self.errors():
+            r = self.conn.execute(
+                f"SELECT {_SESSION_COLUMNS} FROM sessions WHERE id = ?", (session_id,)
+            ).fetchone()
+        if r is None:
+            raise NotFoundError(f"no session {session_id!r} in {self.path}.")
+        return SessionRow(*r)
+
+    def resolve_session(self, ref: str) -> str:
+        """A session id from ``last``, a full id or a unique prefix of one."""
+        self.require_sessions()
+        with self.errors():
+            if ref == "last":
+                r = self.conn.execute(
+                    "SELECT id FROM sessions ORDER BY started DESC, id DESC LIMIT 1"
+                ).fetchone()
+                return str(r[0])
+            if self.conn.execute("SELECT 1 FROM sessions WHERE id = ?", (ref,)).fetchone():
+                return ref
+            found = [
+                str(r[0]) for r in self.conn.execute(
+                    "SELECT id FROM sessions WHERE substr(id, 1, ?) = ? LIMIT 2",
+                    (len(ref), ref),
+                )
+            ]
+        if len(found) == 1:
+            return found[0]
+        if found:
+            raise NotFoundError(
+                f"session {ref!r} is ambiguous in {self.path}; give more of the id "
+                "(`lkmetrics sessions` lists them)."
+            )
+        raise NotFoundError(
+            f"no session {ref!r} in {self.path}; `lkmetrics sessions` lists the recorded ones."
+        )
+
+    def session_turns(self, session_ids: Sequence[str]) -> dict[str, tuple[int, list[float]]]:
+        """Per session: the number of turns and their sorted e2e latencies."""
+        out: dict[str, tuple[int, list[float]]] = {}
+        if not session_ids:
+            return out
+        counts: dict[str, int] = {}
+        values: dict[str, list[float]] = {}
+        with self.errors():
+            for chunk in _chunks(session_ids, 500):
+                marks = ",".join("?" * len(chunk))
+                for sid, v in self.conn.execute(
+                    f"SELECT session_id, e2e FROM records WHERE kind = 'turn' "
+                    f"AND session_id IN ({marks})", chunk,
+                ):
+                    counts[sid] = counts.get(sid, 0) + 1
+                    if v is not None:
+                        values.setdefault(sid, []).append(float(v))
+        for sid in session_ids:
+            out[sid] = (counts.get(sid, 0), sorted(values.get(sid, [])))
+        return out
+
+    def figure_values(
+        self, figure: Figure, scope: Scope, by: str | None = None
+    ) -> dict[str, list[float]]:
+        """The figure's values in scope, sorted, grouped by None, "session", "model" or "kind"."""
+        col = FIGURE_COLUMNS.get(figure.name)
+        if col is None:
+            return self._figure_values_from_json(figure, scope, by)
+        where, params = scope.where("r")
+        if by == "model":
+            sql = (f"SELECT r.model, r.session_id, r.{col} FROM records r "
+                   f"WHERE r.{col} IS NOT NULL{where}")
+            # records without their own model (turn, eou) count for the session's model
+            column = {"stt": 1, "tts": 2}.get(figure.kind, 0)
+            with self.errors():
+                own = {str(sid): models[column] for sid, *models in self.conn.execute(
+                    "SELECT id, llm, stt, tts FROM sessions")}
+                groups: dict[str, list[float]] = {}
+                for model, sid, v in self.conn.execute(sql, params):
+                    key = model or own.get(sid) or "unknown"
+                    bucket = groups.get(key)
+                    if bucket is None:
+                        bucket = groups[key] = []
+                    bucket.append(v)
+            for values in groups.values():
+                values.sort()
+            return groups
+        elif by == "session":
+            sql = f"SELECT r.session_id, r.{col} FROM records r WHERE r.{col} IS NOT NULL{where}"
+        else:
+            sql = f"SELECT r.{col} FROM records r WHERE r.{col} IS NOT NULL{where}"
+        with self.errors():
+            cur = self.conn.execute(sql, params)
+            if by == "session":
+                by_session: dict[str, list[float]] = {}
+                for key_value, v in cur:
+                    by_session.setdefault(str(key_value), []).append(v)
+                for values in by_session.values():
+                    values.sort()
+                return by_session
+            values = [r[0] for r in cur]
+        values.sort()
+        group = figure.kind if by == "kind" else "all"
+        return {group: values} if values else {}
+
+    def _figure_values_from_json(
+        self, figure: Figure, scope: Scope, by: str | None
+    ) -> dict[str, list[float]]:
+        # a figure added to stats.FIGURES after this schema: read it from the JSON
+        where, params = scope.where()
+        groups: dict[str, list[float]] = {}
+        with self.errors():
+            cur = self.conn.execute(
+                f"SELECT session_id, model, json FROM records WHERE kind = ?{where}",
+                [figure.kind, *params],
+            )
+            for sid, model, text in cur:
+                v = figure_value(figure, json.loads(text))
+                if v is None:
+                    continue
+                key = {"session": sid, "model": model or "unknown", "kind": figure.kind}.get(
+                    by or "", "all"
+                )
+                groups.setdefault(key, []).append(v)
+        for values in groups.values():
+            values.sort()
+        return groups
+
+    def token_totals(self, scope: Scope) -> list[tuple[str, int, int, int, int]]:
+        """Per LLM model: requests, prompt, completion and total tokens."""
+        where, params = scope.where()
+        with self.errors():
+            rows = self.conn.execute(
+                "SELECT coalesce(model, 'unknown'), count(*), coalesce(sum(prompt_tokens), 0), "
+                "coalesce(sum(completion_tokens), 0), coalesce(sum(total_tokens), 0) "
+                f"FROM records WHERE kind = 'llm'{where} GROUP BY 1 ORDER BY 1",
+                params,
+            ).fetchall()
+        return [(str(m), int(n), int(p), int(c), int(t)) for m, n, p, c, t in rows]
+
+    def last_usage(self, scope: Scope) -> Iterator[list[dict[str, Any]]]:
+        """The ``usage`` list of each session's last usage record in scope (cumulative)."""
+        where, params = scope.where()
+        with self.errors():
+            last = self.conn.execute(
+                f"SELECT session_id, max(seq) FROM records WHERE kind = 'usage'{where} "
+                "GROUP BY session_id",
+                params,
+            ).fetchall()
+            for sid, seq in last:
+                r = self.conn.execute(
+                    "SELECT json FROM records WHERE session_id = ? AND seq = ?", (sid, seq)
+                ).fetchone()
+                if r is None:
+                    continue
+                with contextlib.suppress(ValueError):
+                    usage = json.loads(r[0]).get("usage")
+                    if isinstance(usage, list):
+                        yield [u for u in usage if isinstance(u, dict)]
+
+    def kind_counts(self, scope: Scope) -> dict[str, int]:
+        where, params = scope.where()
+        with self.errors():
+            return {
+                str(k): int(n) for k, n in self.conn.execute(
+                    f"SELECT kind, count(*) FROM records WHERE 1 = 1{where} "
+                    "GROUP BY kind ORDER BY kind", params,
+                )
+            }
+
+    def models(self) -> list[str]:
+        """Every model label the store knows (record models and sessions' models)."""
+        with self.errors():
+            found = {
+                str(r[0]) for r in self.conn.execute(
+                    "SELECT DISTINCT model FROM records WHERE model IS NOT NULL "
+                    "UNION SELECT llm FROM sessions UNION SELECT stt FROM sessions "
+                    "UNION SELECT tts FROM sessions"
+                ) if r[0] is not None
+            }
+        return sorted(found)
+
+    def session_ids_oldest_first(self) -> list[str]:
+        with self.errors():
+            return [
+                str(r[0]) for r in self.conn.execute(
+                    "SELECT id FROM sessions ORDER BY started, id"
+                )
+            ]
+
+
+def _chunks(items: Sequence[str], size: int) -> Iterator[Sequence[str]]:
+    for i in range(0, len(items), size):
+        yield items[i:i + size]
+

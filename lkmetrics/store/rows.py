@@ -1,0 +1,191 @@
+"""Record -> row: which columns a record fills, and whether a record can be stored at all.
+
+Each record kind inserts only its own indexed columns (model, figures, tokens), extracted from
+the JSON once, on insert, so a report over a million records never parses JSON.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+from lkmetrics.analysis.stats import FIGURES, figure_value
+from lkmetrics.records import SCHEMA_VERSION, Record, model_label, to_json
+
+# figure name (stats.FIGURES) -> the numeric column holding it
+FIGURE_COLUMNS: dict[str, str] = {
+    "llm.ttft": "llm_ttft",
+    "llm.duration": "llm_duration",
+    "llm.decode_rate": "llm_decode_rate",
+    "tts.ttfb": "tts_ttfb",
+    "stt.duration": "stt_duration",
+    "eou.delay": "eou_delay",
+    "eou.transcription_delay": "eou_transcription_delay",
+    "e2e": "e2e",
+}
+FIGURE_COLUMN_LIST = tuple(dict.fromkeys(FIGURE_COLUMNS.values()))
+TOKEN_COLUMNS = ("prompt_tokens", "completion_tokens", "total_tokens")
+COMPONENT_KINDS = frozenset({"llm", "stt", "tts", "realtime"})
+
+SESSION_FIELDS = (
+    "command", "stt", "llm", "tts", "voice", "host", "lkmetrics_version",
+    "livekit_agents_version",
+)
+
+
+Row = tuple[Any, ...]
+_BASE_COLUMNS = ("session_id", "seq", "kind", "time", "json")
+
+
+INT64_MAX = 2**63 - 1  # SQLite's INTEGER range
+
+
+def _int_or_none(value: Any) -> int | None:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return None
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    n = int(value)
+    return n if -INT64_MAX <= n <= INT64_MAX else None
+
+
+class KindSpec:
+    """The indexed columns of one record kind, and the statements that fill them.
+
+    Each kind inserts only its own columns: binding a dozen NULLs per row would cost more
+    than the insert itself at import speed.
+    """
+
+    def __init__(self, kind: str) -> None:
+        self.figures = [f for f in FIGURES if f.kind == kind and f.name in FIGURE_COLUMNS]
+        self.component = kind in COMPONENT_KINDS
+        self.llm = kind == "llm"
+        self.fields = tuple((f.field, f) for f in self.figures)
+        self.extra: tuple[str, ...] = (
+            *(("model",) if self.component else ()),
+            *(FIGURE_COLUMNS[f.name] for f in self.figures),
+            *(TOKEN_COLUMNS if self.llm else ()),
+        )
+        columns = (*_BASE_COLUMNS, *self.extra)
+        self.insert_sql = (
+            f"INSERT OR IGNORE INTO records ({', '.join(columns)}) "
+            f"VALUES ({', '.join('?' * len(columns))})"
+        )
+        self.update_sql = (
+            f"UPDATE records SET {', '.join(f'{c} = ?' for c in self.extra)} WHERE rowid = ?"
+        )
+
+    def values(self, record: Record) -> tuple[Any, ...]:
+        """The extra column values of ``record``, in the order of ``self.extra``.
+
+        A figure column holds :func:`lkmetrics.stats.figure_value` of the record, so reports
+        read exactly what a session summary computes. The common cases (a positive float
+        figure, an int token count) are taken without a call: at import speed each call
+        costs more than the insert of the row.
+        """
+        get = record.get
+        out: list[Any] = []
+        if self.component:
+            label = get("label")
+            out.append(model_label(record) or (str(label) if label else record["kind"]))
+        for name, figure in self.fields:
+            v = get(name)
+            out.append(v if type(v) is float and v > 0.0 else figure_value(figure, record))
+        if self.llm:
+            for name in TOKEN_COLUMNS:
+                v = get(name)
+                out.append(v if type(v) is int and -INT64_MAX <= v <= INT64_MAX
+                           else _int_or_none(v))
+        return tuple(out)
+
+
+_SPECS: dict[str, KindSpec] = {}
+
+
+def spec(kind: str) -> KindSpec:
+    found = _SPECS.get(kind)
+    if found is None:
+        found = _SPECS[kind] = KindSpec(kind)
+    return found
+
+
+def extract(record: Record) -> dict[str, Any]:
+    """The indexed columns (model, figure columns, tokens) that a record fills."""
+    ks = spec(str(record.get("kind")))
+    return dict(zip(ks.extra, ks.values(record), strict=True))
+
+
+def row_of(record: Record, text: str | None = None) -> tuple[str, Row]:
+    """The insert statement and row of a checked record; ``text``: its JSON, if at hand."""
+    ks = spec(record["kind"])
+    return ks.insert_sql, (
+        record["session_id"], record["seq"], record["kind"], record["time"],
+        text if text is not None else to_json(record), *ks.values(record),
+    )
+
+
+def check_record(record: Any) -> str | None:
+    """Why ``record`` cannot be stored (a short reason), or None when it can."""
+    if not isinstance(record, dict):
+        return "not a JSON object"
+    sid = record.get("session_id")
+    if not isinstance(sid, str) or not sid:
+        return "no session_id"
+    seq = record.get("seq")
+    if not isinstance(seq, int) or isinstance(seq, bool) or not 0 <= seq <= INT64_MAX:
+        return "no integer seq"
+    kind = record.get("kind")
+    if not isinstance(kind, str) or not kind:
+        return "no kind"
+    t = record.get("time")
+    if not isinstance(t, int | float) or isinstance(t, bool) or not math.isfinite(t):
+        return "no numeric time"
+    schema = record.get("schema", SCHEMA_VERSION)
+    if isinstance(schema, int) and schema > SCHEMA_VERSION:
+        return f"record schema {schema} is newer than this lkmetrics reads ({SCHEMA_VERSION})"
+    return None
+
+
+class SessionTracker:
+    """Session rows to upsert with a batch: first/last record time, and the ``session`` record."""
+
+    def __init__(self) -> None:
+        self.span: dict[str, list[float]] = {}
+        self.info: dict[str, Record] = {}
+
+    def add(self, record: Record) -> None:
+        sid = record["session_id"]
+        t = float(record["time"])
+        span = self.span.get(sid)
+        if span is None:
+            self.span[sid] = [t, t]
+        else:
+            if t < span[0]:
+                span[0] = t
+            if t > span[1]:
+                span[1] = t
+        if record["kind"] == "session":
+            self.info[sid] = record
+
+    def clear(self) -> None:
+        self.span.clear()
+        self.info.clear()
+
+
+class Batch:
+    """Rows for one transaction, grouped by insert statement, with their sessions."""
+
+    def __init__(self) -> None:
+        self.groups: dict[str, list[Row]] = {}
+        self.sessions = SessionTracker()
+        self.size = 0
+
+    def add(self, record: Record, text: str | None = None) -> None:
+        sql, row = row_of(record, text)
+        group = self.groups.get(sql)
+        if group is None:
+            group = self.groups[sql] = []
+        group.append(row)
+        self.sessions.add(record)
+        self.size += 1
+

@@ -1,0 +1,119 @@
+"""The store's schema and its migrations, one named function per version.
+
+``PRAGMA user_version`` holds the version. :data:`MIGRATIONS` runs in order inside one
+transaction when a store is opened (see :meth:`lkmetrics.store.db.Database.migrate`).
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from collections.abc import Callable
+
+from lkmetrics.analysis.stats import FIGURES
+from lkmetrics.store.rows import COMPONENT_KINDS, Row, spec
+
+# -- schema -----------------------------------------------------------------------------------
+
+# Version 1: sessions and whole JSON records. Frozen: a database made by it migrates forward.
+_V1 = """
+CREATE TABLE sessions (
+    id TEXT PRIMARY KEY,
+    started REAL,
+    ended REAL,
+    command TEXT, stt TEXT, llm TEXT, tts TEXT, voice TEXT, host TEXT,
+    lkmetrics_version TEXT, livekit_agents_version TEXT,
+    exit_status TEXT
+);
+CREATE TABLE records (
+    session_id TEXT NOT NULL,
+    seq INTEGER NOT NULL,
+    kind TEXT NOT NULL,
+    time REAL,
+    json TEXT NOT NULL,
+    UNIQUE (session_id, seq)
+);
+CREATE INDEX records_kind ON records (kind, session_id, seq);
+"""
+
+
+# the figure columns as version 2 made them (frozen: later versions add their own)
+_V2_FIGURE_COLUMNS = ("llm_ttft", "llm_duration", "llm_decode_rate", "tts_ttfb", "stt_duration",
+                      "eou_delay", "eou_transcription_delay", "e2e")
+_V2_TOKEN_COLUMNS = ("prompt_tokens", "completion_tokens", "total_tokens")
+
+
+def _v2_sql() -> str:
+    """Version 2: the figures reports read, as numeric columns with partial indexes."""
+    cols = ["model TEXT", *(f"{c} REAL" for c in _V2_FIGURE_COLUMNS),
+            *(f"{c} INTEGER" for c in _V2_TOKEN_COLUMNS)]
+    stmts = [f"ALTER TABLE records ADD COLUMN {c};" for c in cols]
+    # every index but the unique one is partial: a record touches only those of its kind
+    stmts.append("DROP INDEX IF EXISTS records_kind;")
+    for c in _V2_FIGURE_COLUMNS:
+        stmts.append(f"CREATE INDEX records_{c} ON records ({c}) WHERE {c} IS NOT NULL;")
+    stmts.append(
+        "CREATE INDEX records_llm ON records "
+        "(model, prompt_tokens, completion_tokens, total_tokens) WHERE kind = 'llm';"
+    )
+    stmts.append("CREATE INDEX records_turn ON records (session_id, e2e) WHERE kind = 'turn';")
+    stmts.append("CREATE INDEX records_usage ON records (session_id, seq) WHERE kind = 'usage';")
+    stmts.append("CREATE INDEX sessions_started ON sessions (started);")
+    return "\n".join(stmts)
+
+
+def m001_sessions_and_records(conn: sqlite3.Connection) -> None:
+    """Version 1: a row per session and a row per record holding its whole JSON."""
+    _executescript(conn, _V1)
+
+
+def m002_figure_columns(conn: sqlite3.Connection) -> None:
+    """Version 2: model, figure and token columns with partial indexes (filled by refill)."""
+    _executescript(conn, _v2_sql())
+
+
+def refill(conn: sqlite3.Connection) -> None:
+    """Fill every indexed column from the stored JSON, with today's extraction.
+
+    Runs once after the migrations of a store that held records, so columns a migration
+    added are filled exactly as new records fill them.
+    """
+    kinds = sorted({f.kind for f in FIGURES} | COMPONENT_KINDS)
+    marks = ",".join("?" * len(kinds))
+    cur = conn.execute(f"SELECT rowid, json FROM records WHERE kind IN ({marks})", kinds)
+    while True:
+        rows = cur.fetchmany(5000)
+        if not rows:
+            break
+        updates: dict[str, list[Row]] = {}
+        for rowid, text in rows:
+            try:
+                record = json.loads(text)
+            except ValueError:
+                continue
+            if isinstance(record, dict) and isinstance(record.get("kind"), str):
+                ks = spec(record["kind"])
+                if ks.extra:
+                    updates.setdefault(ks.update_sql, []).append((*ks.values(record), rowid))
+        for sql, params in updates.items():
+            conn.executemany(sql, params)
+    # records whose session has no row (version 1 did not insist on one) get a row
+    conn.execute(
+        "INSERT OR IGNORE INTO sessions (id, started, ended) "
+        "SELECT session_id, min(time), max(time) FROM records GROUP BY session_id"
+    )
+
+
+def _executescript(conn: sqlite3.Connection, script: str) -> None:
+    # executescript() would COMMIT the open transaction; run statement by statement instead
+    for stmt in script.split(";"):
+        if stmt.strip():
+            conn.execute(stmt)
+
+
+MIGRATIONS: tuple[Callable[[sqlite3.Connection], None], ...] = (
+    m001_sessions_and_records,
+    m002_figure_columns,
+)
+LATEST_VERSION = len(MIGRATIONS)
+

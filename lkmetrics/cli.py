@@ -9,6 +9,7 @@ import typer
 from typer.core import TyperGroup
 
 from lkmetrics import __version__
+from lkmetrics.bench.cli import bench_app
 from lkmetrics.config import (
     DEFAULT_INSTRUCTIONS,
     DEFAULT_LLM,
@@ -320,6 +321,7 @@ def simulate(
 
 
 register_store_commands(app)
+app.add_typer(bench_app, name="bench")
 
 
 def main() -> None:

@@ -115,9 +115,12 @@ def test_failed_requests_are_counted_and_the_run_continues(llm_server: LLMServer
     assert len(errors) == 1 and "3 of 9 requests failed" in errors[0], result.stderr
     # the run was recorded: its successful requests as llm records, exit status error
     sessions = CliRunner().invoke(app, ["sessions", "--db", str(db), "--format", "json"])
-    (session,) = json.loads(sessions.stdout)["sessions"] if sessions.stdout.startswith("{") \
-        else json.loads(sessions.stdout)
+    (session,) = [json.loads(line) for line in sessions.stdout.splitlines()]
     assert session["command"] == "bench llm" and session["exit_status"] == "error"
+    assert session["id"] == run["session_id"] and session["llm"] == "x/test-model"
+    exported = CliRunner().invoke(app, ["export", run["session_id"], "--db", str(db)])
+    kinds = [json.loads(line)["kind"] for line in exported.stdout.splitlines()]
+    assert kinds == ["session"] + ["llm"] * 6 + ["summary"]
 
 
 def test_every_run_is_a_recorded_session_for_report_and_compare(llm_server: LLMServer,
@@ -152,8 +155,9 @@ def test_every_run_is_a_recorded_session_for_report_and_compare(llm_server: LLMS
                                       "--format", "json"])
     figures = {f["figure"]: f for f in json.loads(report.stdout)["figures"]}
     assert figures["llm.ttft"]["count"] == 4
-    compare = CliRunner().invoke(app, ["compare", "model-a", "model-b", "--by", "model",
-                                       "--db", str(db)])
+    host = runs[0]["provider"]  # LiveKit labels the plugin's metrics HOST:PORT/MODEL
+    compare = CliRunner().invoke(app, ["compare", f"{host}/model-a", f"{host}/model-b",
+                                       "--by", "model", "--db", str(db)])
     assert compare.exit_code == 0, compare.output
     budget = CliRunner().invoke(app, ["report", "--db", str(db), "--fail-over",
                                       "llm.ttft.p50=50ms"])

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import logging
 import os
 import platform
@@ -174,6 +175,10 @@ async def run_target(target: Target, concurrency: int, config: BenchConfig,
     for i in range(config.warmup):  # not counted, not recorded
         await timed_request(target.llm, contexts[i % len(contexts)], config.max_tokens)
 
+    # a full collection over the large heap LiveKit's imports leave is a pause of tens of ms
+    # in the middle of the run's first burst: collect now and exempt what exists from then on
+    gc.collect()
+    gc.freeze()
     label = f"{target.model} @ {concurrency}"
     metrics: list[LLMMetrics] = []
     recorder = (await asyncio.to_thread(_Recorder, db, session_record(target, concurrency,

@@ -4,15 +4,17 @@ requests are counted, runs are recorded in the store, and bad input is a one-lin
 
 from __future__ import annotations
 
+import contextlib
 import json
 import socket
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import API_KEY, API_SECRET, subprocess_env
+from conftest import API_KEY, API_SECRET, TESTS, subprocess_env
 from llm_server import LLMServer
 from typer.testing import CliRunner
 
@@ -52,32 +54,56 @@ def bench_json(server: LLMServer, *args: str, db: Path | None = None) -> tuple[A
 # -- the figures ----------------------------------------------------------------------------
 
 
-def test_ttft_itl_tpot_match_the_injected_values(llm_server: LLMServer) -> None:
-    llm_server.script.ttft = 0.2
-    llm_server.script.gap = 0.03
-    llm_server.script.tokens = 10
-    result, doc = bench_json(llm_server, "-n", "8", "--warmup", "1")
+@contextlib.contextmanager
+def server_process(*args: str) -> Iterator[str]:
+    """tests/llm_server.py in its own process (no GIL shared with the client); its base URL."""
+    proc = subprocess.Popen([sys.executable, str(TESTS / "llm_server.py"), *args],
+                            stdout=subprocess.PIPE, text=True, env=subprocess_env())
+    try:
+        assert proc.stdout is not None
+        yield proc.stdout.readline().strip()
+    finally:
+        proc.terminate()
+        proc.wait(10)
+
+
+def test_ttft_itl_tpot_match_the_injected_values() -> None:
+    with server_process("--ttft", "0.1", "--gap", "0.02", "--tokens", "10") as url:
+        result = bench("--llm-base-url", url, "--llm", "x/test-model", "--format", "json",
+                       "-n", "20", "--warmup", "1")
     assert result.exit_code == 0, result.output
+    lines = result.stdout.splitlines()
+    assert len(lines) == 1, result.output  # exactly one JSON document
+    doc = json.loads(lines[0])
     assert doc["kind"] == "bench_llm" and doc["schema"] == 1
     (run,) = doc["runs"]
     assert run["model"] == "x/test-model" and run["concurrency"] == 1
-    assert run["provider"] == llm_server.url.split("//")[1].removesuffix("/v1")
-    assert run["requests"] == 8 and run["errors"] == 0
-    for name, injected in (("ttft", 0.2), ("itl", 0.03), ("tpot", 0.03)):
+    assert run["provider"] == url.split("//")[1].removesuffix("/v1")
+    assert run["requests"] == 20 and run["errors"] == 0 and run["first_error"] is None
+    for name, injected in (("ttft", 0.1), ("itl", 0.02), ("tpot", 0.02)):
         assert set(run[name]) == set(STATS)
-        for stat in STATS:
+        for stat in ("mean", "p50", "p90"):
             assert abs(run[name][stat] - injected) <= TOLERANCE, (name, stat, run[name])
+        # the tail of 20 requests is one or two of them: a scheduler hiccup on a shared
+        # 2-core machine must not fail the test, a systematic error still does
+        for stat in ("p95", "p99", "max"):
+            assert abs(run[name][stat] - injected) <= 3 * TOLERANCE, (name, stat, run[name])
     # latency = TTFT + 9 gaps
-    assert abs(run["latency"]["p50"] - (0.2 + 9 * 0.03)) <= 2 * TOLERANCE
-    assert run["output_tokens"] == 8 * 10  # from the usage chunk
-    assert run["wall_s"] == pytest.approx(8 * run["latency"]["mean"], rel=0.1)
-    assert run["output_tokens_per_s"] == pytest.approx(80 / run["wall_s"])
-    assert run["requests_per_s"] == pytest.approx(8 / run["wall_s"])
+    assert abs(run["latency"]["p50"] - (0.1 + 9 * 0.02)) <= 2 * TOLERANCE
+    assert run["output_tokens"] == 20 * 10  # from the usage chunk
+    assert run["wall_s"] == pytest.approx(20 * run["latency"]["mean"], rel=0.1)
+    assert run["output_tokens_per_s"] == pytest.approx(200 / run["wall_s"])
+    assert run["requests_per_s"] == pytest.approx(20 / run["wall_s"])
+
+
+def test_requests_sent(llm_server: LLMServer) -> None:
+    result, _ = bench_json(llm_server, "-n", "2", "--warmup", "2", "--max-tokens", "7")
+    assert result.exit_code == 0, result.output
     # warm-up requests reached the server but were not counted
-    assert len(llm_server.script.requests) == 9
-    # no retries, and max_tokens sent as max_completion_tokens
-    assert llm_server.script.requests[0]["max_completion_tokens"] == 128
-    assert llm_server.script.requests[0]["stream"] is True
+    assert len(llm_server.script.requests) == 4
+    sent = llm_server.script.requests[0]
+    assert sent["max_completion_tokens"] == 7 and sent["stream"] is True
+    assert sent["model"] == "test-model"  # the part of --llm after the first '/'
 
 
 def test_concurrent_requests_overlap(llm_server: LLMServer) -> None:
@@ -338,3 +364,28 @@ def test_tpot_and_rates() -> None:
     assert body["output_tokens"] == 8 and body["output_tokens_per_s"] == 4.0
     assert body["requests_per_s"] == 1.0
     assert body["itl"]["p50"] == pytest.approx(0.1) and body["tpot"]["max"] == pytest.approx(0.1)
+
+
+@pytest.mark.slow
+def test_local_llm_is_started_and_benchmarked() -> None:
+    result = bench("--llm", "local", "-n", "2", "--max-tokens", "8", "--format", "json")
+    assert result.exit_code == 0, result.output
+    (run,) = json.loads(result.stdout)["runs"]
+    assert run["model"] == "local" and run["provider"] == "local" and run["errors"] == 0
+    assert run["ttft"]["p50"] > 0 and 0 < run["output_tokens"] <= 2 * 8
+
+
+def test_progress_bar_on_a_terminal(llm_server: LLMServer) -> None:
+    import pexpect
+
+    child = pexpect.spawn(sys.executable, ["-m", "lkmetrics", "bench", "llm", "--llm-base-url",
+                                           llm_server.url, "--llm", "x/m", "-n", "30",
+                                           "--no-record"],
+                          env=subprocess_env(), encoding="utf-8", timeout=90,
+                          dimensions=(40, 120))
+    child.expect(r"x/m @ 1")  # the bar, labelled with the run, while it runs
+    child.expect(r"\d+/30")
+    child.expect("30 requests, 0 errors")
+    child.expect(pexpect.EOF)
+    child.close()
+    assert child.exitstatus == 0

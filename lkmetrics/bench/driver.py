@@ -77,8 +77,13 @@ def chat_context(prompt: Prompt) -> lk_llm.ChatContext:
 
 
 def error_text(err: BaseException) -> str:
-    """One line for a failed request: the exception's message, else its type."""
-    text = " ".join(str(err).split())
+    """One line for a failed request: LiveKit's API error message (with the HTTP status),
+    else the exception's text, else its type."""
+    message = getattr(err, "message", None)
+    text = " ".join(str(message if isinstance(message, str) and message else err).split())
+    status = getattr(err, "status_code", None)
+    if isinstance(status, int) and status > 0 and str(status) not in text:
+        text = f"HTTP {status}: {text}"
     return text or type(err).__name__
 
 

@@ -333,7 +333,7 @@ def verdict(runs: Sequence[RunResult], checked: Sequence[BudgetResult]) -> None:
     for run in runs:
         if run.errors:
             parts.append(f"{run.errors} of {len(run.requests)} requests failed "
-                         f"({run.label}): {run.first_error}")
+                         f"({run.label}): {(run.first_error or '').rstrip('.')}")
     try:
         fail_on_broken(checked)
     except BudgetExceeded as e:

@@ -27,6 +27,7 @@ def write_table(runs: Sequence[RunResult], out: IO[str]) -> None:
     """One table per run: each figure's mean, p50, p90, p95, p99 and max; then throughput."""
     from rich import box
     from rich.console import Console
+    from rich.markup import escape
     from rich.table import Table
 
     console = Console(file=out, highlight=False)
@@ -44,8 +45,9 @@ def write_table(runs: Sequence[RunResult], out: IO[str]) -> None:
             stats = body[name]
             table.add_row(TITLES[name], *(fmt_value(stats[s], "s") for s in STATS))
         console.print(table)
-        errors = (f"[red]{run.errors} errors[/red] (first: {run.first_error})" if run.errors
-                  else "0 errors")
+        noun = "error" if run.errors == 1 else "errors"
+        errors = (f"[red]{run.errors} {noun}[/red] (first: {escape(run.first_error or '')})"
+                  if run.errors else "0 errors")
         console.print(
             f"  {len(run.requests)} requests, {errors}; {body['output_tokens']} output tokens "
             f"in {body['wall_s']:.2f} s: {_rate(body['output_tokens_per_s'], 'tok/s')}, "

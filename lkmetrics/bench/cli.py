@@ -87,7 +87,9 @@ def llm(
         help="Prompts, one a line, used in turn: plain text, or a JSON list of chat "
         'messages ([{"role": "user", "content": "..."}]).')] = None,
     max_tokens: Annotated[int, typer.Option(
-        "--max-tokens", metavar="N", help="max_completion_tokens of each request.")] = 128,
+        "--max-tokens", metavar="N",
+        help="The output cap of each request (max_completion_tokens; max_tokens for "
+        "--llm local).")] = 128,
     warmup: Annotated[int, typer.Option(
         "--warmup", metavar="N",
         help="Requests sent before each run and not counted or recorded.")] = 1,

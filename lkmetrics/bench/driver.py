@@ -47,6 +47,9 @@ class Target:
     llm: lk_llm.LLM[Any]
     provider: str
     base_url: str | None
+    # the request field that caps the output: OpenAI's current name, except for the local
+    # llama-cpp-python server, which only knows the older max_tokens
+    max_tokens_field: str = "max_completion_tokens"
 
 
 def model_name(model: str) -> str:
@@ -60,7 +63,7 @@ def build_target(model: str, base_url: str | None, local: tuple[str, str] | None
         assert local is not None
         url, name = local
         llm: lk_llm.LLM[Any] = openai.LLM(model=name, base_url=url, api_key="no-key")
-        return Target(model, llm, "local", url)
+        return Target(model, llm, "local", url, max_tokens_field="max_tokens")
     if base_url is not None:
         llm = openai.LLM(model=model_name(model), base_url=base_url,
                          api_key=os.environ.get("OPENAI_API_KEY") or "no-key")
@@ -87,8 +90,8 @@ def error_text(err: BaseException) -> str:
     return text or type(err).__name__
 
 
-async def timed_request(llm: lk_llm.LLM[Any], ctx: lk_llm.ChatContext, max_tokens: int
-                        ) -> RequestResult:
+async def timed_request(llm: lk_llm.LLM[Any], ctx: lk_llm.ChatContext,
+                        extra: dict[str, Any]) -> RequestResult:
     """One streamed request: TTFT and each gap measured at the content chunks as they arrive."""
     result = RequestResult()
     chunks = 0
@@ -97,7 +100,7 @@ async def timed_request(llm: lk_llm.LLM[Any], ctx: lk_llm.ChatContext, max_token
     sent = time.perf_counter()
     try:
         async with llm.chat(chat_ctx=ctx, conn_options=NO_RETRY,
-                            extra_kwargs={"max_completion_tokens": max_tokens}) as stream:
+                            extra_kwargs=extra) as stream:
             async for chunk in stream:
                 now = time.perf_counter()
                 if chunk.delta is not None and chunk.delta.content:
@@ -177,8 +180,9 @@ async def run_target(target: Target, concurrency: int, config: BenchConfig,
                      contexts: list[lk_llm.ChatContext], *, db: Path | None, record: bool,
                      progress: Progress | None) -> tuple[RunResult, list[str]]:
     """Warm up, then ``config.requests`` requests with ``concurrency`` in flight at once."""
+    extra = {target.max_tokens_field: config.max_tokens}
     for i in range(config.warmup):  # not counted, not recorded
-        await timed_request(target.llm, contexts[i % len(contexts)], config.max_tokens)
+        await timed_request(target.llm, contexts[i % len(contexts)], extra)
 
     # a full collection over the large heap LiveKit's imports leave is a pause of tens of ms
     # in the middle of the run's first burst: collect now and exempt what exists from then on
@@ -204,8 +208,7 @@ async def run_target(target: Target, concurrency: int, config: BenchConfig,
         while next_index < n:
             i = next_index
             next_index += 1
-            results[i] = await timed_request(target.llm, contexts[i % len(contexts)],
-                                             config.max_tokens)
+            results[i] = await timed_request(target.llm, contexts[i % len(contexts)], extra)
             if progress is not None:
                 progress(label)
 

@@ -44,10 +44,11 @@ async def raw_ttfts(url: str, n: int, concurrency: int, max_tokens: int) -> list
             first: float | None = None
             async with client.stream("POST", f"{url}/chat/completions", json=body) as resp:
                 resp.raise_for_status()
-                async for line in resp.aiter_lines():
-                    if first is None and line.startswith("data: {"):
+                async for line in resp.aiter_lines():  # every chunk parsed, as a client must
+                    if line.startswith("data: {"):
                         choices = json.loads(line[6:]).get("choices") or []
-                        if choices and (choices[0].get("delta") or {}).get("content"):
+                        if (first is None and choices
+                                and (choices[0].get("delta") or {}).get("content")):
                             first = time.perf_counter() - sent
             assert first is not None
             ttfts.append(first)
@@ -77,6 +78,28 @@ def bench_llm_ttft(url: str, n: int, concurrency: int, max_tokens: int) -> float
     return float(run["ttft"]["p50"])
 
 
+async def cpu_per_request(url: str, n: int, tokens: int) -> tuple[float, float]:
+    """Client CPU seconds per request (``tokens`` chunks): LiveKit's path vs raw httpx."""
+    sys.path.insert(0, str(ROOT))
+    from lkmetrics.bench import driver
+    from lkmetrics.bench.llm import load_prompts
+
+    target = driver.build_target("x/test-model", url, None)
+    ctx = driver.chat_context(load_prompts(None, None)[0])
+    extra = {"max_completion_tokens": tokens}
+    for _ in range(3):
+        await driver.timed_request(target.llm, ctx, extra)
+    c0 = time.process_time()
+    for _ in range(n):
+        await driver.timed_request(target.llm, ctx, extra)
+    livekit = (time.process_time() - c0) / n
+    await target.llm.aclose()
+    await raw_ttfts(url, 3, 1, tokens)
+    c0 = time.process_time()
+    await raw_ttfts(url, n, 1, tokens)
+    return livekit, (time.process_time() - c0) / n
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--requests", type=int, default=64)
@@ -101,6 +124,9 @@ def main() -> None:
             lk = bench_llm_ttft(url, a.requests, c, a.tokens)
             print(f"{c:>11}  {raw * 1000:>10.1f} ms  {lk * 1000:>10.1f} ms  "
                   f"{(lk - raw) * 1000:>+7.1f} ms")
+        livekit, raw_cpu = asyncio.run(cpu_per_request(url, a.requests, a.tokens))
+        print(f"client CPU per request ({a.tokens} chunks): LiveKit's LLM classes "
+              f"{livekit * 1000:.1f} ms, raw httpx {raw_cpu * 1000:.1f} ms")
     finally:
         server.terminate()
         server.wait(5)

@@ -24,8 +24,12 @@ class Script:
     tokens: int = 8
     prompt_tokens: int = 42
     text: str = "Paris is the capital of France."
+    fail_every: int = 0  # > 0: every Nth chat request (N, 2N, ...) gets HTTP 500
     requests: list[dict[str, Any]] = field(default_factory=list)
     auth: list[str] = field(default_factory=list)
+
+
+_LOCK = threading.Lock()
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -54,17 +58,23 @@ class _Handler(BaseHTTPRequestHandler):
         length = int(self.headers.get("Content-Length") or 0)
         body = json.loads(self.rfile.read(length) or b"{}")
         script = self.server.script
-        script.requests.append(body)
-        script.auth.append(self.headers.get("Authorization", ""))
+        with _LOCK:
+            script.requests.append(body)
+            script.auth.append(self.headers.get("Authorization", ""))
+            number = len(script.requests)
         if not self.path.rstrip("/").endswith("/chat/completions"):
             self._json(404, {"error": "not found"})
+            return
+        if script.fail_every and number % script.fail_every == 0:
+            self._json(500, {"error": {"message": f"scripted failure of request {number}",
+                                       "type": "server_error"}})
             return
         self.send_response(200)
         self.send_header("Content-Type", "text/event-stream")
         self.send_header("Cache-Control", "no-cache")
         self.send_header("Connection", "close")
         self.end_headers()
-        rid = f"chatcmpl-{len(script.requests)}"
+        rid = f"chatcmpl-{number}"
         model = body.get("model", "test-model")
         pieces = _split(script.text, script.tokens)
 
@@ -105,6 +115,7 @@ def _split(text: str, n: int) -> list[str]:
 
 class _Server(ThreadingHTTPServer):
     daemon_threads = True
+    request_queue_size = 128  # bench llm opens dozens of connections at once
     script: Script
 
 
@@ -129,8 +140,9 @@ if __name__ == "__main__":
     ap.add_argument("--ttft", type=float, default=0.05)
     ap.add_argument("--gap", type=float, default=0.01)
     ap.add_argument("--tokens", type=int, default=8)
+    ap.add_argument("--fail-every", type=int, default=0)
     a = ap.parse_args()
-    srv = LLMServer(Script(ttft=a.ttft, gap=a.gap, tokens=a.tokens))
+    srv = LLMServer(Script(ttft=a.ttft, gap=a.gap, tokens=a.tokens, fail_every=a.fail_every))
     print(srv.url, flush=True)
     try:
         threading.Event().wait()

@@ -4,7 +4,10 @@ declared once, and the output-format resolution), ``agent`` (commands that run a
 
 from __future__ import annotations
 
+from lkmetrics.bench.cli import bench_app
 from lkmetrics.cli import agent, store  # noqa: F401  (registers the commands)
 from lkmetrics.cli.app import app, main
+
+app.add_typer(bench_app, name="bench")
 
 __all__ = ["app", "main"]

@@ -47,16 +47,30 @@ def given_on_command_line(ctx: Any, name: str) -> bool:
 
 def inherited(ctx: Any, name: str, own: Any, *, parent_env: bool = True) -> Any:
     """An output option of a command: typed after the command, else typed before it (``lkmetrics
-    --format json report``), else the command's own value (environment or default), else -- with
-    ``parent_env`` -- the value the main command read from the environment."""
-    parent = ctx.parent if ctx is not None else None
+    --format json report``, ``lkmetrics --format json bench llm``), else the command's own value
+    (environment or default), else -- with ``parent_env`` -- the value the main command read
+    from the environment."""
     if given_on_command_line(ctx, name):
         return own
-    if parent is not None and given_on_command_line(parent, name):
-        return parent.params[name]
-    if own is not None or not parent_env or parent is None:
+    outer = ctx.parent if ctx is not None else None
+    while outer is not None:
+        if given_on_command_line(outer, name):
+            return outer.params[name]
+        outer = outer.parent
+    root = ctx.find_root() if ctx is not None else None
+    if own is not None or not parent_env or root is None or root is ctx:
         return own
-    return parent.params.get(name)
+    return root.params.get(name)
+
+
+def command_name(ctx: Any) -> str:
+    """``console``, ``report``, ``bench llm``: the command as typed after ``lkmetrics``."""
+    names: list[str] = []
+    while ctx is not None and ctx.parent is not None:
+        names.append(ctx.info_name)
+        ctx = ctx.parent
+    # the main command runs console when given only global options
+    return " ".join(reversed(names)) or "console"
 
 
 def resolve_format(ctx: Any, own: str | None, allowed: Sequence[OutputFormat],
@@ -73,11 +87,9 @@ def resolve_format(ctx: Any, own: str | None, allowed: Sequence[OutputFormat],
     for fmt in allowed:
         if fmt.value == name:
             return fmt
-    # the main command runs console when given only global options
-    command = ctx.info_name if ctx is not None and ctx.parent is not None else "console"
     raise UsageError(
-        f"--format {value!r} does not apply to `lkmetrics {command}`, whose --format takes "
-        f"{', '.join(f.value for f in allowed)}."
+        f"--format {value!r} does not apply to `lkmetrics {command_name(ctx)}`, whose --format "
+        f"takes {', '.join(f.value for f in allowed)}."
     )
 
 

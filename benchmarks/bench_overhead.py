@@ -1,0 +1,133 @@
+"""What `lkmetrics bench llm` adds to the TTFT it measures: LiveKit's LLM classes vs raw httpx.
+
+Starts the scripted OpenAI-compatible server (tests/llm_server.py) in its own process with an
+injected TTFT, then at each concurrency runs
+- a raw client: httpx streaming POSTs, TTFT = time to the first SSE chunk with content;
+- `lkmetrics bench llm --format json` (its own process, through LiveKit's OpenAI plugin),
+and prints the p50 TTFT of both side by side. Goal: within 2 ms.
+
+    python benchmarks/bench_overhead.py [--requests 64] [--concurrency 1 32] [--ttft 0.1]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx2 as httpx  # the HTTP client LiveKit's OpenAI plugin itself uses
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+async def raw_ttfts(url: str, n: int, concurrency: int, max_tokens: int) -> list[float]:
+    """TTFT of n streamed requests, ``concurrency`` at once, with nothing but httpx."""
+    body = {"model": "test-model", "stream": True, "max_completion_tokens": max_tokens,
+            "stream_options": {"include_usage": True},
+            "messages": [{"role": "user", "content": "Explain why the sky is blue."}]}
+    ttfts: list[float] = []
+    next_i = 0
+    limits = httpx.Limits(max_connections=64, max_keepalive_connections=64)
+    async with httpx.AsyncClient(timeout=30, limits=limits) as client:
+
+        async def one() -> None:
+            sent = time.perf_counter()
+            first: float | None = None
+            async with client.stream("POST", f"{url}/chat/completions", json=body) as resp:
+                resp.raise_for_status()
+                async for line in resp.aiter_lines():  # every chunk parsed, as a client must
+                    if line.startswith("data: {"):
+                        choices = json.loads(line[6:]).get("choices") or []
+                        if (first is None and choices
+                                and (choices[0].get("delta") or {}).get("content")):
+                            first = time.perf_counter() - sent
+            assert first is not None
+            ttfts.append(first)
+
+        async def worker() -> None:
+            nonlocal next_i
+            while next_i < n:
+                next_i += 1
+                await one()
+
+        await one()  # warm-up, as bench llm's --warmup 1
+        ttfts.clear()
+        await asyncio.gather(*(worker() for _ in range(concurrency)))
+    return ttfts
+
+
+def bench_llm_ttft(url: str, n: int, concurrency: int, max_tokens: int) -> float:
+    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    proc = subprocess.run(
+        [sys.executable, "-m", "lkmetrics", "bench", "llm", "--llm-base-url", url, "--llm",
+         "x/test-model", "-n", str(n), "--concurrency", str(concurrency), "--max-tokens",
+         str(max_tokens), "--format", "json", "--no-record"],
+        capture_output=True, text=True, env=env, cwd=ROOT, check=False)
+    if proc.returncode != 0:
+        raise SystemExit(f"bench llm failed: {proc.stderr}")
+    run = json.loads(proc.stdout)["runs"][0]
+    return float(run["ttft"]["p50"])
+
+
+async def cpu_per_request(url: str, n: int, tokens: int) -> tuple[float, float]:
+    """Client CPU seconds per request (``tokens`` chunks): LiveKit's path vs raw httpx."""
+    sys.path.insert(0, str(ROOT))
+    from lkmetrics.bench import driver
+    from lkmetrics.bench.llm import load_prompts
+
+    target = driver.build_target("x/test-model", url, None)
+    ctx = driver.chat_context(load_prompts(None, None)[0])
+    extra = {"max_completion_tokens": tokens}
+    for _ in range(3):
+        await driver.timed_request(target.llm, ctx, extra)
+    c0 = time.process_time()
+    for _ in range(n):
+        await driver.timed_request(target.llm, ctx, extra)
+    livekit = (time.process_time() - c0) / n
+    await target.llm.aclose()
+    await raw_ttfts(url, 3, 1, tokens)
+    c0 = time.process_time()
+    await raw_ttfts(url, n, 1, tokens)
+    return livekit, (time.process_time() - c0) / n
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--requests", type=int, default=64)
+    ap.add_argument("--concurrency", type=int, nargs="+", default=[1, 32])
+    ap.add_argument("--ttft", type=float, default=0.1)
+    ap.add_argument("--gap", type=float, default=0.01)
+    ap.add_argument("--tokens", type=int, default=16)
+    a = ap.parse_args()
+    server = subprocess.Popen(
+        [sys.executable, str(ROOT / "tests" / "llm_server.py"), "--ttft", str(a.ttft),
+         "--gap", str(a.gap), "--tokens", str(a.tokens)],
+        stdout=subprocess.PIPE, text=True)
+    try:
+        assert server.stdout is not None
+        url = server.stdout.readline().strip()
+        print(f"scripted server {url}: TTFT {a.ttft * 1000:.0f} ms, gap {a.gap * 1000:.0f} ms, "
+              f"{a.tokens} tokens; {a.requests} requests per run")
+        print(f"{'concurrency':>11}  {'raw httpx p50':>13}  {'bench llm p50':>13}  "
+              f"{'difference':>10}")
+        for c in a.concurrency:
+            raw = statistics.median(asyncio.run(raw_ttfts(url, a.requests, c, a.tokens)))
+            lk = bench_llm_ttft(url, a.requests, c, a.tokens)
+            print(f"{c:>11}  {raw * 1000:>10.1f} ms  {lk * 1000:>10.1f} ms  "
+                  f"{(lk - raw) * 1000:>+7.1f} ms")
+        livekit, raw_cpu = asyncio.run(cpu_per_request(url, a.requests, a.tokens))
+        print(f"client CPU per request ({a.tokens} chunks): LiveKit's LLM classes "
+              f"{livekit * 1000:.1f} ms, raw httpx {raw_cpu * 1000:.1f} ms")
+    finally:
+        server.terminate()
+        server.wait(5)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,103 @@
+"""Typer wiring of ``lkmetrics bench``: options in, a call into the core, output out.
+
+Registered on the main app with ``app.add_typer(bench_app, name="bench")``. Nothing here
+imports livekit; the driver is imported once the options are valid.
+"""
+
+from __future__ import annotations
+
+import inspect
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from lkmetrics.bench.llm import DEFINITIONS
+from lkmetrics.cli.options import format_option, inherited, resolve_format
+from lkmetrics.config import DEFAULT_LLM, OutputFormat
+
+bench_app = typer.Typer(
+    name="bench",
+    help="Benchmark an agent component through LiveKit's own classes (bench llm).",
+    no_args_is_help=True,
+    add_completion=False,
+    rich_markup_mode="rich",
+)
+
+
+BENCH_FORMATS = (OutputFormat.table, OutputFormat.json)
+
+
+@bench_app.command("llm")
+def llm(
+    ctx: typer.Context,
+    model: Annotated[list[str] | None, typer.Option(
+        "--llm", metavar="MODEL",
+        help=f"PROVIDER/MODEL (LiveKit Inference, default {DEFAULT_LLM}), or 'local' "
+        "(SmolLM2 on llama.cpp). Repeatable: every model is benchmarked in turn.",
+        show_default=False)] = None,
+    llm_base_url: Annotated[str | None, typer.Option(
+        "--llm-base-url", metavar="URL",
+        help="Any OpenAI-compatible endpoint (vLLM, Ollama, llama.cpp, a gateway) through "
+        "LiveKit's OpenAI plugin; the model sent is the part of --llm after the first '/'. "
+        "Key from OPENAI_API_KEY (may be empty).")] = None,
+    requests: Annotated[int, typer.Option(
+        "--requests", "-n", metavar="N",
+        help="Requests per model and concurrency (warm-up not counted).")] = 20,
+    concurrency: Annotated[list[str] | None, typer.Option(
+        "--concurrency", "-c", metavar="C",
+        help="Requests in flight at once: repeatable or a comma list (1,4,16), one run per "
+        "value. Default 1.", show_default=False)] = None,
+    prompt: Annotated[str | None, typer.Option(
+        "--prompt", metavar="TEXT", help="The user message to send.")] = None,
+    prompts: Annotated[Path | None, typer.Option(
+        "--prompts", metavar="FILE", dir_okay=False,
+        help="Prompts, one a line, used in turn: plain text, or a JSON list of chat "
+        'messages ([{"role": "user", "content": "..."}]).')] = None,
+    max_tokens: Annotated[int, typer.Option(
+        "--max-tokens", metavar="N",
+        help="The output cap of each request (max_completion_tokens; max_tokens for "
+        "--llm local).")] = 128,
+    warmup: Annotated[int, typer.Option(
+        "--warmup", metavar="N",
+        help="Requests sent before each run and not counted or recorded.")] = 1,
+    fail_over: Annotated[list[str] | None, typer.Option(
+        "--fail-over", metavar="FIGURE.STAT=LIMIT",
+        help="A budget over LiveKit's LLM metrics, as in report: llm.ttft, llm.duration or "
+        "llm.decode_rate; STAT mean, p50, p90, p95, p99, max; e.g. llm.ttft.p95=500ms. "
+        "Repeatable; checked per run.", show_default=False)] = None,
+    fmt: Annotated[str | None, format_option(BENCH_FORMATS)] = None,
+    db: Annotated[Path | None, typer.Option(
+        "--db", metavar="PATH", dir_okay=False,
+        help="Record the runs into this SQLite file (default: $LKMETRICS_HOME/metrics.db).",
+        show_default=False)] = None,
+    no_record: Annotated[bool, typer.Option(
+        "--no-record", help="Do not record the runs in the database.")] = False,
+) -> None:
+    """Benchmark LLM endpoints through LiveKit's own LLM classes.
+
+    For each model and concurrency: TTFT, TPOT, ITL and request latency (mean, p50, p90,
+    p95, p99, max), output tokens/s, requests/s and errors. Retries are off, so a failed
+    request counts as an error. Each run is recorded as a session (command `bench llm`) with
+    LiveKit's LLMMetrics as its llm records, for report, compare and budgets. Exit 0 when
+    every request succeeded and every budget held, else 1.
+    """
+    from lkmetrics.bench import llm as core
+    from lkmetrics.bench.command import run_llm_bench
+    from lkmetrics.config import load_env_file
+    from lkmetrics.errors import UsageError
+
+    out_format = resolve_format(ctx, fmt, BENCH_FORMATS, OutputFormat.table, parent_env=False)
+    if inherited(ctx, "output", None, parent_env=False) is not None:
+        raise UsageError("--output does not apply to `lkmetrics bench llm`; its records go "
+                         "to the store (lkmetrics export reads them back).")
+    load_env_file(inherited(ctx, "env_file", None, parent_env=False))
+    config = core.make_config(
+        models=model, base_url=llm_base_url, requests=requests, concurrency=concurrency,
+        prompt=prompt, prompts_file=prompts, max_tokens=max_tokens, warmup=warmup,
+        fail_over=fail_over, default_model=DEFAULT_LLM)
+    run_llm_bench(config, json_out=out_format is OutputFormat.json, db=db,
+                  record=not no_record)
+
+
+llm.__doc__ = f"{inspect.cleandoc(llm.__doc__ or '')}\n\n{DEFINITIONS}"

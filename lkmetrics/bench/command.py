@@ -1,0 +1,51 @@
+"""``lkmetrics bench llm`` end to end: check credentials and the store, run every model and
+concurrency with a progress bar, print the runs, check the budgets and give the verdict."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import typer
+
+from lkmetrics.bench import llm as core
+from lkmetrics.config import AgentSettings, check_credentials
+
+
+def run_llm_bench(config: core.BenchConfig, *, json_out: bool, db: Path | None,
+                  record: bool) -> None:
+    """Raises BudgetExceeded/LkmetricsError when a request failed or a budget broke."""
+    no_record = not record
+    for name in config.models:
+        check_credentials(AgentSettings(stt=None, tts=None, llm=name,
+                                        llm_base_url=config.base_url))
+    if "local" in config.models:
+        from lkmetrics.local import require_local_extra
+
+        require_local_extra()
+    if not no_record:  # a bad --db fails now, before any request is sent
+        from lkmetrics.store import Store, default_db_path
+
+        Store.open(db or default_db_path()).close()
+
+    from lkmetrics.bench import render
+
+    with render.progress(config.total_requests) as advance:
+        from lkmetrics.bench import driver
+
+        runs, write_errors = driver.run(config, db=db, record=not no_record, progress=advance)
+    if json_out:
+        render.write_json(runs, sys.stdout)
+    else:
+        render.write_table(runs, sys.stdout)
+    sys.stdout.flush()
+    for message in write_errors[:5]:
+        typer.echo(f"lkmetrics: could not write a record: {message}", err=True)
+    checked = core.check(runs, config.budgets)
+    if checked:
+        from lkmetrics.render import tables
+
+        tables.budgets(checked, sys.stderr)
+    core.verdict(runs, checked)
+
+

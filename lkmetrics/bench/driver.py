@@ -1,0 +1,278 @@
+"""``bench llm``'s LiveKit side: each model's LLM object, timed streamed requests, recording.
+
+Requests go through LiveKit's own LLM classes (``inference.LLM``, or the OpenAI plugin for
+``--llm-base-url`` and ``--llm local``), with retries off, so a failed request is counted and
+its latency is not hidden behind a retry. TTFT and the inter-token gaps are taken at each
+content chunk inside the stream's iteration; LiveKit's own ``LLMMetrics`` for each request
+are recorded in the store as the run's ``llm`` records. Imported only when a bench runs.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import gc
+import logging
+import os
+import platform
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from livekit.agents import APIConnectOptions, inference
+from livekit.agents import __version__ as livekit_agents_version
+from livekit.agents import llm as lk_llm
+from livekit.agents.metrics import LLMMetrics
+from livekit.plugins import openai
+
+from lkmetrics import __version__
+from lkmetrics.agent.pipeline import Pipeline
+from lkmetrics.bench.llm import BenchConfig, Prompt, RequestResult, RunResult
+from lkmetrics.records import Record, metric_record
+
+# no retries: a retry hides the failure and adds its wait to the request's latency
+NO_RETRY = APIConnectOptions(max_retry=0)
+COMMAND = "bench llm"
+
+Progress = Callable[[str], None]  # called with the run's label after each counted request
+
+
+@dataclass
+class Target:
+    """One model to benchmark and the LiveKit LLM that reaches it."""
+
+    model: str  # as given on the command line
+    llm: lk_llm.LLM[Any]
+    provider: str
+    base_url: str | None
+    # the request field that caps the output: OpenAI's current name, except for the local
+    # llama-cpp-python server, which only knows the older max_tokens
+    max_tokens_field: str = "max_completion_tokens"
+
+
+def model_name(model: str) -> str:
+    """The model part of ``provider/model`` (what an OpenAI-compatible server expects)."""
+    return model.split("/", 1)[1] if "/" in model else model
+
+
+def build_target(model: str, base_url: str | None, local: tuple[str, str] | None) -> Target:
+    """``inference.LLM`` for PROVIDER/MODEL, the OpenAI plugin for a base URL or ``local``."""
+    if model == "local":
+        assert local is not None
+        url, name = local
+        llm: lk_llm.LLM[Any] = openai.LLM(model=name, base_url=url, api_key="no-key")
+        return Target(model, llm, "local", url, max_tokens_field="max_tokens")
+    if base_url is not None:
+        llm = openai.LLM(model=model_name(model), base_url=base_url,
+                         api_key=os.environ.get("OPENAI_API_KEY") or "no-key")
+        return Target(model, llm, llm.provider, base_url)
+    llm = inference.LLM(model=model)
+    return Target(model, llm, llm.provider, None)
+
+
+def chat_context(prompt: Prompt) -> lk_llm.ChatContext:
+    ctx = lk_llm.ChatContext.empty()
+    for role, content in prompt:
+        ctx.add_message(role=role, content=content)  # type: ignore[arg-type]
+    return ctx
+
+
+def error_text(err: BaseException) -> str:
+    """One line for a failed request: LiveKit's API error message (with the HTTP status),
+    else the exception's text, else its type."""
+    message = getattr(err, "message", None)
+    text = " ".join(str(message if isinstance(message, str) and message else err).split())
+    status = getattr(err, "status_code", None)
+    if isinstance(status, int) and status > 0 and str(status) not in text:
+        text = f"HTTP {status}: {text}"
+    return text or type(err).__name__
+
+
+async def timed_request(llm: lk_llm.LLM[Any], ctx: lk_llm.ChatContext,
+                        extra: dict[str, Any]) -> RequestResult:
+    """One streamed request: TTFT and each gap measured at the content chunks as they arrive."""
+    result = RequestResult()
+    chunks = 0
+    completion_tokens: int | None = None
+    last = 0.0
+    sent = time.perf_counter()
+    try:
+        async with llm.chat(chat_ctx=ctx, conn_options=NO_RETRY,
+                            extra_kwargs=extra) as stream:
+            async for chunk in stream:
+                now = time.perf_counter()
+                if chunk.delta is not None and chunk.delta.content:
+                    if chunks == 0:
+                        result.ttft = now - sent
+                    else:
+                        result.itl.append(now - last)
+                    last = now
+                    chunks += 1
+                if chunk.usage is not None:
+                    completion_tokens = chunk.usage.completion_tokens
+            result.latency = time.perf_counter() - sent
+    except asyncio.CancelledError:
+        raise
+    except Exception as e:
+        result.error = error_text(e)
+        return result
+    if chunks == 0:
+        result.error = "the response streamed no content"
+        return result
+    result.output_tokens = completion_tokens if completion_tokens else chunks
+    return result
+
+
+def _without_userinfo(url: str | None) -> str | None:
+    """The URL without ``user:password@``: records never carry credentials."""
+    if url is None:
+        return None
+    from urllib.parse import urlsplit, urlunsplit
+
+    parts = urlsplit(url)
+    host = parts.hostname or ""
+    if parts.port:
+        host = f"{host}:{parts.port}"
+    return urlunsplit(parts._replace(netloc=host))
+
+
+def session_record(target: Target, concurrency: int, config: BenchConfig) -> Record:
+    return {
+        "kind": "session", "command": COMMAND, "stt": None, "llm": target.model, "tts": None,
+        "voice": None, "llm_base_url": _without_userinfo(target.base_url),
+        "concurrency": concurrency, "requests": config.requests, "warmup": config.warmup,
+        "max_tokens": config.max_tokens, "host": platform.node(), "pid": os.getpid(),
+        "lkmetrics_version": __version__, "livekit_agents_version": livekit_agents_version,
+    }
+
+
+def _convert_metric(ev: Any) -> Record:
+    return metric_record(ev.model_dump(mode="json"))
+
+
+class _Recorder:
+    """One run's session in the store: a Pipeline + StoreWriter of its own, so each session
+    gets its own exit status. The LLM's handler only enqueues (O(1) on the loop)."""
+
+    def __init__(self, db: Path | None, session_info: Record) -> None:
+        from lkmetrics.agent.capture import new_session_id
+        from lkmetrics.store import StoreWriter, default_db_path
+
+        self.session_id = new_session_id()
+        self.writer = StoreWriter(db or default_db_path())
+        self.pipeline = Pipeline([self.writer])
+        self.pipeline.put(self.session_id, session_info)
+
+    def put_metric(self, metric: LLMMetrics) -> None:
+        self.pipeline.put(self.session_id, metric, _convert_metric)
+
+    def close(self, ok: bool) -> list[str]:
+        """End the session, drain and close; the write errors, if any. Blocks: off the loop."""
+        self.pipeline.end_session(self.session_id)
+        self.writer.exit_status = "ok" if ok else "error"
+        self.pipeline.close()
+        return list(self.pipeline.errors) + list(self.writer.errors)
+
+
+async def run_target(target: Target, concurrency: int, config: BenchConfig,
+                     contexts: list[lk_llm.ChatContext], *, db: Path | None, record: bool,
+                     progress: Progress | None) -> tuple[RunResult, list[str]]:
+    """Warm up, then ``config.requests`` requests with ``concurrency`` in flight at once."""
+    extra = {target.max_tokens_field: config.max_tokens}
+    for i in range(config.warmup):  # not counted, not recorded
+        await timed_request(target.llm, contexts[i % len(contexts)], extra)
+
+    # a full collection over the large heap LiveKit's imports leave is a pause of tens of ms
+    # in the middle of the run's first burst: collect now and exempt what exists from then on
+    gc.collect()
+    gc.freeze()
+    label = f"{target.model} @ {concurrency}"
+    metrics: list[LLMMetrics] = []
+    recorder = (await asyncio.to_thread(_Recorder, db, session_record(target, concurrency,
+                                                                       config))
+                if record else None)
+
+    def on_metrics(m: LLMMetrics) -> None:  # on the loop: append and enqueue only
+        metrics.append(m)
+        if recorder is not None:
+            recorder.put_metric(m)
+
+    n = config.requests
+    results: list[RequestResult] = [RequestResult() for _ in range(n)]
+    next_index = 0
+
+    async def worker() -> None:
+        nonlocal next_index
+        while next_index < n:
+            i = next_index
+            next_index += 1
+            results[i] = await timed_request(target.llm, contexts[i % len(contexts)], extra)
+            if progress is not None:
+                progress(label)
+
+    target.llm.on("metrics_collected", on_metrics)
+    try:
+        start = time.perf_counter()
+        await asyncio.gather(*(worker() for _ in range(min(concurrency, n))))
+        wall = time.perf_counter() - start
+    finally:
+        target.llm.off("metrics_collected", on_metrics)
+    run = RunResult(target.model, target.provider, concurrency, results, wall,
+                    metrics=[_convert_metric(m) for m in metrics])
+    write_errors: list[str] = []
+    if recorder is not None:
+        run.session_id = recorder.session_id
+        write_errors = await asyncio.to_thread(recorder.close, run.errors == 0)
+    return run, write_errors
+
+
+async def run_all(config: BenchConfig, *, local: tuple[str, str] | None, db: Path | None,
+                  record: bool, progress: Progress | None) -> tuple[list[RunResult], list[str]]:
+    """Every model in turn, each at every concurrency; the runs and any write errors."""
+    contexts = [chat_context(p) for p in config.prompts]
+    runs: list[RunResult] = []
+    errors: list[str] = []
+    for model in config.models:
+        target = build_target(model, config.base_url, local)
+        try:
+            for concurrency in config.concurrency:
+                run, write_errors = await run_target(target, concurrency, config, contexts,
+                                                     db=db, record=record, progress=progress)
+                runs.append(run)
+                errors.extend(write_errors)
+        finally:
+            await target.llm.aclose()
+    return runs, errors
+
+
+@contextlib.contextmanager
+def _quiet_livekit() -> Iterator[None]:
+    """Failed requests are counted and shown once; LiveKit's per-request logs would repeat
+    them for every request, so its loggers only pass critical messages while a bench runs."""
+    loggers = [logging.getLogger(name) for name in ("livekit", "livekit.agents",
+                                                     "livekit.plugins.openai", "openai",
+                                                     "httpx")]
+    levels = [lg.level for lg in loggers]
+    for lg in loggers:
+        lg.setLevel(logging.CRITICAL)
+    try:
+        yield
+    finally:
+        for lg, level in zip(loggers, levels, strict=True):
+            lg.setLevel(level)
+
+
+def run(config: BenchConfig, *, db: Path | None, record: bool,
+        progress: Progress | None = None) -> tuple[list[RunResult], list[str]]:
+    """Run the whole bench (starting the local LLM server first when ``local`` is asked)."""
+    with contextlib.ExitStack() as stack:
+        local: tuple[str, str] | None = None
+        if "local" in config.models:
+            from lkmetrics.local.llm_server import start_local_llm
+
+            local = start_local_llm(stack)
+        stack.enter_context(_quiet_livekit())
+        return asyncio.run(run_all(config, local=local, db=db, record=record,
+                                   progress=progress))

@@ -1,0 +1,85 @@
+"""``bench llm``'s output: a progress bar on stderr, then a table or one JSON document."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+from collections.abc import Callable, Iterator, Sequence
+from typing import IO
+
+from lkmetrics.bench.llm import FIGURE_NAMES, STATS, RunResult, document
+from lkmetrics.render.units import fmt_value
+
+TITLES = {"ttft": "TTFT", "tpot": "TPOT", "itl": "ITL", "latency": "Latency"}
+
+
+def write_json(runs: Sequence[RunResult], out: IO[str]) -> None:
+    """Exactly one JSON document, on one line."""
+    out.write(json.dumps(document(runs), separators=(",", ":")) + "\n")
+    out.flush()
+
+
+def _rate(value: float | None, unit: str) -> str:
+    return "-" if value is None else f"{value:.1f} {unit}"
+
+
+def write_table(runs: Sequence[RunResult], out: IO[str]) -> None:
+    """One table per run: each figure's mean, p50, p90, p95, p99 and max; then throughput."""
+    from rich import box
+    from rich.console import Console
+    from rich.markup import escape
+    from rich.table import Table
+
+    console = Console(file=out, highlight=False)
+    for run in runs:
+        body = run.to_json()
+        table = Table(
+            title=f"[bold]{run.model}[/bold]  concurrency {run.concurrency}  "
+            f"({run.provider})",
+            box=box.SIMPLE_HEAVY, title_justify="left",
+        )
+        table.add_column("figure")
+        for stat in STATS:
+            table.add_column(stat, justify="right")
+        for name in FIGURE_NAMES:
+            stats = body[name]
+            table.add_row(TITLES[name], *(fmt_value(stats[s], "s") for s in STATS))
+        console.print(table)
+        noun = "error" if run.errors == 1 else "errors"
+        errors = (f"[red]{run.errors} {noun}[/red] (first: {escape(run.first_error or '')})"
+                  if run.errors else "0 errors")
+        console.print(
+            f"  {len(run.requests)} requests, {errors}; {body['output_tokens']} output tokens "
+            f"in {body['wall_s']:.2f} s: {_rate(body['output_tokens_per_s'], 'tok/s')}, "
+            f"{_rate(body['requests_per_s'], 'req/s')}"
+            + (f"; session {run.session_id}" if run.session_id else ""),
+            soft_wrap=True,
+        )
+        console.print()
+
+
+@contextlib.contextmanager
+def progress(total: int) -> Iterator[Callable[[str], None] | None]:
+    """On a terminal, a bar on stderr counting requests; yields the per-request callback
+    (None when stderr is not a terminal)."""
+    from rich.console import Console
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TimeElapsedColumn,
+    )
+
+    console = Console(stderr=True)
+    if not console.is_terminal:
+        yield None
+        return
+    with Progress("[progress.description]{task.description}", BarColumn(),
+                  MofNCompleteColumn(), TimeElapsedColumn(), console=console,
+                  transient=True) as bar:
+        task = bar.add_task("bench llm", total=total)
+
+        def advance(label: str) -> None:
+            bar.update(task, advance=1, description=label)
+
+        yield advance

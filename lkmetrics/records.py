@@ -79,6 +79,73 @@ class SessionBody(TypedDict, total=False):
     turns: int  # simulate: the number of scripted turns
 
 
+class TurnStages(TypedDict):
+    """A turn's end-to-end latency, stage by stage, in seconds (None: not measured).
+
+    ``end_of_turn + llm_ttft + first_sentence + tts_ttfb + playback + unexplained - overlap``
+    is LiveKit's ``e2e_latency``; ``delivery`` is what the caller heard on top of it.
+    """
+
+    end_of_turn: float | None  # end_of_turn_delay: the user stopped -> the turn is decided
+    llm_ttft: float | None  # llm_node_ttft: LLM start -> first token
+    first_sentence: float | None  # llm_node_ttfs - llm_node_ttft: first token -> first sentence
+    tts_ttfb: float | None  # tts_node_ttfb: first sentence sent to the TTS -> first audio
+    playback: float | None  # playback_latency: first audio forwarded -> playback started
+    unexplained: float | None  # e2e - the stages above, when that is not negative
+    overlap: float | None  # the stages above - e2e, when they overlap (preemptive generation)
+    delivery: float | None  # heard_latency - e2e_latency: playback start -> the caller hears
+
+
+STAGE_NAMES = ("end_of_turn", "llm_ttft", "first_sentence", "tts_ttfb", "playback",
+               "unexplained")
+
+
+def _seconds(value: Any) -> float | None:
+    if isinstance(value, bool) or not isinstance(value, int | float) or value != value:
+        return None
+    return float(value)
+
+
+def turn_stages(report: dict[str, Any], heard_latency: float | None = None) -> TurnStages:
+    """The stages of a turn from LiveKit's merged user and assistant reports.
+
+    LiveKit times ``e2e_latency`` from the user's ``stopped_speaking_at`` to the agent's
+    ``started_speaking_at``; inside it come the end-of-turn decision, the LLM's first token,
+    the wait for the first complete sentence (``llm_node_ttfs`` is LLM start -> first sentence
+    handed to the TTS), the TTS's first byte and the audio output's playback latency. What is
+    left is ``unexplained`` (e.g. ``on_user_turn_completed``, scheduling); when the parts add
+    up to more than e2e (the LLM started before the turn was decided), the excess is
+    ``overlap``, never a negative remainder.
+    """
+    e2e = _seconds(report.get("e2e_latency"))
+    ttft = _seconds(report.get("llm_node_ttft"))
+    ttfs = _seconds(report.get("llm_node_ttfs"))
+    first_sentence = None
+    if ttft is not None and ttfs is not None:
+        first_sentence = max(0.0, ttfs - ttft)
+    stages: TurnStages = {
+        "end_of_turn": _seconds(report.get("end_of_turn_delay")),
+        "llm_ttft": ttft,
+        "first_sentence": first_sentence,
+        "tts_ttfb": _seconds(report.get("tts_node_ttfb")),
+        "playback": _seconds(report.get("playback_latency")),
+        "unexplained": None,
+        "overlap": None,
+        "delivery": None,
+    }
+    if e2e is not None:
+        parts = (stages["end_of_turn"], ttft, first_sentence, stages["tts_ttfb"],
+                 stages["playback"])
+        known = sum(v for v in parts if v is not None)
+        rest = e2e - known
+        stages["unexplained"] = max(0.0, rest)
+        stages["overlap"] = max(0.0, -rest)
+        heard = _seconds(heard_latency)
+        if heard is not None:
+            stages["delivery"] = heard - e2e
+    return stages
+
+
 class TurnBody(TypedDict):
     """One agent reply: LiveKit's per-turn report (``ChatMessage.metrics``) and the texts."""
 
@@ -96,6 +163,8 @@ class TurnBody(TypedDict):
     playback_latency: float | None
     started_speaking_at: float | None
     stopped_speaking_at: float | None
+    heard_latency: float | None  # measured by the simulated caller (simulate, bench voice)
+    stages: TurnStages
     user_text: str | None
     agent_text: str | None
     interrupted: bool
@@ -133,7 +202,8 @@ def session_record(info: SessionBody) -> Record:
 
 
 def turn_record(turn: int, item_id: str, report: dict[str, Any], *, user_text: str | None,
-                agent_text: str | None, interrupted: bool) -> Record:
+                agent_text: str | None, interrupted: bool,
+                heard_latency: float | None = None) -> Record:
     """A ``turn`` body from the merged user and assistant ``ChatMessage.metrics`` reports."""
     body: TurnBody = {
         "kind": TURN, "turn": turn, "item_id": item_id,
@@ -148,6 +218,8 @@ def turn_record(turn: int, item_id: str, report: dict[str, Any], *, user_text: s
         "playback_latency": report.get("playback_latency"),
         "started_speaking_at": report.get("started_speaking_at"),
         "stopped_speaking_at": report.get("stopped_speaking_at"),
+        "heard_latency": heard_latency,
+        "stages": turn_stages(report, heard_latency),
         "user_text": user_text, "agent_text": agent_text, "interrupted": interrupted,
     }
     return cast(Record, body)

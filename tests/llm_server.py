@@ -25,6 +25,7 @@ class Script:
     prompt_tokens: int = 42
     text: str = "Paris is the capital of France."
     fail_every: int = 0  # > 0: every Nth chat request (N, 2N, ...) gets HTTP 500
+    pieces: list[str] | None = None  # the streamed pieces, instead of ``tokens`` cuts of text
     requests: list[dict[str, Any]] = field(default_factory=list)
     auth: list[str] = field(default_factory=list)
 
@@ -76,7 +77,7 @@ class _Handler(BaseHTTPRequestHandler):
         self.end_headers()
         rid = f"chatcmpl-{number}"
         model = body.get("model", "test-model")
-        pieces = _split(script.text, script.tokens)
+        pieces = list(script.pieces) if script.pieces else _split(script.text, script.tokens)
 
         def chunk(delta: dict[str, Any], finish: str | None = None,
                   usage: dict[str, int] | None = None) -> None:

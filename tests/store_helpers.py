@@ -11,6 +11,8 @@ from typing import Any
 import typer
 from typer.testing import CliRunner
 
+from lkmetrics.records import turn_stages
+
 Record = dict[str, Any]
 
 LLM_MODELS = ("openai/gpt-4.1-mini", "openai/gpt-4o")
@@ -74,9 +76,12 @@ def session_records(
                   ttfb=round(rng.uniform(0.1, 0.4) * scale, 6), duration=1.0,
                   audio_duration=2.0, characters_count=40, streamed=True,
                   metadata={"model_name": tts.split("/")[1], "model_provider": tts.split("/")[0]})
-        yield rec("turn", e2e_latency=round(rng.uniform(0.6, 2.0) * scale, 6),
-                  llm_node_ttft=ttft, tts_node_ttfb=0.2, end_of_turn_delay=0.3,
-                  transcription_delay=0.1, user_text="hi", agent_text="hello")
+        report = {"e2e_latency": round(0.3 + ttft + rng.uniform(0.3, 1.2) * scale, 6),
+                  "llm_node_ttft": ttft, "llm_node_ttfs": round(ttft + 0.1 * scale, 6),
+                  "tts_node_ttfb": 0.2, "end_of_turn_delay": 0.3, "transcription_delay": 0.1}
+        heard = round(report["e2e_latency"] + rng.uniform(0.02, 0.06), 6)
+        yield rec("turn", **report, heard_latency=heard, stages=turn_stages(report, heard),
+                  user_text="hi", agent_text="hello")
         yield rec("usage", usage=[
             {"type": "llm_usage", "provider": provider, "model": name,
              "input_tokens": prompt_total, "output_tokens": completion_total},

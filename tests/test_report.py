@@ -28,7 +28,9 @@ def _values(records: list[dict[str, Any]], figure: str) -> list[float]:
     f = FIGURES_BY_NAME[figure]
     out = []
     for r in records:
-        v = r.get(f.field) if r["kind"] == f.kind else None
+        v: Any = r if r["kind"] == f.kind else None
+        for key in f.field.split("."):  # "stages.first_sentence" is inside a dict
+            v = v.get(key) if isinstance(v, dict) else None
         if isinstance(v, float | int) and not isinstance(v, bool) and v >= 0:
             out.append(float(v))
     return out

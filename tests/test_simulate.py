@@ -73,6 +73,22 @@ def test_builtin_script_measures_every_stage(builtin_run: subprocess.CompletedPr
     assert recs[-1]["kind"] == "summary" and recs[-1]["turns"] == 3
 
 
+def test_local_turns_add_up_stage_by_stage(builtin_run: subprocess.CompletedProcess[str]
+                                           ) -> None:
+    from lkmetrics.records import STAGE_NAMES
+
+    turns = [r for r in records(builtin_run.stdout) if r["kind"] == "turn"]
+    assert len(turns) == 3
+    for t in turns:
+        stages = t["stages"]
+        for name in ("end_of_turn", "llm_ttft", "first_sentence", "tts_ttfb"):
+            assert stages[name] is not None and stages[name] >= 0, (name, stages)
+        parts = sum(stages[name] or 0.0 for name in STAGE_NAMES) - stages["overlap"]
+        assert parts == pytest.approx(t["e2e_latency"], abs=0.005), stages
+        assert stages["first_sentence"] == pytest.approx(
+            t["llm_node_ttfs"] - t["llm_node_ttft"], abs=1e-9)
+
+
 def test_server_is_gone_after_a_normal_exit(builtin_run: subprocess.CompletedProcess[str]
                                             ) -> None:
     assert wait_gone(server_pid(builtin_run.stderr))

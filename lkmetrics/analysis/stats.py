@@ -31,7 +31,7 @@ class Figure:
     name: str
     title: str
     kind: str
-    field: str
+    field: str  # a key of the record, or "outer.inner" for one inside a dict field
     unit: str  # "s" or "tok/s"
 
 
@@ -44,6 +44,10 @@ FIGURES: tuple[Figure, ...] = (
     Figure("eou.delay", "End-of-utterance delay", "eou", "end_of_utterance_delay", "s"),
     Figure("eou.transcription_delay", "Transcription delay", "eou", "transcription_delay", "s"),
     Figure("e2e", "Turn end-to-end latency", "turn", "e2e_latency", "s"),
+    Figure("turn.first_sentence", "Wait for the first sentence", "turn",
+           "stages.first_sentence", "s"),
+    Figure("turn.unexplained", "Unexplained turn latency", "turn", "stages.unexplained", "s"),
+    Figure("heard", "Heard latency (the caller's own clock)", "turn", "heard_latency", "s"),
 )
 
 FIGURES_BY_NAME = {f.name: f for f in FIGURES}
@@ -56,7 +60,12 @@ def figure_value(figure: Figure, record: Record) -> float | None:
     """
     if record.get("kind") != figure.kind:
         return None
-    value = record.get(figure.field)
+    if "." in figure.field:
+        outer, inner = figure.field.split(".", 1)
+        nested = record.get(outer)
+        value = nested.get(inner) if isinstance(nested, dict) else None
+    else:
+        value = record.get(figure.field)
     if not isinstance(value, int | float) or isinstance(value, bool):
         return None
     if value < 0 or math.isnan(value):

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from lkmetrics.analysis.report import PERCENTILE_HELP
+from lkmetrics.analysis.stats import FIGURES
 from lkmetrics.cli.app import app
 from lkmetrics.cli.options import format_option, resolve_format
 from lkmetrics.config import OutputFormat
@@ -110,9 +111,8 @@ def report_cmd(
             "--fail-over",
             metavar="FIGURE.STAT=LIMIT",
             help="A latency budget, e.g. e2e.p95=1.2s or llm.ttft.p50=500ms; repeatable. "
-            "Exit 1 naming every broken budget. FIGURE: e2e, llm.ttft, llm.duration, "
-            "llm.decode_rate (tok/s), tts.ttfb, stt.duration, eou.delay, "
-            "eou.transcription_delay; STAT: mean, p50, p90, p95, p99, max.",
+            "Exit 1 naming every broken budget. FIGURE: "
+            f"{', '.join(f.name for f in FIGURES)}; STAT: mean, p50, p90, p95, p99, max.",
             show_default=False,
         ),
     ] = None,

@@ -13,11 +13,20 @@ from rich.table import Table
 from rich.text import Text
 
 from lkmetrics.analysis.stats import FIGURES
-from lkmetrics.records import Record, model_label
-from lkmetrics.render.units import count, fmt_value, number, recipe_seconds, seconds, timestamp
+from lkmetrics.records import STAGE_NAMES, Record, model_label, turn_stages
+from lkmetrics.render.units import (
+    count,
+    fmt_value,
+    number,
+    recipe_seconds,
+    seconds,
+    signed,
+    timestamp,
+)
 
 BAR_WIDTH = 40
-STAGE_COLORS = {"eou": "magenta", "llm": "cyan", "tts": "green", "other": "grey50"}
+STAGE_COLORS = {"end_of_turn": "magenta", "llm_ttft": "cyan", "first_sentence": "blue",
+                "tts_ttfb": "green", "playback": "yellow", "unexplained": "grey50"}
 
 
 def _s(value: Any) -> str:
@@ -126,19 +135,17 @@ def vad_line(r: Record) -> Text:
 
 
 def turn_breakdown(r: Record) -> list[tuple[str, float]]:
-    """The stages of a turn's end-to-end latency: EOU, LLM first token, TTS first byte, rest."""
-    stages: list[tuple[str, float]] = []
-    for name, key in (("eou", "end_of_turn_delay"), ("llm", "llm_node_ttft"),
-                      ("tts", "tts_node_ttfb")):
-        v = number(r.get(key))
-        if v is not None and v > 0:
-            stages.append((name, v))
-    e2e = number(r.get("e2e_latency"))
-    if e2e is not None:
-        rest = e2e - sum(v for _, v in stages)
-        if rest > 0.0005:
-            stages.append(("other", rest))
-    return stages
+    """The named stages of a turn's end-to-end latency, in order (see records.turn_stages):
+    they add up to the e2e latency, less any overlap."""
+    stages = r.get("stages")
+    if not isinstance(stages, dict):  # a record from before stages: derive them
+        stages = dict(turn_stages(r, number(r.get("heard_latency"))))
+    out: list[tuple[str, float]] = []
+    for name in STAGE_NAMES:
+        v = number(stages.get(name))
+        if v is not None and v > 0.0005:
+            out.append((name, v))
+    return out
 
 
 def stacked_bar(stages: list[tuple[str, float]], width: int = BAR_WIDTH) -> Text:
@@ -156,16 +163,24 @@ def stacked_bar(stages: list[tuple[str, float]], width: int = BAR_WIDTH) -> Text
 
 
 def turn_line(r: Record) -> RenderableType:
-    e2e = r.get("e2e_latency")
-    head = Text.assemble(
-        (f"Turn {r.get('turn')}", "bold"),
-        "  e2e ",
-        (seconds(e2e), "bold yellow"),
-        "  ",
-    )
-    stages = turn_breakdown(r)
-    head.append_text(stacked_bar(stages))
-    head.append("  " + " · ".join(f"{n} {fmt_value(v, 's')}" for n, v in stages))
+    """``Turn 2  e2e 1.85 s  ███…  end_of_turn 950 ms · llm_ttft 150 ms · ...`` and the texts;
+    a turn without an e2e latency (e.g. the greeting) gets no bar."""
+    e2e = number(r.get("e2e_latency"))
+    head = Text.assemble((f"Turn {r.get('turn')}", "bold"), "  e2e ",
+                         (seconds(e2e), "bold yellow"))
+    if e2e is not None:
+        stages = turn_breakdown(r)
+        head.append("  ")
+        head.append_text(stacked_bar(stages))
+        head.append("  " + " · ".join(f"{n} {fmt_value(v, 's')}" for n, v in stages))
+        found = r.get("stages")
+        extra: dict[str, Any] = found if isinstance(found, dict) else {}
+        overlap = number(extra.get("overlap"))
+        if overlap is not None and overlap > 0.0005:
+            head.append(f" (overlap {fmt_value(overlap, 's')})")
+        delivery = number(extra.get("delivery"))
+        if delivery is not None:
+            head.append(f" · heard by the caller {signed(delivery, 's')} later")
     lines: list[RenderableType] = [head]
     if r.get("user_text"):
         lines.append(Text.assemble(("  heard: ", "dim"), str(r["user_text"])))

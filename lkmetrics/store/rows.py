@@ -22,6 +22,9 @@ FIGURE_COLUMNS: dict[str, str] = {
     "eou.delay": "eou_delay",
     "eou.transcription_delay": "eou_transcription_delay",
     "e2e": "e2e",
+    "turn.first_sentence": "turn_first_sentence",
+    "turn.unexplained": "turn_unexplained",
+    "heard": "heard",
 }
 FIGURE_COLUMN_LIST = tuple(dict.fromkeys(FIGURE_COLUMNS.values()))
 TOKEN_COLUMNS = ("prompt_tokens", "completion_tokens", "total_tokens")

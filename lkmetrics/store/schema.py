@@ -72,6 +72,14 @@ def m002_figure_columns(conn: sqlite3.Connection) -> None:
     _executescript(conn, _v2_sql())
 
 
+def m003_turn_stage_columns(conn: sqlite3.Connection) -> None:
+    """Version 3: the turn-stage figures and the caller's heard latency, as indexed columns."""
+    for column in ("turn_first_sentence", "turn_unexplained", "heard"):
+        conn.execute(f"ALTER TABLE records ADD COLUMN {column} REAL")
+        conn.execute(f"CREATE INDEX records_{column} ON records ({column}) "
+                     f"WHERE {column} IS NOT NULL")
+
+
 def refill(conn: sqlite3.Connection) -> None:
     """Fill every indexed column from the stored JSON, with today's extraction.
 
@@ -114,6 +122,7 @@ def _executescript(conn: sqlite3.Connection, script: str) -> None:
 MIGRATIONS: tuple[Callable[[sqlite3.Connection], None], ...] = (
     m001_sessions_and_records,
     m002_figure_columns,
+    m003_turn_stage_columns,
 )
 LATEST_VERSION = len(MIGRATIONS)
 

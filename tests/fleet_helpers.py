@@ -208,3 +208,58 @@ def dashboard_queries(path: Path = DASHBOARD) -> list[tuple[str, str]]:
                     .replace("${model:regex}", ".*").replace("$model", ".*"))
             out.append((panel["title"], expr))
     return out
+
+
+class ListWriter:
+    def __init__(self) -> None:
+        self.records: list[dict[str, Any]] = []
+
+    def write(self, record: dict[str, Any]) -> None:
+        self.records.append(record)
+
+    def close(self) -> None:
+        pass
+
+
+class KeepOpen:
+    """Passes records on but not ``close``: the test closes the writer once it has looked."""
+
+    def __init__(self, writer: Any) -> None:
+        self.writer = writer
+
+    def write(self, record: dict[str, Any]) -> None:
+        self.writer.write(record)
+
+    def close(self) -> None:
+        pass
+
+
+async def run_voice_session(server: Any, transcripts: list[str], writers: list[Any], *,
+                            ttft: float = 0.3) -> tuple[list[dict[str, Any]], list[Any]]:
+    """A real in-process LiveKit voice session, as tests/test_pipeline.py runs one: scripted
+    STT/TTS/VAD, the LLM over real HTTP. Returns the records and the caller's turn results."""
+    import numpy as np
+    from fakes import EnergyVAD, ScriptedSTT, ScriptedTTS, tone
+    from livekit.plugins import openai
+
+    from lkmetrics.agent import Components
+    from lkmetrics.config import AgentSettings
+    from lkmetrics.simulate import simulate
+    from lkmetrics.sink import Pipeline
+
+    server.script.ttft = ttft
+    lists = ListWriter()
+    pipeline = Pipeline([lists, *writers])
+    settings = AgentSettings(stt="fake/scripted", llm="test/test-model", tts="fake/scripted",
+                             llm_base_url=server.url, greet=False, turn_detection="vad")
+    components = Components(
+        stt=ScriptedSTT(transcripts, delay=0.2),
+        llm=openai.LLM(model="test-model", base_url=server.url, api_key="none"),
+        tts=ScriptedTTS(ttfb=0.15),
+        vad=EnergyVAD(min_silence=0.3),
+    )
+    speech = [np.concatenate([tone(0.8), np.zeros(4000, dtype=np.int16)]) for _ in transcripts]
+    results = await simulate(settings, components, pipeline, speech, pause=0.3, timeout=20)
+    pipeline.close()
+    assert not pipeline.errors, pipeline.errors
+    return lists.records, list(results)

@@ -128,6 +128,45 @@ class ExportHealth:
         )
 
 
+def _capture_reasons(exporter: Any) -> Any:
+    """Note why each HTTP export failed (refused, timed out, HTTP 404...), for the report.
+
+    The SDK's client keeps the reason in its result but logs only "timeout, max retries or
+    shutdown"; this wraps its (private) ``_client.export`` when present, and does nothing
+    otherwise.
+    """
+    client = getattr(exporter, "_client", None)
+    send = getattr(client, "export", None)
+    if send is None:
+        return exporter
+
+    def export(data: bytes) -> Any:
+        result = send(data)
+        if not getattr(result, "success", True):
+            status = getattr(result, "status_code", None)
+            error = getattr(result, "error", None)
+            if status is not None:
+                _failure_log.last = f"HTTP {status} {getattr(result, 'reason', '') or ''}".strip()
+            elif error is not None:
+                _failure_log.last = _short(error)
+        return result
+
+    client.export = export
+    return exporter
+
+
+def _short(error: BaseException) -> str:
+    """The innermost cause of a requests/urllib3 error, e.g. "Connection refused"."""
+    while error.__context__ is not None or error.__cause__ is not None:
+        error = error.__cause__ or error.__context__  # type: ignore[assignment]
+    text = str(error)
+    if "Errno 111" in text or "Connection refused" in text:
+        return "connection refused"
+    if "timed out" in text.lower():
+        return "no answer before the export timeout"
+    return f"{type(error).__name__}: {text}"[:200]
+
+
 def _metric_exporter(url: str, health: ExportHealth, timeout: float) -> Any:
     from opentelemetry.exporter.otlp.proto.http.metric_exporter import OTLPMetricExporter
     from opentelemetry.sdk.metrics.export import MetricExportResult
@@ -143,7 +182,7 @@ def _metric_exporter(url: str, health: ExportHealth, timeout: float) -> Any:
             health.record("metrics", result is MetricExportResult.SUCCESS)
             return result
 
-    return Exporter(endpoint=signal_url(url, "metrics"), timeout=timeout)
+    return _capture_reasons(Exporter(endpoint=signal_url(url, "metrics"), timeout=timeout))
 
 
 def _span_exporter(url: str, health: ExportHealth, timeout: float) -> Any:
@@ -160,7 +199,7 @@ def _span_exporter(url: str, health: ExportHealth, timeout: float) -> Any:
             health.record("spans", result is SpanExportResult.SUCCESS)
             return result
 
-    return Exporter(endpoint=signal_url(url, "traces"), timeout=timeout)
+    return _capture_reasons(Exporter(endpoint=signal_url(url, "traces"), timeout=timeout))
 
 
 def _resource() -> Any:

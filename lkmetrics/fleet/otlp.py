@@ -252,32 +252,46 @@ class OtlpWriter:
             self._instruments[s.key] = inst
         self._cached = meter.create_counter(CACHED_TOKENS, unit="{token}",
                                             description="Prompt tokens served from the cache.")
+        self._sinks: dict[tuple[str, str, str, str | None],
+                          tuple[Callable[[float, dict[str, str]], None], dict[str, str]]] = {}
+        self._zeroed: set[tuple[str, str]] = set()
         self._observer = Observer()
         self._closed = False
 
-    @staticmethod
-    def _attributes(key: str, model: str, provider: str) -> dict[str, str]:
+    def _sink(self, key: str, model: str, provider: str, token_kind: str | None
+              ) -> tuple[Callable[[float, dict[str, str]], None], dict[str, str]]:
+        """The instrument method and attributes for one series and label set (cached)."""
+        k = (key, model, provider, token_kind)
+        sink = self._sinks.get(k)
+        if sink is not None:
+            return sink
+        attrs: dict[str, str]
         if key.startswith("llm."):
-            return {"gen_ai.operation.name": GEN_AI_OPERATION, "gen_ai.provider.name": provider,
-                    "gen_ai.request.model": model}
-        return {"model": model, "provider": provider}
+            attrs = {"gen_ai.operation.name": GEN_AI_OPERATION, "gen_ai.provider.name": provider,
+                     "gen_ai.request.model": model}
+        else:
+            attrs = {"model": model, "provider": provider}
+        if token_kind == "cached":
+            method = self._cached.add
+        elif token_kind is not None:
+            attrs["gen_ai.token.type"] = _TOKEN_TYPE[token_kind]
+            method = self._instruments[key].record
+        elif key in self._histograms:
+            method = self._instruments[key].record
+        else:
+            method = self._instruments[key].add
+        sink = self._sinks[k] = (method, attrs)
+        return sink
 
     def write(self, record: Record) -> None:
         for o in self._observer.observe(record):
-            attrs = self._attributes(o.key, o.model, o.provider)
-            if o.key == "llm.tokens":
-                if o.token_kind == "cached":
-                    self._cached.add(o.value, attrs)
-                else:
-                    attrs["gen_ai.token.type"] = _TOKEN_TYPE[str(o.token_kind)]
-                    self._instruments[o.key].record(o.value, attrs)
-            elif o.key in self._histograms:
-                self._instruments[o.key].record(o.value, attrs)
-            else:
-                self._instruments[o.key].add(o.value, attrs)
-            if o.key == "sessions":
+            method, attrs = self._sink(o.key, o.model, o.provider, o.token_kind)
+            method(o.value, attrs)
+            if o.key == "sessions" and (o.model, o.provider) not in self._zeroed:
+                self._zeroed.add((o.model, o.provider))
                 for key in ZERO_ON_SESSION:
-                    self._instruments[key].add(0, attrs)
+                    add, zero_attrs = self._sink(key, o.model, o.provider, None)
+                    add(0, zero_attrs)
 
     def flush(self, timeout: float = 5.0) -> bool:
         """Export now (off the pipeline thread: it waits for the collector)."""

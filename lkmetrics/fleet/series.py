@@ -92,6 +92,10 @@ _FIGURE_SERIES = {
 }
 
 
+# kinds that feed no series (vad is the most frequent record of all)
+_SILENT = frozenset({"vad", "usage", "eot", "_end"})
+
+
 def latency_buckets(budgets: Iterable[float] = ()) -> tuple[float, ...]:
     """The voice-latency buckets plus every budget threshold (seconds), sorted, unique."""
     extra = [float(b) for b in budgets if b > 0 and math.isfinite(b)]
@@ -143,6 +147,8 @@ class Observer:
 
     def observe(self, record: Record) -> Iterator[Observation]:
         kind = record.get("kind")
+        if kind in _SILENT:
+            return
         sid = str(record.get("session_id", ""))
         if kind == "session":
             model, provider = split_label(record.get("llm"))

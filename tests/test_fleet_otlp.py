@@ -161,3 +161,34 @@ def test_an_unreachable_collector_is_reported_once_and_does_not_block(collector:
     reason = "connection refused" if collector == "refused" else "no answer"
     assert f"failed ({reason}" in messages[0], messages[0]
     assert closing < 4.0  # a dead collector costs at most about one export timeout (1 s)
+
+
+def test_a_real_voice_session_sends_metrics_and_livekits_spans(receiver: OtlpReceiver,
+                                                               llm_server: Any) -> None:
+    import asyncio
+
+    from fleet_helpers import run_voice_session
+
+    from lkmetrics.fleet import start_livekit_tracing
+
+    messages: list[str] = []
+    stop_tracing = start_livekit_tracing(receiver.url, report=messages.append)
+    writer = OtlpWriter(receiver.url, interval=60, report=messages.append)
+    try:
+        questions = ["What is the capital of France?", "And of Spain?"]
+        records, results = asyncio.run(run_voice_session(llm_server, questions, [writer]))
+    finally:
+        stop_tracing()
+    assert [r.ok for r in results] == [True, True]
+    assert messages == []
+    metrics = receiver.latest_metrics()
+    llms = [r for r in records if r["kind"] == "llm"]
+    ttft = metrics["gen_ai.client.operation.time_to_first_chunk"].histogram.data_points
+    assert [attrs(p)["gen_ai.request.model"] for p in ttft] == ["test-model"]
+    assert ttft[0].count == len(llms) == 2
+    assert ttft[0].sum == pytest.approx(sum(r["ttft"] for r in llms))
+    turns = sum_points(metrics["lkmetrics.turns"])
+    assert turns == {(("model", "test-model"), ("provider", "test")): 2.0}
+    # LiveKit's own spans reached the same collector
+    names = receiver.span_names()
+    assert {"agent_session", "llm_node", "tts_node"} <= names, names

@@ -135,7 +135,7 @@ def _capture_reasons(exporter: Any) -> Any:
     shutdown"; this wraps its (private) ``_client.export`` when present, and does nothing
     otherwise.
     """
-    client = getattr(exporter, "_client", None)
+    client: Any = getattr(exporter, "_client", None)
     send = getattr(client, "export", None)
     if send is None:
         return exporter
@@ -310,9 +310,14 @@ def start_livekit_tracing(url: str, *, timeout: float = 3.0, report: Report = _s
                           ) -> Callable[[], None]:
     """Send LiveKit's own spans to the collector at ``url`` (OTLP/HTTP ``/v1/traces``) through
     ``livekit.agents.telemetry.set_tracer_provider``. Call once in each process that runs an
-    agent session (in run/dev: each job process). Returns the shutdown function, which flushes.
+    agent session (in run/dev: each job process). Returns the shutdown function, which flushes
+    and points LiveKit back at the global OTel provider.
+
+    LiveKit decides what its spans may carry (``allow_pii``: by default conversation text
+    too, unless ``LIVEKIT_TELEMETRY_ALLOW_PII=false``).
     """
     from livekit.agents.telemetry import set_tracer_provider
+    from opentelemetry import trace
     from opentelemetry.sdk.trace import TracerProvider
     from opentelemetry.sdk.trace.export import BatchSpanProcessor
 
@@ -324,6 +329,7 @@ def start_livekit_tracing(url: str, *, timeout: float = 3.0, report: Report = _s
     set_tracer_provider(provider)
 
     def shutdown() -> None:
+        set_tracer_provider(trace.get_tracer_provider())
         if health.failures and not health.successes:
             exporter.shutdown()
         provider.shutdown()

@@ -61,6 +61,9 @@ class OutputOptions:
     show: tuple[str, ...] = ()
     db: Path | None = None
     record: bool = True
+    prometheus_host: str = "127.0.0.1"
+    prometheus_port: int | None = None  # serve /metrics there (0: any free port)
+    otlp: str | None = None  # OTLP/HTTP collector (else OTEL_EXPORTER_OTLP_ENDPOINT)
 
 
 @dataclass(frozen=True)
@@ -120,6 +123,7 @@ class AgentSettings:
     show: list[str] = field(default_factory=list)
     llm_model: str | None = None  # the model name sent to --llm-base-url (default: from --llm)
     turn_detection: str | None = None  # None: LiveKit chooses; "vad": no model, no network
+    otlp_url: str | None = None  # LiveKit's spans go there too (each process sets it up)
 
     def uses_inference(self) -> list[str]:
         """The stages that go through LiveKit Inference (and so need LiveKit credentials)."""

@@ -33,6 +33,8 @@ fi
 if ! "$PY" -c "import llama_cpp.server" >/dev/null 2>&1 && ! command -v c++ >/dev/null 2>&1; then
   need+=(g++)
 fi
+# a real Prometheus server (and promtool) for the fleet view's tests
+command -v prometheus >/dev/null 2>&1 || need+=(prometheus)
 if [ ${#need[@]} -gt 0 ]; then
   echo "lkmetrics: installing ${need[*]}" >&2
   $SUDO apt-get update -qq

@@ -10,8 +10,9 @@ from typing import Any
 import numpy as np
 import pytest
 from conftest import ListWriter
-from fakes import EnergyVAD, ScriptedSTT, ScriptedTTS, tone
+from fakes import ScriptedSTT
 from llm_server import LLMServer
+from sessions import MIN_SILENCE, voice_session
 
 from lkmetrics.records import Record
 
@@ -23,35 +24,13 @@ LLM_TTFT = 0.45  # apart from TTS_TTFB by more than SLACK, so a swapped figure s
 # what a busy 2-core machine may add to a scripted delay before it is measured (a CI run saw
 # an LLM ttft 0.18 s over its script); a measured figure is never below its script
 SLACK = 0.2
-MIN_SILENCE = 0.3  # the fake VAD's end-of-speech hangover
 MIN_ENDPOINTING = 0.5  # LiveKit's default endpointing min_delay
 
 
 async def run_session(server: LLMServer, transcripts: list[str], *, greet: bool = False
                       ) -> tuple[list[Record], list[Any], ScriptedSTT]:
-    from livekit.plugins import openai
-
-    from lkmetrics.agent.pipeline import Pipeline
-    from lkmetrics.agent.server import Components
-    from lkmetrics.config import AgentSettings
-    from lkmetrics.simulate.run import simulate
-
-    server.script.ttft = LLM_TTFT
-    writer = ListWriter()
-    pipeline = Pipeline([writer])
-    settings = AgentSettings(stt="fake/scripted", llm="test/test-model", tts="fake/scripted",
-                             llm_base_url=server.url, greet=greet, turn_detection="vad")
-    stt = ScriptedSTT(transcripts, delay=STT_DELAY)
-    components = Components(
-        stt=stt,
-        llm=openai.LLM(model="test-model", base_url=server.url, api_key="none"),
-        tts=ScriptedTTS(ttfb=TTS_TTFB),
-        vad=EnergyVAD(min_silence=MIN_SILENCE),
-    )
-    speech = [np.concatenate([tone(0.8), np.zeros(4000, dtype=np.int16)]) for _ in transcripts]
-    results = await simulate(settings, components, pipeline, speech, pause=0.3, timeout=20)
-    pipeline.close()
-    return writer.records, results, stt
+    return await voice_session(server, transcripts, greet=greet, llm_ttft=LLM_TTFT,
+                               stt_delay=STT_DELAY, tts_ttfb=TTS_TTFB)
 
 
 def by_kind(records: list[Record], kind: str) -> list[Record]:

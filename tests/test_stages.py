@@ -7,11 +7,9 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-import numpy as np
 import pytest
-from conftest import ListWriter
-from fakes import EnergyVAD, ScriptedSTT, ScriptedTTS, tone
 from llm_server import LLMServer
+from sessions import voice_session
 
 from lkmetrics.records import STAGE_NAMES, Record, turn_stages
 
@@ -25,30 +23,13 @@ TTS_TTFB = 0.1
 
 
 async def _session(server: LLMServer) -> list[Record]:
-    from livekit.plugins import openai
-
-    from lkmetrics.agent.pipeline import Pipeline
-    from lkmetrics.agent.server import Components
-    from lkmetrics.config import AgentSettings
-    from lkmetrics.simulate.run import simulate
-
-    server.script.ttft, server.script.gap = TTFT, GAP
+    server.script.gap = GAP
     server.script.pieces = FIRST + REST
-    writer = ListWriter()
-    pipeline = Pipeline([writer])
-    settings = AgentSettings(stt="fake/scripted", llm="test/test-model", tts="fake/scripted",
-                             llm_base_url=server.url, greet=False, turn_detection="vad")
-    components = Components(
-        stt=ScriptedSTT(["What is the capital of France?", "Tell me more."], delay=0.1),
-        llm=openai.LLM(model="test-model", base_url=server.url, api_key="none"),
-        tts=ScriptedTTS(ttfb=TTS_TTFB),
-        vad=EnergyVAD(min_silence=0.3),
-    )
-    speech = [np.concatenate([tone(0.6), np.zeros(4000, dtype=np.int16)]) for _ in range(2)]
-    results = await simulate(settings, components, pipeline, speech, pause=0.3, timeout=20)
-    pipeline.close()
+    records, results, _ = await voice_session(
+        server, ["What is the capital of France?", "Tell me more."], llm_ttft=TTFT,
+        stt_delay=0.1, tts_ttfb=TTS_TTFB, speech_seconds=0.6)
     assert all(r.ok for r in results), results
-    return writer.records
+    return records
 
 
 def test_stages_add_up_to_livekits_e2e(llm_server: LLMServer) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -30,6 +31,12 @@ class Output:
     def pipeline(self) -> Pipeline:
         return Pipeline(self.writers)
 
+    def abandon(self) -> None:
+        """Close the writers opened so far (a later one failed to open)."""
+        for w in self.writers:
+            with contextlib.suppress(Exception):
+                w.close()
+
     def close(self, pipeline: Pipeline, exit_code: int, status: str | None = None) -> None:
         """Drain the pipeline into the writers, record the exit status, report write errors.
 
@@ -57,10 +64,19 @@ def open_output(opts: OutputOptions, show: list[str], *, console: Any = None) ->
             out.writers.append(JsonlWriter.append_to(opts.output))
         except OSError as e:
             raise UsageError(f"cannot write --output {opts.output}: {e.strerror}.") from None
+    from lkmetrics.fleet import open_fleet_writers
+
+    # first: a port in use fails here, before a store is opened or anything starts
+    out.writers += open_fleet_writers(prometheus_host=opts.prometheus_host,
+                                      prometheus_port=opts.prometheus_port, otlp_url=opts.otlp)
     if opts.record:
         from lkmetrics import store
 
-        out.store = store.StoreWriter(opts.db or store.default_db_path())
+        try:
+            out.store = store.StoreWriter(opts.db or store.default_db_path())
+        except BaseException:
+            out.abandon()
+            raise
         out.writers.append(out.store)
     if opts.format is OutputFormat.json:
         out.writers.insert(0, JsonlWriter(data_stream_for_json()))

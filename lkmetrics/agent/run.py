@@ -34,6 +34,9 @@ def run_agent(command: str, livekit_args: list[str], agent: AgentOptions, out: O
     if log_level.lower() not in LOG_LEVELS:
         raise UsageError(f"--log-level must be one of {', '.join(LOG_LEVELS)} (got {log_level!r}).")
     settings = prepare(command, agent, out.show, server)
+    from lkmetrics.fleet import check_fleet_options
+
+    settings.otlp_url = check_fleet_options(out.prometheus_port, out.otlp)
     with contextlib.ExitStack() as stack:
         if settings.llm == "local":
             from lkmetrics.local.llm_server import start_local_llm

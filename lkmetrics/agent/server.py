@@ -208,7 +208,14 @@ async def start_session(
 
 
 def setup(proc: JobProcess) -> None:
-    load_models(AgentSettings.from_env(), proc.userdata)
+    settings = AgentSettings.from_env()
+    if settings.otlp_url:  # LiveKit's spans of this process's sessions go to the collector
+        import atexit
+
+        from lkmetrics.fleet import start_livekit_tracing
+
+        atexit.register(start_livekit_tracing(settings.otlp_url))
+    load_models(settings, proc.userdata)
 
 
 async def entrypoint(ctx: JobContext) -> None:

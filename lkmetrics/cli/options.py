@@ -31,6 +31,7 @@ from lkmetrics.errors import UsageError
 
 AGENT = "Agent"
 OUTPUT = "Output"
+FLEET = "Fleet (Prometheus, OpenTelemetry)"
 LIVEKIT = "LiveKit server"
 
 # -- the output format: one resolution for every command --------------------------------------
@@ -162,6 +163,9 @@ def _build_output(ctx: Any, kw: dict[str, Any]) -> OutputOptions:
         show=tuple(s.lower() for s in kw["show"] or ()),
         db=kw["db"],
         record=not kw["no_record"],
+        prometheus_host=kw["prometheus_host"],
+        prometheus_port=kw["prometheus_port"],
+        otlp=kw["otlp"],
     )
 
 
@@ -188,6 +192,18 @@ OUTPUT_OPTIONS = OptionGroup("out", (
     _opt("no_record", Annotated[bool, typer.Option(
         "--no-record", help="Do not record the session in the database.",
         rich_help_panel=OUTPUT)], False),
+    _opt("prometheus_port", Annotated[int | None, typer.Option(
+        "--prometheus-port", metavar="PORT", rich_help_panel=FLEET,
+        help="Serve the figures as Prometheus series on http://HOST:PORT/metrics (every "
+        "job of a run/dev worker included).")], None),
+    _opt("prometheus_host", Annotated[str, typer.Option(
+        "--prometheus-host", metavar="HOST", rich_help_panel=FLEET,
+        help="The address /metrics listens on.")], "127.0.0.1"),
+    _opt("otlp", Annotated[str | None, typer.Option(
+        "--otlp", metavar="URL", envvar="OTEL_EXPORTER_OTLP_ENDPOINT", show_envvar=True,
+        rich_help_panel=FLEET,
+        help="Send the figures as OTel metrics, and LiveKit's spans, to this OTLP/HTTP "
+        "collector, e.g. http://127.0.0.1:4318.")], None),
 ), _build_output)
 
 

@@ -32,6 +32,9 @@ def run_simulation(script: Script, agent: AgentOptions, out: OutputOptions) -> i
     settings = prepare("simulate", agent, out.show)
     if settings.stt is None:
         settings.turn_detection = "vad"  # nothing to detect turns from but the audio
+    from lkmetrics.fleet import check_fleet_options
+
+    settings.otlp_url = check_fleet_options(out.prometheus_port, out.otlp)
     from rich.console import Console
 
     from lkmetrics.agent.output import open_output
@@ -55,6 +58,10 @@ def run_simulation(script: Script, agent: AgentOptions, out: OutputOptions) -> i
             components = build_components(settings, userdata)
         output = open_output(out, settings.show)
         pipeline = output.pipeline()
+        if settings.otlp_url:
+            from lkmetrics.fleet import start_livekit_tracing
+
+            stack.callback(start_livekit_tracing(settings.otlp_url))
         code = 1
         try:
             results = sim.run(settings, components, pipeline, [u.pcm for u in utterances],

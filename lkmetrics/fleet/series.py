@@ -1,0 +1,195 @@
+"""What the fleet exporters publish: the series, their buckets and labels, and which record
+values feed them. Pure: no I/O, no exporter imports; both writers share it.
+
+Labels are ``model`` and ``provider`` only, so a series' cardinality is bounded by the models a
+worker runs, never by sessions or rooms. Component records (``llm``, ``stt``, ``tts``) carry
+their model in LiveKit's ``metadata``; ``turn``, ``eou`` and ``error`` records carry none and
+take the session's LLM, from the ``session`` record of the same ``session_id``.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import OrderedDict
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+
+from lkmetrics.analysis.stats import FIGURES_BY_NAME, figure_value
+from lkmetrics.records import Record, model_label
+
+# voice latency, in seconds: dense where budgets usually sit (0.2-1.5 s)
+LATENCY_BUCKETS: tuple[float, ...] = (
+    0.05, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.8, 1.0, 1.2, 1.5, 2.0, 2.5, 3.0, 4.0, 5.0, 7.5, 10.0,
+)
+# OTel's recommended bounds for gen_ai.client.token.usage
+TOKEN_BUCKETS: tuple[float, ...] = (
+    1, 4, 16, 64, 256, 1024, 4096, 16384, 65536, 262144, 1048576, 4194304, 16777216, 67108864,
+)
+
+UNKNOWN = "unknown"
+LABELS = ("model", "provider")
+TOKEN_KINDS = ("prompt", "completion", "cached")
+
+
+@dataclass(frozen=True)
+class Series:
+    """One published figure, as a Prometheus series and as an OTel instrument."""
+
+    key: str
+    prom: str  # Prometheus name; a counter's ``_total`` suffix is added by the client
+    otel: str  # OTel instrument name (GenAI semantic conventions where one exists)
+    unit: str  # UCUM, for OTel: "s", "{token}", ...
+    histogram: bool
+    help: str
+
+
+SERIES: tuple[Series, ...] = (
+    Series("turn.e2e", "lkmetrics_turn_e2e_latency_seconds", "lkmetrics.turn.e2e_latency", "s",
+           True, "End-to-end latency of a turn: end of user speech to the agent's first audio."),
+    Series("turn.heard", "lkmetrics_turn_heard_latency_seconds", "lkmetrics.turn.heard_latency",
+           "s", True, "Latency of a turn as heard by the caller (turn records' heard_latency)."),
+    Series("llm.ttft", "lkmetrics_llm_ttft_seconds", "gen_ai.client.operation.time_to_first_chunk",
+           "s", True, "LLM time to first token."),
+    Series("llm.duration", "lkmetrics_llm_duration_seconds", "gen_ai.client.operation.duration",
+           "s", True, "LLM request duration; its _count is the number of LLM calls."),
+    Series("tts.ttfb", "lkmetrics_tts_ttfb_seconds", "lkmetrics.tts.ttfb", "s", True,
+           "TTS time to first byte of audio."),
+    Series("stt.duration", "lkmetrics_stt_duration_seconds", "lkmetrics.stt.duration", "s", True,
+           "STT request duration (non-streaming recognition)."),
+    Series("eou.delay", "lkmetrics_eou_delay_seconds", "lkmetrics.eou.delay", "s", True,
+           "End-of-utterance delay: end of user speech to the end of the turn."),
+    Series("eou.transcription_delay", "lkmetrics_transcription_delay_seconds",
+           "lkmetrics.eou.transcription_delay", "s", True,
+           "End of user speech to the final transcript."),
+    Series("llm.tokens", "lkmetrics_llm_tokens", "gen_ai.client.token.usage", "{token}", False,
+           "LLM tokens by kind (prompt, completion, cached)."),
+    Series("tts.characters", "lkmetrics_tts_characters", "lkmetrics.tts.characters",
+           "{character}", False, "Characters sent to TTS."),
+    Series("stt.audio", "lkmetrics_stt_audio_seconds", "lkmetrics.stt.audio_duration", "s", False,
+           "Seconds of audio sent to STT."),
+    Series("turns", "lkmetrics_turns", "lkmetrics.turns", "{turn}", False,
+           "Agent turns (replies), including greetings."),
+    Series("sessions", "lkmetrics_sessions", "lkmetrics.sessions", "{session}", False,
+           "Agent sessions started."),
+    Series("turns.interrupted", "lkmetrics_interrupted_turns", "lkmetrics.turns.interrupted",
+           "{turn}", False, "Agent turns interrupted by the user."),
+    Series("errors", "lkmetrics_errors", "lkmetrics.errors", "{error}", False,
+           "Errors reported by the session (records of kind error)."),
+)
+SERIES_BY_KEY = {s.key: s for s in SERIES}
+# counters that exist (at zero) for a model as soon as one of its sessions starts, so a rate
+# or a ratio over them reads 0 rather than "no data"
+ZERO_ON_SESSION = ("turns", "turns.interrupted", "errors")
+
+# histogram series fed straight from a record field (through stats.figure_value's validity
+# rules: LiveKit's -1 "not measured" and a streaming STT's zero duration are skipped)
+_FIGURE_SERIES = {
+    "llm": (("llm.ttft", "llm.ttft"), ("llm.duration", "llm.duration")),
+    "tts": (("tts.ttfb", "tts.ttfb"),),
+    "stt": (("stt.duration", "stt.duration"),),
+    "eou": (("eou.delay", "eou.delay"), ("eou.transcription_delay", "eou.transcription_delay")),
+    "turn": (("turn.e2e", "e2e"),),
+}
+
+
+# kinds that feed no series (vad is the most frequent record of all)
+_SILENT = frozenset({"vad", "usage", "eot", "_end"})
+
+
+def latency_buckets(budgets: Iterable[float] = ()) -> tuple[float, ...]:
+    """The voice-latency buckets plus every budget threshold (seconds), sorted, unique."""
+    extra = [float(b) for b in budgets if b > 0 and math.isfinite(b)]
+    return tuple(sorted(set(LATENCY_BUCKETS) | set(extra)))
+
+
+def split_label(label: str | None) -> tuple[str, str]:
+    """``provider/model`` -> (model, provider), split on the first ``/``."""
+    if not label:
+        return UNKNOWN, UNKNOWN
+    provider, sep, model = label.partition("/")
+    if not sep:
+        return label, UNKNOWN
+    return model or UNKNOWN, provider or UNKNOWN
+
+
+@dataclass(frozen=True)
+class Observation:
+    """One value for one series: a histogram sample or a counter increment."""
+
+    key: str
+    value: float
+    model: str
+    provider: str
+    token_kind: str | None = None  # only for llm.tokens
+
+
+def _number(value: object) -> float | None:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return None
+    if value < 0 or math.isnan(value):
+        return None
+    return float(value)
+
+
+class Observer:
+    """Turns records into observations; remembers each open session's LLM for its labels.
+
+    Keeps at most ``max_sessions`` sessions (oldest dropped), so a worker that never sees a
+    session's summary cannot grow without bound.
+    """
+
+    def __init__(self, max_sessions: int = 4096) -> None:
+        self._llm: OrderedDict[str, tuple[str, str]] = OrderedDict()
+        self._max = max_sessions
+
+    def session_labels(self, session_id: str) -> tuple[str, str]:
+        return self._llm.get(session_id, (UNKNOWN, UNKNOWN))
+
+    def observe(self, record: Record) -> Iterator[Observation]:
+        kind = record.get("kind")
+        if kind in _SILENT:
+            return
+        sid = str(record.get("session_id", ""))
+        if kind == "session":
+            model, provider = split_label(record.get("llm"))
+            self._llm[sid] = (model, provider)
+            self._llm.move_to_end(sid)
+            while len(self._llm) > self._max:
+                self._llm.popitem(last=False)
+            yield Observation("sessions", 1.0, model, provider)
+            return
+        if kind == "summary":
+            self._llm.pop(sid, None)
+            return
+        if kind in ("llm", "stt", "tts"):
+            model, provider = split_label(model_label(record))
+        else:
+            model, provider = self.session_labels(sid)
+        for key, figure in _FIGURE_SERIES.get(str(kind), ()):
+            value = figure_value(FIGURES_BY_NAME[figure], record)
+            if value is not None:
+                yield Observation(key, value, model, provider)
+        if kind == "llm":
+            for token_kind, field in (("prompt", "prompt_tokens"),
+                                      ("completion", "completion_tokens"),
+                                      ("cached", "prompt_cached_tokens")):
+                n = _number(record.get(field))
+                if n is not None:  # zero too: the kind's series exists from the start
+                    yield Observation("llm.tokens", n, model, provider, token_kind)
+        elif kind == "tts":
+            n = _number(record.get("characters_count"))
+            if n:
+                yield Observation("tts.characters", n, model, provider)
+        elif kind == "stt":
+            n = _number(record.get("audio_duration"))
+            if n:
+                yield Observation("stt.audio", n, model, provider)
+        elif kind == "turn":
+            yield Observation("turns", 1.0, model, provider)
+            if record.get("interrupted"):
+                yield Observation("turns.interrupted", 1.0, model, provider)
+            heard = _number(record.get("heard_latency"))
+            if heard is not None:
+                yield Observation("turn.heard", heard, model, provider)
+        elif kind == "error":
+            yield Observation("errors", 1.0, model, provider)

@@ -29,6 +29,7 @@ REALTIME = "realtime"
 EOT = "eot"
 TURN = "turn"
 USAGE = "usage"
+ERROR = "error"
 SUMMARY = "summary"
 
 # LiveKit's metric type tag -> our record kind
@@ -175,6 +176,25 @@ class UsageBody(TypedDict):
 
     kind: str  # USAGE
     usage: list[dict[str, Any]]
+
+
+class ErrorBody(TypedDict):
+    """An error a component reported to the session (LiveKit's ``error`` event)."""
+
+    kind: str  # ERROR
+    source: str | None  # provider/model of the component, when it has one
+    error_type: str  # e.g. llm_error, stt_error, tts_error
+    message: str
+    recoverable: bool | None  # LiveKit retries a recoverable error
+    created_at: float | None
+
+
+def error_record(*, source: str | None, error_type: str, message: str,
+                 recoverable: bool | None, created_at: float | None) -> Record:
+    body: ErrorBody = {"kind": ERROR, "source": source, "error_type": error_type,
+                       "message": message, "recoverable": recoverable,
+                       "created_at": created_at}
+    return cast(Record, body)
 
 
 class FigureSummary(TypedDict):

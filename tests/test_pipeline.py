@@ -127,3 +127,35 @@ def test_the_default_turn_detectors_metrics_are_captured() -> None:
     assert eots[0]["type"] == "eot_inference_metrics"
     assert (eots[0]["total_duration"], eots[0]["detection_delay"], eots[0]["num_requests"]) == (
         0.12, 0.05, 2)
+
+
+def test_component_errors_become_error_records(llm_server: LLMServer) -> None:
+    from livekit.agents.llm import LLMError
+    from livekit.agents.voice import AgentSession
+    from livekit.agents.voice.events import ErrorEvent
+    from livekit.plugins import openai
+
+    from lkmetrics.agent.capture import Capture
+    from lkmetrics.agent.pipeline import Pipeline
+
+    async def main() -> list[Record]:
+        writer = ListWriter()
+        pipeline = Pipeline([writer])
+        llm = openai.LLM(model="test-model", base_url=llm_server.url, api_key="none")
+        session: AgentSession[Any] = AgentSession(llm=llm)
+        capture = Capture(pipeline)
+        capture.attach(session, [llm])
+        error = LLMError(timestamp=1.0, label="llm", error=ConnectionError("refused"),
+                         recoverable=False)
+        session.emit("error", ErrorEvent(error=error, source=llm))
+        capture.detach()
+        session.emit("error", ErrorEvent(error=error, source=llm))  # after detach: not seen
+        pipeline.close()
+        return writer.records
+
+    errors = by_kind(asyncio.run(main()), "error")
+    assert len(errors) == 1
+    e = errors[0]
+    assert e["source"] == f"{llm_server.url.split('//')[1].removesuffix('/v1')}/test-model"
+    assert e["error_type"] == "llm_error" and e["recoverable"] is False
+    assert e["message"] == "ConnectionError: refused"

@@ -20,6 +20,7 @@ from livekit.agents.voice import AgentSession
 from livekit.agents.voice.events import (
     CloseEvent,
     ConversationItemAddedEvent,
+    ErrorEvent,
     SessionUsageUpdatedEvent,
 )
 
@@ -27,6 +28,7 @@ from lkmetrics.agent.pipeline import Pipeline
 from lkmetrics.records import (
     Record,
     SessionBody,
+    error_record,
     metric_record,
     session_record,
     turn_record,
@@ -40,6 +42,19 @@ def new_session_id() -> str:
 
 def _convert_metric(ev: Any) -> Record:
     return metric_record(ev.model_dump(mode="json"))
+
+
+def _convert_error(ev: Any) -> Record:
+    """An ``error`` record from LiveKit's ErrorEvent (its error may hold an exception)."""
+    err = ev.error
+    model, provider = getattr(ev.source, "model", None), getattr(ev.source, "provider", None)
+    source = f"{provider}/{model}" if model and provider else (model or provider or None)
+    cause = getattr(err, "error", err)
+    return error_record(source=str(source) if source else None,
+                        error_type=str(getattr(err, "type", type(err).__name__)),
+                        message=f"{type(cause).__name__}: {cause}"[:500],
+                        recoverable=getattr(err, "recoverable", None),
+                        created_at=getattr(ev, "created_at", None))
 
 
 class Capture:
@@ -78,6 +93,7 @@ class Capture:
             self._components.append(comp)
         session.on("conversation_item_added", self._on_item)
         session.on("session_usage_updated", self._on_usage)
+        session.on("error", self._on_error)
         session.on("close", self._on_close)
 
     def detach(self) -> None:
@@ -87,6 +103,7 @@ class Capture:
         if self._session is not None:
             self._session.off("conversation_item_added", self._on_item)
             self._session.off("session_usage_updated", self._on_usage)
+            self._session.off("error", self._on_error)
             self._session.off("close", self._on_close)
             self._session = None
 
@@ -105,6 +122,9 @@ class Capture:
 
     def _on_usage(self, ev: SessionUsageUpdatedEvent) -> None:
         self.pipeline.put(self.session_id, ev.usage, self._convert_usage)
+
+    def _on_error(self, ev: ErrorEvent) -> None:
+        self.pipeline.put(self.session_id, ev, _convert_error)
 
     def _on_close(self, ev: CloseEvent) -> None:
         self.end()

@@ -16,6 +16,7 @@ from lkmetrics.config import (
     DEFAULT_TTS,
     DEFAULT_VOICE,
 )
+from lkmetrics.cost.cli import register as register_cost_commands
 from lkmetrics.errors import LkmetricsError
 from lkmetrics.store_cli import given_on_command_line
 from lkmetrics.store_cli import register as register_store_commands
@@ -320,6 +321,7 @@ def simulate(
 
 
 register_store_commands(app)
+register_cost_commands(app)
 
 
 def main() -> None:

@@ -13,11 +13,23 @@ import time
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from lkmetrics.errors import LkmetricsError, NotFoundError, UsageError
-from lkmetrics.stats import FIGURES, FIGURES_BY_NAME, Figure, describe
+from lkmetrics.stats import (
+    COST_FIGURES,
+    COST_FIGURES_BY_NAME,
+    COST_MODEL,
+    FIGURES,
+    FIGURES_BY_NAME,
+    Figure,
+    describe,
+)
 from lkmetrics.store import Scope, SessionRow, Store
+
+if TYPE_CHECKING:
+    from lkmetrics.cost.compute import CostSummary
+    from lkmetrics.cost.prices import PriceBook
 
 PERCENTILE_HELP = (
     "Percentiles interpolate linearly between the two nearest ranks of the sorted values "
@@ -41,6 +53,8 @@ def fmt_value(value: float | None, unit: str) -> str:
         return f"{value:.2f} s"
     if unit == "tok/s":
         return f"{value:.1f} tok/s"
+    if unit == "USD":
+        return f"${value:.5f}" if abs(value) < 0.1 else f"${value:.4f}"
     return f"{value:g} {unit}".strip()
 
 
@@ -117,6 +131,7 @@ class Report:
     tokens: list[TokenRow] = field(default_factory=list)
     usage: list[dict[str, Any]] = field(default_factory=list)
     kinds: dict[str, int] = field(default_factory=dict)
+    cost: CostSummary | None = None
 
     def row(self, figure: str, group: str | None = None) -> FigureRow | None:
         for r in self.rows:
@@ -180,8 +195,28 @@ def usage_by_model(usages: Iterable[Sequence[Mapping[str, Any]]]) -> list[dict[s
     return out
 
 
-def summarise(store: Store, selection: Selection, by: str | None = None) -> Report:
-    """Every figure's count, mean, p50, p90, p95, p99 and max; tokens and usage per model."""
+def cost_rows(cost: CostSummary, by: str | None) -> list[FigureRow]:
+    """cost.turn and cost.session over everything, or per session (``--by session``)."""
+    turn, session = COST_FIGURES
+    if by is None:
+        return [FigureRow("all", turn, describe(cost.turn_values)),
+                FigureRow("all", session, describe(cost.session_values))]
+    if by != "session":
+        return []
+    rows = []
+    for s in sorted(cost.sessions, key=lambda s: s.session_id):
+        turns = [t.parts.total for t in s.turns if t.parts.total is not None]
+        if turns:
+            rows.append(FigureRow(s.session_id, turn, describe(turns)))
+        if s.parts.total is not None:
+            rows.append(FigureRow(s.session_id, session, describe([s.parts.total])))
+    return rows
+
+
+def summarise(store: Store, selection: Selection, by: str | None = None,
+              prices: PriceBook | None = None) -> Report:
+    """Every figure's count, mean, p50, p90, p95, p99 and max; tokens and usage per model;
+    with ``prices``, the cost per turn, per session and per model."""
     if by is not None and by not in GROUPINGS:
         raise UsageError(f"--by expects one of {', '.join(GROUPINGS)} (got {by!r}).")
     scope = selection.scope
@@ -192,7 +227,14 @@ def summarise(store: Store, selection: Selection, by: str | None = None) -> Repo
     if (scope.since is not None and not any(values.values()) and not tokens
             and not store.kind_counts(scope)):
         raise NotFoundError(f"no records in {selection.description}; widen --since.")
-    return Report(selection.description, by, build_rows(values, by), tokens, usage, kinds)
+    rows = build_rows(values, by)
+    cost = None
+    if prices is not None:
+        from lkmetrics.cost import collect
+
+        cost = collect.summarise(store, scope, prices)
+        rows += cost_rows(cost, by)
+    return Report(selection.description, by, rows, tokens, usage, kinds, cost)
 
 
 # -- sessions ---------------------------------------------------------------------------------
@@ -248,14 +290,17 @@ class ComparedFigure:
     def verdict(self) -> str | None:
         """``faster``, ``slower`` or ``same`` for B against A (by p50, then p95); None: no data.
 
-        Lower is faster for times; higher is faster for rates (tok/s).
+        Lower is faster for times; higher is faster for rates (tok/s); for costs (USD) the
+        words are ``cheaper`` and ``costlier``.
         """
         for stat in (self.p50, self.p95):
             if stat.a is None or stat.b is None:
                 return None
             if math.isclose(stat.a, stat.b, rel_tol=1e-9, abs_tol=1e-12):
                 continue
-            better = stat.b < stat.a if self.figure.unit == "s" else stat.b > stat.a
+            better = stat.b < stat.a if self.figure.unit in ("s", "USD") else stat.b > stat.a
+            if self.figure.unit == "USD":
+                return "cheaper" if better else "costlier"
             return "faster" if better else "slower"
         return "same"
 
@@ -269,11 +314,13 @@ class Comparison:
 
 
 def compare_values(
-    a_values: Mapping[str, Sequence[float]], b_values: Mapping[str, Sequence[float]]
+    a_values: Mapping[str, Sequence[float]], b_values: Mapping[str, Sequence[float]],
+    extra: Sequence[Figure] = (),
 ) -> list[ComparedFigure]:
-    """p50 and p95 of each figure for A and B (figure name -> values)."""
+    """p50 and p95 of each figure (and of the ``extra`` ones) for A and B (figure name ->
+    values)."""
     out = []
-    for figure in FIGURES:
+    for figure in (*FIGURES, *extra):
         sa = describe(a_values.get(figure.name, []))
         sb = describe(b_values.get(figure.name, []))
         out.append(ComparedFigure(
@@ -302,22 +349,40 @@ def resolve_model(store: Store, name: str) -> str:
     raise NotFoundError(f"no model {name!r} in {store.path}; known models: {shown or 'none'}.")
 
 
-def compare(store: Store, a: str, b: str, by: str = "session") -> Comparison:
-    """Two sessions (ids, prefixes or ``last``) or two models (``by="model"``) side by side."""
+def compare(store: Store, a: str, b: str, by: str = "session",
+            prices: PriceBook | None = None) -> Comparison:
+    """Two sessions (ids, prefixes or ``last``) or two models (``by="model"``) side by side;
+    with ``prices``, their cost per turn and per session (per model: the model's own cost
+    per session)."""
     store.require_sessions()
     if by == "session":
         ka, kb = store.resolve_session(a), store.resolve_session(b)
         scopes = (Scope((ka,)), Scope((kb,)))
         va = {f.name: store.figure_values(f, scopes[0]).get("all", []) for f in FIGURES}
         vb = {f.name: store.figure_values(f, scopes[1]).get("all", []) for f in FIGURES}
+        extra: tuple[Figure, ...] = COST_FIGURES if prices is not None else ()
+        if prices is not None:
+            from lkmetrics.cost import collect
+
+            for values, scope in ((va, scopes[0]), (vb, scopes[1])):
+                cost = collect.summarise(store, scope, prices)
+                values["cost.turn"] = cost.turn_values
+                values["cost.session"] = cost.session_values
     elif by == "model":
         ka, kb = resolve_model(store, a), resolve_model(store, b)
         grouped = {f.name: store.figure_values(f, Scope(), "model") for f in FIGURES}
         va = {name: g.get(ka, []) for name, g in grouped.items()}
         vb = {name: g.get(kb, []) for name, g in grouped.items()}
+        extra = (COST_MODEL,) if prices is not None else ()
+        if prices is not None:
+            from lkmetrics.cost import collect
+
+            cost = collect.summarise(store, Scope(), prices)
+            va[COST_MODEL.name] = list(collect.model_session_values(cost, ka))
+            vb[COST_MODEL.name] = list(collect.model_session_values(cost, kb))
     else:
         raise UsageError(f"compare --by expects session or model (got {by!r}).")
-    return Comparison(by, ka, kb, compare_values(va, vb))
+    return Comparison(by, ka, kb, compare_values(va, vb, extra))
 
 
 # -- budgets ----------------------------------------------------------------------------------
@@ -330,7 +395,7 @@ class Budget:
     spec: str
     figure: Figure
     stat: str
-    limit: float  # in the figure's unit (seconds or tok/s)
+    limit: float  # in the figure's unit (seconds, tok/s or USD)
 
 
 @dataclass(frozen=True)
@@ -338,9 +403,12 @@ class BudgetResult:
     budget: Budget
     group: str
     value: float | None  # None: the figure has no values here, not checked
+    unknown: tuple[str, ...] = ()  # a cost budget: models without a price (broken: unknown)
 
     @property
     def broken(self) -> bool:
+        if self.unknown:
+            return True
         return self.value is not None and self.value > self.budget.limit
 
 
@@ -352,20 +420,21 @@ class BudgetExceeded(LkmetricsError):
 
 _BUDGET_RE = re.compile(
     r"^(?P<name>[A-Za-z0-9_.]+)\.(?P<stat>[a-z0-9]+)\s*=\s*"
-    r"(?P<num>\d+(?:\.\d*)?|\.\d+)\s*(?P<unit>ms|s|tok/s)?$"
+    r"(?P<dollar>\$)?(?P<num>\d+(?:\.\d*)?|\.\d+)\s*(?P<unit>ms|s|tok/s|USD)?$"
 )
 
 
 def parse_budget(spec: str) -> Budget:
-    """Parse ``e2e.p95=1.2s``, ``llm.ttft.p50=500ms``, ``llm.decode_rate.p50=40tok/s``."""
+    """Parse ``e2e.p95=1.2s``, ``llm.ttft.p50=500ms``, ``llm.decode_rate.p50=40tok/s``,
+    ``cost.turn.p95=0.002`` (USD; ``$0.002`` and ``0.002USD`` too)."""
     example = "e.g. --fail-over e2e.p95=1.2s or --fail-over llm.ttft.p50=500ms"
     m = _BUDGET_RE.match(spec.strip())
     if not m:
         raise UsageError(f"--fail-over expects FIGURE.STAT=LIMIT, {example} (got {spec!r}).")
     name, stat, unit = m.group("name"), m.group("stat"), m.group("unit")
-    figure = FIGURES_BY_NAME.get(name)
+    figure = FIGURES_BY_NAME.get(name) or COST_FIGURES_BY_NAME.get(name)
     if figure is None:
-        names = ", ".join(f.name for f in FIGURES)
+        names = ", ".join(f.name for f in (*FIGURES, *COST_FIGURES))
         raise UsageError(f"--fail-over: unknown figure {name!r} in {spec!r}; one of {names}.")
     if stat not in BUDGET_STATS:
         raise UsageError(
@@ -373,6 +442,13 @@ def parse_budget(spec: str) -> Budget:
             f"{', '.join(BUDGET_STATS)}."
         )
     limit = float(m.group("num"))
+    if figure.unit == "USD":
+        if unit not in (None, "USD"):
+            raise UsageError(f"--fail-over: {name} is a cost in USD, e.g. {name}.p95=0.002 "
+                             f"(got {spec!r}).")
+        return Budget(spec.strip(), figure, stat, limit)
+    if m.group("dollar") or unit == "USD":
+        raise UsageError(f"--fail-over: {name} is not a cost (got {spec!r}).")
     if figure.unit == "s":
         if unit == "tok/s":
             raise UsageError(f"--fail-over: {name} is a time; give ms or s (got {spec!r}).")
@@ -385,8 +461,11 @@ def parse_budget(spec: str) -> Budget:
 
 def check_budgets(report: Report, budgets: Sequence[Budget]) -> list[BudgetResult]:
     """Each budget against each group of the report that has the figure."""
-    results = []
+    results: list[BudgetResult] = []
     for budget in budgets:
+        if budget.figure.unit == "USD" and report.cost is not None and report.cost.unknown:
+            results.append(BudgetResult(budget, "all", None, tuple(report.cost.unknown)))
+            continue
         rows = [r for r in report.rows if r.figure.name == budget.figure.name]
         if not rows:
             results.append(BudgetResult(budget, "all", None))
@@ -405,6 +484,10 @@ def fail_on_broken(results: Sequence[BudgetResult]) -> None:
     for r in broken:
         unit = r.budget.figure.unit
         where = "" if r.group == "all" else f" ({r.group})"
+        if r.unknown:
+            parts.append(f"{r.budget.figure.name}.{r.budget.stat} is unknown: no price for "
+                         f"{', '.join(r.unknown)} (add one with --prices FILE)")
+            continue
         parts.append(
             f"{r.budget.figure.name}.{r.budget.stat} = {fmt_value(r.value, unit)} > "
             f"{fmt_value(r.budget.limit, unit)}{where}"

@@ -23,7 +23,7 @@ class Figure:
     title: str
     kind: str
     field: str
-    unit: str  # "s" or "tok/s"
+    unit: str  # "s", "tok/s" or "USD"
 
 
 FIGURES: tuple[Figure, ...] = (
@@ -38,6 +38,14 @@ FIGURES: tuple[Figure, ...] = (
 )
 
 FIGURES_BY_NAME = {f.name: f for f in FIGURES}
+
+# costs are computed from usage records and prices (lkmetrics.cost), not read from a field
+COST_FIGURES: tuple[Figure, ...] = (
+    Figure("cost.turn", "Cost per turn", "turn", "cost", "USD"),
+    Figure("cost.session", "Cost per session", "session", "cost", "USD"),
+)
+COST_MODEL = Figure("cost.model", "Model cost per session", "usage", "cost", "USD")
+COST_FIGURES_BY_NAME = {f.name: f for f in COST_FIGURES}
 
 
 def figure_value(figure: Figure, record: Record) -> float | None:

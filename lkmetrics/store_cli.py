@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
 import typer
 
+from lkmetrics.cost.cli import PricesOpt
 from lkmetrics.report import PERCENTILE_HELP
 
 if TYPE_CHECKING:
@@ -93,6 +94,12 @@ def _format(ctx: typer.Context, fmt: F) -> F:
         ) from None
 
 
+def _price_book(prices: Path | None) -> Any:
+    from lkmetrics.cost.prices import load_default
+
+    return load_default(prices)
+
+
 def _open(db: Path | None, *, create: bool = False) -> Store:
     from lkmetrics.store import Store, default_db_path
 
@@ -146,11 +153,13 @@ def report_cmd(
             help="A latency budget, e.g. e2e.p95=1.2s or llm.ttft.p50=500ms; repeatable. "
             "Exit 1 naming every broken budget. FIGURE: e2e, llm.ttft, llm.duration, "
             "llm.decode_rate (tok/s), tts.ttfb, stt.duration, eou.delay, "
-            "eou.transcription_delay; STAT: mean, p50, p90, p95, p99, max.",
+            "eou.transcription_delay, cost.turn, cost.session (USD, e.g. cost.turn.p95=0.002); "
+            "STAT: mean, p50, p90, p95, p99, max.",
             show_default=False,
         ),
     ] = None,
     db: DbOpt = None,
+    prices: PricesOpt = None,
 ) -> None:
     """Summarise recorded figures: count, mean, p50, p90, p95, p99 and max of each.
 
@@ -164,7 +173,8 @@ def report_cmd(
     budgets = [report.parse_budget(spec) for spec in fail_over or []]
     with _open(db) as store:
         selection = report.select(store, session, since)
-        result = report.summarise(store, selection, by.value if by else None)
+        result = report.summarise(store, selection, by.value if by else None,
+                                  _price_book(prices))
     checked = report.check_budgets(result, budgets)
     render_report.report(result, fmt.value, sys.stdout, checked)
     if checked:
@@ -187,6 +197,7 @@ def compare(
         CompareFormat.table
     ),
     db: DbOpt = None,
+    prices: PricesOpt = None,
 ) -> None:
     """Compare two sessions, or two models (--by model), side by side.
 
@@ -197,7 +208,7 @@ def compare(
     from lkmetrics import render_report, report
 
     with _open(db) as store:
-        result = report.compare(store, a, b, by.value)
+        result = report.compare(store, a, b, by.value, _price_book(prices))
     render_report.compare(result, fmt.value, sys.stdout)
 
 

@@ -368,3 +368,23 @@ def test_compare_shows_cost(db: Path, tmp_path: Path) -> None:
             str(db), "--format", "json")
     assert r.exit_code == 0, r.stderr
     assert "cost.model" in {f["figure"] for f in json.loads(r.stdout)["figures"]}
+
+
+def test_the_session_summary_carries_cost(tmp_path: Path,
+                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    from lkmetrics.stats import SummaryBuilder
+
+    monkeypatch.setenv("LKMETRICS_PRICES", str(write(tmp_path / "hand.json", HAND)))
+    b = SummaryBuilder()
+    for r in scripted_session():
+        b.add(r)
+    cost = b.summary("s_cost")["cost"]
+    total = hand_llm(2600, 1024, 95) + hand_stt(13.5) + hand_tts(400)
+    assert cost["total"] == pytest.approx(total) and cost["currency"] == "USD"
+    assert [t["seq"] for t in cost["turns"]] == [5, 11]
+    assert cost["turns"][0]["tts"] == pytest.approx(hand_tts(180))
+    # a bad prices file does not stop the session: the summary says what is wrong
+    monkeypatch.setenv("LKMETRICS_PRICES", str(write(tmp_path / "bad.json", "{")))
+    b = SummaryBuilder()
+    b.add(scripted_session()[0])
+    assert "not valid JSON" in b.summary("s")["cost"]["error"]

@@ -21,7 +21,7 @@ import pytest
 from store_helpers import home, run, session_records, write_jsonl  # noqa: F401
 
 from lkmetrics import store as store_mod
-from lkmetrics.stats import FIGURES
+from lkmetrics.stats import COST_FIGURES, FIGURES
 from lkmetrics.store import Store
 
 TESTS = Path(__file__).parent
@@ -81,7 +81,7 @@ def test_report_json_matches_numpy(recorded: list[dict[str, object]]) -> None:
     (doc,) = [json.loads(line) for line in result.stdout.splitlines()]
     assert "interpolate linearly" in doc["percentile"]
     by_name = {f["figure"]: f for f in doc["figures"]}
-    assert list(by_name) == [f.name for f in FIGURES]
+    assert list(by_name) == [f.name for f in (*FIGURES, *COST_FIGURES)]
     for figure in FIGURES:
         values = [float(r[figure.field]) for r in recorded  # type: ignore[arg-type]
                   if r["kind"] == figure.kind]

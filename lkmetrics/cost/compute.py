@@ -48,7 +48,7 @@ class Parts:
     @property
     def total(self) -> float | None:
         values = (self.llm, self.stt, self.tts)
-        return None if any(v is None for v in values) else sum(v for v in values if v)
+        return None if any(v is None for v in values) else float(sum(v for v in values if v))
 
     def add(self, kind: str, value: float | None) -> None:
         current = getattr(self, kind)

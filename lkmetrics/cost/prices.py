@@ -367,5 +367,16 @@ def load_default(option: Path | None = None) -> PriceBook:
     return load(prices_files(option))
 
 
+_DEFAULT: dict[str, PriceBook] = {}
+
+
+def default_book() -> PriceBook:
+    """The prices of ``LKMETRICS_PRICES`` and the shipped file, loaded once per value."""
+    key = os.environ.get(PRICES_ENV, "")
+    if key not in _DEFAULT:
+        _DEFAULT[key] = load_default()
+    return _DEFAULT[key]
+
+
 def all_entries(book: PriceBook) -> Iterable[Price]:
     return book.entries

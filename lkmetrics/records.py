@@ -213,6 +213,7 @@ class SummaryBody(TypedDict):
     figures: dict[str, FigureSummary]
     tokens: dict[str, int]
     usage: list[dict[str, Any]]
+    cost: dict[str, Any]  # lkmetrics.cost: the session's and each turn's cost, or an error
 
 
 def session_record(info: SessionBody) -> Record:

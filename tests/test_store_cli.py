@@ -22,7 +22,7 @@ import pytest
 from click.testing import Result
 from store_helpers import run, session_records, write_jsonl
 
-from lkmetrics.analysis.stats import FIGURES
+from lkmetrics.analysis.stats import COST_FIGURES, FIGURES
 from lkmetrics.store import Store, importer
 from lkmetrics.store.rows import Batch
 
@@ -93,7 +93,7 @@ def test_report_json_matches_numpy(recorded: list[dict[str, Any]]) -> None:
     (doc,) = [json.loads(line) for line in result.stdout.splitlines()]
     assert "interpolate linearly" in doc["percentile"]
     by_name = {f["figure"]: f for f in doc["figures"]}
-    assert list(by_name) == [f.name for f in FIGURES]
+    assert list(by_name) == [f.name for f in (*FIGURES, *COST_FIGURES)]
     for figure in FIGURES:
         values = [float(v) for r in recorded
                   if r["kind"] == figure.kind and (v := dig(r, figure.field)) is not None]

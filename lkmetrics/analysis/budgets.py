@@ -11,7 +11,13 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from lkmetrics.analysis.stats import FIGURES, FIGURES_BY_NAME, Figure
+from lkmetrics.analysis.stats import (
+    COST_FIGURES,
+    COST_FIGURES_BY_NAME,
+    FIGURES,
+    FIGURES_BY_NAME,
+    Figure,
+)
 from lkmetrics.errors import BudgetExceeded, UsageError
 from lkmetrics.render.units import fmt_value
 
@@ -31,7 +37,7 @@ class Budget:
     spec: str
     figure: Figure
     stat: str
-    limit: float  # in the figure's unit (seconds or tok/s)
+    limit: float  # in the figure's unit (seconds, tok/s or USD)
 
 
 @dataclass(frozen=True)
@@ -39,28 +45,32 @@ class BudgetResult:
     budget: Budget
     group: str
     value: float | None  # None: the figure has no values here, not checked
+    unknown: tuple[str, ...] = ()  # a cost budget: models without a price (broken: unknown)
 
     @property
     def broken(self) -> bool:
+        if self.unknown:
+            return True
         return self.value is not None and self.value > self.budget.limit
 
 
 _BUDGET_RE = re.compile(
     r"^(?P<name>[A-Za-z0-9_.]+)\.(?P<stat>[a-z0-9]+)\s*=\s*"
-    r"(?P<num>\d+(?:\.\d*)?|\.\d+)\s*(?P<unit>ms|s|tok/s)?$"
+    r"(?P<dollar>\$)?(?P<num>\d+(?:\.\d*)?|\.\d+)\s*(?P<unit>ms|s|tok/s|USD)?$"
 )
 
 
 def parse_budget(spec: str) -> Budget:
-    """Parse ``e2e.p95=1.2s``, ``llm.ttft.p50=500ms``, ``llm.decode_rate.p50=40tok/s``."""
+    """Parse ``e2e.p95=1.2s``, ``llm.ttft.p50=500ms``, ``llm.decode_rate.p50=40tok/s``,
+    ``cost.turn.p95=0.002`` (USD; ``$0.002`` and ``0.002USD`` too)."""
     example = "e.g. --fail-over e2e.p95=1.2s or --fail-over llm.ttft.p50=500ms"
     m = _BUDGET_RE.match(spec.strip())
     if not m:
         raise UsageError(f"--fail-over expects FIGURE.STAT=LIMIT, {example} (got {spec!r}).")
     name, stat, unit = m.group("name"), m.group("stat"), m.group("unit")
-    figure = FIGURES_BY_NAME.get(name)
+    figure = FIGURES_BY_NAME.get(name) or COST_FIGURES_BY_NAME.get(name)
     if figure is None:
-        names = ", ".join(f.name for f in FIGURES)
+        names = ", ".join(f.name for f in (*FIGURES, *COST_FIGURES))
         raise UsageError(f"--fail-over: unknown figure {name!r} in {spec!r}; one of {names}.")
     if stat not in BUDGET_STATS:
         raise UsageError(
@@ -68,6 +78,13 @@ def parse_budget(spec: str) -> Budget:
             f"{', '.join(BUDGET_STATS)}."
         )
     limit = float(m.group("num"))
+    if figure.unit == "USD":
+        if unit not in (None, "USD"):
+            raise UsageError(f"--fail-over: {name} is a cost in USD, e.g. {name}.p95=0.002 "
+                             f"(got {spec!r}).")
+        return Budget(spec.strip(), figure, stat, limit)
+    if m.group("dollar") or unit == "USD":
+        raise UsageError(f"--fail-over: {name} is not a cost (got {spec!r}).")
     if figure.unit == "s":
         if unit == "tok/s":
             raise UsageError(f"--fail-over: {name} is a time; give ms or s (got {spec!r}).")
@@ -80,8 +97,11 @@ def parse_budget(spec: str) -> Budget:
 
 def check_budgets(report: Report, budgets: Sequence[Budget]) -> list[BudgetResult]:
     """Each budget against each group of the report that has the figure."""
-    results = []
+    results: list[BudgetResult] = []
     for budget in budgets:
+        if budget.figure.unit == "USD" and report.cost is not None and report.cost.unknown:
+            results.append(BudgetResult(budget, "all", None, tuple(report.cost.unknown)))
+            continue
         rows = [r for r in report.rows if r.figure.name == budget.figure.name]
         if not rows:
             results.append(BudgetResult(budget, "all", None))
@@ -100,6 +120,10 @@ def fail_on_broken(results: Sequence[BudgetResult]) -> None:
     for r in broken:
         unit = r.budget.figure.unit
         where = "" if r.group == "all" else f" ({r.group})"
+        if r.unknown:
+            parts.append(f"{r.budget.figure.name}.{r.budget.stat} is unknown: no price for "
+                         f"{', '.join(r.unknown)} (add one with --prices FILE)")
+            continue
         parts.append(
             f"{r.budget.figure.name}.{r.budget.stat} = {fmt_value(r.value, unit)} > "
             f"{fmt_value(r.budget.limit, unit)}{where}"

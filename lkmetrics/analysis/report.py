@@ -13,11 +13,21 @@ import time
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from lkmetrics.analysis.stats import FIGURES, Figure, describe
+from lkmetrics.analysis.stats import (
+    COST_FIGURES,
+    COST_MODEL,
+    FIGURES,
+    Figure,
+    describe,
+)
 from lkmetrics.errors import NotFoundError, UsageError
 from lkmetrics.store import Scope, SessionRow, Store
+
+if TYPE_CHECKING:
+    from lkmetrics.cost.compute import CostSummary
+    from lkmetrics.cost.prices import PriceBook
 
 PERCENTILE_HELP = (
     "Percentiles interpolate linearly between the two nearest ranks of the sorted values "
@@ -102,6 +112,7 @@ class Report:
     tokens: list[TokenRow] = field(default_factory=list)
     usage: list[dict[str, Any]] = field(default_factory=list)
     kinds: dict[str, int] = field(default_factory=dict)
+    cost: CostSummary | None = None
 
     def row(self, figure: str, group: str | None = None) -> FigureRow | None:
         for r in self.rows:
@@ -165,8 +176,28 @@ def usage_by_model(usages: Iterable[Sequence[Mapping[str, Any]]]) -> list[dict[s
     return out
 
 
-def summarise(store: Store, selection: Selection, by: str | None = None) -> Report:
-    """Every figure's count, mean, p50, p90, p95, p99 and max; tokens and usage per model."""
+def cost_rows(cost: CostSummary, by: str | None) -> list[FigureRow]:
+    """cost.turn and cost.session over everything, or per session (``--by session``)."""
+    turn, session = COST_FIGURES
+    if by is None:
+        return [FigureRow("all", turn, describe(cost.turn_values)),
+                FigureRow("all", session, describe(cost.session_values))]
+    if by != "session":
+        return []
+    rows = []
+    for s in sorted(cost.sessions, key=lambda s: s.session_id):
+        turns = [t.parts.total for t in s.turns if t.parts.total is not None]
+        if turns:
+            rows.append(FigureRow(s.session_id, turn, describe(turns)))
+        if s.parts.total is not None:
+            rows.append(FigureRow(s.session_id, session, describe([s.parts.total])))
+    return rows
+
+
+def summarise(store: Store, selection: Selection, by: str | None = None,
+              prices: PriceBook | None = None) -> Report:
+    """Every figure's count, mean, p50, p90, p95, p99 and max; tokens and usage per model;
+    with ``prices``, the cost per turn, per session and per model."""
     if by is not None and by not in GROUPINGS:
         raise UsageError(f"--by expects one of {', '.join(GROUPINGS)} (got {by!r}).")
     scope = selection.scope
@@ -177,7 +208,14 @@ def summarise(store: Store, selection: Selection, by: str | None = None) -> Repo
     if (scope.since is not None and not any(values.values()) and not tokens
             and not store.kind_counts(scope)):
         raise NotFoundError(f"no records in {selection.description}; widen --since.")
-    return Report(selection.description, by, build_rows(values, by), tokens, usage, kinds)
+    rows = build_rows(values, by)
+    cost = None
+    if prices is not None:
+        from lkmetrics.cost import collect
+
+        cost = collect.summarise(store, scope, prices)
+        rows += cost_rows(cost, by)
+    return Report(selection.description, by, rows, tokens, usage, kinds, cost)
 
 
 # -- sessions ---------------------------------------------------------------------------------
@@ -233,14 +271,17 @@ class ComparedFigure:
     def verdict(self) -> str | None:
         """``faster``, ``slower`` or ``same`` for B against A (by p50, then p95); None: no data.
 
-        Lower is faster for times; higher is faster for rates (tok/s).
+        Lower is faster for times; higher is faster for rates (tok/s); for costs (USD) the
+        words are ``cheaper`` and ``costlier``.
         """
         for stat in (self.p50, self.p95):
             if stat.a is None or stat.b is None:
                 return None
             if math.isclose(stat.a, stat.b, rel_tol=1e-9, abs_tol=1e-12):
                 continue
-            better = stat.b < stat.a if self.figure.unit == "s" else stat.b > stat.a
+            better = stat.b < stat.a if self.figure.unit in ("s", "USD") else stat.b > stat.a
+            if self.figure.unit == "USD":
+                return "cheaper" if better else "costlier"
             return "faster" if better else "slower"
         return "same"
 
@@ -254,11 +295,13 @@ class Comparison:
 
 
 def compare_values(
-    a_values: Mapping[str, Sequence[float]], b_values: Mapping[str, Sequence[float]]
+    a_values: Mapping[str, Sequence[float]], b_values: Mapping[str, Sequence[float]],
+    extra: Sequence[Figure] = (),
 ) -> list[ComparedFigure]:
-    """p50 and p95 of each figure for A and B (figure name -> values)."""
+    """p50 and p95 of each figure (and of the ``extra`` ones) for A and B (figure name ->
+    values)."""
     out = []
-    for figure in FIGURES:
+    for figure in (*FIGURES, *extra):
         sa = describe(a_values.get(figure.name, []))
         sb = describe(b_values.get(figure.name, []))
         out.append(ComparedFigure(
@@ -287,19 +330,37 @@ def resolve_model(store: Store, name: str) -> str:
     raise NotFoundError(f"no model {name!r} in {store.path}; known models: {shown or 'none'}.")
 
 
-def compare(store: Store, a: str, b: str, by: str = "session") -> Comparison:
-    """Two sessions (ids, prefixes or ``last``) or two models (``by="model"``) side by side."""
+def compare(store: Store, a: str, b: str, by: str = "session",
+            prices: PriceBook | None = None) -> Comparison:
+    """Two sessions (ids, prefixes or ``last``) or two models (``by="model"``) side by side;
+    with ``prices``, their cost per turn and per session (per model: the model's own cost
+    per session)."""
     store.require_sessions()
     if by == "session":
         ka, kb = store.resolve_session(a), store.resolve_session(b)
         scopes = (Scope((ka,)), Scope((kb,)))
         va = {f.name: store.figure_values(f, scopes[0]).get("all", []) for f in FIGURES}
         vb = {f.name: store.figure_values(f, scopes[1]).get("all", []) for f in FIGURES}
+        extra: tuple[Figure, ...] = COST_FIGURES if prices is not None else ()
+        if prices is not None:
+            from lkmetrics.cost import collect
+
+            for values, scope in ((va, scopes[0]), (vb, scopes[1])):
+                cost = collect.summarise(store, scope, prices)
+                values["cost.turn"] = cost.turn_values
+                values["cost.session"] = cost.session_values
     elif by == "model":
         ka, kb = resolve_model(store, a), resolve_model(store, b)
         grouped = {f.name: store.figure_values(f, Scope(), "model") for f in FIGURES}
         va = {name: g.get(ka, []) for name, g in grouped.items()}
         vb = {name: g.get(kb, []) for name, g in grouped.items()}
+        extra = (COST_MODEL,) if prices is not None else ()
+        if prices is not None:
+            from lkmetrics.cost import collect
+
+            cost = collect.summarise(store, Scope(), prices)
+            va[COST_MODEL.name] = list(collect.model_session_values(cost, ka))
+            vb[COST_MODEL.name] = list(collect.model_session_values(cost, kb))
     else:
         raise UsageError(f"compare --by expects session or model (got {by!r}).")
-    return Comparison(by, ka, kb, compare_values(va, vb))
+    return Comparison(by, ka, kb, compare_values(va, vb, extra))

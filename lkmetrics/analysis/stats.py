@@ -32,7 +32,7 @@ class Figure:
     title: str
     kind: str
     field: str  # a key of the record, or "outer.inner" for one inside a dict field
-    unit: str  # "s" or "tok/s"
+    unit: str  # "s", "tok/s" or "USD"
 
 
 FIGURES: tuple[Figure, ...] = (
@@ -51,6 +51,14 @@ FIGURES: tuple[Figure, ...] = (
 )
 
 FIGURES_BY_NAME = {f.name: f for f in FIGURES}
+
+# costs are computed from usage records and prices (lkmetrics.cost), not read from a field
+COST_FIGURES: tuple[Figure, ...] = (
+    Figure("cost.turn", "Cost per turn", "turn", "cost", "USD"),
+    Figure("cost.session", "Cost per session", "session", "cost", "USD"),
+)
+COST_MODEL = Figure("cost.model", "Model cost per session", "usage", "cost", "USD")
+COST_FIGURES_BY_NAME = {f.name: f for f in COST_FIGURES}
 
 
 def figure_value(figure: Figure, record: Record) -> float | None:
@@ -111,7 +119,12 @@ def describe(values: Iterable[float]) -> dict[str, float | int | None]:
 
 
 class SummaryBuilder:
-    """Folds records into the figures of a session summary, one record at a time."""
+    """Folds records into the figures of a session summary, one record at a time.
+
+    The summary's ``cost`` (lkmetrics.cost) prices the session's usage with the prices of
+    ``LKMETRICS_PRICES`` and the shipped ones; it holds each turn's cost by its ``seq``,
+    since a turn's reply usage may be reported after its turn record.
+    """
 
     def __init__(self) -> None:
         self.values: dict[str, list[float]] = {f.name: [] for f in FIGURES}
@@ -120,9 +133,25 @@ class SummaryBuilder:
         self.records = 0
         self.turns = 0
         self.by_model: dict[str, dict[str, int]] = {}
+        self._cost: Any = None  # a lkmetrics.cost.compute.CostTracker, made on first record
+        self._cost_error: str | None = None
+
+    def _add_cost(self, record: Record) -> None:
+        if self._cost is None and self._cost_error is None:
+            from lkmetrics.cost.compute import CostTracker
+            from lkmetrics.cost.prices import default_book
+            from lkmetrics.errors import LkmetricsError
+
+            try:
+                self._cost = CostTracker(default_book())
+            except LkmetricsError as e:
+                self._cost_error = str(e)
+        if self._cost is not None:
+            self._cost.add(record)
 
     def add(self, record: Record) -> None:
         self.records += 1
+        self._add_cost(record)
         kind = record.get("kind")
         for figure in FIGURES:
             if figure.kind == kind:
@@ -153,5 +182,7 @@ class SummaryBuilder:
                              "p95": stats["p95"], "max": stats["max"]}
         body: SummaryBody = {"kind": "summary", "records": self.records, "turns": self.turns,
                              "figures": figures, "tokens": dict(self.tokens),
-                             "usage": self.usage}
+                             "usage": self.usage,
+                             "cost": (self._cost.result().as_dict() if self._cost is not None
+                                      else {"error": self._cost_error})}
         return summary_record(body)

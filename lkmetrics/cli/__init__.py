@@ -7,7 +7,9 @@ from __future__ import annotations
 from lkmetrics.bench.cli import bench_app
 from lkmetrics.cli import agent, store  # noqa: F401  (registers the commands)
 from lkmetrics.cli.app import app, main
+from lkmetrics.cost.cli import prices
 
 app.add_typer(bench_app, name="bench")
+app.command("prices")(prices)
 
 __all__ = ["app", "main"]

@@ -12,7 +12,7 @@ import os
 import sys
 from enum import Enum
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
@@ -21,6 +21,7 @@ from lkmetrics.analysis.stats import FIGURES
 from lkmetrics.cli.app import app
 from lkmetrics.cli.options import format_option, resolve_format
 from lkmetrics.config import OutputFormat
+from lkmetrics.cost.cli import PricesOpt
 
 if TYPE_CHECKING:
     from lkmetrics.store import Store
@@ -59,6 +60,12 @@ DbOpt = Annotated[
         show_default=False,
     ),
 ]
+
+
+def _price_book(prices: Path | None) -> Any:
+    from lkmetrics.cost.prices import load_default
+
+    return load_default(prices)
 
 
 def _open(db: Path | None, *, create: bool = False) -> Store:
@@ -112,11 +119,13 @@ def report_cmd(
             metavar="FIGURE.STAT=LIMIT",
             help="A latency budget, e.g. e2e.p95=1.2s or llm.ttft.p50=500ms; repeatable. "
             "Exit 1 naming every broken budget. FIGURE: "
-            f"{', '.join(f.name for f in FIGURES)}; STAT: mean, p50, p90, p95, p99, max.",
+            f"{', '.join(f.name for f in FIGURES)}, cost.turn, cost.session (USD, e.g. "
+            "cost.turn.p95=0.002); STAT: mean, p50, p90, p95, p99, max.",
             show_default=False,
         ),
     ] = None,
     db: DbOpt = None,
+    prices: PricesOpt = None,
 ) -> None:
     """Summarise recorded figures: count, mean, p50, p90, p95, p99 and max of each.
 
@@ -131,7 +140,8 @@ def report_cmd(
     wanted = [budgets.parse_budget(spec) for spec in fail_over or []]
     with _open(db) as store:
         selection = report.select(store, session, since)
-        result = report.summarise(store, selection, by.value if by else None)
+        result = report.summarise(store, selection, by.value if by else None,
+                                  _price_book(prices))
     checked = budgets.check_budgets(result, wanted)
     tables.report(result, out_format.value, sys.stdout, checked)
     if checked:
@@ -153,6 +163,7 @@ def compare(
     ),
     fmt: Annotated[str | None, format_option(COMPARE_FORMATS)] = None,
     db: DbOpt = None,
+    prices: PricesOpt = None,
 ) -> None:
     """Compare two sessions, or two models (--by model), side by side.
 
@@ -164,7 +175,7 @@ def compare(
     from lkmetrics.render import tables
 
     with _open(db) as store:
-        result = report.compare(store, a, b, by.value)
+        result = report.compare(store, a, b, by.value, _price_book(prices))
     tables.compare(result, out_format.value, sys.stdout)
 
 

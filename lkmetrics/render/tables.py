@@ -101,13 +101,65 @@ def _report_dict(report: Report, budgets: Sequence[BudgetResult]) -> dict[str, A
         ],
         "usage": report.usage,
         **({"kinds": report.kinds} if report.by == "kind" else {}),
+        **({"cost": _cost_dict(report)} if report.cost is not None else {}),
         **({"budgets": [_budget_dict(b) for b in budgets]} if budgets else {}),
     }
 
 
 def _budget_dict(b: BudgetResult) -> dict[str, Any]:
     return {"budget": b.budget.spec, "group": b.group, "value": b.value, "limit": b.budget.limit,
-            "broken": b.broken, "checked": b.value is not None}
+            "broken": b.broken, "checked": b.value is not None,
+            **({"unknown": list(b.unknown)} if b.unknown else {})}
+
+
+def _cost_dict(report: Report) -> dict[str, Any]:
+    """Totals, cost per minute, per model and per session (with each turn) in USD."""
+    cost = report.cost
+    assert cost is not None
+    return {
+        "currency": "USD",
+        **cost.totals().as_dict(),
+        "per_minute": cost.per_minute(),
+        "unknown": cost.unknown,
+        "models": cost.by_model(),
+        "sessions": [
+            {"session_id": s.session_id, **s.parts.as_dict(), "per_minute": s.per_minute,
+             "turns": [{"seq": t.seq, "turn": t.turn, **t.parts.as_dict()} for t in s.turns]}
+            for s in cost.sessions
+        ],
+    }
+
+
+def _usd(v: float | None) -> str:
+    return "unknown" if v is None else fmt_value(v, "USD")
+
+
+def _cost_tables(report: Report, console: Console) -> None:
+    from rich.table import Table
+
+    cost = report.cost
+    if cost is None or not cost.sessions:
+        return
+    t = Table(title="Cost per model (USD; `lkmetrics prices MODEL` shows the unit prices)",
+              title_justify="left")
+    for name, justify in (("Type", "left"), ("Model", "left"), ("Sessions", "right"),
+                          ("Cost", "right"), ("Price from", "left")):
+        t.add_column(name, justify=justify)  # type: ignore[arg-type]
+    for row in cost.by_model():
+        source = row["source"] or "no price known"
+        if row["date"]:
+            source += f" ({row['date']})"
+        t.add_row(row["type"], row["model"], str(row["sessions"]), _usd(row["cost"]), source)
+    console.print(t)
+    totals = cost.totals()
+    console.print(
+        f"Total cost: {_usd(totals.total)} (llm {_usd(totals.llm)}, stt {_usd(totals.stt)}, "
+        f"tts {_usd(totals.tts)}); per minute of session: {_usd(cost.per_minute())}",
+        markup=False,
+    )
+    if cost.unknown:
+        console.print(f"No price for {', '.join(cost.unknown)}: its cost is unknown; add it "
+                      "with --prices FILE (see `lkmetrics prices --help`).", markup=False)
 
 
 def report(report: Report, fmt: str, out: IO[str],
@@ -168,6 +220,7 @@ def report(report: Report, fmt: str, out: IO[str],
                              if k not in ("type", "model", "sessions"))
             u.add_row(str(entry["type"]), str(entry["model"]), str(entry["sessions"]), rest)
         console.print(u)
+    _cost_tables(report, console)
     if report.kinds:
         k = Table(title="Records per kind", title_justify="left")
         k.add_column("Kind")
@@ -183,7 +236,9 @@ def budgets(results: Sequence[BudgetResult], err: IO[str]) -> None:
         unit = r.budget.figure.unit
         where = "" if r.group == "all" else f" [{r.group}]"
         limit = fmt_value(r.budget.limit, unit)
-        if r.value is None:
+        if r.unknown:
+            state = f"BROKEN: unknown, no price for {', '.join(r.unknown)}"
+        elif r.value is None:
             state = "not checked: no values"
         else:
             state = ("BROKEN" if r.broken else "ok") + f": {fmt_value(r.value, unit)}"
@@ -210,7 +265,8 @@ def compare(cmp: Comparison, fmt: str, out: IO[str]) -> None:
     from rich.table import Table
 
     table = Table(title=f"A = {cmp.a}   B = {cmp.b}", title_justify="left",
-                  caption="diff = B - A, ratio = B / A; faster: lower time or higher rate",
+                  caption="diff = B - A, ratio = B / A; faster: lower time or higher rate; "
+                  "cheaper: lower cost (USD)",
                   caption_justify="left")
     table.add_column("Figure")
     for name in ("A p50", "B p50", "diff", "ratio", "A p95", "B p95", "diff", "ratio"):
@@ -219,7 +275,8 @@ def compare(cmp: Comparison, fmt: str, out: IO[str]) -> None:
     for f in cmp.figures:
         unit = f.figure.unit
         verdict = f.verdict
-        mark = {"faster": "[green]faster[/]", "slower": "[red]slower[/]"}.get(
+        mark = {"faster": "[green]faster[/]", "slower": "[red]slower[/]",
+                "cheaper": "[green]cheaper[/]", "costlier": "[red]costlier[/]"}.get(
             verdict or "", verdict or "-"
         )
         table.add_row(

@@ -22,7 +22,8 @@ def number(value: Any) -> float | None:
 
 
 def fmt_value(value: float | int | None, unit: str) -> str:
-    """A value in its unit: ``312 ms``, ``4.2 ms``, ``1.24 s``, ``33.9 tok/s``; ``-`` if None."""
+    """A value in its unit: ``312 ms``, ``4.2 ms``, ``1.24 s``, ``33.9 tok/s``, ``$0.00213``;
+    ``-`` if None."""
     if value is None:
         return MISSING
     if unit == "s":
@@ -32,6 +33,8 @@ def fmt_value(value: float | int | None, unit: str) -> str:
         return f"{value:.2f} s"
     if unit == "tok/s":
         return f"{value:.1f} tok/s"
+    if unit == "USD":
+        return f"${value:.5f}" if abs(value) < 0.1 else f"${value:.4f}"
     return f"{value:g} {unit}".strip()
 
 

@@ -233,3 +233,46 @@ def test_the_command_refuses_a_port_in_use_before_livekit_starts() -> None:
 def test_the_command_refuses_a_bad_otlp_url() -> None:
     result = _console("--otlp", "ftp://collector")
     assert result.exit_code == 2 and "--otlp" in result.output
+
+
+def test_one_endpoint_covers_every_job_process_of_a_worker() -> None:
+    """run/dev: each job is a child process whose records reach the worker's pipeline through
+    the relay; the worker's one /metrics shows every job's turns."""
+    import sys
+    import textwrap
+
+    from conftest import subprocess_env
+
+    from lkmetrics.agent.pipeline import Pipeline
+    from lkmetrics.agent.relay import RelayServer
+
+    (prom,) = open_fleet_writers(prometheus_port=0, otlp_url=None)
+    assert isinstance(prom, PrometheusWriter)
+    pipeline = Pipeline([prom])
+    relay = RelayServer(pipeline)
+    jobs = []
+    for job, turns in (("job-a", 5), ("job-b", 3)):
+        child = textwrap.dedent(f"""
+            from lkmetrics.agent.pipeline import Pipeline
+            from lkmetrics.agent.relay import RelayWriter
+            relay = RelayWriter({relay.path!r})
+            p = Pipeline([relay], summarise=False, on_session_end=relay.end_session)
+            p.put({job!r}, {{"kind": "session", "llm": "openai/gpt-4o"}})
+            for i in range({turns}):
+                p.put({job!r}, {{"kind": "turn", "e2e_latency": 0.5 + i / 10}})
+            p.end_session({job!r})
+            p.close()
+        """)
+        jobs.append(subprocess.Popen([sys.executable, "-c", child], env=subprocess_env()))
+    try:
+        assert [j.wait(60) for j in jobs] == [0, 0]
+        relay.close()
+        assert pipeline.flush(10)
+        with urllib.request.urlopen(f"http://127.0.0.1:{prom.port}/metrics", timeout=5) as r:
+            body = r.read().decode()
+        assert 'lkmetrics_turns_total{model="gpt-4o",provider="openai"} 8.0' in body
+        assert 'lkmetrics_sessions_total{model="gpt-4o",provider="openai"} 2.0' in body
+        assert ('lkmetrics_turn_e2e_latency_seconds_count{model="gpt-4o",provider="openai"} 8.0'
+                in body)
+    finally:
+        pipeline.close()

@@ -34,6 +34,11 @@ class Figure:
     field: str
     unit: str  # "s" or "tok/s"
 
+    @property
+    def higher_is_better(self) -> bool:
+        """A rate (tok/s) is better higher; a time is better lower."""
+        return self.unit != "s"
+
 
 FIGURES: tuple[Figure, ...] = (
     Figure("llm.ttft", "LLM time to first token", "llm", "ttft", "s"),

@@ -111,7 +111,8 @@ def report_cmd(
             metavar="FIGURE.STAT=LIMIT",
             help="A latency budget, e.g. e2e.p95=1.2s or llm.ttft.p50=500ms; repeatable. "
             "Exit 1 naming every broken budget. A time's LIMIT is a ceiling; for "
-            "llm.decode_rate (higher is better) it is a floor. FIGURE: e2e, llm.ttft, llm.duration, "
+            "llm.decode_rate (higher is better) it is a floor. FIGURE: e2e, llm.ttft, "
+            "llm.duration, "
             "llm.decode_rate (tok/s), tts.ttfb, stt.duration, eou.delay, "
             "eou.transcription_delay; STAT: mean, p50, p90, p95, p99, max.",
             show_default=False,

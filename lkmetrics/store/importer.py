@@ -24,6 +24,7 @@ from lkmetrics.records import SCHEMA_VERSION
 from lkmetrics.store.rows import Batch, KindSpec, Row, check_record, spec
 from lkmetrics.store.validate import (
     INT64_MAX,
+    MAX_DEPTH,
     TIME_MAX,
     Unstorable,
     known_fields_problem,
@@ -195,6 +196,7 @@ def _parse_chunk(data: bytes, first: int) -> _Parsed:
     whitespace = _WHITESPACE
     newest = SCHEMA_VERSION
     time_max = TIME_MAX
+    max_depth = MAX_DEPTH
     known = known_fields_problem
     size = 0
     sid: Any
@@ -210,7 +212,13 @@ def _parse_chunk(data: bytes, first: int) -> _Parsed:
             if not text:
                 continue
             try:
-                record = _checked_loads(text) if suspect and long_digits(text) else loads(text)
+                # what orjson reads unlike json.loads (a long integer, deep nesting) is
+                # parsed and checked by _checked_loads
+                if ((suspect and long_digits(text))
+                        or text.count("[") + text.count("{") > max_depth):
+                    record = _checked_loads(text)
+                else:
+                    record = loads(text)
             except Unstorable as e:
                 bad.append((lineno, str(e)))
                 continue

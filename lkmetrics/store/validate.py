@@ -25,7 +25,7 @@ INT64_MAX = 2**63 - 1  # SQLite's INTEGER range
 TIME_MAX = 253_402_300_799.0
 # token counts: summing a million of them can neither overflow SQLite nor lose precision
 TOKEN_MAX = 2**40
-MAX_DEPTH = 200  # nesting of objects and arrays
+MAX_DEPTH = 900  # nesting of objects and arrays (json.loads itself stops near 1000)
 
 NUMBER = (int, float)
 _NUM_OR_NONE = (int, float, type(None))
@@ -75,7 +75,9 @@ def envelope_problem(record: Any) -> str | None:
     if not isinstance(kind, str) or not kind:
         return "no kind"
     t = record.get("time")
-    if not isinstance(t, int | float) or isinstance(t, bool) or not math.isfinite(t):
+    if not isinstance(t, int | float) or isinstance(t, bool):
+        return "no numeric time"
+    if isinstance(t, float) and not math.isfinite(t):
         return "no numeric time"
     if not 0 <= t <= TIME_MAX:
         return f"time {t!r} is not a Unix time between 1970 and 9999"

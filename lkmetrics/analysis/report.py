@@ -41,10 +41,14 @@ def parse_since(text: str, now: float | None = None) -> float:
     m = _SINCE_RE.match(text)
     if m:
         now = time.time() if now is None else now
-        return now - float(m.group(1)) * _UNIT_SECONDS[m.group(2)]
+        start = now - float(m.group(1)) * _UNIT_SECONDS[m.group(2)]
+        if not start >= 0:  # also NaN
+            raise UsageError(f"--since {text} reaches back before 1970; give a shorter "
+                             "duration, or leave --since out to report everything.")
+        return start
     try:
         return datetime.fromisoformat(text.strip()).timestamp()
-    except ValueError:
+    except (ValueError, OverflowError, OSError):
         raise UsageError(
             f"--since expects a duration like 30m, 1h, 1d, 2w or a date like 2025-11-27 "
             f"(got {text!r})."

@@ -81,7 +81,8 @@ def sessions(
     from lkmetrics.render import tables
 
     with _open(db) as store:
-        items = report.overview(store, limit if limit > 0 else None)
+        # 0, a negative or a limit beyond any store's size: every session
+        items = report.overview(store, limit if 0 < limit <= 2**31 else None)
     tables.sessions(items, out_format.value, sys.stdout)
 
 

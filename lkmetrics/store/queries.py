@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from lkmetrics.analysis.stats import Figure, figure_value
-from lkmetrics.errors import NotFoundError
+from lkmetrics.errors import NotFoundError, UsageError
 from lkmetrics.store.db import Database
 from lkmetrics.store.importer import BadLine, ImportResult, Progress
 from lkmetrics.store.rows import FIGURE_COLUMNS
@@ -136,6 +136,13 @@ class Store(Database):
 
     def resolve_session(self, ref: str) -> str:
         """A session id from ``last``, a full id or a unique prefix of one."""
+        try:
+            ref.encode("utf-8")
+        except UnicodeEncodeError:  # bytes that are not UTF-8 on the command line
+            raise UsageError(
+                f"session id {ref.encode('utf-8', 'backslashreplace').decode()} is not valid "
+                "UTF-8 text; see `lkmetrics sessions` for the ids."
+            ) from None
         self.require_sessions()
         with self.errors():
             if ref == "last":

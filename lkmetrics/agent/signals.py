@@ -49,10 +49,11 @@ def ctrl_c() -> None:
 
 
 @contextlib.contextmanager
-def recorded(on_first: Callable[[], None]) -> Iterator[Stop]:
+def recorded(on_first: Callable[[], None],
+             install: tuple[signal.Signals, ...] = HANDLED) -> Iterator[Stop]:
     """Note which of SIGINT/SIGTERM arrives and call ``on_first()`` on the first (it may
-    raise), unless the code inside installs handlers of its own: those are wrapped so the
-    signal is noted too."""
+    raise) of ``install``, unless the code inside installs handlers of its own: those are
+    wrapped so the signal is noted too."""
     stop = Stop()
     if threading.current_thread() is not threading.main_thread():
         yield stop
@@ -80,7 +81,7 @@ def recorded(on_first: Callable[[], None]) -> Iterator[Stop]:
             handler = wrap(handler)
         return real_signal(sig, handler)
 
-    for sig in HANDLED:
+    for sig in install:
         real_signal(sig, ours)
     signal.signal = spy  # type: ignore[assignment]
     try:

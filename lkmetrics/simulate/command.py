@@ -4,6 +4,7 @@ report each turn's outcome and record the exit status. Imports livekit only when
 from __future__ import annotations
 
 import contextlib
+import signal
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -41,7 +42,9 @@ def run_simulation(script: Script, agent: AgentOptions, out: OutputOptions) -> i
 
     err = Console(stderr=True)
     code = 1
-    with signals.recorded(signals.ctrl_c) as stop, contextlib.ExitStack() as stack:
+    # SIGTERM does what Ctrl-C does; Ctrl-C stays asyncio's (it cancels the session's task)
+    with signals.recorded(signals.ctrl_c, (signal.SIGTERM,)) as stop, \
+            contextlib.ExitStack() as stack:
         try:
             return _simulate(script, settings, out, err, stack, stop)
         except KeyboardInterrupt:  # before the session started: nothing to close

@@ -46,7 +46,7 @@ POISON = [
     ("NaN", line(9).replace('"duration": 1.5', '"duration": NaN'), "not finite"),
     ("string figure", line(10, ttft="0.2"), "ttft is a string"),
     ("bool token", line(11, prompt_tokens=True), "prompt_tokens"),
-    ("40-digit int", line(12, extra=10**40), "beyond 64 bits"),
+    ("40-digit turn", line(12, kind="turn", turn=10**40), "turn"),
     ("deep nesting", line(13).replace('"seq"', '"x": ' + "[" * 2000 + "]" * 2000 + ', "seq"'),
      "nested too deeply"),
 ]

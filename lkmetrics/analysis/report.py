@@ -41,11 +41,8 @@ def parse_since(text: str, now: float | None = None) -> float:
     m = _SINCE_RE.match(text)
     if m:
         now = time.time() if now is None else now
-        start = now - float(m.group(1)) * _UNIT_SECONDS[m.group(2)]
-        if not start >= 0:  # also NaN
-            raise UsageError(f"--since {text} reaches back before 1970; give a shorter "
-                             "duration, or leave --since out to report everything.")
-        return start
+        # a duration reaching back before 1970 (or beyond any float) means everything
+        return max(0.0, now - float(m.group(1)) * _UNIT_SECONDS[m.group(2)])
     try:
         return datetime.fromisoformat(text.strip()).timestamp()
     except (ValueError, OverflowError, OSError):

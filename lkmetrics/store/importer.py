@@ -7,7 +7,6 @@ import contextlib
 import gzip
 import json
 import os
-import re
 import signal
 import sqlite3
 import sys
@@ -94,21 +93,17 @@ def _checked_loads(text: str) -> Any:
     return value
 
 
-# a run of 19 digits: an integer that may be beyond 64 bits (orjson reads those as floats)
-_LONG_DIGITS = re.compile(r"\d{19}")
-_LONG_DIGITS_BYTES = re.compile(rb"\d{19}")
-
-
 def _json_loads() -> Callable[[str], Any]:
     """The fastest JSON parser at hand that accepts exactly what :func:`_checked_loads` does.
 
     orjson when it is installed (an optional speed-up), else the standard library's scanner
     without the ``json.loads`` wrappers. Whatever the fast parser rejects goes to
     :func:`_checked_loads`, which then accepts it or raises the error reported for the line.
-    What orjson accepts has no non-finite number and no lone surrogate; it reads an integer
-    beyond 64 bits as a float, so lines with long digit runs go to ``_checked_loads`` first
-    (see :func:`_parse_chunk`). The stdlib scanner accepts all of those, so its values are
-    walked by :func:`lkmetrics.store.validate.value_problem`.
+    What orjson accepts has no non-finite number and no lone surrogate (it reads an integer
+    beyond 64 bits as a float: the stored text keeps it, and the validator bounds the
+    integers lkmetrics reads); it nests deeper than json.loads can, so deeply nested lines go
+    to ``_checked_loads`` first (see :func:`_parse_chunk`). The stdlib scanner accepts all of
+    those, so its values are walked by :func:`lkmetrics.store.validate.value_problem`.
     """
     import importlib
 
@@ -185,8 +180,6 @@ def _parse_chunk(data: bytes, first: int) -> _Parsed:
     batch = Batch()
     bad: list[tuple[int, str]] = []
     lines = _utf8_lines(data)
-    suspect = _LONG_DIGITS_BYTES.search(data) is not None  # rare: then checked line by line
-    long_digits = _LONG_DIGITS.search
     if lines and lines[-1] == "":  # after the last newline (None: an undecodable last line)
         lines.pop()
     # kind -> (its spec, the row list of its insert statement)
@@ -212,10 +205,9 @@ def _parse_chunk(data: bytes, first: int) -> _Parsed:
             if not text:
                 continue
             try:
-                # what orjson reads unlike json.loads (a long integer, deep nesting) is
-                # parsed and checked by _checked_loads
-                if ((suspect and long_digits(text))
-                        or text.count("[") + text.count("{") > max_depth):
+                # what orjson reads and json.loads cannot (deep nesting) is parsed and
+                # checked by _checked_loads
+                if text.count("[") + text.count("{") > max_depth:
                     record = _checked_loads(text)
                 else:
                     record = loads(text)

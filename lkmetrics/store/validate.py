@@ -1,14 +1,14 @@
 """Whether a record can be stored: one validator for import, the recorder and migrations.
 
 A record is stored only if it reads back identically and every command can read it: the
-envelope is complete, times and integers are within range, floats are finite, strings are
-valid Unicode, and the fields lkmetrics reads (figures, tokens, model metadata, session
+envelope is complete, times and the integers it reads are within range, floats are finite,
+strings are valid Unicode, and the fields lkmetrics reads (figures, tokens, model metadata, session
 fields) have the types it expects. :func:`problem` gives the reason a record cannot be
 stored, or None.
 
 Two levels, so the import's hot loop stays fast. :func:`known_fields_problem` checks the
 envelope ranges and known fields only; that is enough for a record parsed by orjson, which
-already refuses non-finite numbers, lone surrogates and integers beyond 64 bits.
+already refuses non-finite numbers and lone surrogates.
 :func:`problem` adds a walk over every value, for records parsed any other way.
 """
 
@@ -114,18 +114,26 @@ def known_fields_problem(record: dict[str, Any], kind: str) -> str | None:
             for name in ("model_name", "model_provider"):
                 if type(meta.get(name)) not in _STR_OR_NONE:
                     return f"metadata.{name} is {_type_name(meta.get(name))}"
+    if kind in _COUNTED:
+        for name in _COUNTED[kind]:
+            n = get(name)
+            if type(n) is int and not 0 <= n <= INT64_MAX:
+                return f"{name} {n} is out of range"
     return None
 
 
+_COUNTED = {"turn": ("turn",), "session": ("turns", "pid")}  # integers lkmetrics reads
+
+
 def value_problem(value: Any, depth: int = 0) -> str | None:
-    """Why a JSON value would not round-trip (non-finite, too large, invalid Unicode)."""
+    """Why a JSON value would not round-trip (non-finite, invalid Unicode, too deep)."""
     t = type(value)
     if t is str:
         return _text_problem(value)
     if t is float:
         return None if math.isfinite(value) else "a number is not finite (NaN or Infinity)"
-    if t is int:
-        return None if -INT64_MAX - 1 <= value <= INT64_MAX else "an integer beyond 64 bits"
+    if t is int:  # any size json.loads reads (the ones lkmetrics reads are bounded)
+        return None
     if depth > MAX_DEPTH:
         return f"nested deeper than {MAX_DEPTH} levels"
     if t is dict:

@@ -21,7 +21,7 @@ DEFAULT_TTS = "cartesia/sonic-3"
 DEFAULT_VOICE = "9626c31c-bec5-4cca-baa8-f8ba9e84c8bc"
 DEFAULT_INSTRUCTIONS = "You are a helpful agent."
 
-# the environment variable through which the settings reach a job process
+# the environment variable naming the settings file a job process reads
 SETTINGS_ENV = "LKMETRICS_SETTINGS"
 
 SECRET_ENV = ("LIVEKIT_API_SECRET", "LIVEKIT_API_KEY", "OPENAI_API_KEY")
@@ -97,14 +97,48 @@ def parse_model(option: str, value: str, *, allow_none: bool) -> str | None:
     return v
 
 
+_USERINFO_RE = re.compile(r"(?i)\b([a-z][a-z0-9+.\-]*://)[^/\s@]*@")
+
+
+def mask_userinfo(text: str) -> str:
+    """``scheme://user:password@host`` -> ``scheme://***@host``, wherever it appears."""
+    return _USERINFO_RE.sub(r"\1***@", text)
+
+
+def parse_url(option: str, url: str, schemes: tuple[str, ...], example: str) -> str:
+    """A URL checked whole: one of ``schemes``, a host, no spaces, a valid port.
+
+    Every message masks the userinfo (``user:password@``) of what it echoes.
+    """
+    from urllib.parse import urlsplit
+
+    shown = mask_userinfo(url)
+    allowed = ", ".join(f"{s}://" for s in schemes)
+    problem = None
+    if any(c.isspace() or ord(c) < 32 for c in url):
+        problem = "must not hold a space or a control character"
+    else:
+        try:
+            parts = urlsplit(url)
+            port = parts.port  # raises ValueError for a port that is not a number in range
+        except ValueError as e:
+            problem = f"must have a valid port ({e})"
+        else:
+            if parts.scheme.lower() not in schemes:
+                problem = f"must be an {allowed.replace('://, ', ':// or ')} URL"
+            elif not parts.hostname:
+                problem = "must name a host"
+            elif port == 0:
+                problem = "must not use port 0"
+    if problem:
+        raise UsageError(f"{option} {problem}, e.g. {example} (got {shown!r}).")
+    return url
+
+
 def check_base_url(url: str | None) -> str | None:
     if url is None:
         return None
-    if not re.match(r"^https?://[^\s/]+", url):
-        raise UsageError(
-            f"--llm-base-url must be an http:// or https:// URL, "
-            f"e.g. http://127.0.0.1:8080/v1 (got {url!r})."
-        )
+    parse_url("--llm-base-url", url, ("http", "https"), "http://127.0.0.1:8080/v1")
     return url.rstrip("/")
 
 
@@ -139,15 +173,23 @@ class AgentSettings:
     def uses_local(self) -> bool:
         return "local" in (self.stt, self.llm, self.tts)
 
-    def to_env(self) -> str:
-        return json.dumps(asdict(self))
+    def to_env(self, directory: str) -> str:
+        """Write the settings as JSON into a file in ``directory`` (private to this user);
+        returns its path, which job processes find in SETTINGS_ENV. A file, not the variable
+        itself: Linux refuses an environment string over 128 KiB (long --instructions)."""
+        path = Path(directory) / "settings.json"
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            json.dump(asdict(self), f)
+        return str(path)
 
     @classmethod
     def from_env(cls) -> AgentSettings:
-        raw = os.environ.get(SETTINGS_ENV)
-        if not raw:
+        """The settings whose file SETTINGS_ENV names (defaults when it is not set)."""
+        path = os.environ.get(SETTINGS_ENV)
+        if not path:
             return cls()
-        data: dict[str, Any] = json.loads(raw)
+        data: dict[str, Any] = json.loads(Path(path).read_text(encoding="utf-8"))
         return cls(**data)
 
 
@@ -156,21 +198,39 @@ def load_env_file(path: Path | None) -> Path | None:
 
     Variables already set in the environment win over the file.
     """
-    from dotenv import load_dotenv
-
     if path is not None:
         if not path.is_file():
             raise UsageError(
                 f"--env-file {path} does not exist; create it (see .env.example) "
                 "or leave the option out to read ./.env."
             )
-        load_dotenv(path, override=False)
+        _load_dotenv(path, "--env-file " + str(path))
         return path
     default = Path(".env")
     if default.is_file():
-        load_dotenv(default, override=False)
+        _load_dotenv(default, "./.env")
         return default
     return None
+
+
+def _load_dotenv(path: Path, what: str) -> None:
+    """Load a .env file that must be UTF-8 text (a binary file is a usage error)."""
+    from dotenv import load_dotenv
+
+    try:
+        data = path.read_bytes()
+        text = data.decode("utf-8")
+    except OSError as e:
+        raise UsageError(f"cannot read {what} ({e.strerror or e}).") from None
+    except UnicodeDecodeError:
+        raise UsageError(f"{what} is not a text file (not UTF-8); pass a .env file of "
+                         "NAME=value lines (see .env.example).") from None
+    if "\x00" in text:
+        raise UsageError(f"{what} is not a text file (it holds NUL bytes); pass a .env file "
+                         "of NAME=value lines (see .env.example).")
+    import io
+
+    load_dotenv(stream=io.StringIO(text), override=False)
 
 
 def check_credentials(settings: AgentSettings) -> None:
@@ -194,9 +254,7 @@ def check_server_url(url: str | None, command: str) -> str:
             f"`lkmetrics {command}` needs a LiveKit server URL: pass --url wss://... or set "
             "LIVEKIT_URL in the environment or in .env."
         )
-    if not re.match(r"^(wss?|https?)://", url):
-        raise UsageError(f"--url must start with ws://, wss://, http:// or https:// (got {url!r}).")
-    return url
+    return parse_url("--url", url, ("ws", "wss", "http", "https"), "wss://my-project.livekit.cloud")
 
 
 def app_dir() -> Path:
@@ -210,7 +268,8 @@ def app_dir() -> Path:
 
 
 def redact(text: str) -> str:
-    """Replace the values of secret environment variables in ``text``."""
+    """Replace the values of secret environment variables and URL userinfo in ``text``."""
+    text = mask_userinfo(text)
     for var in SECRET_ENV:
         value = os.environ.get(var)
         if value and len(value) >= 4:

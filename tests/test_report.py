@@ -134,6 +134,7 @@ def test_parse_since() -> None:
     assert report.parse_since("90m", now) == now - 5400
     assert report.parse_since("1d", now) == now - 86400
     assert report.parse_since("2w", now) == now - 14 * 86400
+    assert report.parse_since("9" * 400 + "d", now) == float("-inf")  # issue 8: everything
     assert report.parse_since("2025-11-27") == datetime(2025, 11, 27).timestamp()
     assert report.parse_since("2025-11-27T14:30") == datetime(2025, 11, 27, 14, 30).timestamp()
     for bad in ("yesterday", "1y", "", "-1h"):

@@ -125,11 +125,17 @@ def test_failed_turn_exits_1_names_it_and_stops_the_server() -> None:
     assert records(proc.stdout)[-1]["kind"] == "summary"
 
 
-def test_ctrl_c_stops_the_server_and_keeps_the_records(tmp_path: Path) -> None:
+@pytest.mark.parametrize(("sig", "code", "status"), [(signal.SIGINT, 130, "interrupted"),
+                                                     (signal.SIGTERM, 143, "terminated")])
+def test_ctrl_c_stops_the_server_and_keeps_the_records(tmp_path: Path, sig: int, code: int,
+                                                       status: str) -> None:
+    """SIGTERM is handled as Ctrl-C is (issue 8): summary in the file and the store, every
+    record of the file in the store, the exit status recorded."""
     out = tmp_path / "rec.jsonl"
+    db = tmp_path / "m.db"
     proc = subprocess.Popen(
         [sys.executable, "-m", "lkmetrics", "simulate", "--local", "--format", "none",
-         "--output", str(out), "--no-record"],
+         "--output", str(out), "--db", str(db)],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=subprocess_env())
     deadline = time.monotonic() + 300
     while time.monotonic() < deadline:  # wait for the first completed turn
@@ -139,10 +145,29 @@ def test_ctrl_c_stops_the_server_and_keeps_the_records(tmp_path: Path) -> None:
     else:
         proc.kill()
         pytest.fail("no turn was recorded")
-    proc.send_signal(signal.SIGINT)
+    proc.send_signal(sig)
     _, stderr = proc.communicate(timeout=60)
-    assert proc.returncode == 130, stderr[-3000:]
+    assert proc.returncode == code, stderr[-3000:]
+    assert "Traceback" not in stderr
     assert wait_gone(server_pid(stderr))
     recs = records(out.read_text())
     assert recs[-1]["kind"] == "summary"
     assert any(r["kind"] == "turn" for r in recs)
+    from lkmetrics.store import Store
+
+    with Store.open(db) as s:
+        stored = s.conn.execute("SELECT count(*) FROM records").fetchone()[0]
+        (exit_status,) = s.conn.execute("SELECT exit_status FROM sessions").fetchone()
+    assert stored == len(recs) and exit_status == status
+
+
+def test_timed_out_turn_records_timeout(tmp_path: Path) -> None:
+    db = tmp_path / "m.db"
+    proc = lkmetrics("simulate", "--local", "--say", "Hello there.", "--timeout", "0.5",
+                     "--format", "none", "--no-greet", "--db", str(db))
+    assert proc.returncode == 1, proc.stderr[-3000:]
+    from lkmetrics.store import Store
+
+    with Store.open(db) as s:
+        (exit_status,) = s.conn.execute("SELECT exit_status FROM sessions").fetchone()
+    assert exit_status == "timeout"

@@ -13,6 +13,7 @@ import contextlib
 import json
 import logging
 import os
+import shutil
 import socket
 import tempfile
 import threading
@@ -34,7 +35,7 @@ class RelayServer:
 
     def __init__(self, pipeline: Pipeline) -> None:
         self._pipeline = pipeline
-        self._dir = tempfile.mkdtemp(prefix="lkmetrics-")
+        self._dir = tempfile.mkdtemp(prefix="lkmetrics-")  # mode 0700: this user's only
         self.path = str(Path(self._dir) / "relay.sock")
         self._sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         self._sock.bind(self.path)
@@ -43,6 +44,11 @@ class RelayServer:
         self._closed = False
         t = threading.Thread(target=self._accept, name="lkmetrics-relay", daemon=True)
         t.start()
+
+    @property
+    def directory(self) -> str:
+        """The private temp dir of this run (the socket, the settings file); removed on close."""
+        return self._dir
 
     def export_env(self) -> None:
         os.environ[RELAY_ENV] = self.path
@@ -84,9 +90,7 @@ class RelayServer:
             self._sock.close()
         for t in self._threads:
             t.join(timeout)
-        with contextlib.suppress(OSError):
-            os.unlink(self.path)
-            os.rmdir(self._dir)
+        shutil.rmtree(self._dir, ignore_errors=True)
 
 
 class RelayWriter:

@@ -13,6 +13,7 @@ import sys
 from collections.abc import Iterator
 from typing import Any
 
+from lkmetrics.agent import signals
 from lkmetrics.agent.output import open_output
 from lkmetrics.config import (
     SETTINGS_ENV,
@@ -67,7 +68,6 @@ def _livekit_console() -> Any:
 
 def _delegate(command: str, livekit_args: list[str], settings: AgentSettings,
               opts: OutputOptions, *, log_level: str) -> int:
-    os.environ[SETTINGS_ENV] = settings.to_env()
     table = command == "console" and opts.format is OutputFormat.table
     out = open_output(opts, settings.show, console=_livekit_console() if table else None)
     pipeline = out.pipeline()
@@ -84,17 +84,36 @@ def _delegate(command: str, livekit_args: list[str], settings: AgentSettings,
 
     relay = RelayServer(pipeline)
     relay.export_env()
+    os.environ[SETTINGS_ENV] = settings.to_env(relay.directory)
     server.set_owner_pipeline(pipeline)
     code = 0
-    try:
-        with _argv(["lkmetrics", *livekit_args, "--log-level", log_level]):
-            cli.run_app(server.build_server())
-    except SystemExit as e:
-        code = e.code if isinstance(e.code, int) else (0 if e.code is None else 1)
-    except KeyboardInterrupt:
-        code = 130
-    finally:
-        server.set_owner_pipeline(None)
-        relay.close()
-        out.close(pipeline, code)
+    # LiveKit's own first-signal exit, so `connect` (which installs no handlers) stops cleanly
+    exit_cli: type[BaseException] = getattr(_legacy_module(), "_ExitCli", SystemExit)
+
+    def stop_cli() -> None:
+        raise exit_cli()
+
+    with signals.recorded(stop_cli) as stop:
+        try:
+            with _argv(["lkmetrics", *livekit_args, "--log-level", log_level]):
+                cli.run_app(server.build_server())
+        except SystemExit as e:
+            code = e.code if isinstance(e.code, int) else (0 if e.code is None else 1)
+        except KeyboardInterrupt:
+            code = 130
+        finally:
+            with signals.quiet(stop):
+                code = stop.exit_code or code
+                server.set_owner_pipeline(None)
+                relay.close()
+                out.close(pipeline, code)
     return code
+
+
+def _legacy_module() -> Any:
+    try:
+        from livekit.agents.cli import _legacy
+
+        return _legacy
+    except ImportError:  # a LiveKit release without it
+        return None

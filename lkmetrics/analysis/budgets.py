@@ -32,7 +32,8 @@ BUDGET_STATS = ("mean", "p50", "p90", "p95", "p99", "max")
 
 @dataclass(frozen=True)
 class Budget:
-    """``FIGURE.STAT=LIMIT``: fail when the stat of the figure is over the limit."""
+    """``FIGURE.STAT=LIMIT``: fail when the stat is over the limit (under it for a figure where
+    higher is better, such as ``llm.decode_rate``: there the limit is a floor)."""
 
     spec: str
     figure: Figure
@@ -51,7 +52,11 @@ class BudgetResult:
     def broken(self) -> bool:
         if self.unknown:
             return True
-        return self.value is not None and self.value > self.budget.limit
+        if self.value is None:
+            return False
+        if self.budget.figure.higher_is_better:  # a floor
+            return self.value < self.budget.limit
+        return self.value > self.budget.limit
 
 
 _BUDGET_RE = re.compile(
@@ -124,8 +129,9 @@ def fail_on_broken(results: Sequence[BudgetResult]) -> None:
             parts.append(f"{r.budget.figure.name}.{r.budget.stat} is unknown: no price for "
                          f"{', '.join(r.unknown)} (add one with --prices FILE)")
             continue
+        op = "<" if r.budget.figure.higher_is_better else ">"
         parts.append(
-            f"{r.budget.figure.name}.{r.budget.stat} = {fmt_value(r.value, unit)} > "
+            f"{r.budget.figure.name}.{r.budget.stat} = {fmt_value(r.value, unit)} {op} "
             f"{fmt_value(r.budget.limit, unit)}{where}"
         )
     noun = "budget" if len(broken) == 1 else "budgets"

@@ -51,14 +51,22 @@ def parse_since(text: str, now: float | None = None) -> float:
     m = _SINCE_RE.match(text)
     if m:
         now = time.time() if now is None else now
+        # a duration beyond any float reaches back forever: everything (-inf)
         return now - float(m.group(1)) * _UNIT_SECONDS[m.group(2)]
     try:
         return datetime.fromisoformat(text.strip()).timestamp()
-    except ValueError:
+    except (ValueError, OverflowError, OSError):
         raise UsageError(
             f"--since expects a duration like 30m, 1h, 1d, 2w or a date like 2025-11-27 "
             f"(got {text!r})."
         ) from None
+
+
+def _date(t: float) -> str:
+    try:
+        return datetime.fromtimestamp(t).isoformat(sep=" ", timespec="seconds")
+    except (OverflowError, OSError, ValueError):  # before year 1: since the beginning
+        return "the beginning"
 
 
 @dataclass(frozen=True)
@@ -81,7 +89,7 @@ def select(store: Store, session: str | None, since: str | None) -> Selection:
         desc = f"session {sid}"
         ids = (sid,)
     if start is not None:
-        desc += f" since {datetime.fromtimestamp(start).isoformat(sep=' ', timespec='seconds')}"
+        desc += f" since {_date(start)}"
     return Selection(Scope(ids, start), desc)
 
 

@@ -34,6 +34,11 @@ class Figure:
     field: str  # a key of the record, or "outer.inner" for one inside a dict field
     unit: str  # "s", "tok/s" or "USD"
 
+    @property
+    def higher_is_better(self) -> bool:
+        """A rate (tok/s) is better higher; a time or a cost is better lower."""
+        return self.unit == "tok/s"
+
 
 FIGURES: tuple[Figure, ...] = (
     Figure("llm.ttft", "LLM time to first token", "llm", "ttft", "s"),

@@ -89,7 +89,8 @@ def sessions(
     from lkmetrics.render import tables
 
     with _open(db) as store:
-        items = report.overview(store, limit if limit > 0 else None)
+        # 0, a negative or a limit beyond any store's size: every session
+        items = report.overview(store, limit if 0 < limit <= 2**31 else None)
     tables.sessions(items, out_format.value, sys.stdout)
 
 
@@ -118,7 +119,8 @@ def report_cmd(
             "--fail-over",
             metavar="FIGURE.STAT=LIMIT",
             help="A latency budget, e.g. e2e.p95=1.2s or llm.ttft.p50=500ms; repeatable. "
-            "Exit 1 naming every broken budget. FIGURE: "
+            "Exit 1 naming every broken budget. A time's LIMIT is a ceiling; for "
+            "llm.decode_rate (higher is better) it is a floor. FIGURE: "
             f"{', '.join(f.name for f in FIGURES)}, cost.turn, cost.session (USD, e.g. "
             "cost.turn.p95=0.002); STAT: mean, p50, p90, p95, p99, max.",
             show_default=False,

@@ -150,8 +150,9 @@ class LlamaServer:
         return self
 
     def _child_env(self) -> dict[str, str]:
-        """The child's environment: ours, plus the parent pid and an import path to lkmetrics."""
-        env = dict(os.environ)
+        """The child's environment: only what a Python process and llama.cpp use (never the
+        LiveKit or OpenAI secrets), plus the parent pid and an import path to lkmetrics."""
+        env = child_env()
         env[PARENT_ENV] = str(os.getpid())
         paths = [_PACKAGE_ROOT, *filter(None, env.get("PYTHONPATH", "").split(os.pathsep))]
         env["PYTHONPATH"] = os.pathsep.join(paths)
@@ -221,6 +222,20 @@ class LlamaServer:
     ) -> None:
         """Stop the server, whatever happened inside the block."""
         self.stop()
+
+
+# what a child process may inherit: system basics, locale, temp dirs, Python, compute libraries
+CHILD_ENV_NAMES = frozenset({"PATH", "HOME", "USER", "LOGNAME", "LANG", "LANGUAGE", "TZ",
+                             "TMPDIR", "TEMP", "TMP", "PYTHONPATH", "PYTHONHOME",
+                             "VIRTUAL_ENV", "LD_LIBRARY_PATH", "SYSTEMROOT", "HF_HOME",
+                             "XDG_CACHE_HOME", "LKMETRICS_HOME"})
+CHILD_ENV_PREFIXES = ("LC_", "OMP_", "GGML_", "LLAMA_", "CUDA_", "OPENBLAS_", "MKL_", "PYENV_")
+
+
+def child_env() -> dict[str, str]:
+    """A minimal environment for a child process: no credentials, only what it runs with."""
+    return {k: v for k, v in os.environ.items()
+            if k in CHILD_ENV_NAMES or k.startswith(CHILD_ENV_PREFIXES)}
 
 
 def _terminate(proc: subprocess.Popen[bytes], grace: float) -> None:

@@ -42,6 +42,10 @@ def write_wav_pcm16(path: str | Path, pcm: Pcm16, sample_rate: int, num_channels
         wav.writeframes(np.ascontiguousarray(pcm, dtype="<i2").tobytes())
 
 
+MIN_RATE, MAX_RATE = 4_000, 192_000  # sane sample rates of a WAV file, in Hz
+MAX_CHANNELS = 32
+
+
 def read_wav_pcm16_mono(path: str | Path, target_rate: int) -> Pcm16:
     """Read a PCM or float WAV (any width, rate and channel count) as int16 mono at TARGET_RATE.
 
@@ -76,8 +80,16 @@ def _parse_riff(data: bytes, path: str | Path) -> tuple[int, int, int, int, byte
             )
             if tag == _FORMAT_EXTENSIBLE and len(body) >= 26:
                 (tag,) = struct.unpack_from("<H", body, 24)  # the sub-format GUID's first field
-            if channels < 1 or rate < 1 or block_align < channels:
-                raise UsageError(f"{path} has a broken WAV header.")
+            if not 1 <= channels <= MAX_CHANNELS or block_align < channels:
+                raise UsageError(f"{path} has a broken WAV header ({channels} channels, "
+                                 f"{block_align} bytes a frame).")
+            if not MIN_RATE <= rate <= MAX_RATE:
+                # resampling 1 Hz to 16 kHz would ask for 16,000 times the file in memory
+                raise UsageError(f"{path} claims a sample rate of {rate:,} Hz; a WAV file must "
+                                 f"be {MIN_RATE // 1000} to {MAX_RATE // 1000} kHz.")
+            if block_align // channels not in (1, 2, 3, 4, 8):
+                raise UsageError(f"{path} has a broken WAV header ({block_align} bytes a "
+                                 f"frame for {channels} channels).")
             fmt = (tag, channels, rate, block_align // channels)
         elif chunk_id == b"data":
             if fmt is None:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import csv
 import json
+import math
 from collections.abc import Sequence
 from typing import IO, TYPE_CHECKING, Any
 
@@ -27,7 +28,18 @@ def _console(out: IO[str]) -> Console:
 
 
 def _dumps(obj: Any) -> str:
-    return json.dumps(obj, separators=(",", ":"), ensure_ascii=False)
+    """Strict JSON: a non-finite number (which older stores may hold) is written as null."""
+    return json.dumps(_finite(obj), separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+
+
+def _finite(obj: Any) -> Any:
+    if isinstance(obj, float):
+        return obj if math.isfinite(obj) else None
+    if isinstance(obj, dict):
+        return {k: _finite(v) for k, v in obj.items()}
+    if isinstance(obj, list | tuple):
+        return [_finite(v) for v in obj]
+    return obj
 
 
 # -- sessions ---------------------------------------------------------------------------------

@@ -6,6 +6,7 @@ figure reads the same wherever it is shown: ``312 ms``, ``1.24 s``, ``33.9 tok/s
 
 from __future__ import annotations
 
+import math
 from datetime import datetime
 from typing import Any
 
@@ -70,12 +71,15 @@ def timestamp(t: Any) -> str:
     """A Unix time as local ``YYYY-MM-DD HH:MM:SS``."""
     if not is_number(t):
         return MISSING
-    return datetime.fromtimestamp(t).strftime("%Y-%m-%d %H:%M:%S")
+    try:
+        return datetime.fromtimestamp(t).strftime("%Y-%m-%d %H:%M:%S")
+    except (OverflowError, OSError, ValueError):  # a time no date holds (an older store)
+        return MISSING
 
 
 def elapsed(value: float | None) -> str:
     """A session's length: ``12.3 s``, ``4m05s``, ``2h03m``."""
-    if value is None:
+    if value is None or not math.isfinite(value):
         return MISSING
     if value < 60:
         return f"{value:.1f} s"

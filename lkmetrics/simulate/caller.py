@@ -146,6 +146,7 @@ class TurnResult:
     heard: str | None = None
     said: str | None = None
     seconds: float = 0.0
+    timed_out: bool = False  # the session's exit status is then ``timeout``
 
 
 @dataclass
@@ -205,7 +206,7 @@ class Caller:
             heard = self._users[-1] if len(self._users) > users_before else None
             what = "no transcript" if heard is None else "no reply"
             return TurnResult(index, False, f"timed out after {timeout:.0f}s ({what})", heard,
-                              None, time.monotonic() - t0)
+                              None, time.monotonic() - t0, timed_out=True)
         heard = self._users[-1] if len(self._users) > users_before else None
         if on_audio is not None:
             on_audio(self.speaker.take_frames())

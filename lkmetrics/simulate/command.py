@@ -4,12 +4,17 @@ report each turn's outcome and record the exit status. Imports livekit only when
 from __future__ import annotations
 
 import contextlib
+import signal
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from lkmetrics.config import AgentOptions, OutputOptions, prepare
+from lkmetrics.agent import signals
+from lkmetrics.config import AgentOptions, AgentSettings, OutputOptions, prepare
 from lkmetrics.errors import UsageError
+
+MAX_TURNS = 100_000  # each turn holds its utterance's audio in memory
+MAX_SECONDS = 86_400.0  # NaN fails every comparison, so it is refused too
 
 
 @dataclass(frozen=True)
@@ -25,10 +30,11 @@ class Script:
 
 def run_simulation(script: Script, agent: AgentOptions, out: OutputOptions) -> int:
     """0 when every turn got a reply, 1 when any timed out or failed, 130 on Ctrl-C."""
-    if script.turns < 1:
-        raise UsageError(f"--turns must be at least 1 (got {script.turns}).")
-    if script.timeout <= 0 or script.pause < 0:
-        raise UsageError("--timeout must be positive and --pause not negative.")
+    if not 1 <= script.turns <= MAX_TURNS:
+        raise UsageError(f"--turns must be from 1 to {MAX_TURNS:,} (got {script.turns}).")
+    if not (0 < script.timeout <= MAX_SECONDS and 0 <= script.pause <= MAX_SECONDS):
+        raise UsageError(f"--timeout must be above 0 and --pause at least 0, both at most "
+                         f"{MAX_SECONDS:,} seconds (got {script.timeout}, {script.pause}).")
     settings = prepare("simulate", agent, out.show)
     if settings.stt is None:
         settings.turn_detection = "vad"  # nothing to detect turns from but the audio
@@ -37,46 +43,63 @@ def run_simulation(script: Script, agent: AgentOptions, out: OutputOptions) -> i
     settings.otlp_url = check_fleet_options(out.prometheus_port, out.otlp)
     from rich.console import Console
 
+    err = Console(stderr=True)
+    code = 1
+    # SIGTERM does what Ctrl-C does; Ctrl-C stays asyncio's (it cancels the session's task)
+    with signals.recorded(signals.ctrl_c, (signal.SIGTERM,)) as stop, \
+            contextlib.ExitStack() as stack:
+        try:
+            return _simulate(script, settings, out, err, stack, stop)
+        except KeyboardInterrupt:  # before the session started: nothing to close
+            return stop.exit_code or 130
+    return code
+
+
+def _simulate(script: Script, settings: AgentSettings, out: OutputOptions, err: Any,
+              stack: contextlib.ExitStack, stop: signals.Stop) -> int:
     from lkmetrics.agent.output import open_output
 
-    err = Console(stderr=True)
-    with contextlib.ExitStack() as stack:
-        with err.status("Loading LiveKit and the models..."):
-            from lkmetrics.simulate import run as sim
-            from lkmetrics.simulate.script import load_utterances
+    with err.status("Loading LiveKit and the models..."):
+        from lkmetrics.simulate import run as sim
+        from lkmetrics.simulate.script import load_utterances
 
-            utterances = load_utterances(script.say, script.turns)
-        if settings.llm == "local":
-            from lkmetrics.local.llm_server import start_local_llm
+        utterances = load_utterances(script.say, script.turns)
+    if settings.llm == "local":
+        from lkmetrics.local.llm_server import start_local_llm
 
-            settings.llm_base_url, settings.llm_model = start_local_llm(stack)
-        with err.status("Loading LiveKit and the models..."):
-            from lkmetrics.agent.server import build_components, load_models
+        settings.llm_base_url, settings.llm_model = start_local_llm(stack)
+    with err.status("Loading LiveKit and the models..."):
+        from lkmetrics.agent.server import build_components, load_models
 
-            userdata: dict[Any, Any] = {}
-            load_models(settings, userdata)
-            components = build_components(settings, userdata)
-        output = open_output(out, settings.show)
-        pipeline = output.pipeline()
-        if settings.otlp_url:
-            from lkmetrics.fleet import start_livekit_tracing
+        userdata: dict[Any, Any] = {}
+        load_models(settings, userdata)
+        components = build_components(settings, userdata)
+    output = open_output(out, settings.show)
+    pipeline = output.pipeline()
+    if settings.otlp_url:
+        from lkmetrics.fleet import start_livekit_tracing
 
-            stack.callback(start_livekit_tracing(settings.otlp_url))
-        code = 1
-        try:
-            results = sim.run(settings, components, pipeline, [u.pcm for u in utterances],
-                              pause=script.pause, timeout=script.timeout,
-                              record_dir=script.record_audio)
-            failed = [r for r in results if not r.ok]
-            missing = len(utterances) - len(results)
-            for r in failed:
-                err.print(f"[red]turn {r.index} ({utterances[r.index - 1].label}): "
-                          f"{r.error}[/red]")
-            if missing:
-                err.print(f"[red]{missing} turn(s) not run after the failure[/red]")
-            code = 1 if failed or missing else 0
-        except KeyboardInterrupt:
-            code = 130
-        finally:
-            output.close(pipeline, code)
-        return code
+        stack.callback(start_livekit_tracing(settings.otlp_url))
+    code = 1
+    status = None
+    try:
+        results = sim.run(settings, components, pipeline, [u.pcm for u in utterances],
+                          pause=script.pause, timeout=script.timeout,
+                          record_dir=script.record_audio)
+        failed = [r for r in results if not r.ok]
+        missing = len(utterances) - len(results)
+        for r in failed:
+            err.print(f"[red]turn {r.index} ({utterances[r.index - 1].label}): "
+                      f"{r.error}[/red]")
+        if missing:
+            err.print(f"[red]{missing} turn(s) not run after the failure[/red]")
+        code = 1 if failed or missing else 0
+        if any(r.timed_out for r in failed):
+            status = "timeout"
+    except KeyboardInterrupt:
+        code = 130
+    finally:
+        with signals.quiet(stop):  # SIGTERM (or Ctrl-C) as well as the end of the script
+            code = stop.exit_code or code
+            output.close(pipeline, code, status=None if stop.signal else status)
+    return code

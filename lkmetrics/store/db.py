@@ -127,10 +127,12 @@ class Database:
                     f"{self.path} is an SQLite database but not an lkmetrics store; pass --db "
                     "with another file."
                 )
-            self._use_wal()
-            conn.execute("PRAGMA synchronous = NORMAL")
+            # migrate before the switch to WAL: a migration that fails rolls back and leaves
+            # the file exactly as it was
             if version < LATEST_VERSION:
                 self.migrate()
+            self._use_wal()
+            conn.execute("PRAGMA synchronous = NORMAL")
 
     def _use_wal(self) -> None:
         """Switch the file to WAL mode, waiting out other processes doing the same.

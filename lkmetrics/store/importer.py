@@ -4,19 +4,32 @@ and written in short transactions, so an interrupted import keeps what it commit
 from __future__ import annotations
 
 import contextlib
+import gzip
 import json
 import os
+import signal
 import sqlite3
 import sys
+import threading
 import time
+import zlib
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, BinaryIO
+from typing import TYPE_CHECKING, Any, BinaryIO, cast
 
 from lkmetrics.errors import Interrupted, StoreError, UsageError
 from lkmetrics.records import SCHEMA_VERSION
-from lkmetrics.store.rows import INT64_MAX, Batch, KindSpec, Row, check_record, spec
+from lkmetrics.store.rows import Batch, KindSpec, Row, check_record, spec
+from lkmetrics.store.validate import (
+    INT64_MAX,
+    MAX_DEPTH,
+    TIME_MAX,
+    Unstorable,
+    known_fields_problem,
+    problem,
+    value_problem,
+)
 
 if TYPE_CHECKING:
     from lkmetrics.store.db import Database
@@ -69,16 +82,31 @@ def _read_chunks(f: BinaryIO) -> Iterator[tuple[int, bytes]]:
 _WHITESPACE = " \t\n\r\x0b\x0c"
 
 
+def _checked_loads(text: str) -> Any:
+    """:func:`json.loads`, raising :class:`Unstorable` for JSON that would not round-trip."""
+    try:
+        value = json.loads(text)
+    except RecursionError:
+        raise ValueError("nested too deeply") from None
+    if value_problem(value) is not None:
+        raise Unstorable(problem(value))  # the reason check_record gives
+    return value
+
+
 def _json_loads() -> Callable[[str], Any]:
-    """The fastest JSON parser at hand that accepts exactly what :func:`json.loads` accepts.
+    """The fastest JSON parser at hand that accepts exactly what :func:`_checked_loads` does.
 
     orjson when it is installed (an optional speed-up), else the standard library's scanner
     without the ``json.loads`` wrappers. Whatever the fast parser rejects goes to
-    ``json.loads``, which then accepts it or raises the error reported for the line.
+    :func:`_checked_loads`, which then accepts it or raises the error reported for the line.
+    What orjson accepts has no non-finite number and no lone surrogate (it reads an integer
+    beyond 64 bits as a float: the stored text keeps it, and the validator bounds the
+    integers lkmetrics reads); it nests deeper than json.loads can, so deeply nested lines go
+    to ``_checked_loads`` first (see :func:`_parse_chunk`). The stdlib scanner accepts all of
+    those, so its values are walked by :func:`lkmetrics.store.validate.value_problem`.
     """
     import importlib
 
-    loads = json.loads
     try:
         orjson: Any = importlib.import_module("orjson")
     except ImportError:
@@ -87,9 +115,13 @@ def _json_loads() -> Callable[[str], Any]:
         def stdlib_loads(text: str) -> Any:
             try:
                 value, end = scan(text, 0)
-            except (StopIteration, ValueError):
-                return loads(text)
-            return value if end == len(text) else loads(text)
+            except (StopIteration, ValueError, RecursionError):
+                return _checked_loads(text)
+            if end != len(text):
+                return _checked_loads(text)
+            if value_problem(value) is not None:
+                raise Unstorable(problem(value))
+            return value
 
         return stdlib_loads
     fast, fast_error = orjson.loads, orjson.JSONDecodeError
@@ -97,8 +129,8 @@ def _json_loads() -> Callable[[str], Any]:
     def orjson_loads(text: str) -> Any:
         try:
             return fast(text)
-        except fast_error:  # e.g. NaN, a lone surrogate, a 100-digit integer
-            return loads(text)
+        except fast_error:  # e.g. NaN, a lone surrogate, a 400-digit integer
+            return _checked_loads(text)
 
     return orjson_loads
 
@@ -148,7 +180,7 @@ def _parse_chunk(data: bytes, first: int) -> _Parsed:
     batch = Batch()
     bad: list[tuple[int, str]] = []
     lines = _utf8_lines(data)
-    if lines and not lines[-1]:
+    if lines and lines[-1] == "":  # after the last newline (None: an undecodable last line)
         lines.pop()
     # kind -> (its spec, the row list of its insert statement)
     kinds: dict[str, tuple[KindSpec, list[Row]]] = {}
@@ -156,6 +188,9 @@ def _parse_chunk(data: bytes, first: int) -> _Parsed:
     infos = batch.sessions.info
     whitespace = _WHITESPACE
     newest = SCHEMA_VERSION
+    time_max = TIME_MAX
+    max_depth = MAX_DEPTH
+    known = known_fields_problem
     size = 0
     sid: Any
     seq: Any
@@ -170,7 +205,15 @@ def _parse_chunk(data: bytes, first: int) -> _Parsed:
             if not text:
                 continue
             try:
-                record = loads(text)
+                # what orjson reads and json.loads cannot (deep nesting) is parsed and
+                # checked by _checked_loads
+                if text.count("[") + text.count("{") > max_depth:
+                    record = _checked_loads(text)
+                else:
+                    record = loads(text)
+            except Unstorable as e:
+                bad.append((lineno, str(e)))
+                continue
             except ValueError as e:
                 bad.append((lineno, f"not JSON ({e})"))
                 continue
@@ -182,7 +225,7 @@ def _parse_chunk(data: bytes, first: int) -> _Parsed:
                 schema = record.get("schema")
                 ok = (type(sid) is str and sid != "" and type(seq) is int and 0 <= seq <= INT64_MAX
                       and type(kind) is str and kind != "" and type(t) is float
-                      and t - t == 0.0  # finite
+                      and 0.0 <= t <= time_max
                       and (schema is None or (type(schema) is int and schema <= newest)))
             else:
                 ok = False
@@ -193,6 +236,11 @@ def _parse_chunk(data: bytes, first: int) -> _Parsed:
                     continue
                 sid, seq, kind, t = (record["session_id"], record["seq"], record["kind"],
                                      record["time"])
+            else:
+                reason = known(record, kind)
+                if reason is not None:
+                    bad.append((lineno, reason))
+                    continue
             entry = kinds.get(kind)
             if entry is None:
                 ks = spec(kind)
@@ -218,6 +266,44 @@ def _parse_chunk(data: bytes, first: int) -> _Parsed:
                 infos[sid] = record
     batch.size = size
     return batch, bad, len(lines)
+
+
+GZIP_MAGIC = b"\x1f\x8b"
+
+
+def _is_gzip(path: Path) -> bool:
+    """Whether the file starts with gzip's magic bytes (whatever its name)."""
+    with open(path, "rb") as f:
+        return f.read(2) == GZIP_MAGIC
+
+
+def _compressed_progress(raw: BinaryIO, advance: Progress) -> Progress:
+    """Progress in bytes of the compressed file, so a bar sized by the file's size is right."""
+    done = 0
+
+    def progress(n: int) -> None:
+        nonlocal done
+        pos = raw.tell()
+        advance(pos - done)
+        done = pos
+
+    return progress
+
+
+_DEFERRED = frozenset({signal.SIGINT, signal.SIGTERM})
+
+
+@contextlib.contextmanager
+def _signals_deferred() -> Iterator[None]:
+    """SIGINT and SIGTERM held back (delivered on exit) while the block runs."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    old = signal.pthread_sigmask(signal.SIG_BLOCK, _DEFERRED)
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, old)
 
 
 def _parse_stream(f: BinaryIO, progress: Progress) -> Iterator[_Parsed]:
@@ -250,8 +336,16 @@ def import_files(
         name = "<stdin>" if str(p) == "-" else str(p)
         try:
             if str(p) == "-":
-                parsed = _parse_stream(sys.stdin.buffer, advance)
+                stdin: BinaryIO = sys.stdin.buffer
+                peek = getattr(stdin, "peek", None)
+                if peek is not None and peek(2)[:2] == GZIP_MAGIC:
+                    stdin = cast(BinaryIO, gzip.GzipFile(fileobj=stdin, mode="rb"))
+                parsed = _parse_stream(stdin, advance)
                 _import_parsed(db, parsed, name, result, on_bad)
+            elif _is_gzip(p):
+                with open(p, "rb") as raw, gzip.GzipFile(fileobj=raw, mode="rb") as f:
+                    parsed = _parse_stream(cast(BinaryIO, f), _compressed_progress(raw, advance))
+                    _import_parsed(db, parsed, name, result, on_bad)
             elif workers > 0 and p.stat().st_size >= PARALLEL_MIN_BYTES:
                 from lkmetrics.store.parallel import parallel_parse
 
@@ -260,8 +354,9 @@ def import_files(
             else:
                 with open(p, "rb") as f:
                     _import_parsed(db, _parse_stream(f, advance), name, result, on_bad)
-        except OSError as e:
-            raise StoreError(f"cannot read {p} ({e.strerror or e}).") from None
+        except (OSError, EOFError, zlib.error) as e:  # gzip's BadGzipFile is an OSError
+            reason = getattr(e, "strerror", None) or e
+            raise StoreError(f"cannot read {p} ({reason}).") from None
     return result
 
 
@@ -278,11 +373,13 @@ def _import_parsed(
 
     def commit() -> None:
         nonlocal in_tx, tx_inserted, tx_size
-        conn.execute("COMMIT")
-        in_tx = False
-        result.imported += tx_inserted
-        result.duplicates += tx_size - tx_inserted
-        tx_inserted = tx_size = 0
+        # the commit and its count together: a Ctrl-C between them would misreport the count
+        with _signals_deferred():
+            conn.execute("COMMIT")
+            in_tx = False
+            result.imported += tx_inserted
+            result.duplicates += tx_size - tx_inserted
+            tx_inserted = tx_size = 0
 
     try:
         with db.errors(), _gc_paused():

@@ -9,13 +9,14 @@ from __future__ import annotations
 
 import contextlib
 import json
+import math
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TextIO
 
 from lkmetrics.analysis.stats import Figure, figure_value
-from lkmetrics.errors import NotFoundError
+from lkmetrics.errors import NotFoundError, UsageError
 from lkmetrics.store.db import Database
 from lkmetrics.store.importer import BadLine, ImportResult, Progress
 from lkmetrics.store.rows import FIGURE_COLUMNS
@@ -135,6 +136,13 @@ class Store(Database):
 
     def resolve_session(self, ref: str) -> str:
         """A session id from ``last``, a full id or a unique prefix of one."""
+        try:
+            ref.encode("utf-8")
+        except UnicodeEncodeError:  # bytes that are not UTF-8 on the command line
+            raise UsageError(
+                f"session id {ref.encode('utf-8', 'backslashreplace').decode()} is not valid "
+                "UTF-8 text; see `lkmetrics sessions` for the ids."
+            ) from None
         self.require_sessions()
         with self.errors():
             if ref == "last":
@@ -254,12 +262,14 @@ class Store(Database):
         where, params = scope.where()
         with self.errors():
             rows = self.conn.execute(
-                "SELECT coalesce(model, 'unknown'), count(*), coalesce(sum(prompt_tokens), 0), "
-                "coalesce(sum(completion_tokens), 0), coalesce(sum(total_tokens), 0) "
+                # total(), not sum(): a float sum never overflows, whatever an older
+                # version stored (validated records keep it exact: tokens <= 2^40 each)
+                "SELECT coalesce(model, 'unknown'), count(*), total(prompt_tokens), "
+                "total(completion_tokens), total(total_tokens) "
                 f"FROM records WHERE kind = 'llm'{where} GROUP BY 1 ORDER BY 1",
                 params,
             ).fetchall()
-        return [(str(m), int(n), int(p), int(c), int(t)) for m, n, p, c, t in rows]
+        return [(str(m), int(n), _count(p), _count(c), _count(t)) for m, n, p, c, t in rows]
 
     def last_usage(self, scope: Scope) -> Iterator[list[dict[str, Any]]]:
         """The ``usage`` list of each session's last usage record in scope (cumulative)."""
@@ -316,3 +326,7 @@ def _chunks(items: Sequence[str], size: int) -> Iterator[Sequence[str]]:
     for i in range(0, len(items), size):
         yield items[i:i + size]
 
+
+def _count(total: float) -> int:
+    """A token total as an int (0 for what no int holds: a NaN or infinite total)."""
+    return int(total) if math.isfinite(total) else 0

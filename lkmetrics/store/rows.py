@@ -10,7 +10,8 @@ import math
 from typing import Any
 
 from lkmetrics.analysis.stats import FIGURES, figure_value
-from lkmetrics.records import SCHEMA_VERSION, Record, model_label, to_json
+from lkmetrics.records import Record, model_label, to_json
+from lkmetrics.store.validate import INT64_MAX, problem
 
 # figure name (stats.FIGURES) -> the numeric column holding it
 FIGURE_COLUMNS: dict[str, str] = {
@@ -40,7 +41,6 @@ Row = tuple[Any, ...]
 _BASE_COLUMNS = ("session_id", "seq", "kind", "time", "json")
 
 
-INT64_MAX = 2**63 - 1  # SQLite's INTEGER range
 
 
 def _int_or_none(value: Any) -> int | None:
@@ -129,24 +129,7 @@ def row_of(record: Record, text: str | None = None) -> tuple[str, Row]:
 
 def check_record(record: Any) -> str | None:
     """Why ``record`` cannot be stored (a short reason), or None when it can."""
-    if not isinstance(record, dict):
-        return "not a JSON object"
-    sid = record.get("session_id")
-    if not isinstance(sid, str) or not sid:
-        return "no session_id"
-    seq = record.get("seq")
-    if not isinstance(seq, int) or isinstance(seq, bool) or not 0 <= seq <= INT64_MAX:
-        return "no integer seq"
-    kind = record.get("kind")
-    if not isinstance(kind, str) or not kind:
-        return "no kind"
-    t = record.get("time")
-    if not isinstance(t, int | float) or isinstance(t, bool) or not math.isfinite(t):
-        return "no numeric time"
-    schema = record.get("schema", SCHEMA_VERSION)
-    if isinstance(schema, int) and schema > SCHEMA_VERSION:
-        return f"record schema {schema} is newer than this lkmetrics reads ({SCHEMA_VERSION})"
-    return None
+    return problem(record)
 
 
 class SessionTracker:

@@ -12,6 +12,7 @@ from collections.abc import Callable
 
 from lkmetrics.analysis.stats import FIGURES
 from lkmetrics.store.rows import COMPONENT_KINDS, Row, spec
+from lkmetrics.store.validate import TIME_MAX, problem
 
 # -- schema -----------------------------------------------------------------------------------
 
@@ -80,6 +81,28 @@ def m003_turn_stage_columns(conn: sqlite3.Connection) -> None:
                      f"WHERE {column} IS NOT NULL")
 
 
+def m004_clean_records(conn: sqlite3.Connection) -> None:
+    """Drop the records that the validator refuses today (older versions stored them), and
+    session times no date holds, so every command can read what is left."""
+    cur = conn.execute("SELECT rowid, CAST(json AS BLOB) FROM records")
+    doomed: list[tuple[int]] = []
+    while True:
+        rows = cur.fetchmany(5000)
+        if not rows:
+            break
+        for rowid, blob in rows:
+            try:
+                record = json.loads(bytes(blob).decode("utf-8"))
+            except (ValueError, RecursionError, TypeError):
+                record = None
+            if problem(record) is not None:
+                doomed.append((rowid,))
+    conn.executemany("DELETE FROM records WHERE rowid = ?", doomed)
+    for column in ("started", "ended"):
+        conn.execute(f"UPDATE sessions SET {column} = NULL WHERE {column} IS NOT NULL AND "
+                     f"NOT ({column} BETWEEN 0 AND {TIME_MAX})")
+
+
 def refill(conn: sqlite3.Connection) -> None:
     """Fill every indexed column from the stored JSON, with today's extraction.
 
@@ -97,9 +120,9 @@ def refill(conn: sqlite3.Connection) -> None:
         for rowid, text in rows:
             try:
                 record = json.loads(text)
-            except ValueError:
+            except (ValueError, RecursionError):
                 continue
-            if isinstance(record, dict) and isinstance(record.get("kind"), str):
+            if problem(record) is None:
                 ks = spec(record["kind"])
                 if ks.extra:
                     updates.setdefault(ks.update_sql, []).append((*ks.values(record), rowid))
@@ -123,6 +146,7 @@ MIGRATIONS: tuple[Callable[[sqlite3.Connection], None], ...] = (
     m001_sessions_and_records,
     m002_figure_columns,
     m003_turn_stage_columns,
+    m004_clean_records,
 )
 LATEST_VERSION = len(MIGRATIONS)
 

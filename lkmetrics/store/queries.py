@@ -191,22 +191,18 @@ class Store(Database):
             return self._figure_values_from_json(figure, scope, by)
         where, params = scope.where("r")
         if by == "model":
-            sql = (f"SELECT r.model, r.session_id, r.{col} FROM records r "
-                   f"WHERE r.{col} IS NOT NULL{where}")
-            # records without their own model (turn, eou) count for the session's model
-            column = {"stt": 1, "tts": 2}.get(figure.kind, 0)
+            # every record of a model kind carries its model identity (turn and EOU records
+            # their session's LLM); the figure's index covers (value, model), so the values
+            # come in order and each group is sorted as it fills
+            sql = (f"SELECT coalesce(r.model, 'unknown'), r.{col} FROM records r "
+                   f"WHERE r.{col} IS NOT NULL{where} ORDER BY r.{col}")
+            groups: dict[str, list[float]] = {}
             with self.errors():
-                own = {str(sid): models[column] for sid, *models in self.conn.execute(
-                    "SELECT id, llm, stt, tts FROM sessions")}
-                groups: dict[str, list[float]] = {}
-                for model, sid, v in self.conn.execute(sql, params):
-                    key = model or own.get(sid) or "unknown"
-                    bucket = groups.get(key)
+                for model, v in self.conn.execute(sql, params):
+                    bucket = groups.get(model)
                     if bucket is None:
-                        bucket = groups[key] = []
+                        bucket = groups[model] = []
                     bucket.append(v)
-            for values in groups.values():
-                values.sort()
             return groups
         elif by == "session":
             sql = f"SELECT r.session_id, r.{col} FROM records r WHERE r.{col} IS NOT NULL{where}"

@@ -61,6 +61,7 @@ class OutputOptions:
     show: tuple[str, ...] = ()
     db: Path | None = None
     record: bool = True
+    view: str = "recipe"  # the live table view: recipe or compact
 
 
 @dataclass(frozen=True)

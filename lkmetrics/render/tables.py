@@ -1,7 +1,8 @@
 """Output of the store commands: Rich tables for people, JSON lines and CSV for programs.
 
 Data goes to the ``out`` stream (stdout); notes such as budget checks go to stderr. JSON output
-is one JSON document per line, so ``| jq`` always works. Rich loads only for tables.
+is one JSON document per line, so ``| jq`` always works. Tables are laid out by
+:mod:`lkmetrics.render.layout` to fit the terminal.
 """
 
 from __future__ import annotations
@@ -9,22 +10,13 @@ from __future__ import annotations
 import csv
 import json
 from collections.abc import Sequence
-from typing import IO, TYPE_CHECKING, Any
+from typing import IO, Any
 
 from lkmetrics.analysis.budgets import BudgetResult
 from lkmetrics.analysis.report import PERCENTILE_HELP, Comparison, Report, SessionOverview
 from lkmetrics.analysis.stats import STAT_NAMES
 from lkmetrics.render.layout import Column, Layout
 from lkmetrics.render.units import count, elapsed, fmt_value, ratio, short_time, signed
-
-if TYPE_CHECKING:
-    from rich.console import Console
-
-
-def _console(out: IO[str]) -> Console:
-    from rich.console import Console
-
-    return Console(file=out, highlight=False, soft_wrap=False)
 
 
 def _dumps(obj: Any) -> str:

@@ -282,3 +282,17 @@ def model_identity(record: Record, session: Mapping[str, Any] | None = None) -> 
         return None
     provider, sep, name = label.partition("/")
     return _PORT_RE.sub("", provider) + sep + name
+
+
+def usage_identity(entry: Mapping[str, Any], stages: Mapping[str, str | None] | None = None
+                   ) -> str:
+    """The model identity of a LiveKit usage entry (``llm_usage``, ...): its session's stage
+    identity from ``stages`` (stage -> identity) when known, else ``provider/model`` with
+    any port dropped from the provider."""
+    stage = str(entry.get("type") or "").removesuffix("_usage")
+    found = (stages or {}).get(stage)
+    if found and found != "local":
+        return found
+    provider = _PORT_RE.sub("", str(entry.get("provider") or ""))
+    model = str(entry.get("model") or "")
+    return f"{provider}/{model}" if provider and model else (model or provider or "?")

@@ -13,7 +13,7 @@ from rich.table import Table
 from rich.text import Text
 
 from lkmetrics.analysis.stats import FIGURES
-from lkmetrics.records import Record, model_identity
+from lkmetrics.records import Record, model_identity, usage_identity
 from lkmetrics.render.compact import clip, spark_line
 from lkmetrics.render.compact import metric_line as compact_line
 from lkmetrics.render.units import count, fmt_value, number, recipe_seconds, seconds, timestamp
@@ -186,7 +186,8 @@ def turn_line(r: Record, width: int = 80, *, compact: bool = False) -> Renderabl
     return Group(*lines)
 
 
-def summary_renderable(r: Record, e2e: list[float | None] | None = None) -> RenderableType:
+def summary_renderable(r: Record, e2e: list[float | None] | None = None,
+                       session: Record | None = None) -> RenderableType:
     table = Table(title=f"[bold]Session summary[/bold] {r.get('session_id')}", box=box.ROUNDED,
                   header_style="bold cyan")
     table.add_column("Figure", style="bold green")
@@ -211,13 +212,15 @@ def summary_renderable(r: Record, e2e: list[float | None] | None = None) -> Rend
     ))
     usage = r.get("usage") or []
     if usage:
+        from lkmetrics.store.rows import session_models
+
         ut = Table(title="Usage per model", box=box.SIMPLE, header_style="bold cyan")
         for col in ("type", "provider/model", "input", "output", "audio s", "chars"):
             ut.add_column(col)
         for u in usage:
             ut.add_row(
                 str(u.get("type", "")).removesuffix("_usage"),
-                f"{u.get('provider', '')}/{u.get('model', '')}",
+                usage_identity(u, session_models(session) if session else None),
                 str(u.get("input_tokens", "")),
                 str(u.get("output_tokens", "")),
                 count(u["audio_duration"]) if "audio_duration" in u else "",
@@ -274,7 +277,7 @@ class TableWriter:
             self.e2e.append(number(r.get("e2e_latency")))
             return turn_line(r, self.console.width, compact=compact)
         if kind == "summary":
-            return summary_renderable(r, self.e2e)
+            return summary_renderable(r, self.e2e, self.session)
         if kind == "session":
             self.session = r
             models = " · ".join(

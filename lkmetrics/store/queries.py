@@ -16,6 +16,7 @@ from typing import Any, TextIO
 
 from lkmetrics.analysis.stats import Figure, figure_value
 from lkmetrics.errors import NotFoundError
+from lkmetrics.records import usage_identity
 from lkmetrics.store.db import Database
 from lkmetrics.store.importer import BadLine, ImportResult, Progress
 from lkmetrics.store.rows import FIGURE_COLUMNS
@@ -258,7 +259,8 @@ class Store(Database):
         return [(str(m), int(n), int(p), int(c), int(t)) for m, n, p, c, t in rows]
 
     def last_usage(self, scope: Scope) -> Iterator[list[dict[str, Any]]]:
-        """The ``usage`` list of each session's last usage record in scope (cumulative)."""
+        """The ``usage`` list of each session's last usage record in scope (cumulative), each
+        entry with its model ``identity``."""
         where, params = scope.where()
         with self.errors():
             last = self.conn.execute(
@@ -272,10 +274,14 @@ class Store(Database):
                 ).fetchone()
                 if r is None:
                     continue
+                stages = self.conn.execute(
+                    "SELECT llm, stt, tts FROM sessions WHERE id = ?", (sid,)).fetchone()
+                names = dict(zip(("llm", "stt", "tts"), stages or (), strict=False))
                 with contextlib.suppress(ValueError):
                     usage = json.loads(r[0]).get("usage")
                     if isinstance(usage, list):
-                        yield [u for u in usage if isinstance(u, dict)]
+                        yield [{**u, "identity": usage_identity(u, names)}
+                               for u in usage if isinstance(u, dict)]
 
     def kind_counts(self, scope: Scope) -> dict[str, int]:
         where, params = scope.where()

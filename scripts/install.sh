@@ -33,6 +33,7 @@ fi
 if ! "$PY" -c "import llama_cpp.server" >/dev/null 2>&1 && ! command -v c++ >/dev/null 2>&1; then
   need+=(g++)
 fi
+command -v chromium >/dev/null 2>&1 || need+=(chromium)  # the HTML report's browser test
 if [ ${#need[@]} -gt 0 ]; then
   echo "lkmetrics: installing ${need[*]}" >&2
   $SUDO apt-get update -qq
@@ -47,5 +48,5 @@ if ! "$PY" -c "import llama_cpp.server" >/dev/null 2>&1; then
     "$PY" -m pip install --no-cache-dir -q "llama-cpp-python[server]==0.3.36"
 fi
 
-"$PY" -m pip install -q -e ".[local,dev]"
+"$PY" -m pip install -q -e ".[local,plots,dev]"
 echo "lkmetrics: installed $("$PY" -m lkmetrics --version)" >&2

@@ -23,7 +23,6 @@ from lkmetrics import store as store_mod
 from lkmetrics.agent.pipeline import Pipeline
 from lkmetrics.analysis.stats import FIGURES, figure_value
 from lkmetrics.errors import NotFoundError, StoreError
-from lkmetrics.store.rows import session_models
 from lkmetrics.store import (
     FIGURE_COLUMNS,
     FLUSH_INTERVAL,
@@ -34,6 +33,7 @@ from lkmetrics.store import (
     extract,
     importer,
 )
+from lkmetrics.store.rows import session_models
 
 pytestmark = pytest.mark.usefixtures("wide")  # whole table rows
 

@@ -16,7 +16,7 @@ STAGE_COLORS = {"eou": "magenta", "llm": "cyan", "tts": "green", "other": "gray"
 def draw(data: PlotData, out: IO[str], *, color: bool) -> int:
     """Print the charts to ``out``; returns how many were drawn."""
     need("plotext")
-    import plotext as plt  # type: ignore[import-untyped]
+    import plotext as plt
 
     width = min(terminal_width(), 120)
     drawn = 0

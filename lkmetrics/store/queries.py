@@ -193,17 +193,22 @@ class Store(Database):
         where, params = scope.where("r")
         if by == "model":
             # every record of a model kind carries its model identity (turn and EOU records
-            # their session's LLM); the figure's index covers (value, model), so the values
-            # come in order and each group is sorted as it fills
-            sql = (f"SELECT coalesce(r.model, 'unknown'), r.{col} FROM records r "
-                   f"WHERE r.{col} IS NOT NULL{where} ORDER BY r.{col}")
+            # their session's LLM); the figure's index is (model, value, session), so each
+            # model's values come sorted from one range of it
             groups: dict[str, list[float]] = {}
             with self.errors():
-                for model, v in self.conn.execute(sql, params):
-                    bucket = groups.get(model)
-                    if bucket is None:
-                        bucket = groups[model] = []
-                    bucket.append(v)
+                models = [m for (m,) in self.conn.execute(
+                    f"SELECT DISTINCT r.model FROM records r WHERE r.{col} IS NOT NULL{where}",
+                    params)]
+                for model in models:
+                    values = [v for (v,) in self.conn.execute(
+                        f"SELECT r.{col} FROM records r WHERE r.{col} IS NOT NULL "
+                        f"AND r.model IS ?{where} ORDER BY r.model, r.{col}",
+                        [model, *params])]
+                    if values:
+                        groups.setdefault(model or "unknown", []).extend(values)
+            if "unknown" in groups:  # NULL models joined one named "unknown": keep it sorted
+                groups["unknown"].sort()
             return groups
         elif by == "session":
             sql = f"SELECT r.session_id, r.{col} FROM records r WHERE r.{col} IS NOT NULL{where}"

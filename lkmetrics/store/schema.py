@@ -75,10 +75,12 @@ def m002_figure_columns(conn: sqlite3.Connection) -> None:
 
 def m004_model_identity(conn: sqlite3.Connection) -> None:
     """Version 4: one model identity (refill rewrites ``model`` and the sessions' stage
-    columns); the figure indexes cover the model, so ``report --by model`` reads no rows."""
+    columns); each figure's index covers (model, value, session), so every report variant
+    reads indexes only, a model's values already sorted."""
     for c in _V2_FIGURE_COLUMNS:
         conn.execute(f"DROP INDEX IF EXISTS records_{c}")
-        conn.execute(f"CREATE INDEX records_{c} ON records ({c}, model) WHERE {c} IS NOT NULL")
+        conn.execute(f"CREATE INDEX records_{c} ON records (model, {c}, session_id) "
+                     f"WHERE {c} IS NOT NULL")
 
 
 def _sessions(conn: sqlite3.Connection) -> dict[str, Record]:

@@ -64,6 +64,7 @@ class OutputOptions:
     prometheus_host: str = "127.0.0.1"
     prometheus_port: int | None = None  # serve /metrics there (0: any free port)
     otlp: str | None = None  # OTLP/HTTP collector (else OTEL_EXPORTER_OTLP_ENDPOINT)
+    view: str = "recipe"  # the live table view: recipe or compact
 
 
 @dataclass(frozen=True)

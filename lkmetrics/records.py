@@ -12,6 +12,8 @@ This module never imports livekit.
 from __future__ import annotations
 
 import json
+import re
+from collections.abc import Mapping
 from typing import Any, TypedDict, cast
 
 SCHEMA_VERSION = 1
@@ -72,6 +74,7 @@ class SessionBody(TypedDict, total=False):
     tts: str | None
     voice: str | None
     llm_base_url: str | None
+    llm_model: str | None  # the model name sent to llm_base_url (the local server's alias)
     host: str
     pid: int
     lkmetrics_version: str
@@ -310,3 +313,81 @@ def model_label(record: Record) -> str | None:
     if name and provider:
         return f"{provider}/{name}"
     return name or provider or None
+
+
+# record kind -> the session stage whose model it measures (turn and EOU: the session's LLM)
+STAGE_OF_KIND = {LLM: "llm", REALTIME: "llm", TURN: "llm", EOU: "llm", STT: "stt", TTS: "tts"}
+MODEL_KINDS = frozenset(STAGE_OF_KIND)
+_PORT_RE = re.compile(r":\d+$")
+_QUANT_RE = re.compile(r"[.\-_](?:q\d\w*|f16|f32|bf16)$", re.IGNORECASE)
+
+
+def _host(url: str) -> str:
+    """The host of a URL, without port or credentials (a server's port is often ephemeral)."""
+    from urllib.parse import urlsplit
+
+    try:
+        return urlsplit(url).hostname or url
+    except ValueError:
+        return url
+
+
+def stage_identity(session: Mapping[str, Any] | None, stage: str) -> str | None:
+    """The model identity of a session's stage (``llm``, ``stt``, ``tts``), or None.
+
+    ``provider/model`` as the user named it; the local LLM is ``local/<model>`` (lowercase,
+    without the quantisation suffix); an LLM behind ``--llm-base-url`` is
+    ``<server host>/<model>``, never with the server's port.
+    """
+    if not session:
+        return None
+    value = session.get(stage)
+    if not isinstance(value, str) or not value:
+        return None
+    if stage != "llm":
+        return None if value == "local" else value
+    served = session.get("llm_model")
+    if value == "local":
+        name = served if isinstance(served, str) and served else "llm"
+        return "local/" + _QUANT_RE.sub("", name).lower()
+    base = session.get("llm_base_url")
+    if isinstance(base, str) and base:
+        name = served if isinstance(served, str) and served else value.split("/", 1)[-1]
+        return f"{_host(base)}/{name}"
+    return value
+
+
+def model_identity(record: Record, session: Mapping[str, Any] | None = None) -> str | None:
+    """The one model identity of a record, used by the live view, the store and reports.
+
+    With the session's opening record at hand, a component record counts under the model the
+    session names for its stage, and turn and EOU records under the session's LLM; without
+    it, LiveKit's ``provider/model`` metadata, with any port dropped from the provider.
+    """
+    stage = STAGE_OF_KIND.get(str(record.get("kind")))
+    if stage is None:
+        return model_label(record)
+    found = stage_identity(session, stage)
+    if found is not None:
+        return found
+    label = model_label(record)
+    if label is None:
+        return None
+    provider, sep, name = label.partition("/")
+    return _PORT_RE.sub("", provider) + sep + name
+
+
+def usage_identity(entry: Mapping[str, Any], stages: Mapping[str, str | None] | None = None
+                   ) -> str:
+    """The model identity of a LiveKit usage entry (``llm_usage``, ...): its session's stage
+    identity from ``stages`` (stage -> identity) when known, else ``provider/model`` with
+    any port dropped from the provider."""
+    stage = str(entry.get("type") or "").removesuffix("_usage")
+    found = (stages or {}).get(stage)
+    if found and found != "local":
+        return found
+    provider = _PORT_RE.sub("", str(entry.get("provider") or ""))
+    model = str(entry.get("model") or "")
+    if "/" in model:  # LiveKit Inference: provider "livekit", model "cartesia/sonic-3"
+        return model
+    return f"{provider}/{model}" if provider and model else (model or provider or "?")

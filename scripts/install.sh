@@ -35,6 +35,7 @@ if ! "$PY" -c "import llama_cpp.server" >/dev/null 2>&1 && ! command -v c++ >/de
 fi
 # a real Prometheus server (and promtool) for the fleet view's tests
 command -v prometheus >/dev/null 2>&1 || need+=(prometheus)
+command -v chromium >/dev/null 2>&1 || need+=(chromium)  # the HTML report's browser test
 if [ ${#need[@]} -gt 0 ]; then
   echo "lkmetrics: installing ${need[*]}" >&2
   $SUDO apt-get update -qq
@@ -49,5 +50,5 @@ if ! "$PY" -c "import llama_cpp.server" >/dev/null 2>&1; then
     "$PY" -m pip install --no-cache-dir -q "llama-cpp-python[server]==0.3.36"
 fi
 
-"$PY" -m pip install -q -e ".[local,dev]"
+"$PY" -m pip install -q -e ".[local,plots,dev]"
 echo "lkmetrics: installed $("$PY" -m lkmetrics --version)" >&2

@@ -143,7 +143,8 @@ def test_failed_requests_are_counted_and_the_run_continues(llm_server: LLMServer
     sessions = CliRunner().invoke(app, ["sessions", "--db", str(db), "--format", "json"])
     (session,) = [json.loads(line) for line in sessions.stdout.splitlines()]
     assert session["command"] == "bench llm" and session["exit_status"] == "error"
-    assert session["id"] == run["session_id"] and session["llm"] == "x/test-model"
+    # the model identity behind --llm-base-url: the server's host, never its port
+    assert session["id"] == run["session_id"] and session["llm"] == "127.0.0.1/test-model"
     exported = CliRunner().invoke(app, ["export", run["session_id"], "--db", str(db)])
     kinds = [json.loads(line)["kind"] for line in exported.stdout.splitlines()]
     assert kinds == ["session"] + ["llm"] * 6 + ["summary"]
@@ -181,7 +182,7 @@ def test_every_run_is_a_recorded_session_for_report_and_compare(llm_server: LLMS
                                       "--format", "json"])
     figures = {f["figure"]: f for f in json.loads(report.stdout)["figures"]}
     assert figures["llm.ttft"]["count"] == 4
-    host = runs[0]["provider"]  # LiveKit labels the plugin's metrics HOST:PORT/MODEL
+    host = runs[0]["provider"].rsplit(":", 1)[0]  # the model identity: the host, no port
     compare = CliRunner().invoke(app, ["compare", f"{host}/model-a", f"{host}/model-b",
                                        "--by", "model", "--db", str(db)])
     assert compare.exit_code == 0, compare.output

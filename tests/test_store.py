@@ -33,6 +33,7 @@ from lkmetrics.store import (
     extract,
     importer,
 )
+from lkmetrics.store.rows import session_models
 
 pytestmark = pytest.mark.usefixtures("wide")  # whole table rows
 
@@ -227,7 +228,9 @@ def test_extracted_columns_equal_stats_figure_value() -> None:
                 want = figure_value(figures[col], r)
                 assert value == want or math.isclose(value, want), (col, r)  # type: ignore
             elif col == "model":
-                assert value  # component metrics always carry a model label
+                # component metrics always carry a model; turn and EOU records their
+                # session's LLM, known only with the session's opening record
+                assert value or r["kind"] in ("turn", "eou")
             else:
                 assert col in ("prompt_tokens", "completion_tokens", "total_tokens")
                 assert r["kind"] == "llm"
@@ -444,6 +447,7 @@ def _reference_parse(data: bytes, first: int = 1) -> tuple[list[tuple[Any, ...]]
     """What an import made of each line before the fast path: the rows and the bad lines."""
     rows: list[tuple[Any, ...]] = []
     bad: list[tuple[int, str]] = []
+    known: dict[str, Any] = {}  # session id -> its model identities, once its record is seen
     for lineno, raw in enumerate(data.split(b"\n"), first):
         raw = raw.strip()
         if not raw:
@@ -462,7 +466,9 @@ def _reference_parse(data: bytes, first: int = 1) -> tuple[list[tuple[Any, ...]]
         if reason is not None:
             bad.append((lineno, reason))
             continue
-        rows.append(store_mod.row_of(record, text)[1])
+        if record["kind"] == "session":
+            known[record["session_id"]] = session_models(record)
+        rows.append(store_mod.row_of(record, text, known.get(record["session_id"]))[1])
     return rows, bad
 
 
@@ -596,10 +602,10 @@ def test_import_worker_failures_reach_the_importer(
     monkeypatch.setattr(importer, "CHUNK_BYTES", 2000)
     monkeypatch.setattr(importer, "PARALLEL_MIN_BYTES", 0)
 
-    def boom(data: bytes, first: int) -> object:
+    def boom(data: bytes, first: int, *known: object) -> object:
         raise RuntimeError("boom")
 
-    def die(data: bytes, first: int) -> object:
+    def die(data: bytes, first: int, *known: object) -> object:
         os._exit(3)
 
     with Store.open(tmp_path / "m.db") as s:

@@ -85,5 +85,5 @@ def open_output(opts: OutputOptions, show: list[str], *, console: Any = None) ->
 
         from lkmetrics.render.live import TableWriter
 
-        out.writers.insert(0, TableWriter(console or Console(), show))
+        out.writers.insert(0, TableWriter(console or Console(), show, view=opts.view))
     return out

@@ -23,6 +23,7 @@ from lkmetrics.analysis.stats import (
     describe,
 )
 from lkmetrics.errors import NotFoundError, UsageError
+from lkmetrics.records import usage_identity
 from lkmetrics.store import Scope, SessionRow, Store
 
 if TYPE_CHECKING:
@@ -159,7 +160,7 @@ def build_rows(values: Mapping[str, Mapping[str, Sequence[float]]], by: str | No
     return rows
 
 
-_USAGE_KEYS = ("type", "provider", "model")
+_USAGE_KEYS = ("type", "provider", "model", "identity")
 
 
 def usage_by_model(usages: Iterable[Sequence[Mapping[str, Any]]]) -> list[dict[str, Any]]:
@@ -167,9 +168,7 @@ def usage_by_model(usages: Iterable[Sequence[Mapping[str, Any]]]) -> list[dict[s
     totals: dict[tuple[str, str], dict[str, Any]] = {}
     for usage in usages:
         for entry in usage:
-            provider = str(entry.get("provider") or "")
-            model = str(entry.get("model") or "")
-            label = f"{provider}/{model}" if provider and model else (model or provider or "?")
+            label = str(entry.get("identity") or usage_identity(entry))
             kind = str(entry.get("type") or "usage")
             acc = totals.setdefault((kind, label), {"type": kind, "model": label, "sessions": 0})
             acc["sessions"] += 1

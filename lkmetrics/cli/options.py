@@ -166,7 +166,18 @@ def _build_output(ctx: Any, kw: dict[str, Any]) -> OutputOptions:
         prometheus_host=kw["prometheus_host"],
         prometheus_port=kw["prometheus_port"],
         otlp=kw["otlp"],
+        view=_view(kw["view"]),
     )
+
+
+VIEWS = ("recipe", "compact")
+
+
+def _view(value: str | None) -> str:
+    name = (value or "recipe").strip().lower()
+    if name not in VIEWS:
+        raise UsageError(f"--view expects recipe or compact (got {value!r}).")
+    return name
 
 
 # accepted before the command too (on the main callback), so declared once here
@@ -186,6 +197,10 @@ OUTPUT_OPTIONS = OptionGroup("out", (
     _opt("show", Annotated[list[str] | None, typer.Option(
         "--show", help="Also show these record kinds in the table view, e.g. vad.",
         rich_help_panel=OUTPUT)], None),
+    _opt("view", Annotated[str | None, typer.Option(
+        "--view", envvar="LKMETRICS_VIEW", show_envvar=True, rich_help_panel=OUTPUT,
+        help="The live table view: recipe (LiveKit's recipe tables, one per metric) or "
+        "compact (one line per metric, a short block per turn).")], None),
     _opt("db", Annotated[Path | None, typer.Option(
         "--db", help="Record into this SQLite file (default: $LKMETRICS_HOME/metrics.db).",
         rich_help_panel=OUTPUT, dir_okay=False)], None),

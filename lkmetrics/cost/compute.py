@@ -24,6 +24,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from lkmetrics.cost.prices import KINDS, Price, PriceBook, is_loopback, usage_kind
+from lkmetrics.records import stage_identity, usage_identity
 
 Record = dict[str, Any]
 
@@ -121,6 +122,7 @@ class CostTracker:
         self._open: TurnCost | None = None  # the turn that still takes reply usage
         self._first: float | None = None
         self._end: float | None = None
+        self._stages: dict[str, str | None] = {}  # the session's model identities
 
     def add(self, record: Mapping[str, Any]) -> None:
         t = record.get("time")
@@ -143,6 +145,7 @@ class CostTracker:
             self._open = None
 
     def _session(self, record: Mapping[str, Any]) -> None:
+        self._stages = {stage: stage_identity(record, stage) for stage in ("llm", "stt", "tts")}
         for k in KINDS:
             if record.get(k) == "local":
                 self.local_kinds.add(k)
@@ -170,7 +173,10 @@ class CostTracker:
             kind = usage_kind(entry)
             if kind is None:
                 continue
-            key = (kind, model_label(entry))
+            # what was priced: the entry's own provider/model (no port); a local stage under
+            # its session's identity (local/smollm2-135m-instruct)
+            stages = self._stages if kind in self.local_kinds else None
+            key = (kind, usage_identity(entry, stages))
             if self._last.get(key) == entry:
                 continue
             self._last[key] = entry

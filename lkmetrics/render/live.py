@@ -13,14 +13,15 @@ from rich.table import Table
 from rich.text import Text
 
 from lkmetrics.analysis.stats import FIGURES
-from lkmetrics.records import STAGE_NAMES, Record, model_label, turn_stages
+from lkmetrics.records import STAGE_NAMES, Record, model_identity, turn_stages, usage_identity
+from lkmetrics.render.compact import clip, spark_line
+from lkmetrics.render.compact import metric_line as compact_line
 from lkmetrics.render.units import (
     count,
     fmt_value,
     number,
     recipe_seconds,
     seconds,
-    signed,
     timestamp,
 )
 
@@ -56,24 +57,24 @@ def _report_table(title: str, rows: Iterable[tuple[str, str]]) -> Table:
     return table
 
 
-def _request_rows(r: Record) -> list[tuple[str, str]]:
+def _request_rows(r: Record, session: Record | None = None) -> list[tuple[str, str]]:
     """The rows every component table starts with: what made the request, and when."""
     return [
         ("Type", str(r.get("type"))),
         ("Label", str(r.get("label"))),
-        ("Model", model_label(r) or "-"),
+        ("Model", model_identity(r, session) or "-"),
         ("Request ID", str(r.get("request_id"))),
         ("Timestamp", _ts(r.get("timestamp"))),
     ]
 
 
-def llm_table(r: Record) -> Table:
+def llm_table(r: Record, session: Record | None = None) -> Table:
     """The "LLM Metrics Report" of LiveKit's recipe, plus model and decode rate."""
     decode = r.get("decode_rate")
     return _report_table(
         "LLM Metrics Report",
         [
-            *_request_rows(r),
+            *_request_rows(r, session),
             ("Duration", _s(r.get("duration"))),
             ("Time to First Token", _s(r.get("ttft"))),
             ("Cancelled", _check(r.get("cancelled"))),
@@ -86,11 +87,11 @@ def llm_table(r: Record) -> Table:
     )
 
 
-def stt_table(r: Record) -> Table:
+def stt_table(r: Record, session: Record | None = None) -> Table:
     return _report_table(
         "STT Metrics Report",
         [
-            *_request_rows(r),
+            *_request_rows(r, session),
             ("Duration", _s(r.get("duration"))),
             ("Audio Duration", _s(r.get("audio_duration"))),
             ("Streamed", _check(r.get("streamed"))),
@@ -98,11 +99,11 @@ def stt_table(r: Record) -> Table:
     )
 
 
-def tts_table(r: Record) -> Table:
+def tts_table(r: Record, session: Record | None = None) -> Table:
     return _report_table(
         "TTS Metrics Report",
         [
-            *_request_rows(r),
+            *_request_rows(r, session),
             ("Time to First Byte", _s(r.get("ttfb"))),
             ("Duration", _s(r.get("duration"))),
             ("Audio Duration", _s(r.get("audio_duration"))),
@@ -134,6 +135,11 @@ def vad_line(r: Record) -> Text:
     )
 
 
+# the compact view's stage names (README: "A turn, stage by stage")
+SHORT_STAGE_NAMES = {"end_of_turn": "eot", "llm_ttft": "ttft", "first_sentence": "sentence",
+                     "tts_ttfb": "ttfb", "playback": "play", "unexplained": "other"}
+
+
 def turn_breakdown(r: Record) -> list[tuple[str, float]]:
     """The named stages of a turn's end-to-end latency, in order (see records.turn_stages):
     they add up to the e2e latency, less any overlap."""
@@ -162,34 +168,47 @@ def stacked_bar(stages: list[tuple[str, float]], width: int = BAR_WIDTH) -> Text
     return bar
 
 
-def turn_line(r: Record) -> RenderableType:
-    """``Turn 2  e2e 1.85 s  ███…  end_of_turn 950 ms · llm_ttft 150 ms · ...`` and the texts;
-    a turn without an e2e latency (e.g. the greeting) gets no bar."""
+def turn_line(r: Record, width: int = 80, *, compact: bool = False) -> RenderableType:
+    """The turn: e2e, a stacked bar of its stages (only with an e2e latency) that takes the
+    room the line leaves, the stages, and what was heard and said (one line each when
+    ``compact``)."""
     e2e = number(r.get("e2e_latency"))
     head = Text.assemble((f"Turn {r.get('turn')}", "bold"), "  e2e ",
                          (seconds(e2e), "bold yellow"))
-    if e2e is not None:
-        stages = turn_breakdown(r)
-        head.append("  ")
-        head.append_text(stacked_bar(stages))
-        head.append("  " + " · ".join(f"{n} {fmt_value(v, 's')}" for n, v in stages))
-        found = r.get("stages")
-        extra: dict[str, Any] = found if isinstance(found, dict) else {}
-        overlap = number(extra.get("overlap"))
-        if overlap is not None and overlap > 0.0005:
-            head.append(f" (overlap {fmt_value(overlap, 's')})")
-        delivery = number(extra.get("delivery"))
-        if delivery is not None:
-            head.append(f" · heard by the caller {signed(delivery, 's')} later")
+    stages = turn_breakdown(r)
+    names = SHORT_STAGE_NAMES if compact else {}
+    parts = "  " + " · ".join(f"{names.get(n, n)} {fmt_value(v, 's', compact=compact)}"
+                              for n, v in stages)
+    found = r.get("stages")
+    extra: dict[str, Any] = found if isinstance(found, dict) else {}
+    overlap = number(extra.get("overlap"))
+    if overlap is not None and overlap > 0.0005:
+        parts += f" (overlap {fmt_value(overlap, 's', compact=compact)})"
+    heard = number(r.get("heard_latency"))
+    if heard is not None:  # what the simulated caller heard, on its own clock
+        head.append(f"  heard {seconds(heard)}")
     lines: list[RenderableType] = [head]
-    if r.get("user_text"):
-        lines.append(Text.assemble(("  heard: ", "dim"), str(r["user_text"])))
-    if r.get("agent_text"):
-        lines.append(Text.assemble(("  said:  ", "dim"), str(r["agent_text"])))
+    if e2e is not None and stages:
+        room = width - head.cell_len - len(parts) - 2
+        if room >= 10:  # bar and stages on the turn's line
+            head.append("  ")
+            head.append_text(stacked_bar(stages, min(BAR_WIDTH, room)))
+            head.append(parts)
+        else:  # the bar on a line of its own, the stages under it
+            lines.append(Text("  ").append_text(stacked_bar(stages, min(BAR_WIDTH,
+                                                                        width - 4))))
+            lines.append(Text(parts))
+    elif stages:
+        head.append(parts)
+    for key, label in (("user_text", "heard"), ("agent_text", "said ")):
+        if r.get(key):
+            text = clip(r[key], width - 9) if compact else str(r[key])
+            lines.append(Text.assemble((f"  {label}: ", "dim"), text))
     return Group(*lines)
 
 
-def summary_renderable(r: Record) -> RenderableType:
+def summary_renderable(r: Record, e2e: list[float | None] | None = None,
+                       session: Record | None = None) -> RenderableType:
     table = Table(title=f"[bold]Session summary[/bold] {r.get('session_id')}", box=box.ROUNDED,
                   header_style="bold cyan")
     table.add_column("Figure", style="bold green")
@@ -204,6 +223,9 @@ def summary_renderable(r: Record) -> RenderableType:
                       fmt_value(stats.get("p95"), f.unit), fmt_value(stats.get("max"), f.unit))
     tokens = r.get("tokens") or {}
     parts: list[RenderableType] = [table]
+    chart = spark_line(e2e or [])
+    if chart is not None:
+        parts.append(chart)
     parts.append(Text(
         f"Tokens: prompt {tokens.get('prompt', 0)}, completion {tokens.get('completion', 0)}, "
         f"total {tokens.get('total', 0)} · {r.get('turns', 0)} turns, "
@@ -211,13 +233,15 @@ def summary_renderable(r: Record) -> RenderableType:
     ))
     usage = r.get("usage") or []
     if usage:
+        from lkmetrics.store.rows import session_models
+
         ut = Table(title="Usage per model", box=box.SIMPLE, header_style="bold cyan")
         for col in ("type", "provider/model", "input", "output", "audio s", "chars"):
             ut.add_column(col)
         for u in usage:
             ut.add_row(
                 str(u.get("type", "")).removesuffix("_usage"),
-                f"{u.get('provider', '')}/{u.get('model', '')}",
+                usage_identity(u, session_models(session) if session else None),
                 str(u.get("input_tokens", "")),
                 str(u.get("output_tokens", "")),
                 count(u["audio_duration"]) if "audio_duration" in u else "",
@@ -235,36 +259,51 @@ def metric_line(r: Record) -> Text:
         if key in skip or value is None or isinstance(value, dict | list):
             continue
         parts.append(f"{key}={value:.4g}" if isinstance(value, float) else f"{key}={value}")
-    model = model_label(r)
+    model = model_identity(r)
     head = f"{r.get('kind')}" + (f" ({model})" if model else "")
     return Text(f"{head}: " + " ".join(parts), style="dim")
 
 
 class TableWriter:
-    """A sink.Writer printing Rich tables (the ``table`` format)."""
+    """A pipeline Writer printing the live view (the ``table`` format).
 
-    def __init__(self, console: Console, show: Iterable[str] = ()) -> None:
+    ``view``: ``recipe`` (LiveKit's recipe tables, one per metric) or ``compact`` (one line
+    per metric and a short block per turn).
+    """
+
+    def __init__(self, console: Console, show: Iterable[str] = (), *,
+                 view: str = "recipe") -> None:
         self.console = console
         self.show = set(show)
+        self.view = view
+        self.session: Record | None = None
+        self.e2e: list[float | None] = []  # per turn, for the summary's spark chart
 
     def renderable(self, r: Record) -> RenderableType | None:
         kind = r.get("kind")
+        compact = self.view == "compact"
+        if kind in ("llm", "stt", "tts", "eou") and compact:
+            return compact_line(r, self.session)
         if kind == "llm":
-            return llm_table(r)
+            return llm_table(r, self.session)
         if kind == "stt":
-            return stt_table(r)
+            return stt_table(r, self.session)
         if kind == "tts":
-            return tts_table(r)
+            return tts_table(r, self.session)
         if kind == "eou":
             return eou_table(r)
         if kind == "vad":
             return vad_line(r) if "vad" in self.show else None
         if kind == "turn":
-            return turn_line(r)
+            self.e2e.append(number(r.get("e2e_latency")))
+            return turn_line(r, self.console.width, compact=compact)
         if kind == "summary":
-            return summary_renderable(r)
+            return summary_renderable(r, self.e2e, self.session)
         if kind == "session":
-            models = " · ".join(f"{k} {r.get(k) or 'none'}" for k in ("stt", "llm", "tts"))
+            self.session = r
+            models = " · ".join(
+                f"{k} {model_identity({'kind': k}, r) or r.get(k) or 'none'}"
+                for k in ("stt", "llm", "tts"))
             return Text.from_markup(f"[bold]lkmetrics[/bold] session {r.get('session_id')}: "
                                     f"{models}")
         if kind == "usage":

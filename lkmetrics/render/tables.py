@@ -1,7 +1,8 @@
 """Output of the store commands: Rich tables for people, JSON lines and CSV for programs.
 
 Data goes to the ``out`` stream (stdout); notes such as budget checks go to stderr. JSON output
-is one JSON document per line, so ``| jq`` always works. Rich loads only for tables.
+is one JSON document per line, so ``| jq`` always works. Tables are laid out by
+:mod:`lkmetrics.render.layout` to fit the terminal.
 """
 
 from __future__ import annotations
@@ -10,21 +11,13 @@ import csv
 import json
 import math
 from collections.abc import Sequence
-from typing import IO, TYPE_CHECKING, Any
+from typing import IO, Any
 
 from lkmetrics.analysis.budgets import BudgetResult
 from lkmetrics.analysis.report import PERCENTILE_HELP, Comparison, Report, SessionOverview
 from lkmetrics.analysis.stats import STAT_NAMES
-from lkmetrics.render.units import count, elapsed, fmt_value, ratio, signed, timestamp
-
-if TYPE_CHECKING:
-    from rich.console import Console
-
-
-def _console(out: IO[str]) -> Console:
-    from rich.console import Console
-
-    return Console(file=out, highlight=False, soft_wrap=False)
+from lkmetrics.render.layout import Column, Layout
+from lkmetrics.render.units import count, elapsed, fmt_value, ratio, short_time, signed
 
 
 def _dumps(obj: Any) -> str:
@@ -73,22 +66,21 @@ def sessions(items: Sequence[SessionOverview], fmt: str, out: IO[str]) -> None:
             d = _session_dict(item)
             w.writerow([d[c] for c in SESSION_CSV_COLUMNS])
         return
-    from rich.table import Table
-
-    table = Table(title="Sessions (newest first)", title_justify="left")
-    for name, justify in (("Session", "left"), ("Started", "left"), ("Command", "left"),
-                          ("STT", "left"), ("LLM", "left"), ("TTS", "left"),
-                          ("Turns", "right"), ("p50 e2e", "right"), ("Duration", "right"),
-                          ("Status", "left")):
-        table.add_column(name, justify=justify)  # type: ignore[arg-type]
+    cols = [
+        Column("Session"), Column("Started"), Column("Command", drop=4),
+        Column("STT", drop=6), Column("LLM", drop=3), Column("TTS", drop=5),
+        Column("Turns", right=True), Column("p50 e2e", right=True),
+        Column("Duration", right=True, drop=2), Column("Status", drop=7),
+    ]
     for item in items:
         s = item.session
-        table.add_row(
-            s.id, timestamp(s.started), s.command or "-", s.stt or "-", s.llm or "-",
+        for col, cell in zip(cols, (
+            s.id, short_time(s.started), s.command or "-", s.stt or "-", s.llm or "-",
             s.tts or "-", str(item.turns), fmt_value(item.p50_e2e, "s"),
             elapsed(s.duration), s.exit_status or "-",
-        )
-    _console(out).print(table)
+        ), strict=True):
+            col.cells.append(cell)
+    out.write(Layout("Sessions (newest first)", cols).render())
 
 
 # -- report -----------------------------------------------------------------------------------
@@ -146,32 +138,27 @@ def _usd(v: float | None) -> str:
     return "unknown" if v is None else fmt_value(v, "USD")
 
 
-def _cost_tables(report: Report, console: Console) -> None:
-    from rich.table import Table
-
+def _cost_tables(report: Report, out: IO[str]) -> None:
     cost = report.cost
     if cost is None or not cost.sessions:
         return
-    t = Table(title="Cost per model (USD; `lkmetrics prices MODEL` shows the unit prices)",
-              title_justify="left")
-    for name, justify in (("Type", "left"), ("Model", "left"), ("Sessions", "right"),
-                          ("Cost", "right"), ("Price from", "left")):
-        t.add_column(name, justify=justify)  # type: ignore[arg-type]
+    cols = [Column("Type"), Column("Model"), Column("Sessions", right=True),
+            Column("Cost", right=True), Column("Price from", drop=1)]
     for row in cost.by_model():
         source = row["source"] or "no price known"
         if row["date"]:
             source += f" ({row['date']})"
-        t.add_row(row["type"], row["model"], str(row["sessions"]), _usd(row["cost"]), source)
-    console.print(t)
+        for col, cell in zip(cols, (row["type"], row["model"], str(row["sessions"]),
+                                    _usd(row["cost"]), source), strict=True):
+            col.cells.append(cell)
     totals = cost.totals()
-    console.print(
-        f"Total cost: {_usd(totals.total)} (llm {_usd(totals.llm)}, stt {_usd(totals.stt)}, "
-        f"tts {_usd(totals.tts)}); per minute of session: {_usd(cost.per_minute())}",
-        markup=False,
-    )
+    notes = [f"Total cost: {_usd(totals.total)} (llm {_usd(totals.llm)}, stt {_usd(totals.stt)}, "
+             f"tts {_usd(totals.tts)}); per minute of session: {_usd(cost.per_minute())}"]
     if cost.unknown:
-        console.print(f"No price for {', '.join(cost.unknown)}: its cost is unknown; add it "
-                      "with --prices FILE (see `lkmetrics prices --help`).", markup=False)
+        notes.append(f"No price for {', '.join(cost.unknown)}: its cost is unknown; add it "
+                     "with --prices FILE (see `lkmetrics prices --help`).")
+    out.write(Layout("Cost per model (USD; `lkmetrics prices MODEL` shows the unit prices)",
+                     cols, notes=notes).render())
 
 
 def report(report: Report, fmt: str, out: IO[str],
@@ -186,60 +173,55 @@ def report(report: Report, fmt: str, out: IO[str],
             w.writerow([r.group, r.figure.name, r.figure.title, r.figure.unit,
                         *(r.stats[k] for k in STAT_NAMES)])
         return
-    from rich.table import Table
-
-    console = _console(out)
-    grouped = report.by is not None
-    table = Table(title=f"Figures: {report.description}", title_justify="left",
-                  caption="percentiles: linear interpolation between nearest ranks",
-                  caption_justify="left")
-    if grouped:
-        table.add_column(report.by.capitalize() if report.by else "Group")
-    table.add_column("Figure")
-    for name in STAT_NAMES:
-        table.add_column(name, justify="right")
-    last_group = None
-    for r in report.rows:
-        cells = [str(r.stats["count"])]
-        cells += [fmt_value(r.stats[k], r.figure.unit) for k in STAT_NAMES[1:]]
-        if grouped:
-            if last_group is not None and r.group != last_group:
-                table.add_section()
-            group_cell = r.group if r.group != last_group else ""
-            last_group = r.group
-            table.add_row(group_cell, r.figure.name, *cells)
-        else:
-            table.add_row(r.figure.name, *cells)
-    console.print(table)
+    # the stats a narrow terminal drops first: mean, p99, p90, then max
+    stat_drop = {"mean": 4, "p99": 3, "p90": 2, "max": 1}
+    cols = [Column("Figure"),
+            *(Column(n, right=True, drop=stat_drop.get(n, 0)) for n in STAT_NAMES)]
+    sections: list[tuple[str | None, int]] = []
+    last: str | None = None
+    for i, r in enumerate(report.rows):
+        if i == 0 or (report.by is not None and r.group != last):
+            sections.append((f"{report.by} {r.group}" if report.by else None, 0))
+        last = r.group
+        sections[-1] = (sections[-1][0], sections[-1][1] + 1)
+        cells = [r.figure.name, str(r.stats["count"])]
+        cells += [fmt_value(r.stats[k], r.figure.unit, compact=True) for k in STAT_NAMES[1:]]
+        for col, cell in zip(cols, cells, strict=True):
+            col.cells.append(cell)
+    out.write(Layout(f"Figures: {report.description}", cols, sections,
+                     ["percentiles: linear interpolation between nearest ranks; "
+                      "rates in tokens/s"]).render())
     if report.tokens:
-        t = Table(title="LLM tokens per model", title_justify="left")
-        for name, justify in (("Model", "left"), ("Requests", "right"), ("Prompt", "right"),
-                              ("Completion", "right"), ("Total", "right")):
-            t.add_column(name, justify=justify)  # type: ignore[arg-type]
+        cols = [Column("Model"), Column("Requests", right=True), Column("Prompt", right=True),
+                Column("Completion", right=True), Column("Total", right=True)]
         for row in report.tokens:
-            t.add_row(row.model, f"{row.requests:,}", f"{row.prompt_tokens:,}",
-                      f"{row.completion_tokens:,}", f"{row.total_tokens:,}")
-        console.print(t)
+            for col, cell in zip(cols, (row.model, f"{row.requests:,}", f"{row.prompt_tokens:,}",
+                                        f"{row.completion_tokens:,}", f"{row.total_tokens:,}"),
+                                 strict=True):
+                col.cells.append(cell)
+        out.write(Layout("LLM tokens per model", cols).render())
     if report.usage:
-        u = Table(title="Usage per model (last usage record of each session)",
-                  title_justify="left")
-        u.add_column("Type")
-        u.add_column("Model")
-        u.add_column("Sessions", justify="right")
-        u.add_column("Usage")
+        cols = [Column("Type"), Column("Model"), Column("Sessions", right=True),
+                Column("Usage")]
+        blocks: list[tuple[str | None, int]] = []
         for entry in report.usage:
-            rest = ", ".join(f"{k}={count(v)}" for k, v in entry.items()
-                             if k not in ("type", "model", "sessions"))
-            u.add_row(str(entry["type"]), str(entry["model"]), str(entry["sessions"]), rest)
-        console.print(u)
-    _cost_tables(report, console)
+            rest = [f"{k}={count(v)}" for k, v in entry.items()
+                    if k not in ("type", "model", "sessions")] or ["-"]
+            blocks.append((None, len(rest)))  # one usage figure per line: never cut
+            for i, part in enumerate(rest):
+                for col, cell in zip(cols, (str(entry["type"]).removesuffix("_usage"),
+                                            str(entry["model"]), str(entry["sessions"]), part)
+                                     if i == 0 else ("", "", "", part), strict=True):
+                    col.cells.append(cell)
+        out.write(Layout("Usage per model (last usage record of each session)", cols,
+                         blocks).render())
+    _cost_tables(report, out)
     if report.kinds:
-        k = Table(title="Records per kind", title_justify="left")
-        k.add_column("Kind")
-        k.add_column("Records", justify="right")
+        cols = [Column("Kind"), Column("Records", right=True)]
         for kind, n in report.kinds.items():
-            k.add_row(kind, f"{n:,}")
-        console.print(k)
+            cols[0].cells.append(kind)
+            cols[1].cells.append(f"{n:,}")
+        out.write(Layout("Records per kind", cols).render())
 
 
 def budgets(results: Sequence[BudgetResult], err: IO[str]) -> None:
@@ -274,29 +256,21 @@ def compare(cmp: Comparison, fmt: str, out: IO[str]) -> None:
             ],
         }) + "\n")
         return
-    from rich.table import Table
-
-    table = Table(title=f"A = {cmp.a}   B = {cmp.b}", title_justify="left",
-                  caption="diff = B - A, ratio = B / A; faster: lower time or higher rate; "
-                  "cheaper: lower cost (USD)",
-                  caption_justify="left")
-    table.add_column("Figure")
-    for name in ("A p50", "B p50", "diff", "ratio", "A p95", "B p95", "diff", "ratio"):
-        table.add_column(name, justify="right")
-    table.add_column("B vs A")
+    cols = [Column("Figure"), Column("A p50", right=True), Column("B p50", right=True),
+            Column("diff", right=True, drop=2), Column("ratio", right=True, drop=3),
+            Column("A p95", right=True, drop=1), Column("B p95", right=True, drop=1),
+            Column("diff", right=True, drop=4), Column("ratio", right=True, drop=5),
+            Column("B vs A")]
     for f in cmp.figures:
         unit = f.figure.unit
-        verdict = f.verdict
-        mark = {"faster": "[green]faster[/]", "slower": "[red]slower[/]",
-                "cheaper": "[green]cheaper[/]", "costlier": "[red]costlier[/]"}.get(
-            verdict or "", verdict or "-"
-        )
-        table.add_row(
+        for col, cell in zip(cols, (
             f.figure.name,
-            fmt_value(f.p50.a, unit), fmt_value(f.p50.b, unit), signed(f.p50.diff, unit),
-            ratio(f.p50.ratio),
-            fmt_value(f.p95.a, unit), fmt_value(f.p95.b, unit), signed(f.p95.diff, unit),
-            ratio(f.p95.ratio),
-            mark,
-        )
-    _console(out).print(table)
+            fmt_value(f.p50.a, unit, compact=True), fmt_value(f.p50.b, unit, compact=True),
+            signed(f.p50.diff, unit, compact=True), ratio(f.p50.ratio),
+            fmt_value(f.p95.a, unit, compact=True), fmt_value(f.p95.b, unit, compact=True),
+            signed(f.p95.diff, unit, compact=True), ratio(f.p95.ratio), f.verdict or "-",
+        ), strict=True):
+            col.cells.append(cell)
+    out.write(Layout(f"A = {cmp.a}\nB = {cmp.b}", cols, notes=[
+        "diff = B - A, ratio = B / A; faster: lower time or higher rate (tokens/s); "
+        "cheaper: lower cost (USD)"]).render())

@@ -22,21 +22,25 @@ def number(value: Any) -> float | None:
     return float(value) if is_number(value) else None
 
 
-def fmt_value(value: float | int | None, unit: str) -> str:
+def fmt_value(value: float | int | None, unit: str, *, compact: bool = False) -> str:
     """A value in its unit: ``312 ms``, ``4.2 ms``, ``1.24 s``, ``33.9 tok/s``, ``$0.00213``;
-    ``-`` if None."""
+    ``-`` if None.
+
+    ``compact`` (narrow tables): ``312ms``, ``1.24s``, ``33.9/s``.
+    """
     if value is None:
         return MISSING
+    sep = "" if compact else " "
     if unit == "s":
         if abs(value) < 1:
             ms = value * 1000
-            return f"{ms:.1f} ms" if abs(ms) < 10 else f"{ms:.0f} ms"
-        return f"{value:.2f} s"
+            return f"{ms:.1f}{sep}ms" if abs(ms) < 10 else f"{ms:.0f}{sep}ms"
+        return f"{value:.2f}{sep}s"
     if unit == "tok/s":
-        return f"{value:.1f} tok/s"
+        return f"{value:.1f}{sep}{'/s' if compact else 'tok/s'}"
     if unit == "USD":
         return f"${value:.5f}" if abs(value) < 0.1 else f"${value:.4f}"
-    return f"{value:g} {unit}".strip()
+    return f"{value:g}{sep}{unit}".strip()
 
 
 def seconds(value: Any) -> str:
@@ -44,11 +48,11 @@ def seconds(value: Any) -> str:
     return fmt_value(float(value), "s") if is_number(value) else MISSING
 
 
-def signed(value: float | None, unit: str) -> str:
+def signed(value: float | None, unit: str, *, compact: bool = False) -> str:
     """A difference with its sign: ``+12 ms``, ``-1.20 s``."""
     if value is None:
         return MISSING
-    return ("+" if value > 0 else "") + fmt_value(value, unit)
+    return ("+" if value > 0 else "") + fmt_value(value, unit, compact=compact)
 
 
 def ratio(value: float | None) -> str:
@@ -75,6 +79,13 @@ def timestamp(t: Any) -> str:
         return datetime.fromtimestamp(t).strftime("%Y-%m-%d %H:%M:%S")
     except (OverflowError, OSError, ValueError):  # a time no date holds (an older store)
         return MISSING
+
+
+def short_time(t: Any) -> str:
+    """A Unix time as compact local ``MM-DD HH:MM`` (the year goes: tables stay narrow)."""
+    if not is_number(t):
+        return MISSING
+    return datetime.fromtimestamp(t).strftime("%m-%d %H:%M")
 
 
 def elapsed(value: float | None) -> str:

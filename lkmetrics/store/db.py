@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from lkmetrics.errors import NotFoundError, StoreError
-from lkmetrics.records import Record
+from lkmetrics.records import Record, stage_identity
 from lkmetrics.store.rows import SESSION_FIELDS, Batch, SessionTracker
 from lkmetrics.store.schema import LATEST_VERSION, MIGRATIONS, refill
 
@@ -235,10 +235,24 @@ class Database:
             sets = ", ".join(f"{f} = ?" for f in SESSION_FIELDS)
             conn.executemany(
                 f"UPDATE sessions SET {sets}, started = ? WHERE id = ?",
-                [
-                    (*(_text(rec.get(f)) for f in SESSION_FIELDS), rec["time"], sid)
-                    for sid, rec in sessions.info.items()
-                ],
+                [(*session_values(rec), rec["time"], sid) for sid, rec in sessions.info.items()],
+            )
+
+    def resolve_models(self, session_ids: Iterable[str]) -> None:
+        """Give the records of these sessions their session's model identities.
+
+        For records written before their session's opening record was seen (a parallel
+        import parses a session's records in several processes). Inside the caller's
+        transaction.
+        """
+        conn = self.conn
+        for stage, kinds in (("llm", "'llm', 'realtime', 'turn', 'eou'"), ("stt", "'stt'"),
+                             ("tts", "'tts'")):
+            conn.executemany(
+                f"UPDATE records SET model = coalesce((SELECT s.{stage} FROM sessions s "
+                f"WHERE s.id = records.session_id AND s.{stage} != 'local'), model) "
+                f"WHERE session_id = ? AND kind IN ({kinds})",
+                [(sid,) for sid in session_ids],
             )
 
     def set_exit_status(self, session_ids: Iterable[str], status: str) -> None:
@@ -255,6 +269,18 @@ class Database:
             batch.add(record)
         with self.errors():
             return self.write_batch(batch, status=status)
+
+
+def session_values(session: Record) -> tuple[str | None, ...]:
+    """The ``sessions`` columns of SESSION_FIELDS from an opening record; the stage columns
+    hold model identities (:func:`lkmetrics.records.stage_identity`)."""
+    out = []
+    for f in SESSION_FIELDS:
+        value = session.get(f)
+        if f in ("llm", "stt", "tts"):
+            value = stage_identity(session, f) or value
+        out.append(_text(value))
+    return tuple(out)
 
 
 def _text(value: Any) -> str | None:

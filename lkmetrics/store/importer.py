@@ -20,7 +20,15 @@ from typing import TYPE_CHECKING, Any, BinaryIO, cast
 
 from lkmetrics.errors import Interrupted, StoreError, UsageError
 from lkmetrics.records import SCHEMA_VERSION
-from lkmetrics.store.rows import Batch, KindSpec, Row, check_record, spec
+from lkmetrics.store.rows import (
+    Batch,
+    KindSpec,
+    Row,
+    SessionModels,
+    check_record,
+    session_models,
+    spec,
+)
 from lkmetrics.store.validate import (
     INT64_MAX,
     MAX_DEPTH,
@@ -168,7 +176,8 @@ def _utf8_lines(data: bytes) -> list[str] | list[str | None]:
     return out
 
 
-def _parse_chunk(data: bytes, first: int) -> _Parsed:
+def _parse_chunk(data: bytes, first: int,
+                 known: dict[str, SessionModels] | None = None) -> _Parsed:
     """Parse and check the lines of a chunk into a batch; collect the bad ones.
 
     The hot loop of an import, written out by hand: the envelope check of a well-formed
@@ -177,7 +186,9 @@ def _parse_chunk(data: bytes, first: int) -> _Parsed:
     """
     global _LOADS
     loads = _LOADS = _LOADS or _json_loads()
-    batch = Batch()
+    batch = Batch(known)
+    known = batch.known
+    unresolved = batch.unresolved
     bad: list[tuple[int, str]] = []
     lines = _utf8_lines(data)
     if lines and lines[-1] == "":  # after the last newline (None: an undecodable last line)
@@ -190,7 +201,7 @@ def _parse_chunk(data: bytes, first: int) -> _Parsed:
     newest = SCHEMA_VERSION
     time_max = TIME_MAX
     max_depth = MAX_DEPTH
-    known = known_fields_problem
+    fields_problem = known_fields_problem
     size = 0
     sid: Any
     seq: Any
@@ -237,7 +248,7 @@ def _parse_chunk(data: bytes, first: int) -> _Parsed:
                 sid, seq, kind, t = (record["session_id"], record["seq"], record["kind"],
                                      record["time"])
             else:
-                reason = known(record, kind)
+                reason = fields_problem(record, kind)
                 if reason is not None:
                     bad.append((lineno, reason))
                     continue
@@ -249,7 +260,12 @@ def _parse_chunk(data: bytes, first: int) -> _Parsed:
                     group = batch.groups[ks.insert_sql] = []
                 entry = kinds[kind] = (ks, group)
             ks, group = entry
-            if ks.extra:
+            if ks.modelled:
+                models = known.get(sid)
+                if models is None:
+                    unresolved.add(sid)
+                group.append((sid, seq, kind, t, text, *ks.values(record, models)))
+            elif ks.extra:
                 group.append((sid, seq, kind, t, text, *ks.values(record)))
             else:
                 group.append((sid, seq, kind, t, text))
@@ -264,6 +280,7 @@ def _parse_chunk(data: bytes, first: int) -> _Parsed:
                 span[1] = float(t)
             if kind == "session":
                 infos[sid] = record
+                known[sid] = session_models(record)
     batch.size = size
     return batch, bad, len(lines)
 
@@ -308,8 +325,9 @@ def _signals_deferred() -> Iterator[None]:
 
 def _parse_stream(f: BinaryIO, progress: Progress) -> Iterator[_Parsed]:
     """Parse a stream chunk by chunk in this process."""
+    known: dict[str, SessionModels] = {}
     for first, data in _read_chunks(f):
-        yield _parse_chunk(data, first)
+        yield _parse_chunk(data, first, known)
         progress(len(data))  # the consumer has written the chunk
 
 
@@ -367,6 +385,7 @@ def _import_parsed(
     db.conn.execute(f"PRAGMA cache_size = -{IMPORT_CACHE_KIB}")
     db.conn.execute(f"PRAGMA wal_autocheckpoint = {IMPORT_CHECKPOINT_PAGES}")
     conn = db.conn
+    unresolved: set[str] = set()
     in_tx = False
     tx_start = 0.0
     tx_inserted = tx_size = 0
@@ -395,12 +414,18 @@ def _import_parsed(
                         conn.execute("BEGIN IMMEDIATE")
                         in_tx, tx_start = True, time.monotonic()
                     tx_inserted += db.insert_rows(batch, None)
+                    unresolved |= batch.unresolved
                     tx_size += batch.size
                     # several chunks per transaction (each commit rewrites the index
                     # pages it touched: 0.5 s -> 1 s made the import 5% faster), but short
                     # ones: other processes may be recording into this file
                     if time.monotonic() - tx_start >= IMPORT_TX_SECONDS:
                         commit()
+                if unresolved:
+                    if not in_tx:
+                        conn.execute("BEGIN IMMEDIATE")
+                        in_tx = True
+                    db.resolve_models(unresolved)
                 if in_tx:
                     commit()
             finally:

@@ -57,13 +57,14 @@ def _parse_worker(
         # (and this worker exits) when the parent is gone, instead of blocking for ever
         reader.close()
     try:
+        known: dict[str, Any] = {}  # the sessions this worker has seen, across its chunks
         with open(path, "rb") as f:
             for j in range(index, chunks, step):
                 start = _line_start(f, j * chunk_bytes)
                 end = _line_start(f, (j + 1) * chunk_bytes) if j + 1 < chunks else -1
                 f.seek(start)
                 data = f.read(end - start) if end >= 0 else f.read()
-                out.send_bytes(_dumps(importer._parse_chunk(data, 1)))
+                out.send_bytes(_dumps(importer._parse_chunk(data, 1, known)))
     except BaseException as e:  # the parent raises it
         try:
             payload = pickle.dumps(e)

@@ -17,6 +17,7 @@ from typing import Any, TextIO
 
 from lkmetrics.analysis.stats import Figure, figure_value
 from lkmetrics.errors import NotFoundError, UsageError
+from lkmetrics.records import usage_identity
 from lkmetrics.store.db import Database
 from lkmetrics.store.importer import BadLine, ImportResult, Progress
 from lkmetrics.store.rows import FIGURE_COLUMNS
@@ -199,22 +200,23 @@ class Store(Database):
             return self._figure_values_from_json(figure, scope, by)
         where, params = scope.where("r")
         if by == "model":
-            sql = (f"SELECT r.model, r.session_id, r.{col} FROM records r "
-                   f"WHERE r.{col} IS NOT NULL{where}")
-            # records without their own model (turn, eou) count for the session's model
-            column = {"stt": 1, "tts": 2}.get(figure.kind, 0)
+            # every record of a model kind carries its model identity (turn and EOU records
+            # their session's LLM); the figure's index is (model, value, session), so each
+            # model's values come sorted from one range of it
+            groups: dict[str, list[float]] = {}
             with self.errors():
-                own = {str(sid): models[column] for sid, *models in self.conn.execute(
-                    "SELECT id, llm, stt, tts FROM sessions")}
-                groups: dict[str, list[float]] = {}
-                for model, sid, v in self.conn.execute(sql, params):
-                    key = model or own.get(sid) or "unknown"
-                    bucket = groups.get(key)
-                    if bucket is None:
-                        bucket = groups[key] = []
-                    bucket.append(v)
-            for values in groups.values():
-                values.sort()
+                models = [m for (m,) in self.conn.execute(
+                    f"SELECT DISTINCT r.model FROM records r WHERE r.{col} IS NOT NULL{where}",
+                    params)]
+                for model in models:
+                    values = [v for (v,) in self.conn.execute(
+                        f"SELECT r.{col} FROM records r WHERE r.{col} IS NOT NULL "
+                        f"AND r.model IS ?{where} ORDER BY r.model, r.{col}",
+                        [model, *params])]
+                    if values:
+                        groups.setdefault(model or "unknown", []).extend(values)
+            if "unknown" in groups:  # NULL models joined one named "unknown": keep it sorted
+                groups["unknown"].sort()
             return groups
         elif by == "session":
             sql = f"SELECT r.session_id, r.{col} FROM records r WHERE r.{col} IS NOT NULL{where}"
@@ -272,7 +274,8 @@ class Store(Database):
         return [(str(m), int(n), _count(p), _count(c), _count(t)) for m, n, p, c, t in rows]
 
     def last_usage(self, scope: Scope) -> Iterator[list[dict[str, Any]]]:
-        """The ``usage`` list of each session's last usage record in scope (cumulative)."""
+        """The ``usage`` list of each session's last usage record in scope (cumulative), each
+        entry with its model ``identity``."""
         where, params = scope.where()
         with self.errors():
             last = self.conn.execute(
@@ -286,10 +289,14 @@ class Store(Database):
                 ).fetchone()
                 if r is None:
                     continue
+                stages = self.conn.execute(
+                    "SELECT llm, stt, tts FROM sessions WHERE id = ?", (sid,)).fetchone()
+                names = dict(zip(("llm", "stt", "tts"), stages or (), strict=False))
                 with contextlib.suppress(ValueError):
                     usage = json.loads(r[0]).get("usage")
                     if isinstance(usage, list):
-                        yield [u for u in usage if isinstance(u, dict)]
+                        yield [{**u, "identity": usage_identity(u, names)}
+                               for u in usage if isinstance(u, dict)]
 
     def kind_counts(self, scope: Scope) -> dict[str, int]:
         where, params = scope.where()

@@ -17,7 +17,7 @@ from lkmetrics.errors import Stopped, StoreError
 from lkmetrics.records import Record
 from lkmetrics.store.db import describe_error, is_busy
 from lkmetrics.store.queries import Store
-from lkmetrics.store.rows import Batch, check_record
+from lkmetrics.store.rows import Batch, SessionModels, check_record
 
 log = logging.getLogger("lkmetrics")
 
@@ -44,6 +44,8 @@ class StoreWriter(QueueThread):
         self._interval = flush_interval
         self._batch_max = batch_max
         self._sessions: set[str] = set()
+        self._known: dict[str, SessionModels] = {}  # model identities of the sessions seen
+        self._unresolved: set[str] = set()
         self._store = Store.open(self.path)  # raises StoreError now, before the agent starts
         super().__init__("lkmetrics-store")
 
@@ -58,6 +60,9 @@ class StoreWriter(QueueThread):
         try:
             if self._sessions:
                 self._store.set_exit_status(sorted(self._sessions), self.exit_status)
+            if self._unresolved:
+                with self._store.errors(), self._store.transaction():
+                    self._store.resolve_models(sorted(self._unresolved))
         except StoreError as e:
             self._error(str(e))
         finally:
@@ -92,7 +97,7 @@ class StoreWriter(QueueThread):
                 self._error(f"{type(e).__name__}: {e}")
 
     def _flush(self, records: list[Record]) -> None:
-        batch = Batch()
+        batch = Batch(self._known)
         for record in records:
             reason = check_record(record)
             if reason is not None:
@@ -109,6 +114,7 @@ class StoreWriter(QueueThread):
         while True:
             try:
                 self.written += self._store.write_batch(batch, status="running")
+                self._unresolved |= batch.unresolved
                 return
             except sqlite3.OperationalError as e:
                 if is_busy(e) and time.monotonic() < give_up:

@@ -10,7 +10,14 @@ import math
 from typing import Any
 
 from lkmetrics.analysis.stats import FIGURES, figure_value
-from lkmetrics.records import Record, model_label, to_json
+from lkmetrics.records import (
+    MODEL_KINDS,
+    STAGE_OF_KIND,
+    Record,
+    model_identity,
+    stage_identity,
+    to_json,
+)
 from lkmetrics.store.validate import INT64_MAX, problem
 
 # figure name (stats.FIGURES) -> the numeric column holding it
@@ -62,10 +69,12 @@ class KindSpec:
     def __init__(self, kind: str) -> None:
         self.figures = [f for f in FIGURES if f.kind == kind and f.name in FIGURE_COLUMNS]
         self.component = kind in COMPONENT_KINDS
+        self.modelled = kind in MODEL_KINDS  # fills the model column
+        self.stage = STAGE_OF_KIND.get(kind, "")
         self.llm = kind == "llm"
         self.fields = tuple((f.field, f) for f in self.figures)
         self.extra: tuple[str, ...] = (
-            *(("model",) if self.component else ()),
+            *(("model",) if self.modelled else ()),
             *(FIGURE_COLUMNS[f.name] for f in self.figures),
             *(TOKEN_COLUMNS if self.llm else ()),
         )
@@ -78,8 +87,11 @@ class KindSpec:
             f"UPDATE records SET {', '.join(f'{c} = ?' for c in self.extra)} WHERE rowid = ?"
         )
 
-    def values(self, record: Record) -> tuple[Any, ...]:
+    def values(self, record: Record, models: SessionModels | None = None) -> tuple[Any, ...]:
         """The extra column values of ``record``, in the order of ``self.extra``.
+
+        ``models``: the model identities of the record's session, when its opening record
+        is known (see :func:`lkmetrics.records.model_identity`).
 
         A figure column holds :func:`lkmetrics.stats.figure_value` of the record, so reports
         read exactly what a session summary computes. The common cases (a positive float
@@ -88,9 +100,14 @@ class KindSpec:
         """
         get = record.get
         out: list[Any] = []
-        if self.component:
-            label = get("label")
-            out.append(model_label(record) or (str(label) if label else record["kind"]))
+        if self.modelled:
+            found = models.get(self.stage) if models else None
+            if found is None:
+                found = model_identity(record)
+                if found is None and self.component:
+                    label = get("label")
+                    found = str(label) if label else record["kind"]
+            out.append(found)
         for name, figure in self.fields:
             v = get(name)
             out.append(v if type(v) is float and v > 0.0 else figure_value(figure, record))
@@ -112,18 +129,28 @@ def spec(kind: str) -> KindSpec:
     return found
 
 
-def extract(record: Record) -> dict[str, Any]:
+SessionModels = dict[str, str | None]
+
+
+def session_models(session: Record) -> SessionModels:
+    """The model identity of each stage of a session, from its opening record."""
+    return {stage: stage_identity(session, stage) for stage in ("llm", "stt", "tts")}
+
+
+def extract(record: Record, session: Record | None = None) -> dict[str, Any]:
     """The indexed columns (model, figure columns, tokens) that a record fills."""
     ks = spec(str(record.get("kind")))
-    return dict(zip(ks.extra, ks.values(record), strict=True))
+    models = session_models(session) if session else None
+    return dict(zip(ks.extra, ks.values(record, models), strict=True))
 
 
-def row_of(record: Record, text: str | None = None) -> tuple[str, Row]:
+def row_of(record: Record, text: str | None = None,
+           models: SessionModels | None = None) -> tuple[str, Row]:
     """The insert statement and row of a checked record; ``text``: its JSON, if at hand."""
     ks = spec(record["kind"])
     return ks.insert_sql, (
         record["session_id"], record["seq"], record["kind"], record["time"],
-        text if text is not None else to_json(record), *ks.values(record),
+        text if text is not None else to_json(record), *ks.values(record, models),
     )
 
 
@@ -159,15 +186,30 @@ class SessionTracker:
 
 
 class Batch:
-    """Rows for one transaction, grouped by insert statement, with their sessions."""
+    """Rows for one transaction, grouped by insert statement, with their sessions.
 
-    def __init__(self) -> None:
+    ``known``: session id -> model identities of the sessions seen so far (shared by the
+    batches of one recorder or import). A record whose session is not known yet is written
+    with its own model and its session listed in ``unresolved``, for
+    :meth:`lkmetrics.store.db.Database.resolve_models` to correct once the session is known.
+    """
+
+    def __init__(self, known: dict[str, SessionModels] | None = None) -> None:
         self.groups: dict[str, list[Row]] = {}
         self.sessions = SessionTracker()
         self.size = 0
+        self.known: dict[str, SessionModels] = {} if known is None else known
+        self.unresolved: set[str] = set()
 
     def add(self, record: Record, text: str | None = None) -> None:
-        sql, row = row_of(record, text)
+        sid = record["session_id"]
+        kind = record["kind"]
+        if kind == "session":
+            self.known[sid] = session_models(record)
+        models = self.known.get(sid)
+        if models is None and kind in MODEL_KINDS:
+            self.unresolved.add(sid)
+        sql, row = row_of(record, text, models)
         group = self.groups.get(sql)
         if group is None:
             group = self.groups[sql] = []

@@ -11,7 +11,8 @@ import sqlite3
 from collections.abc import Callable
 
 from lkmetrics.analysis.stats import FIGURES
-from lkmetrics.store.rows import COMPONENT_KINDS, Row, spec
+from lkmetrics.records import MODEL_KINDS, Record, stage_identity
+from lkmetrics.store.rows import COMPONENT_KINDS, Row, SessionModels, session_models, spec
 from lkmetrics.store.validate import TIME_MAX, problem
 
 # -- schema -----------------------------------------------------------------------------------
@@ -73,9 +74,12 @@ def m002_figure_columns(conn: sqlite3.Connection) -> None:
     _executescript(conn, _v2_sql())
 
 
+_V3_FIGURE_COLUMNS = ("turn_first_sentence", "turn_unexplained", "heard")
+
+
 def m003_turn_stage_columns(conn: sqlite3.Connection) -> None:
     """Version 3: the turn-stage figures and the caller's heard latency, as indexed columns."""
-    for column in ("turn_first_sentence", "turn_unexplained", "heard"):
+    for column in _V3_FIGURE_COLUMNS:
         conn.execute(f"ALTER TABLE records ADD COLUMN {column} REAL")
         conn.execute(f"CREATE INDEX records_{column} ON records ({column}) "
                      f"WHERE {column} IS NOT NULL")
@@ -103,21 +107,72 @@ def m004_clean_records(conn: sqlite3.Connection) -> None:
                      f"NOT ({column} BETWEEN 0 AND {TIME_MAX})")
 
 
+def m005_model_identity(conn: sqlite3.Connection) -> None:
+    """Version 5: one model identity (refill rewrites ``model`` and the sessions' stage
+    columns); each figure's index covers (model, value, session), so every report variant
+    reads indexes only, a model's values already sorted."""
+    for c in (*_V2_FIGURE_COLUMNS, *_V3_FIGURE_COLUMNS):
+        conn.execute(f"DROP INDEX IF EXISTS records_{c}")
+        conn.execute(f"CREATE INDEX records_{c} ON records (model, {c}, session_id) "
+                     f"WHERE {c} IS NOT NULL")
+
+
+def _sessions(conn: sqlite3.Connection) -> dict[str, Record]:
+    """The opening record of every session, by session id."""
+    out: dict[str, Record] = {}
+    for sid, text in conn.execute("SELECT session_id, json FROM records WHERE kind = 'session'"):
+        try:
+            record = json.loads(text)
+        except ValueError:
+            continue
+        if isinstance(record, dict):
+            out[str(sid)] = record
+    return out
+
+
+def _local_llm_names(conn: sqlite3.Connection, sessions: dict[str, Record]) -> None:
+    """Sessions of the local LLM recorded before ``llm_model`` was: the name its records
+    carry in their metadata."""
+    for sid, record in sessions.items():
+        if record.get("llm") != "local" or record.get("llm_model"):
+            continue
+        row = conn.execute("SELECT json FROM records WHERE session_id = ? AND kind = 'llm' "
+                           "LIMIT 1", (sid,)).fetchone()
+        if row is None:
+            continue
+        try:
+            name = (json.loads(row[0]).get("metadata") or {}).get("model_name")
+        except (ValueError, AttributeError):
+            continue
+        if isinstance(name, str) and name:
+            record["llm_model"] = name
+
+
 def refill(conn: sqlite3.Connection) -> None:
     """Fill every indexed column from the stored JSON, with today's extraction.
 
     Runs once after the migrations of a store that held records, so columns a migration
-    added are filled exactly as new records fill them.
+    added are filled exactly as new records fill them, and the model column and the
+    sessions' stage columns hold today's model identities.
     """
-    kinds = sorted({f.kind for f in FIGURES} | COMPONENT_KINDS)
+    sessions = _sessions(conn)
+    _local_llm_names(conn, sessions)
+    known: dict[str, SessionModels] = {sid: session_models(r) for sid, r in sessions.items()}
+    for sid, record in sessions.items():
+        values = [stage_identity(record, stage) or record.get(stage)
+                  for stage in ("llm", "stt", "tts")]
+        conn.execute("UPDATE sessions SET llm = ?, stt = ?, tts = ? WHERE id = ?",
+                     (*values, sid))
+    kinds = sorted({f.kind for f in FIGURES} | COMPONENT_KINDS | MODEL_KINDS)
     marks = ",".join("?" * len(kinds))
-    cur = conn.execute(f"SELECT rowid, json FROM records WHERE kind IN ({marks})", kinds)
+    cur = conn.execute(
+        f"SELECT rowid, session_id, json FROM records WHERE kind IN ({marks})", kinds)
     while True:
         rows = cur.fetchmany(5000)
         if not rows:
             break
         updates: dict[str, list[Row]] = {}
-        for rowid, text in rows:
+        for rowid, sid, text in rows:
             try:
                 record = json.loads(text)
             except (ValueError, RecursionError):
@@ -125,7 +180,8 @@ def refill(conn: sqlite3.Connection) -> None:
             if problem(record) is None:
                 ks = spec(record["kind"])
                 if ks.extra:
-                    updates.setdefault(ks.update_sql, []).append((*ks.values(record), rowid))
+                    updates.setdefault(ks.update_sql, []).append(
+                        (*ks.values(record, known.get(sid)), rowid))
         for sql, params in updates.items():
             conn.executemany(sql, params)
     # records whose session has no row (version 1 did not insist on one) get a row
@@ -147,6 +203,7 @@ MIGRATIONS: tuple[Callable[[sqlite3.Connection], None], ...] = (
     m002_figure_columns,
     m003_turn_stage_columns,
     m004_clean_records,
+    m005_model_identity,
 )
 LATEST_VERSION = len(MIGRATIONS)
 

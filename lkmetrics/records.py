@@ -77,6 +77,9 @@ class SessionBody(TypedDict, total=False):
     livekit_agents_version: str
     room: str  # room modes
     turns: int  # simulate: the number of scripted turns
+    bench_id: str  # bench voice: the bench run this session belongs to
+    concurrency: int  # bench: callers (or requests) at once
+    caller: int  # bench voice: which simulated caller, 1..concurrency
 
 
 class TurnBody(TypedDict):
@@ -99,6 +102,8 @@ class TurnBody(TypedDict):
     user_text: str | None
     agent_text: str | None
     interrupted: bool
+    # simulated caller only: its speech end to the first audible agent sample, on its own clock
+    heard_latency: float | None
 
 
 class UsageBody(TypedDict):
@@ -133,8 +138,10 @@ def session_record(info: SessionBody) -> Record:
 
 
 def turn_record(turn: int, item_id: str, report: dict[str, Any], *, user_text: str | None,
-                agent_text: str | None, interrupted: bool) -> Record:
-    """A ``turn`` body from the merged user and assistant ``ChatMessage.metrics`` reports."""
+                agent_text: str | None, interrupted: bool,
+                heard_latency: float | None = None) -> Record:
+    """A ``turn`` body from the merged user and assistant ``ChatMessage.metrics`` reports, and
+    the simulated caller's heard latency when a caller measured one."""
     body: TurnBody = {
         "kind": TURN, "turn": turn, "item_id": item_id,
         "e2e_latency": report.get("e2e_latency"),
@@ -149,6 +156,7 @@ def turn_record(turn: int, item_id: str, report: dict[str, Any], *, user_text: s
         "started_speaking_at": report.get("started_speaking_at"),
         "stopped_speaking_at": report.get("stopped_speaking_at"),
         "user_text": user_text, "agent_text": agent_text, "interrupted": interrupted,
+        "heard_latency": heard_latency,
     }
     return cast(Record, body)
 

@@ -44,6 +44,7 @@ FIGURES: tuple[Figure, ...] = (
     Figure("eou.delay", "End-of-utterance delay", "eou", "end_of_utterance_delay", "s"),
     Figure("eou.transcription_delay", "Transcription delay", "eou", "transcription_delay", "s"),
     Figure("e2e", "Turn end-to-end latency", "turn", "e2e_latency", "s"),
+    Figure("heard", "Heard latency", "turn", "heard_latency", "s"),
 )
 
 FIGURES_BY_NAME = {f.name: f for f in FIGURES}

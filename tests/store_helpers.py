@@ -74,7 +74,8 @@ def session_records(
                   ttfb=round(rng.uniform(0.1, 0.4) * scale, 6), duration=1.0,
                   audio_duration=2.0, characters_count=40, streamed=True,
                   metadata={"model_name": tts.split("/")[1], "model_provider": tts.split("/")[0]})
-        yield rec("turn", e2e_latency=round(rng.uniform(0.6, 2.0) * scale, 6),
+        e2e = round(rng.uniform(0.6, 2.0) * scale, 6)
+        yield rec("turn", e2e_latency=e2e, heard_latency=round(e2e + rng.uniform(0, 0.03), 6),
                   llm_node_ttft=ttft, tts_node_ttfb=0.2, end_of_turn_delay=0.3,
                   transcription_delay=0.1, user_text="hi", agent_text="hello")
         yield rec("usage", usage=[

@@ -6,7 +6,12 @@ injected TTFT, then at each concurrency runs
 - `lkmetrics bench llm --format json` (its own process, through LiveKit's OpenAI plugin),
 and prints the p50 TTFT of both side by side. Goal: within 2 ms.
 
+Then the load curve of `lkmetrics bench voice --local --concurrency 1,2,4` on this machine
+(Whisper, SmolLM2 on llama.cpp and Piper shared by N simulated callers): e2e p50/p95, heard
+p50/p95 and failed turns per concurrency (``--voice-concurrency``; ``--no-voice`` skips it).
+
     python benchmarks/bench_overhead.py [--requests 64] [--concurrency 1 32] [--ttft 0.1]
+                                        [--voice-concurrency 1 2 4] [--no-voice]
 """
 
 from __future__ import annotations
@@ -97,6 +102,32 @@ async def cpu_per_request(url: str, n: int, tokens: int) -> tuple[float, float]:
     return livekit, (time.process_time() - c0) / n
 
 
+def voice_load_curve(levels: list[int], repeat: int) -> None:
+    """`bench voice --local` at each concurrency, in its own process; prints the curve."""
+    cmd = [sys.executable, "-m", "lkmetrics", "bench", "voice", "--local", "--concurrency",
+           ",".join(map(str, levels)), "--repeat", str(repeat), "--format", "json",
+           "--no-record", "--timeout", "180"]
+    print(f"\nbench voice --local (3 built-in questions x {repeat} per caller), "
+          f"{os.cpu_count()} CPUs")
+    proc = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT,
+                          env={**os.environ, "PYTHONPATH": str(ROOT)})
+    if not proc.stdout.strip():
+        print(proc.stderr[-2000:])
+        return
+    doc = json.loads(proc.stdout)
+    print(f"{'callers':>7}  {'turns':>5}  {'e2e p50':>8}  {'e2e p95':>8}  {'heard p50':>9}  "
+          f"{'heard p95':>9}  {'LLM TTFT':>8}  {'errors':>6}")
+
+    def ms(v: float | None) -> str:
+        return "-" if v is None else f"{v:.2f} s"
+
+    for run in doc["runs"]:
+        print(f"{run['concurrency']:>7}  {run['turns']:>5}  {ms(run['e2e']['p50']):>8}  "
+              f"{ms(run['e2e']['p95']):>8}  {ms(run['heard']['p50']):>9}  "
+              f"{ms(run['heard']['p95']):>9}  {ms(run['llm_ttft']['p50']):>8}  "
+              f"{run['errors']:>6}")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--requests", type=int, default=64)
@@ -104,7 +135,18 @@ def main() -> None:
     ap.add_argument("--ttft", type=float, default=0.1)
     ap.add_argument("--gap", type=float, default=0.01)
     ap.add_argument("--tokens", type=int, default=16)
+    ap.add_argument("--voice-concurrency", type=int, nargs="+", default=[1, 2, 4])
+    ap.add_argument("--voice-repeat", type=int, default=1)
+    ap.add_argument("--no-voice", action="store_true")
+    ap.add_argument("--no-llm", action="store_true")
     a = ap.parse_args()
+    if not a.no_llm:
+        llm_overhead(a)
+    if not a.no_voice:
+        voice_load_curve(a.voice_concurrency, a.voice_repeat)
+
+
+def llm_overhead(a: argparse.Namespace) -> None:
     server = subprocess.Popen(
         [sys.executable, str(ROOT / "tests" / "llm_server.py"), "--ttft", str(a.ttft),
          "--gap", str(a.gap), "--tokens", str(a.tokens)],

@@ -81,6 +81,9 @@ class SessionBody(TypedDict, total=False):
     livekit_agents_version: str
     room: str  # room modes
     turns: int  # simulate: the number of scripted turns
+    bench_id: str  # bench voice: the bench run this session belongs to
+    concurrency: int  # bench: callers (or requests) at once
+    caller: int  # bench voice: which simulated caller, 1..concurrency
 
 
 class TurnStages(TypedDict):
@@ -167,7 +170,8 @@ class TurnBody(TypedDict):
     playback_latency: float | None
     started_speaking_at: float | None
     stopped_speaking_at: float | None
-    heard_latency: float | None  # measured by the simulated caller (simulate, bench voice)
+    # simulated caller only: its speech end to the first audible agent sample, on its own clock
+    heard_latency: float | None
     stages: TurnStages
     user_text: str | None
     agent_text: str | None
@@ -228,7 +232,8 @@ def session_record(info: SessionBody) -> Record:
 def turn_record(turn: int, item_id: str, report: dict[str, Any], *, user_text: str | None,
                 agent_text: str | None, interrupted: bool,
                 heard_latency: float | None = None) -> Record:
-    """A ``turn`` body from the merged user and assistant ``ChatMessage.metrics`` reports."""
+    """A ``turn`` body from the merged user and assistant ``ChatMessage.metrics`` reports, and
+    the simulated caller's heard latency when a caller measured one."""
     body: TurnBody = {
         "kind": TURN, "turn": turn, "item_id": item_id,
         "e2e_latency": report.get("e2e_latency"),

@@ -137,11 +137,12 @@ class ScriptedSTT(stt.STT[Any]):
 
 class ScriptedTTS(tts.TTS[Any]):
     def __init__(self, *, ttfb: float = 0.15, audio_per_char: float = 0.01,
-                 sample_rate: int = 24000) -> None:
+                 sample_rate: int = 24000, lead_in: float = 0.0) -> None:
         super().__init__(capabilities=tts.TTSCapabilities(streaming=False),
                          sample_rate=sample_rate, num_channels=1)
         self.ttfb = ttfb
         self.audio_per_char = audio_per_char
+        self.lead_in = lead_in  # seconds of silence before the speech, as some voices have
 
     @property
     def model(self) -> str:
@@ -166,6 +167,7 @@ class _ScriptedStream(tts.ChunkedStream):
         await asyncio.sleep(t.ttfb)
         seconds = max(0.05, len(self.input_text) * t.audio_per_char)
         pcm = tone(seconds, rate=t.sample_rate, freq=330.0, amp=3000)
+        pcm = np.concatenate([np.zeros(int(t.lead_in * t.sample_rate), dtype=np.int16), pcm])
         step = t.sample_rate // 10
         for i in range(0, len(pcm), step):
             output_emitter.push(pcm[i:i + step].tobytes())

@@ -66,6 +66,7 @@ class Capture:
         self._last_user: lk_llm.ChatMessage | None = None
         self._turn = 0
         self._last_usage: str | None = None
+        self._heard: float | None = None  # pipeline thread: the caller's note for the next turn
         self._components: list[Any] = []
         self._session: AgentSession[Any] | None = None
 
@@ -129,7 +130,20 @@ class Capture:
     def _on_close(self, ev: CloseEvent) -> None:
         self.end()
 
+    def note_heard(self, latency: float) -> None:
+        """The simulated caller's heard latency for the reply now playing. O(1), loop-safe.
+
+        The caller hears the reply's first audio before LiveKit adds the reply to the chat
+        (``conversation_item_added`` follows the end of playback), and both go through the
+        one queue in that order, so the note is folded into the next assistant turn record.
+        A reply without audio gets no note (``heard_latency`` None), and a note is used once.
+        """
+        self.pipeline.put(self.session_id, latency, self._convert_heard)
+
     # -- pipeline-thread converters --
+
+    def _convert_heard(self, latency: float) -> None:
+        self._heard = latency
 
     def _convert_item(self, item: Any) -> Record | None:
         if not isinstance(item, lk_llm.ChatMessage):
@@ -152,9 +166,11 @@ class Capture:
         user = self._last_user
         self._last_user = None
         user_report: dict[str, Any] = dict(user.metrics or {}) if user else {}
+        heard, self._heard = self._heard, None
         return turn_record(self._turn, item.id, {**user_report, **report},
                            user_text=user.text_content if user else None,
-                           agent_text=item.text_content, interrupted=item.interrupted)
+                           agent_text=item.text_content, interrupted=item.interrupted,
+                           heard_latency=heard)
 
     def _convert_usage(self, usage: Any) -> Record | None:
         dump = [u.model_dump(mode="json") for u in usage.model_usage]

@@ -78,11 +78,20 @@ class Selection:
     description: str
 
 
-def select(store: Store, session: str | None, since: str | None) -> Selection:
-    """The records of SESSION (an id, a prefix, or ``last``; None: every session), since."""
+def select(store: Store, session: str | None, since: str | None,
+           bench: str | None = None) -> Selection:
+    """The records of SESSION (an id, a prefix, or ``last``; None: every session), or of the
+    sessions of BENCH (a bench id, a prefix, or ``last``), since."""
     store.require_sessions()
     start = parse_since(since) if since else None
-    if session is None:
+    ids: tuple[str, ...] | None
+    if bench is not None:
+        if session is not None:
+            raise UsageError("give a SESSION or --bench, not both.")
+        bench_id, members = store.bench_sessions(bench)
+        desc = f"bench {bench_id} ({len(members)} session{'s' if len(members) != 1 else ''})"
+        ids = tuple(members)
+    elif session is None:
         desc = "all sessions"
         ids = None
     else:
@@ -233,6 +242,7 @@ class SessionOverview:
     session: SessionRow
     turns: int
     p50_e2e: float | None
+    bench_id: str | None = None
 
 
 def overview(store: Store, limit: int | None) -> list[SessionOverview]:
@@ -240,10 +250,12 @@ def overview(store: Store, limit: int | None) -> list[SessionOverview]:
     store.require_sessions()
     rows = store.sessions(limit)
     turns = store.session_turns([r.id for r in rows])
+    benches = store.bench_ids([r.id for r in rows if r.command and r.command.startswith("bench")])
     out = []
     for r in rows:
         n, e2e = turns.get(r.id, (0, []))
-        out.append(SessionOverview(r, n, describe(e2e)["p50"] if e2e else None))
+        out.append(SessionOverview(r, n, describe(e2e)["p50"] if e2e else None,
+                                   benches.get(r.id)))
     return out
 
 

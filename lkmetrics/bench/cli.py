@@ -14,11 +14,19 @@ import typer
 
 from lkmetrics.bench.llm import DEFINITIONS
 from lkmetrics.cli.options import format_option, inherited, resolve_format
-from lkmetrics.config import DEFAULT_LLM, OutputFormat
+from lkmetrics.config import (
+    DEFAULT_INSTRUCTIONS,
+    DEFAULT_LLM,
+    DEFAULT_STT,
+    DEFAULT_TTS,
+    DEFAULT_VOICE,
+    OutputFormat,
+)
 
 bench_app = typer.Typer(
     name="bench",
-    help="Benchmark an agent component through LiveKit's own classes (bench llm).",
+    help="Benchmark agent components through LiveKit's own classes: an LLM endpoint (bench "
+    "llm), or whole voice stacks with simulated callers (bench voice).",
     no_args_is_help=True,
     add_completion=False,
     rich_markup_mode="rich",
@@ -101,3 +109,85 @@ def llm(
 
 
 llm.__doc__ = f"{inspect.cleandoc(llm.__doc__ or '')}\n\n{DEFINITIONS}"
+
+
+@bench_app.command("voice")
+def voice(
+    ctx: typer.Context,
+    stt: Annotated[list[str] | None, typer.Option(
+        "--stt", metavar="MODEL",
+        help=f"STT as PROVIDER/MODEL (LiveKit Inference, default {DEFAULT_STT}) or 'local' "
+        "(Whisper). Repeatable: every STT x LLM x TTS combination runs.",
+        show_default=False)] = None,
+    llm: Annotated[list[str] | None, typer.Option(
+        "--llm", metavar="MODEL",
+        help=f"LLM as PROVIDER/MODEL (default {DEFAULT_LLM}) or 'local' (SmolLM2). "
+        "Repeatable.", show_default=False)] = None,
+    tts: Annotated[list[str] | None, typer.Option(
+        "--tts", metavar="MODEL",
+        help=f"TTS as PROVIDER/MODEL (default {DEFAULT_TTS}) or 'local' (Piper). Repeatable.",
+        show_default=False)] = None,
+    local: Annotated[bool, typer.Option(
+        "--local", help="'local' is the default of every stage not given (needs "
+        "lkmetrics\\[local]; no keys, no network).")] = False,
+    voice_id: Annotated[str, typer.Option(
+        "--voice", metavar="ID", help="TTS voice id.")] = DEFAULT_VOICE,
+    instructions: Annotated[str, typer.Option(
+        "--instructions", help="The agent's instructions.")] = DEFAULT_INSTRUCTIONS,
+    greet: Annotated[bool, typer.Option(
+        "--greet/--no-greet", help="Let each agent greet its caller first (not measured).")
+    ] = False,
+    llm_base_url: Annotated[str | None, typer.Option(
+        "--llm-base-url", metavar="URL",
+        help="Any OpenAI-compatible endpoint for the --llm models (not 'local'); key from "
+        "OPENAI_API_KEY (may be empty).")] = None,
+    say: Annotated[list[str] | None, typer.Option(
+        "--say", metavar="WAV|TEXT",
+        help="An utterance: a WAV file or text spoken with the local Piper voice. "
+        "Repeatable. Default: the three built-in spoken questions.")] = None,
+    repeat: Annotated[int, typer.Option(
+        "--repeat", metavar="N", help="Each caller says the utterances N times.")] = 1,
+    concurrency: Annotated[list[str] | None, typer.Option(
+        "--concurrency", "-c", metavar="N",
+        help="Simulated callers at once, each its own AgentSession sharing the loaded "
+        "models: repeatable or a comma list (1,2,4,8), one run per value. Default 1.",
+        show_default=False)] = None,
+    timeout: Annotated[float, typer.Option(
+        "--timeout", metavar="SECONDS", help="Seconds a caller waits for each reply.")] = 60.0,
+    fail_over: Annotated[list[str] | None, typer.Option(
+        "--fail-over", metavar="FIGURE.STAT=LIMIT",
+        help="A budget, as in report (e.g. e2e.p95=1.5s, heard.p95=2s, llm.ttft.p50=500ms); "
+        "checked per run; the load curve reports the highest concurrency at which every "
+        "budget held. Repeatable.", show_default=False)] = None,
+    fmt: Annotated[str | None, format_option(BENCH_FORMATS)] = None,
+    db: Annotated[Path | None, typer.Option(
+        "--db", metavar="PATH", dir_okay=False,
+        help="Record the sessions into this SQLite file (default: $LKMETRICS_HOME/metrics.db).",
+        show_default=False)] = None,
+    no_record: Annotated[bool, typer.Option(
+        "--no-record", help="Do not record the sessions in the database.")] = False,
+) -> None:
+    """Benchmark voice stacks end to end with simulated callers, in process.
+
+    Every STT x LLM x TTS combination runs the same utterances (--say, --repeat) through
+    LiveKit's real pipeline, as `simulate` does, at each --concurrency: N callers talking at
+    once, each with its own paced microphone and speaker. A table ranks the combinations by
+    e2e p50: e2e p50/p95, heard latency p50/p95, the p50 of each stage (end of utterance,
+    transcription, LLM TTFT, TTS TTFB) and failed turns; with several concurrencies, the load
+    curve and the highest concurrency that kept every --fail-over budget. Heard latency is the
+    caller's own clock: its speech end to the first audible sample of the reply. Each caller
+    is a session (command `bench voice`) under one bench id: `lkmetrics report --bench ID`.
+    Exit 0 when every turn got a reply and every budget held, else 1.
+    """
+    from lkmetrics.bench import voice as core
+    from lkmetrics.bench.command import run_voice_bench
+    from lkmetrics.config import load_env_file
+
+    out_format = resolve_format(ctx, fmt, BENCH_FORMATS, OutputFormat.table, parent_env=False)
+    load_env_file(inherited(ctx, "env_file", None, parent_env=False))
+    config = core.make_config(
+        stt=stt, llm=llm, tts=tts, local=local, voice=voice_id, instructions=instructions,
+        greet=greet, llm_base_url=llm_base_url, say=tuple(say or ()), repeat=repeat,
+        concurrency=concurrency, timeout=timeout, fail_over=fail_over)
+    run_voice_bench(config, json_out=out_format is OutputFormat.json, db=db,
+                    record=not no_record)

@@ -1,5 +1,6 @@
-"""``lkmetrics bench llm`` end to end: check credentials and the store, run every model and
-concurrency with a progress bar, print the runs, check the budgets and give the verdict."""
+"""``lkmetrics bench llm`` and ``bench voice`` end to end: check credentials and the store, run
+every model (or stack) and concurrency with a progress bar, print the runs, check the budgets
+and give the verdict."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from pathlib import Path
 import typer
 
 from lkmetrics.bench import llm as core
+from lkmetrics.bench import voice
 from lkmetrics.config import AgentSettings, check_credentials
 
 
@@ -49,3 +51,44 @@ def run_llm_bench(config: core.BenchConfig, *, json_out: bool, db: Path | None,
     core.verdict(runs, checked)
 
 
+
+
+def run_voice_bench(config: voice.VoiceConfig, *, json_out: bool, db: Path | None,
+                    record: bool) -> str:
+    """``bench voice`` end to end; the bench id. Raises BenchFailed when a turn failed or a
+    budget broke (after printing the runs)."""
+    for settings in config.stacks:
+        check_credentials(settings)
+    if any(s.uses_local() for s in config.stacks):
+        from lkmetrics.local import require_local_extra
+
+        require_local_extra()
+    if record:  # a bad --db fails now, before any model is loaded
+        from lkmetrics.store import Store, default_db_path
+
+        Store.open(db or default_db_path()).close()
+
+    from lkmetrics.bench import render, voice_render
+
+    bench_id = voice.new_bench_id()
+    callers = sum(config.concurrency)
+    turns = len(config.stacks) * callers * config.repeat * (len(config.say) or 3)
+    with render.progress(turns, "bench voice") as advance:
+        from lkmetrics.bench import voice_driver
+
+        runs, write_errors = voice_driver.run(config, bench_id, db=db, record=record,
+                                              progress=advance)
+    checked = voice.check(runs, config.budgets)
+    if json_out:
+        voice_render.write_json(bench_id, runs, checked, sys.stdout)
+    else:
+        voice_render.write_table(bench_id, runs, checked, sys.stdout, recorded=record)
+    sys.stdout.flush()
+    for message in write_errors[:5]:
+        typer.echo(f"lkmetrics: could not write a record: {message}", err=True)
+    if checked:
+        from lkmetrics.render import tables
+
+        tables.budgets(checked, sys.stderr)
+    voice.verdict(runs, checked)
+    return bench_id

@@ -59,9 +59,9 @@ def write_table(runs: Sequence[RunResult], out: IO[str]) -> None:
 
 
 @contextlib.contextmanager
-def progress(total: int) -> Iterator[Callable[[str], None] | None]:
-    """On a terminal, a bar on stderr counting requests; yields the per-request callback
-    (None when stderr is not a terminal)."""
+def progress(total: int, title: str = "bench llm") -> Iterator[Callable[[str], None] | None]:
+    """On a terminal, a bar on stderr counting requests (or turns); yields the per-item
+    callback (None when stderr is not a terminal)."""
     from rich.console import Console
     from rich.progress import (
         BarColumn,
@@ -77,7 +77,7 @@ def progress(total: int) -> Iterator[Callable[[str], None] | None]:
     with Progress("[progress.description]{task.description}", BarColumn(),
                   MofNCompleteColumn(), TimeElapsedColumn(), console=console,
                   transient=True) as bar:
-        task = bar.add_task("bench llm", total=total)
+        task = bar.add_task(title, total=total)
 
         def advance(label: str) -> None:
             bar.update(task, advance=1, description=label)

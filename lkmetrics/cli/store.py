@@ -112,6 +112,10 @@ def report_cmd(
     ] = None,
     by: Annotated[By | None, typer.Option(help="Group the figures by model, session or kind.")
                   ] = None,
+    bench: Annotated[str | None, typer.Option(
+        "--bench", metavar="ID|last",
+        help="Only the sessions of this bench run (`bench voice` prints its id; `sessions` "
+        "shows it next to the command); with --by session, one group per caller.")] = None,
     fmt: Annotated[str | None, format_option(TABLE_FORMATS)] = None,
     fail_over: Annotated[
         list[str] | None,
@@ -132,7 +136,8 @@ def report_cmd(
     """Summarise recorded figures: count, mean, p50, p90, p95, p99 and max of each.
 
     Figures: LLM time to first token, LLM duration, decode rate, TTS first byte, STT duration,
-    end-of-utterance delay, transcription delay and turn e2e latency; then token totals and
+    end-of-utterance delay, transcription delay, turn e2e latency and heard latency (simulated
+    callers only); then token totals and
     usage per model. --fail-over FIGURE.STAT=LIMIT makes it a CI latency budget (exit 1).
     """
     out_format = _format(ctx, fmt, TABLE_FORMATS)
@@ -141,7 +146,7 @@ def report_cmd(
 
     wanted = [budgets.parse_budget(spec) for spec in fail_over or []]
     with _open(db) as store:
-        selection = report.select(store, session, since)
+        selection = report.select(store, session, since, bench)
         result = report.summarise(store, selection, by.value if by else None,
                                   _price_book(prices))
     checked = budgets.check_budgets(result, wanted)

@@ -40,6 +40,7 @@ def _finite(obj: Any) -> Any:
 SESSION_CSV_COLUMNS = (
     "id", "started", "ended", "duration", "command", "stt", "llm", "tts", "voice", "host",
     "lkmetrics_version", "livekit_agents_version", "exit_status", "turns", "p50_e2e",
+    "bench_id",
 )
 
 
@@ -50,7 +51,7 @@ def _session_dict(item: SessionOverview) -> dict[str, Any]:
         "command": s.command, "stt": s.stt, "llm": s.llm, "tts": s.tts, "voice": s.voice,
         "host": s.host, "lkmetrics_version": s.lkmetrics_version,
         "livekit_agents_version": s.livekit_agents_version, "exit_status": s.exit_status,
-        "turns": item.turns, "p50_e2e": item.p50_e2e,
+        "turns": item.turns, "p50_e2e": item.p50_e2e, "bench_id": item.bench_id,
     }
 
 
@@ -75,7 +76,9 @@ def sessions(items: Sequence[SessionOverview], fmt: str, out: IO[str]) -> None:
     for item in items:
         s = item.session
         for col, cell in zip(cols, (
-            s.id, short_time(s.started), s.command or "-", s.stt or "-", s.llm or "-",
+            s.id, short_time(s.started),
+            f"{s.command or '-'} {item.bench_id}" if item.bench_id else s.command or "-",
+            s.stt or "-", s.llm or "-",
             s.tts or "-", str(item.turns), fmt_value(item.p50_e2e, "s"),
             elapsed(s.duration), s.exit_status or "-",
         ), strict=True):

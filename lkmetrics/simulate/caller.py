@@ -4,6 +4,13 @@ audio sink that plays the agent out at real-time pace. Used by ``lkmetrics simul
 The input produces a 20 ms 16-bit PCM frame every 20 ms of wall time, from the current
 utterance or silence, exactly like a microphone would, so VAD, endpointing and STT see a
 real stream and every latency LiveKit measures is the one a caller would experience.
+
+Heard latency is the caller's own clock: from the moment its last speech sample left the
+microphone to the moment the first audible sample of the agent's reply plays on its speaker.
+A frame the microphone delivers at time t holds the FRAME_MS of audio that ended at t (as a
+real microphone's buffer does), so a sample k samples before the frame's end was spoken at
+t - k / rate; the speaker plays frames back to back from the first one it receives, so a
+sample is heard when the audio before it has played (or when it arrives, if later).
 """
 
 from __future__ import annotations
@@ -25,6 +32,16 @@ from livekit.agents.voice.events import AgentStateChangedEvent, ConversationItem
 from lkmetrics.simulate.script import INPUT_RATE
 
 FRAME_MS = 20
+# a sample louder than this (int16, about -54 dBFS) is speech or agent audio, not silence
+AUDIBLE = 64
+
+
+def audible_bounds(samples: np.ndarray) -> tuple[int, int] | None:
+    """The index of the first audible sample and one past the last one, or None if silent."""
+    loud = np.flatnonzero(np.abs(samples.astype(np.int32)) > AUDIBLE)
+    if loud.size == 0:
+        return None
+    return int(loud[0]), int(loud[-1]) + 1
 
 
 class PacedAudioInput(io.AudioInput):
@@ -37,16 +54,22 @@ class PacedAudioInput(io.AudioInput):
         self._frame_s = frame_ms / 1000
         self._pending: deque[np.ndarray] = deque()
         self._queued: list[tuple[int, asyncio.Future[None]]] = []
+        self._marks: list[tuple[int, Callable[[float], None]]] = []  # speech ends to report
         self._emitted = 0  # speech samples emitted so far
         self._total = 0  # speech samples queued so far
         self._next_t: float | None = None
         self._closed = False
 
-    def say(self, pcm: np.ndarray) -> asyncio.Future[None]:
+    def say(self, pcm: np.ndarray, on_speech_end: Callable[[float], None] | None = None
+            ) -> asyncio.Future[None]:
         """Queue int16 mono samples at ``sample_rate``; the future resolves once all of them
-        have been emitted (the caller has stopped speaking)."""
+        have been emitted. ``on_speech_end`` gets the ``time.monotonic()`` at which the last
+        audible sample was spoken (trailing silence is not speech), once it has been emitted."""
         fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         pcm = np.asarray(pcm, dtype=np.int16)
+        bounds = audible_bounds(pcm)
+        if on_speech_end is not None and bounds is not None:
+            self._marks.append((self._total + bounds[1], on_speech_end))
         for i in range(0, len(pcm), self.samples_per_frame):
             chunk = pcm[i : i + self.samples_per_frame]
             if len(chunk) < self.samples_per_frame:
@@ -74,6 +97,9 @@ class PacedAudioInput(io.AudioInput):
             self._emitted += len(data)
         else:
             data = np.zeros(self.samples_per_frame, dtype=np.int16)
+        while self._marks and self._marks[0][0] <= self._emitted:
+            end, report = self._marks.pop(0)
+            report(time.monotonic() - (self._emitted - end) / self.sample_rate)
         while self._queued and self._queued[0][0] <= self._emitted:
             _, fut = self._queued.pop(0)
             if not fut.done():
@@ -98,14 +124,29 @@ class RealtimeSpeaker(io.AudioOutput):
         self._flush_task: asyncio.Task[None] | None = None
         self.frames: list[rtc.AudioFrame] = []
         self.keep_frames = False
+        self._on_audible: Callable[[float], None] | None = None
+
+    def expect_audio(self, on_audible: Callable[[float], None] | None) -> None:
+        """Call ``on_audible(t)`` once, with the ``time.monotonic()`` at which the first audible
+        sample received from now on plays; None stops listening."""
+        self._on_audible = on_audible
 
     async def capture_frame(self, frame: rtc.AudioFrame) -> None:
         await super().capture_frame(frame)
         if self._flush_task is not None and not self._flush_task.done():
             await self._flush_task
+        now = time.monotonic()
         if self._start is None:
-            self._start = time.monotonic()
+            self._start = now
             self.on_playback_started(created_at=time.time())
+        if self._on_audible is not None:
+            samples = np.frombuffer(bytes(frame.data), dtype=np.int16)
+            bounds = audible_bounds(samples)
+            if bounds is not None:
+                at = max(now, self._start + self._pushed)
+                at += bounds[0] // frame.num_channels / frame.sample_rate
+                report, self._on_audible = self._on_audible, None
+                report(at)
         self._pushed += frame.duration
         if self.keep_frames:
             self.frames.append(frame)
@@ -147,6 +188,7 @@ class TurnResult:
     said: str | None = None
     seconds: float = 0.0
     timed_out: bool = False  # the session's exit status is then ``timeout``
+    heard_latency: float | None = None  # speech end to the first audible reply sample
 
 
 @dataclass
@@ -159,6 +201,8 @@ class Caller:
     _replies: asyncio.Queue[lk_llm.ChatMessage] = field(default_factory=asyncio.Queue)
     _users: list[str] = field(default_factory=list)
     _idle: asyncio.Event = field(default_factory=asyncio.Event)
+    # told each turn's heard latency on the loop, as it is measured (Capture.note_heard)
+    on_heard: Callable[[float], None] | None = None
 
     def __post_init__(self) -> None:
         self.session.on("conversation_item_added", self._on_item)
@@ -196,18 +240,34 @@ class Caller:
             self._replies.get_nowait()
         users_before = len(self._users)
         t0 = time.monotonic()
+        spoke: list[float] = []
+        heard: list[float] = []
+
+        def speech_ended(t: float) -> None:
+            spoke.append(t)
+
+        def audible(t: float) -> None:
+            if spoke:  # audio before the caller has finished is not an answer to it
+                heard.append(t - spoke[0])
+                if self.on_heard is not None:
+                    self.on_heard(heard[0])
+
+        self.speaker.expect_audio(audible)
         try:
-            await asyncio.wait_for(self.mic.say(pcm), timeout)
+            await asyncio.wait_for(self.mic.say(pcm, speech_ended), timeout)
             deadline = t0 + timeout
             left = max(0.0, deadline - time.monotonic())
             reply = await asyncio.wait_for(self._replies.get(), left)
             await asyncio.wait_for(self._idle.wait(), max(0.0, deadline - time.monotonic()))
         except asyncio.TimeoutError:
-            heard = self._users[-1] if len(self._users) > users_before else None
-            what = "no transcript" if heard is None else "no reply"
-            return TurnResult(index, False, f"timed out after {timeout:.0f}s ({what})", heard,
+            self.speaker.expect_audio(None)
+            text = self._users[-1] if len(self._users) > users_before else None
+            what = "no transcript" if text is None else "no reply"
+            return TurnResult(index, False, f"timed out after {timeout:.0f}s ({what})", text,
                               None, time.monotonic() - t0, timed_out=True)
-        heard = self._users[-1] if len(self._users) > users_before else None
+        self.speaker.expect_audio(None)
+        text = self._users[-1] if len(self._users) > users_before else None
         if on_audio is not None:
             on_audio(self.speaker.take_frames())
-        return TurnResult(index, True, None, heard, reply.text_content, time.monotonic() - t0)
+        return TurnResult(index, True, None, text, reply.text_content, time.monotonic() - t0,
+                          heard_latency=heard[0] if heard else None)

@@ -5,8 +5,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from livekit import rtc
@@ -27,13 +28,20 @@ async def simulate(
     pause: float = 1.0,
     timeout: float = 60.0,
     record_dir: Path | None = None,
+    info: Mapping[str, Any] | None = None,
+    on_turn: Callable[[TurnResult], None] | None = None,
 ) -> list[TurnResult]:
     """Run one session: greet (if asked), then speak each utterance (int16 mono 16 kHz) and
-    wait for the reply. Records go to ``pipeline``; the session is closed on every path."""
+    wait for the reply. Records go to ``pipeline``; the session is closed on every path.
+
+    ``info`` adds fields to the session record (bench voice: its bench id, the caller);
+    ``on_turn`` is called on the loop with each turn's result as it ends."""
     from livekit.agents import AgentSession
 
     capture = Capture(pipeline)
-    capture.start(session_info(settings, turns=len(utterances)))
+    body = session_info(settings, turns=len(utterances))
+    body.update(info or {})  # type: ignore[typeddict-item]
+    capture.start(body)
     mic = PacedAudioInput()
     speaker = RealtimeSpeaker()
     speaker.keep_frames = record_dir is not None
@@ -41,7 +49,7 @@ async def simulate(
     session: AgentSession | None = None  # type: ignore[type-arg]
     try:
         session = await start_session(settings, components, capture, mic=mic, speaker=speaker)
-        caller = Caller(session, mic, speaker)
+        caller = Caller(session, mic, speaker, on_heard=capture.note_heard)
         if settings.greet:
             with contextlib.suppress(asyncio.TimeoutError):  # no greeting: talk anyway
                 await caller.wait_greeting(timeout)
@@ -52,6 +60,8 @@ async def simulate(
                 save = functools.partial(save_turn_audio, record_dir, i, pcm, mic.sample_rate)
             result = await caller.turn(i, pcm, timeout, on_audio=save)
             results.append(result)
+            if on_turn is not None:
+                on_turn(result)
             if not result.ok:
                 break
             if i < len(utterances):

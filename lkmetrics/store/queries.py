@@ -170,6 +170,49 @@ class Store(Database):
             f"no session {ref!r} in {self.path}; `lkmetrics sessions` lists the recorded ones."
         )
 
+    def bench_ids(self, session_ids: Sequence[str]) -> dict[str, str]:
+        """The bench id of each of these sessions that a bench made (from its session record:
+        the sessions table has no column for it; the unique (session_id, seq) index finds it)."""
+        out: dict[str, str] = {}
+        with self.errors():
+            for chunk in _chunks(session_ids, 500):
+                marks = ",".join("?" * len(chunk))
+                for sid, bench in self.conn.execute(
+                    "SELECT session_id, json_extract(json, '$.bench_id') FROM records "
+                    f"WHERE session_id IN ({marks}) AND kind = 'session'", chunk,
+                ):
+                    if bench is not None:
+                        out[str(sid)] = str(bench)
+        return out
+
+    def bench_sessions(self, ref: str) -> tuple[str, list[str]]:
+        """The bench id (full, a unique prefix, or ``last``) and its sessions, oldest first."""
+        self.require_sessions()
+        with self.errors():
+            # one session record per session, found through the sessions table's ids
+            rows = self.conn.execute(
+                "SELECT s.id, json_extract(r.json, '$.bench_id') FROM sessions s "
+                "JOIN records r ON r.session_id = s.id AND r.kind = 'session' "
+                "WHERE json_extract(r.json, '$.bench_id') IS NOT NULL "
+                "ORDER BY s.started, s.id"
+            ).fetchall()
+        benches: dict[str, list[str]] = {}
+        for sid, bench in rows:
+            benches.setdefault(str(bench), []).append(str(sid))
+        if not benches:
+            raise NotFoundError(f"no bench sessions in {self.path}; run `lkmetrics bench "
+                                "voice` (or bench llm) first.")
+        if ref == "last":
+            found = [list(benches)[-1]]
+        else:
+            found = [b for b in benches if b == ref] or [b for b in benches if b.startswith(ref)]
+        if len(found) > 1:
+            raise NotFoundError(f"bench {ref!r} is ambiguous in {self.path}; give more of it.")
+        if not found:
+            raise NotFoundError(f"no bench {ref!r} in {self.path}; `lkmetrics sessions` shows "
+                                "each session's bench id.")
+        return found[0], benches[found[0]]
+
     def session_turns(self, session_ids: Sequence[str]) -> dict[str, tuple[int, list[float]]]:
         """Per session: the number of turns and their sorted e2e latencies."""
         out: dict[str, tuple[int, list[float]]] = {}

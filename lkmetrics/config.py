@@ -325,3 +325,16 @@ def prepare(command: str, agent: AgentOptions, show: tuple[str, ...] = (),
         require_local_extra()
         settings.turn_detection = "vad"  # offline: no turn-detector model to fetch
     return settings
+
+
+def strip_userinfo(url: str | None) -> str | None:
+    """The URL without ``user:password@``: records never carry credentials."""
+    if url is None:
+        return None
+    from urllib.parse import urlsplit, urlunsplit
+
+    parts = urlsplit(url)
+    host = parts.hostname or ""
+    if parts.port:
+        host = f"{host}:{parts.port}"
+    return urlunsplit(parts._replace(netloc=host))

@@ -45,6 +45,13 @@ class BudgetExceeded(LkmetricsError):
     exit_code = 1
 
 
+class BenchFailed(LkmetricsError):
+    """A bench's requests or turns failed, or a budget broke (exit code 1); the message says
+    which."""
+
+    exit_code = 1
+
+
 class LocalModelError(LkmetricsError):
     """A local model (the llama.cpp server, Whisper, Piper) failed to start or run."""
 

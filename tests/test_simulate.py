@@ -15,6 +15,8 @@ import numpy as np
 import pytest
 from conftest import subprocess_env, wait_gone
 
+from lkmetrics.agent.server import LOCAL_MAX_TOKENS
+
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(600)]
 
 PID = re.compile(r"local LLM server at \S+, pid (\d+)")
@@ -56,6 +58,7 @@ def test_builtin_script_measures_every_stage(builtin_run: subprocess.CompletedPr
             assert r["duration"] > 0 and r["audio_duration"] > 1.0
         elif r["kind"] == "llm":
             assert r["ttft"] > 0 and r["duration"] > 0 and r["completion_tokens"] > 0
+            assert r["completion_tokens"] <= LOCAL_MAX_TOKENS  # the local replies are capped
             assert r["prompt_tokens"] > 0
         elif r["kind"] == "tts":
             assert r["ttfb"] > 0 and r["audio_duration"] > 0

@@ -23,7 +23,7 @@ from lkmetrics import __version__
 from lkmetrics.agent.capture import Capture
 from lkmetrics.agent.pipeline import Pipeline
 from lkmetrics.agent.relay import RELAY_ENV, RelayWriter, in_owner_process
-from lkmetrics.config import AgentSettings
+from lkmetrics.config import AgentSettings, strip_userinfo
 from lkmetrics.records import SessionBody
 
 GREETING = "Greet the user and offer your assistance."
@@ -115,7 +115,8 @@ def build_components(settings: AgentSettings, userdata: dict[Any, Any]) -> Compo
     if settings.llm_base_url is not None:
         extra: dict[str, Any] = {}
         if settings.llm == "local":  # SmolLM2 rambles: keep spoken replies short
-            extra["max_completion_tokens"] = LOCAL_MAX_TOKENS
+            # llama-cpp-python's server knows only the older max_tokens field
+            extra["extra_body"] = {"max_tokens": LOCAL_MAX_TOKENS}
         llm = openai.LLM(
             model=settings.llm_model or model_name(settings.llm),
             base_url=settings.llm_base_url,
@@ -137,19 +138,6 @@ def build_components(settings: AgentSettings, userdata: dict[Any, Any]) -> Compo
     return Components(stt=stt, llm=llm, tts=tts, vad=vad)
 
 
-def _without_userinfo(url: str | None) -> str | None:
-    """The URL without ``user:password@``: records never carry credentials."""
-    if url is None:
-        return None
-    from urllib.parse import urlsplit, urlunsplit
-
-    parts = urlsplit(url)
-    host = parts.hostname or ""
-    if parts.port:
-        host = f"{host}:{parts.port}"
-    return urlunsplit(parts._replace(netloc=host))
-
-
 def session_info(settings: AgentSettings, *, room: str | None = None,
                  turns: int | None = None) -> SessionBody:
     """What the session's opening record says: models, versions, host and process."""
@@ -160,7 +148,7 @@ def session_info(settings: AgentSettings, *, room: str | None = None,
         "llm": settings.llm,
         "tts": settings.tts,
         "voice": settings.voice if settings.tts else None,
-        "llm_base_url": _without_userinfo(settings.llm_base_url),
+        "llm_base_url": strip_userinfo(settings.llm_base_url),
         "llm_model": settings.llm_model,
         "host": platform.node(),
         "pid": os.getpid(),

@@ -30,6 +30,7 @@ from livekit.plugins import openai
 from lkmetrics import __version__
 from lkmetrics.agent.pipeline import Pipeline
 from lkmetrics.bench.llm import BenchConfig, Prompt, RequestResult, RunResult
+from lkmetrics.config import strip_userinfo
 from lkmetrics.records import Record, metric_record
 
 # no retries: a retry hides the failure and adds its wait to the request's latency
@@ -125,23 +126,10 @@ async def timed_request(llm: lk_llm.LLM[Any], ctx: lk_llm.ChatContext,
     return result
 
 
-def _without_userinfo(url: str | None) -> str | None:
-    """The URL without ``user:password@``: records never carry credentials."""
-    if url is None:
-        return None
-    from urllib.parse import urlsplit, urlunsplit
-
-    parts = urlsplit(url)
-    host = parts.hostname or ""
-    if parts.port:
-        host = f"{host}:{parts.port}"
-    return urlunsplit(parts._replace(netloc=host))
-
-
 def session_record(target: Target, concurrency: int, config: BenchConfig) -> Record:
     return {
         "kind": "session", "command": COMMAND, "stt": None, "llm": target.model, "tts": None,
-        "voice": None, "llm_base_url": _without_userinfo(target.base_url),
+        "voice": None, "llm_base_url": strip_userinfo(target.base_url),
         "concurrency": concurrency, "requests": config.requests, "warmup": config.warmup,
         "max_tokens": config.max_tokens, "host": platform.node(), "pid": os.getpid(),
         "lkmetrics_version": __version__, "livekit_agents_version": livekit_agents_version,

@@ -17,7 +17,7 @@ from typing import Any
 from lkmetrics.analysis.budgets import Budget, BudgetResult, check_budgets, parse_budget
 from lkmetrics.analysis.report import FigureRow, Report
 from lkmetrics.analysis.stats import FIGURES, describe, figure_value
-from lkmetrics.errors import LkmetricsError, UsageError
+from lkmetrics.errors import BenchFailed, UsageError
 from lkmetrics.records import Record
 
 SCHEMA = 1
@@ -39,12 +39,6 @@ DEFINITIONS = (
 
 Message = tuple[str, str]  # (role, content)
 Prompt = tuple[Message, ...]
-
-
-class BenchFailed(LkmetricsError):
-    """Some requests failed or a budget broke (exit code 1); the message says which."""
-
-    exit_code = 1
 
 
 # -- options ----------------------------------------------------------------------------------
@@ -328,13 +322,18 @@ def check(runs: Sequence[RunResult], budgets: Sequence[Budget]) -> list[BudgetRe
 
 def verdict(runs: Sequence[RunResult], checked: Sequence[BudgetResult]) -> None:
     """Raise BenchFailed naming the failed requests of each run and every broken budget."""
-    from lkmetrics.analysis.budgets import BudgetExceeded, fail_on_broken
-
     parts = []
     for run in runs:
         if run.errors:
             parts.append(f"{run.errors} of {len(run.requests)} requests failed "
                          f"({run.label}): {(run.first_error or '').rstrip('.')}")
+    raise_failures(parts, checked)
+
+
+def raise_failures(parts: list[str], checked: Sequence[BudgetResult]) -> None:
+    """Raise BenchFailed naming ``parts`` (failed requests or turns) and every broken budget."""
+    from lkmetrics.analysis.budgets import BudgetExceeded, fail_on_broken
+
     try:
         fail_on_broken(checked)
     except BudgetExceeded as e:

@@ -17,7 +17,7 @@ from typing import Any
 from lkmetrics.analysis.budgets import Budget, BudgetResult, check_budgets, parse_budget
 from lkmetrics.analysis.report import FigureRow, Report
 from lkmetrics.analysis.stats import FIGURES, describe, figure_value
-from lkmetrics.bench.llm import BenchFailed, parse_concurrency
+from lkmetrics.bench.llm import parse_concurrency, raise_failures
 from lkmetrics.config import (
     DEFAULT_INSTRUCTIONS,
     DEFAULT_LLM,
@@ -265,16 +265,9 @@ def document(bench_id: str, runs: Sequence[VoiceRun], checked: Sequence[BudgetRe
 
 def verdict(runs: Sequence[VoiceRun], checked: Sequence[BudgetResult]) -> None:
     """Raise BenchFailed naming the failed turns of each run and every broken budget."""
-    from lkmetrics.analysis.budgets import BudgetExceeded, fail_on_broken
-
     parts = []
     for run in runs:
         if run.errors:
             parts.append(f"{run.errors} of {run.planned} turns failed ({run.label}): "
                          f"{(run.first_error or 'not run').rstrip('.')}")
-    try:
-        fail_on_broken(checked)
-    except BudgetExceeded as e:
-        parts.append(str(e).rstrip("."))
-    if parts:
-        raise BenchFailed("; ".join(parts) + ".")
+    raise_failures(parts, checked)

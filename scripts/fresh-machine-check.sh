@@ -6,7 +6,7 @@
 # It builds a minimal Debian root file system with debootstrap (default bookworm, Debian 12;
 # SUITE=trixie for Debian 13) from the apt mirror this machine is configured with (MIRROR=...
 # overrides), copies in only what a machine needs to reach its package registries (the CA
-# bundle, apt sources, DNS, pip's configuration and PIP_* variables), clones the committed HEAD
+# bundle and local CAs, apt sources, DNS, pip's configuration and PIP_* variables), clones the committed HEAD
 # of this repository into /root/lkmetrics in it, and runs the README's two set-up commands there
 # in a chroot, as root, each with `bash -lc` in a clean environment. Nothing else is installed:
 # not even Python (install.sh apt-installs what it needs). Prints each command's exit code and
@@ -96,7 +96,10 @@ copy_in() {
   if [ -e "$1" ]; then mkdir -p "$TARGET$(dirname "$1")" && cp -aL "$1" "$TARGET$1"; fi
 }
 copy_in /etc/resolv.conf
+# the CA bundle, and the local CAs it was made from: installing Debian's ca-certificates package
+# (python3 recommends it) regenerates the bundle from those
 copy_in /etc/ssl/certs/ca-certificates.crt
+copy_in /usr/local/share/ca-certificates
 for f in /etc/apt/sources.list /etc/apt/sources.list.d/*.list /etc/apt/sources.list.d/*.sources; do
   if [ -f "$f" ]; then
     rm -f "$TARGET/etc/apt/sources.list"  # debootstrap's own: the host's sources replace it

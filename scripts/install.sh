@@ -26,7 +26,8 @@ apt_install() {
 chosen=""
 if [ -n "${PYTHON:-}" ]; then
   PY="$PYTHON"; chosen="PYTHON=$PYTHON"
-elif [ -n "${VIRTUAL_ENV:-}" ] && [ "$(cd "$VIRTUAL_ENV" 2>/dev/null && pwd -P)" != "$ROOT/.venv" ]; then
+elif [ -n "${VIRTUAL_ENV:-}" ] &&
+  [ "$(cd "$VIRTUAL_ENV" 2>/dev/null && pwd -P)" != "$ROOT/.venv" ]; then
   PY="$VIRTUAL_ENV/bin/python"; chosen="the active virtualenv $VIRTUAL_ENV"
 else
   PY="$ROOT/.venv/bin/python"
@@ -119,6 +120,7 @@ else
     trap 'rm -rf "$tmp"' EXIT
     CMAKE_ARGS="$LLAMA_CMAKE_ARGS" \
       "$PY" -m pip wheel --no-deps --no-cache-dir -q -w "$tmp" "llama-cpp-python==$LLAMA_VERSION"
+    chmod 755 "$tmp"
     rm -rf "$WHEEL_DIR"
     mv "$tmp" "$WHEEL_DIR"
     trap - EXIT

@@ -6,11 +6,11 @@
 # It builds a minimal Debian root file system with debootstrap (default bookworm, Debian 12;
 # SUITE=trixie for Debian 13) from the apt mirror this machine is configured with (MIRROR=...
 # overrides), copies in only what a machine needs to reach its package registries (the CA
-# bundle and local CAs, apt sources, DNS, pip's configuration and PIP_* variables), clones the committed HEAD
-# of this repository into /root/lkmetrics in it, and runs the README's two set-up commands there
-# in a chroot, as root, each with `bash -lc` in a clean environment. Nothing else is installed:
-# not even Python (install.sh apt-installs what it needs). Prints each command's exit code and
-# wall time; exits non-zero when one fails.
+# bundle and local CAs, apt sources, DNS, pip's configuration and PIP_* variables), clones the
+# committed HEAD of this repository into /root/lkmetrics in it, and runs the README's two set-up
+# commands there in a chroot, as root, each with `bash -lc` in a clean environment. Nothing else
+# is installed: not even Python (install.sh apt-installs what it needs). Prints each command's
+# exit code and wall time; exits non-zero when one fails.
 #
 #   sudo bash scripts/fresh-machine-check.sh       # FRESH_ROOT=/var/tmp/lkmetrics-fresh-root
 set -euo pipefail
@@ -57,6 +57,8 @@ host_mirror() {
       if (ok == 1 && uri != "") { print uri; exit } }' "$f"
   done
 }
+HOST_SOURCES=""  # the host's apt sources serve $SUITE: the new system gets them as they are
+if [ -n "$(host_mirror | head -n1)" ]; then HOST_SOURCES=1; fi
 if [ -z "${MIRROR:-}" ]; then
   MIRROR="$(host_mirror | head -n1)"
   if [ -z "$MIRROR" ]; then
@@ -69,7 +71,8 @@ MOUNTS=()
 cleanup() {
   local i
   for ((i = ${#MOUNTS[@]} - 1; i >= 0; i--)); do
-    umount "${MOUNTS[$i]}" 2>/dev/null || umount -l "${MOUNTS[$i]}" || say "could not unmount ${MOUNTS[$i]}"
+    umount "${MOUNTS[$i]}" 2>/dev/null || umount -l "${MOUNTS[$i]}" ||
+      say "could not unmount ${MOUNTS[$i]}"
   done
   MOUNTS=()
 }
@@ -100,15 +103,14 @@ copy_in /etc/resolv.conf
 # (python3 recommends it) regenerates the bundle from those
 copy_in /etc/ssl/certs/ca-certificates.crt
 copy_in /usr/local/share/ca-certificates
-for f in /etc/apt/sources.list /etc/apt/sources.list.d/*.list /etc/apt/sources.list.d/*.sources; do
-  if [ -f "$f" ]; then
-    rm -f "$TARGET/etc/apt/sources.list"  # debootstrap's own: the host's sources replace it
-    break
-  fi
-done
+if [ -n "$HOST_SOURCES" ]; then
+  rm -f "$TARGET/etc/apt/sources.list"  # debootstrap's own (one mirror, no security updates)
+else
+  say "keeping debootstrap's apt sources ($MIRROR $SUITE main)"
+fi
 for f in /etc/apt/sources.list /etc/apt/sources.list.d/*.list /etc/apt/sources.list.d/*.sources \
   /etc/apt/trusted.gpg.d/*; do
-  if [ -f "$f" ]; then
+  if [ -n "$HOST_SOURCES" ] && [ -f "$f" ]; then
     copy_in "$f"
     # keyrings the sources name (Signed-By) that the new system lacks
     { grep -ohiE 'signed-by[=:] */[^] ]+' "$f" || true; } | sed -E 's/^[^/]*//' |
@@ -123,7 +125,10 @@ for f in .config/pip .pip .pydistutils.cfg; do
     cp -aL "$HOME/$f" "$TARGET/root/$f"
   fi
 done
-ENVS=(HOME=/root TERM=dumb LANG=C.UTF-8 PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin)
+# a login from a terminal: the tests drive LiveKit's console and Rich progress bars in ptys, which
+# render nothing useful with TERM=dumb
+ENVS=(HOME=/root TERM=xterm-256color LANG=C.UTF-8
+  PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin)
 while IFS='=' read -r name _; do
   if [[ "$name" == PIP_* ]]; then ENVS+=("$name=${!name}"); fi
 done < <(env)
@@ -162,6 +167,6 @@ done
 cleanup
 
 echo "Debian $SUITE ($(cat "$TARGET/etc/debian_version")), debootstrap --variant=minbase from $MIRROR," \
-  "$(nproc) cores; commit $(git -C "$REPO" rev-parse --short HEAD)"
+  "$(nproc) cores; commit ${head:0:7}"
 printf '%s\n' "${results[@]}"
 exit "$failed"

@@ -106,7 +106,11 @@ fi
 if ! have_llama && [ -z "$(cached_wheel)" ] && ! command -v c++ >/dev/null 2>&1; then
   need+=(g++)
 fi
-if [ ${#need[@]} -gt 0 ]; then apt_install "${need[@]}"; fi
+if [ ${#need[@]} -gt 0 ]; then
+  apt_install "${need[@]}"
+else
+  say "PortAudio, pip and a compiler (or a built llama-cpp-python) are present: skipping apt"
+fi
 
 # --- llama.cpp: compiled once per machine ---------------------------------------------------
 if have_llama; then

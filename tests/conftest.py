@@ -37,6 +37,8 @@ def isolated(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     monkeypatch.setenv("LKMETRICS_HOME", str(home))
     monkeypatch.setenv("COLUMNS", "120")
     monkeypatch.setenv("NO_COLOR", "1")
+    if os.environ.get("TERM", "dumb") == "dumb":  # a pty child (pexpect) needs a real terminal
+        monkeypatch.setenv("TERM", "xterm-256color")
     monkeypatch.chdir(tmp_path)
     return home
 

@@ -34,11 +34,18 @@ def test_every_command_and_option_has_help() -> None:
 
 def test_setup_commands_and_ci_agree() -> None:
     blocks = re.findall(r"```bash\n(.*?)\n```", README, re.S)
-    assert blocks[0] == "bash scripts/install.sh && lkmetrics simulate --local"
-    assert blocks[1] == "bash scripts/install.sh && python3 -m pytest"
+    # what install.sh makes: a project virtualenv (or a link to the Python you chose) in .venv
+    assert blocks[0] == "bash scripts/install.sh && .venv/bin/lkmetrics simulate --local"
+    assert blocks[1] == "bash scripts/install.sh && .venv/bin/python -m pytest"
+    install = (ROOT / "scripts" / "install.sh").read_text()
+    assert 'PY="$ROOT/.venv/bin/python"' in install
+    assert 'ln -sfn "$prefix" .venv' in install
     ci = (ROOT / ".ci" / "run").read_text().splitlines()
     assert "bash scripts/install.sh" in ci
-    assert "python3 -m pytest" in ci  # the README's test command, exactly
+    assert blocks[1].split(" && ", 1)[1] in ci  # the README's test command, exactly
+    # every tool CI runs comes from the same virtualenv the README's commands use
+    runs = [line for line in ci if line and not line.startswith(("#", "set ", "cd ", "export "))]
+    assert all(line.startswith((".venv/bin/python -m ", "bash scripts/")) for line in runs), runs
 
 
 def test_readme_lists_every_figure_and_env_var() -> None:

@@ -7,10 +7,8 @@ import contextlib
 import gzip
 import json
 import os
-import signal
 import sqlite3
 import sys
-import threading
 import time
 import zlib
 from collections.abc import Callable, Iterator, Sequence
@@ -28,6 +26,13 @@ from lkmetrics.store.rows import (
     check_record,
     session_models,
     spec,
+)
+from lkmetrics.store.sources import (
+    GZIP_MAGIC,
+    Progress,
+    compressed_progress,
+    is_gzip,
+    signals_deferred,
 )
 from lkmetrics.store.validate import (
     INT64_MAX,
@@ -53,7 +58,6 @@ class ImportResult:
 
 
 BadLine = Callable[[str, int, str], None]
-Progress = Callable[[int], None]  # called with the bytes of input just imported
 
 
 def check_import_paths(paths: Sequence[Path]) -> None:
@@ -285,44 +289,6 @@ def _parse_chunk(data: bytes, first: int,
     return batch, bad, len(lines)
 
 
-GZIP_MAGIC = b"\x1f\x8b"
-
-
-def _is_gzip(path: Path) -> bool:
-    """Whether the file starts with gzip's magic bytes (whatever its name)."""
-    with open(path, "rb") as f:
-        return f.read(2) == GZIP_MAGIC
-
-
-def _compressed_progress(raw: BinaryIO, advance: Progress) -> Progress:
-    """Progress in bytes of the compressed file, so a bar sized by the file's size is right."""
-    done = 0
-
-    def progress(n: int) -> None:
-        nonlocal done
-        pos = raw.tell()
-        advance(pos - done)
-        done = pos
-
-    return progress
-
-
-_DEFERRED = frozenset({signal.SIGINT, signal.SIGTERM})
-
-
-@contextlib.contextmanager
-def _signals_deferred() -> Iterator[None]:
-    """SIGINT and SIGTERM held back (delivered on exit) while the block runs."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-    old = signal.pthread_sigmask(signal.SIG_BLOCK, _DEFERRED)
-    try:
-        yield
-    finally:
-        signal.pthread_sigmask(signal.SIG_SETMASK, old)
-
-
 def _parse_stream(f: BinaryIO, progress: Progress) -> Iterator[_Parsed]:
     """Parse a stream chunk by chunk in this process."""
     known: dict[str, SessionModels] = {}
@@ -360,9 +326,9 @@ def import_files(
                     stdin = cast(BinaryIO, gzip.GzipFile(fileobj=stdin, mode="rb"))
                 parsed = _parse_stream(stdin, advance)
                 _import_parsed(db, parsed, name, result, on_bad)
-            elif _is_gzip(p):
+            elif is_gzip(p):
                 with open(p, "rb") as raw, gzip.GzipFile(fileobj=raw, mode="rb") as f:
-                    parsed = _parse_stream(cast(BinaryIO, f), _compressed_progress(raw, advance))
+                    parsed = _parse_stream(cast(BinaryIO, f), compressed_progress(raw, advance))
                     _import_parsed(db, parsed, name, result, on_bad)
             elif workers > 0 and p.stat().st_size >= PARALLEL_MIN_BYTES:
                 from lkmetrics.store.parallel import parallel_parse
@@ -393,7 +359,7 @@ def _import_parsed(
     def commit() -> None:
         nonlocal in_tx, tx_inserted, tx_size
         # the commit and its count together: a Ctrl-C between them would misreport the count
-        with _signals_deferred():
+        with signals_deferred():
             conn.execute("COMMIT")
             in_tx = False
             result.imported += tx_inserted

@@ -10,7 +10,8 @@ from typing import TYPE_CHECKING, Any, BinaryIO
 
 from lkmetrics.errors import StoreError
 from lkmetrics.store import importer
-from lkmetrics.store.importer import Progress, _Parsed
+from lkmetrics.store.importer import _Parsed
+from lkmetrics.store.sources import Progress
 
 if TYPE_CHECKING:
     from multiprocessing.connection import Connection

@@ -19,8 +19,9 @@ from lkmetrics.analysis.stats import Figure, figure_value
 from lkmetrics.errors import NotFoundError, UsageError
 from lkmetrics.records import usage_identity
 from lkmetrics.store.db import Database
-from lkmetrics.store.importer import BadLine, ImportResult, Progress
+from lkmetrics.store.importer import BadLine, ImportResult
 from lkmetrics.store.rows import FIGURE_COLUMNS
+from lkmetrics.store.sources import Progress
 
 
 @dataclass(frozen=True)

@@ -17,7 +17,7 @@ MIN_SILENCE = 0.3  # the fake VAD's end-of-speech hangover
 async def voice_session(server: LLMServer, transcripts: list[str], *,
                         writers: Sequence[Any] = (), greet: bool = False,
                         llm_ttft: float = 0.3, stt_delay: float = 0.2, tts_ttfb: float = 0.15,
-                        speech_seconds: float = 0.8,
+                        speech_seconds: float = 0.8, timeout: float = 20.0,
                         ) -> tuple[list[dict[str, Any]], list[Any], ScriptedSTT]:
     """Speak one tone per transcript and wait for each reply; the records (also given to
     ``writers``), the caller's turn results and the STT (which saw the audio)."""
@@ -42,7 +42,8 @@ async def voice_session(server: LLMServer, transcripts: list[str], *,
     )
     speech = [np.concatenate([tone(speech_seconds), np.zeros(4000, dtype=np.int16)])
               for _ in transcripts]
-    results = await simulate(settings, components, pipeline, speech, pause=0.3, timeout=20)
+    results = await simulate(settings, components, pipeline, speech, pause=0.3,
+                             timeout=timeout)
     pipeline.close()
     assert not pipeline.errors, pipeline.errors
     return kept.records, list(results), stt

@@ -5,6 +5,7 @@ captured and that their values match the script."""
 from __future__ import annotations
 
 import asyncio
+import logging
 from typing import Any
 
 import numpy as np
@@ -159,3 +160,22 @@ def test_component_errors_become_error_records(llm_server: LLMServer) -> None:
     assert e["source"] == f"{llm_server.url.split('//')[1].removesuffix('/v1')}/test-model"
     assert e["error_type"] == "llm_error" and e["recoverable"] is False
     assert e["message"] == "ConnectionError: refused"
+
+
+def test_a_failing_llm_is_one_line_per_turn_not_livekits_tracebacks(
+    llm_server: LLMServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    llm_server.script.fail_every = 1  # every request: HTTP 500
+    with caplog.at_level(logging.INFO):
+        records, results, _ = asyncio.run(voice_session(llm_server, ["Hello?"], timeout=12))
+    assert [r.ok for r in results] == [False]
+    assert len(llm_server.script.requests) > 1  # LiveKit retried...
+    livekit = [r for r in caplog.records if r.name.startswith("livekit")]
+    assert not [r for r in livekit if r.exc_info], "a traceback reached the log"
+    assert not [r for r in livekit if "retrying in" in r.getMessage()]
+    failures = [r for r in livekit if "scripted failure" in r.getMessage()]
+    assert len(failures) == 1, [r.getMessage() for r in livekit]  # ...and said so once
+    assert "APIStatusError" in failures[0].getMessage()
+    errors = by_kind(records, "error")  # the record keeps every attempt
+    assert len(errors) == len(llm_server.script.requests)
+    assert errors[-1]["recoverable"] is False

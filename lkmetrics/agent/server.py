@@ -197,6 +197,9 @@ async def start_session(
 
 
 def setup(proc: JobProcess) -> None:
+    from lkmetrics.agent import quiet
+
+    quiet.install()
     settings = AgentSettings.from_env()
     if settings.otlp_url:  # LiveKit's spans of this process's sessions go to the collector
         import atexit

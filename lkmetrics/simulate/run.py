@@ -36,6 +36,9 @@ async def simulate(
 
     ``info`` adds fields to the session record (bench voice: its bench id, the caller);
     ``on_turn`` is called on the loop with each turn's result as it ends."""
+    from lkmetrics.agent import quiet
+
+    quiet.install()  # a failed request is one line on stderr, not LiveKit's tracebacks
     from livekit.agents import AgentSession
 
     capture = Capture(pipeline)

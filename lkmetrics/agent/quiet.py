@@ -1,0 +1,59 @@
+"""One line per failed LLM, STT or TTS request instead of LiveKit's tracebacks and retry notes.
+
+An unreachable ``--llm-base-url`` makes LiveKit log a warning per retry and a traceback when it
+gives up, for every turn. The failure itself is still recorded (an ``error`` record, from the
+session's ``error`` event); on stderr a request that failed is one line, naming the error.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+# the loggers LiveKit reports provider failures on
+LOGGERS = ("livekit.agents", "livekit.plugins.openai")
+
+
+def _api_error(exc: BaseException | None) -> BaseException | None:
+    """The LiveKit API error in ``exc`` or its causes (a failed request), or None."""
+    from livekit.agents import APIError
+
+    seen = 0
+    while exc is not None and seen < 10:
+        if isinstance(exc, APIError):
+            return exc
+        exc = exc.__cause__ or exc.__context__
+        seen += 1
+    return None
+
+
+class OneLineApiErrors(logging.Filter):
+    """Drops LiveKit's per-retry warnings and turns a failed request's traceback into one line."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        if record.levelno == logging.WARNING and "retrying in" in message and (
+                message.startswith("failed to")):
+            return False  # the final failure is reported once, below
+        exc = record.exc_info[1] if record.exc_info else None
+        api = _api_error(exc)
+        if api is None:
+            return True
+        cause = _api_error(api.__cause__) or api
+        record.msg = f"{message.rstrip('.')}: {type(cause).__name__}: {cause}"
+        record.args = ()
+        record.exc_info = None
+        record.exc_text = None
+        return True
+
+
+_FILTER = OneLineApiErrors()
+
+
+def install(loggers: Any = LOGGERS) -> None:
+    """Attach the filter to LiveKit's loggers (idempotent; in every process that runs a
+    session)."""
+    for name in loggers:
+        logger = logging.getLogger(name)
+        if _FILTER not in logger.filters:
+            logger.addFilter(_FILTER)

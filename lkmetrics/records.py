@@ -173,6 +173,8 @@ class TurnBody(TypedDict):
     # simulated caller only: its speech end to the first audible agent sample, on its own clock
     heard_latency: float | None
     stages: TurnStages
+    # USD since the previous turn: total, llm, stt, tts (None: a model without a known price)
+    cost: dict[str, float | None] | None
     user_text: str | None
     agent_text: str | None
     interrupted: bool
@@ -231,7 +233,8 @@ def session_record(info: SessionBody) -> Record:
 
 def turn_record(turn: int, item_id: str, report: dict[str, Any], *, user_text: str | None,
                 agent_text: str | None, interrupted: bool,
-                heard_latency: float | None = None) -> Record:
+                heard_latency: float | None = None,
+                cost: dict[str, float | None] | None = None) -> Record:
     """A ``turn`` body from the merged user and assistant ``ChatMessage.metrics`` reports, and
     the simulated caller's heard latency when a caller measured one."""
     body: TurnBody = {
@@ -249,6 +252,7 @@ def turn_record(turn: int, item_id: str, report: dict[str, Any], *, user_text: s
         "stopped_speaking_at": report.get("stopped_speaking_at"),
         "heard_latency": heard_latency,
         "stages": turn_stages(report, heard_latency),
+        "cost": cost,
         "user_text": user_text, "agent_text": agent_text, "interrupted": interrupted,
     }
     return cast(Record, body)

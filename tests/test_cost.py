@@ -388,3 +388,42 @@ def test_the_session_summary_carries_cost(tmp_path: Path,
     b = SummaryBuilder()
     b.add(scripted_session()[0])
     assert "not valid JSON" in b.summary()["cost"]["error"]
+
+
+def test_live_turn_records_carry_their_cost(llm_server: Any, tmp_path: Path,
+                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    """Through LiveKit's real pipeline: each turn record's cost is what its usage cost, by
+    hand from the STT audio and TTS characters LiveKit measured (the LLM runs on loopback:
+    free)."""
+    import asyncio
+
+    from sessions import voice_session
+
+    per_minute, per_million = 0.01, 30.0
+    monkeypatch.setenv("LKMETRICS_PRICES", str(write(tmp_path / "p.json", {
+        "currency": "USD", "prices": [
+            {"type": "stt", "model": "fake/scripted", "per_minute": per_minute,
+             "source": "test", "date": "2026-01-01"},
+            {"type": "tts", "model": "fake/scripted", "per_million_characters": per_million,
+             "source": "test", "date": "2026-01-01"}]})))
+    from lkmetrics.cost import prices as prices_mod
+
+    prices_mod._DEFAULT.clear()
+    records, results, _ = asyncio.run(voice_session(llm_server, ["Hello?", "And then?"]))
+    assert all(r.ok for r in results)
+    turns = [r for r in records if r["kind"] == "turn"]
+    assert len(turns) == 2
+    last_seq = 0
+    for t in turns:
+        between = [r for r in records if last_seq < r["seq"] < t["seq"]]
+        audio = sum(r["audio_duration"] for r in between if r["kind"] == "stt")
+        chars = sum(r["characters_count"] for r in between if r["kind"] == "tts")
+        assert audio > 0 and chars > 0
+        cost = t["cost"]
+        assert cost["llm"] == 0.0  # the scripted LLM is on loopback: it runs locally
+        assert cost["stt"] == pytest.approx(audio / 60 * per_minute)
+        assert cost["tts"] == pytest.approx(chars / 1e6 * per_million)
+        assert cost["total"] == pytest.approx(cost["stt"] + cost["tts"])
+        last_seq = t["seq"]
+    summary = records[-1]
+    assert summary["cost"]["total"] == pytest.approx(sum(t["cost"]["total"] for t in turns))

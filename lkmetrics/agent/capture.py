@@ -25,6 +25,7 @@ from livekit.agents.voice.events import (
 )
 
 from lkmetrics.agent.pipeline import Pipeline
+from lkmetrics.cost.compute import LiveTurnCost
 from lkmetrics.records import (
     Record,
     SessionBody,
@@ -67,6 +68,7 @@ class Capture:
         self._turn = 0
         self._last_usage: str | None = None
         self._heard: float | None = None  # pipeline thread: the caller's note for the next turn
+        self._cost = LiveTurnCost()  # pipeline thread: each turn's cost from the usage so far
         self._components: list[Any] = []
         self._session: AgentSession[Any] | None = None
 
@@ -74,7 +76,7 @@ class Capture:
 
     def start(self, info: SessionBody) -> None:
         """Emit the session's opening record (models, versions, host...)."""
-        self.pipeline.put(self.session_id, session_record(info))
+        self.pipeline.put(self.session_id, session_record(info), self._convert_session)
 
     def attach(self, session: AgentSession[Any], components: Iterable[Any]) -> None:
         """Subscribe to the session and its components. Call after ``session.start()`` so
@@ -170,7 +172,7 @@ class Capture:
         return turn_record(self._turn, item.id, {**user_report, **report},
                            user_text=user.text_content if user else None,
                            agent_text=item.text_content, interrupted=item.interrupted,
-                           heard_latency=heard)
+                           heard_latency=heard, cost=self._cost.turn())
 
     def _convert_usage(self, usage: Any) -> Record | None:
         dump = [u.model_dump(mode="json") for u in usage.model_usage]
@@ -178,4 +180,10 @@ class Capture:
         if key == self._last_usage:
             return None
         self._last_usage = key
-        return usage_record(dump)
+        record = usage_record(dump)
+        self._cost.add(record)
+        return record
+
+    def _convert_session(self, record: Record) -> Record:
+        self._cost.add(record)
+        return record

@@ -255,3 +255,44 @@ class CostSummary:
                 row["cost"] = None if row["cost"] is None or m.cost is None else (
                     row["cost"] + m.cost)
         return [acc[k] for k in sorted(acc)]
+
+
+class LiveTurnCost:
+    """The cost of each turn as its record is written: what the session's cumulative usage cost
+    more than at the previous turn record (LiveKit reports a reply's LLM and TTS usage before
+    the reply's turn). Runs on the pipeline thread; a bad prices file gives no turn costs."""
+
+    def __init__(self) -> None:
+        self._tracker: CostTracker | None = None
+        self._failed = False
+        self._last = Parts()
+
+    def _get(self) -> CostTracker | None:
+        if self._tracker is None and not self._failed:
+            from lkmetrics.cost.prices import default_book
+            from lkmetrics.errors import LkmetricsError
+
+            try:
+                self._tracker = CostTracker(default_book())
+            except LkmetricsError:
+                self._failed = True  # the summary's cost says what is wrong
+        return self._tracker
+
+    def add(self, record: Mapping[str, Any]) -> None:
+        """A ``session`` or ``usage`` body (the only kinds the cost needs)."""
+        tracker = self._get()
+        if tracker is not None:
+            tracker.add(record)
+
+    def turn(self) -> dict[str, float | None] | None:
+        """USD since the previous turn, per stage and in total (None: no price known)."""
+        tracker = self._get()
+        if tracker is None:
+            return None
+        now = tracker.result().parts
+        delta = Parts()
+        for kind in ("llm", "stt", "tts"):
+            a, b = getattr(now, kind), getattr(self._last, kind)
+            setattr(delta, kind, None if a is None or b is None else max(0.0, a - b))
+        self._last = now
+        return delta.as_dict()

@@ -276,3 +276,20 @@ def test_one_endpoint_covers_every_job_process_of_a_worker() -> None:
                 in body)
     finally:
         pipeline.close()
+
+
+def test_cost_and_local_models_are_labelled_by_the_one_model_identity() -> None:
+    obs = Observer()
+    session = {"kind": "session", "session_id": "s", "llm": "local",
+               "llm_model": "SmolLM2-135M-Instruct.Q4_1", "stt": "deepgram/nova-3",
+               "tts": "cartesia/sonic-3"}
+    list(obs.observe(session))
+    llm = {"kind": "llm", "session_id": "s", "ttft": 0.2, "duration": 0.5,
+           "metadata": {"model_name": "SmolLM2-135M-Instruct.Q4_1",
+                        "model_provider": "127.0.0.1:40307"}}
+    labels = {(o.model, o.provider) for o in obs.observe(llm)}
+    assert labels == {("smollm2-135m-instruct", "local")}  # never the server's port
+    turn = {"kind": "turn", "session_id": "s", "e2e_latency": 1.0,
+            "cost": {"total": 0.003, "llm": 0.0, "stt": 0.001, "tts": 0.002}}
+    costs = {(o.model, o.provider): o.value for o in obs.observe(turn) if o.key == "cost"}
+    assert costs == {("nova-3", "deepgram"): 0.001, ("sonic-3", "cartesia"): 0.002}

@@ -15,7 +15,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
 from lkmetrics.analysis.stats import FIGURES_BY_NAME, figure_value
-from lkmetrics.records import Record, model_label
+from lkmetrics.records import Record, model_identity, stage_identity
 
 # voice latency, in seconds: dense where budgets usually sit (0.2-1.5 s)
 LATENCY_BUCKETS: tuple[float, ...] = (
@@ -75,6 +75,8 @@ SERIES: tuple[Series, ...] = (
            "{turn}", False, "Agent turns interrupted by the user."),
     Series("errors", "lkmetrics_errors", "lkmetrics.errors", "{error}", False,
            "Errors reported by the session (records of kind error)."),
+    Series("cost", "lkmetrics_cost_usd", "lkmetrics.cost", "USD", False,
+           "What each model's usage cost, in USD (turn records' cost; local models cost 0)."),
 )
 SERIES_BY_KEY = {s.key: s for s in SERIES}
 # counters that exist (at zero) for a model as soon as one of its sessions starts, so a rate
@@ -139,11 +141,17 @@ class Observer:
     """
 
     def __init__(self, max_sessions: int = 4096) -> None:
-        self._llm: OrderedDict[str, tuple[str, str]] = OrderedDict()
+        self._sessions: OrderedDict[str, Record] = OrderedDict()  # each one's session record
         self._max = max_sessions
 
+    def stage_labels(self, session_id: str, stage: str = "llm") -> tuple[str, str]:
+        """(model, provider) of a session's stage, by the one model identity."""
+        session = self._sessions.get(session_id)
+        return split_label(stage_identity(session, stage) or
+                           (session or {}).get(stage))
+
     def session_labels(self, session_id: str) -> tuple[str, str]:
-        return self._llm.get(session_id, (UNKNOWN, UNKNOWN))
+        return self.stage_labels(session_id, "llm")
 
     def observe(self, record: Record) -> Iterator[Observation]:
         kind = record.get("kind")
@@ -151,18 +159,17 @@ class Observer:
             return
         sid = str(record.get("session_id", ""))
         if kind == "session":
-            model, provider = split_label(record.get("llm"))
-            self._llm[sid] = (model, provider)
-            self._llm.move_to_end(sid)
-            while len(self._llm) > self._max:
-                self._llm.popitem(last=False)
-            yield Observation("sessions", 1.0, model, provider)
+            self._sessions[sid] = record
+            self._sessions.move_to_end(sid)
+            while len(self._sessions) > self._max:
+                self._sessions.popitem(last=False)
+            yield Observation("sessions", 1.0, *self.session_labels(sid))
             return
         if kind == "summary":
-            self._llm.pop(sid, None)
+            self._sessions.pop(sid, None)
             return
         if kind in ("llm", "stt", "tts"):
-            model, provider = split_label(model_label(record))
+            model, provider = split_label(model_identity(record, self._sessions.get(sid)))
         else:
             model, provider = self.session_labels(sid)
         for key, figure in _FIGURE_SERIES.get(str(kind), ()):
@@ -191,5 +198,11 @@ class Observer:
             heard = _number(record.get("heard_latency"))
             if heard is not None:
                 yield Observation("turn.heard", heard, model, provider)
+            cost = record.get("cost")
+            if isinstance(cost, dict):
+                for stage in ("llm", "stt", "tts"):
+                    usd = _number(cost.get(stage))
+                    if usd:  # a model without a known price adds nothing
+                        yield Observation("cost", usd, *self.stage_labels(sid, stage))
         elif kind == "error":
             yield Observation("errors", 1.0, model, provider)

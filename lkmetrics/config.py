@@ -68,6 +68,15 @@ class OutputOptions:
 
 
 @dataclass(frozen=True)
+class FleetOptions:
+    """Where a bench's figures also go: Prometheus /metrics and an OTLP collector."""
+
+    prometheus_host: str = "127.0.0.1"
+    prometheus_port: int | None = None
+    otlp: str | None = None
+
+
+@dataclass(frozen=True)
 class ServerOptions:
     """The LiveKit server of the room modes (run, dev, connect)."""
 

@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 import pytest
-from conftest import subprocess_env
+from conftest import API_KEY, API_SECRET, subprocess_env
 from fakes import EnergyVAD, ScriptedSTT, ScriptedTTS, tone
 from llm_server import LLMServer
 from typer.testing import CliRunner
@@ -51,7 +51,8 @@ def utterance(tmp_path: Path) -> str:
 
 
 def run_matrix(server: LLMServer, tmp_path: Path, concurrency: str, *fail_over: str,
-               record: bool = True) -> tuple[str, list[voice.VoiceRun], Path]:
+               record: bool = True, fleet: list[Any] | None = None
+               ) -> tuple[str, list[voice.VoiceRun], Path]:
     from lkmetrics.bench import voice_driver
 
     server.script.ttft = 0.2
@@ -64,7 +65,7 @@ def run_matrix(server: LLMServer, tmp_path: Path, concurrency: str, *fail_over: 
     db = tmp_path / "bench.db"
     bench_id = voice.new_bench_id()
     runs, errors = voice_driver.run(config, bench_id, db=db, record=record,
-                                    factory=factory(server))
+                                    factory=factory(server), fleet=fleet or [])
     assert errors == []
     return bench_id, runs, db
 
@@ -178,3 +179,32 @@ def test_local_models_with_two_callers_at_once(tmp_path: Path) -> None:
     assert run["errors"] < 2, run["first_error"]  # at least one caller got its reply
     assert run["e2e"]["p50"] > 0 and run["heard"]["p50"] > 0
     assert run["heard"]["p50"] >= run["e2e"]["p50"] - 0.05
+
+
+def test_one_prometheus_endpoint_covers_every_run_of_a_bench(
+        llm_server: LLMServer, tmp_path: Path) -> None:
+    import urllib.request
+
+    from lkmetrics.bench.command import _fleet_writers
+    from lkmetrics.config import FleetOptions
+
+    config = voice.make_config(stt=["fake/fast"], llm=["test/test-model"], tts=["fake/tts"],
+                               fail_over=["e2e.p95=1.25s"])
+    with _fleet_writers(FleetOptions(prometheus_port=0), config) as shared:
+        (prom,) = [w.writer for w in shared]
+        _, runs, _ = run_matrix(llm_server, tmp_path, "1,2", record=False, fleet=shared)
+        turns = sum(r.turns_ok for r in runs)
+        assert turns == 2 * 3  # two stacks, 1 + 2 callers
+        with urllib.request.urlopen(f"http://127.0.0.1:{prom.port}/metrics", timeout=5) as r:
+            body = r.read().decode()
+    assert 'lkmetrics_turns_total{model="test-model",provider="127.0.0.1"} 6.0' in body
+    assert 'le="1.25"' in body  # the --fail-over limit is a bucket
+
+
+def test_bench_voice_refuses_a_privileged_prometheus_port(tmp_path: Path) -> None:
+    result = CliRunner().invoke(app, ["bench", "voice", "--stt", "fake/x", "--llm", "a/b",
+                                      "--tts", "fake/y", "--llm-base-url", "http://127.0.0.1:9/v1",
+                                      "--prometheus-port", "80", "--no-record"],
+                                 env={"LIVEKIT_API_KEY": API_KEY, "LIVEKIT_API_SECRET": API_SECRET})
+    assert result.exit_code == 2, result.output
+    assert "privileged" in result.output and "Traceback" not in result.output

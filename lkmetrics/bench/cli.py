@@ -13,13 +13,20 @@ from typing import Annotated
 import typer
 
 from lkmetrics.bench.llm import DEFINITIONS
-from lkmetrics.cli.options import format_option, inherited, resolve_format
+from lkmetrics.cli.options import (
+    FLEET_OPTIONS,
+    format_option,
+    inherited,
+    resolve_format,
+    with_options,
+)
 from lkmetrics.config import (
     DEFAULT_INSTRUCTIONS,
     DEFAULT_LLM,
     DEFAULT_STT,
     DEFAULT_TTS,
     DEFAULT_VOICE,
+    FleetOptions,
     OutputFormat,
 )
 
@@ -112,8 +119,10 @@ llm.__doc__ = f"{inspect.cleandoc(llm.__doc__ or '')}\n\n{DEFINITIONS}"
 
 
 @bench_app.command("voice")
+@with_options(FLEET_OPTIONS)
 def voice(
     ctx: typer.Context,
+    fleet: FleetOptions,
     stt: Annotated[list[str] | None, typer.Option(
         "--stt", metavar="MODEL",
         help=f"STT as PROVIDER/MODEL (LiveKit Inference, default {DEFAULT_STT}) or 'local' "
@@ -190,4 +199,4 @@ def voice(
         greet=greet, llm_base_url=llm_base_url, say=tuple(say or ()), repeat=repeat,
         concurrency=concurrency, timeout=timeout, fail_over=fail_over)
     run_voice_bench(config, json_out=out_format is OutputFormat.json, db=db,
-                    record=not no_record)
+                    record=not no_record, fleet=fleet)

@@ -4,14 +4,17 @@ and give the verdict."""
 
 from __future__ import annotations
 
+import contextlib
 import sys
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import typer
 
 from lkmetrics.bench import llm as core
 from lkmetrics.bench import voice
-from lkmetrics.config import AgentSettings, check_credentials
+from lkmetrics.config import AgentSettings, FleetOptions, check_credentials
 
 
 def run_llm_bench(config: core.BenchConfig, *, json_out: bool, db: Path | None,
@@ -54,7 +57,7 @@ def run_llm_bench(config: core.BenchConfig, *, json_out: bool, db: Path | None,
 
 
 def run_voice_bench(config: voice.VoiceConfig, *, json_out: bool, db: Path | None,
-                    record: bool) -> str:
+                    record: bool, fleet: FleetOptions | None = None) -> str:
     """``bench voice`` end to end; the bench id. Raises BenchFailed when a turn failed or a
     budget broke (after printing the runs)."""
     for settings in config.stacks:
@@ -73,11 +76,13 @@ def run_voice_bench(config: voice.VoiceConfig, *, json_out: bool, db: Path | Non
     bench_id = voice.new_bench_id()
     callers = sum(config.concurrency)
     turns = len(config.stacks) * callers * config.repeat * (len(config.say) or 3)
-    with render.progress(turns, "bench voice") as advance:
-        from lkmetrics.bench import voice_driver
+    with contextlib.ExitStack() as stack:
+        shared = stack.enter_context(_fleet_writers(fleet or FleetOptions(), config))
+        with render.progress(turns, "bench voice") as advance:
+            from lkmetrics.bench import voice_driver
 
-        runs, write_errors = voice_driver.run(config, bench_id, db=db, record=record,
-                                              progress=advance)
+            runs, write_errors = voice_driver.run(config, bench_id, db=db, record=record,
+                                                  progress=advance, fleet=shared)
     checked = voice.check(runs, config.budgets)
     if json_out:
         voice_render.write_json(bench_id, runs, checked, sys.stdout)
@@ -92,3 +97,34 @@ def run_voice_bench(config: voice.VoiceConfig, *, json_out: bool, db: Path | Non
         tables.budgets(checked, sys.stderr)
     voice.verdict(runs, checked)
     return bench_id
+
+
+class _KeptOpen:
+    """A fleet writer shared by every run's pipeline: a run's end does not close it."""
+
+    def __init__(self, writer: Any) -> None:
+        self.writer = writer
+
+    def write(self, record: dict[str, Any]) -> None:
+        self.writer.write(record)
+
+    def close(self) -> None:
+        pass
+
+
+@contextlib.contextmanager
+def _fleet_writers(opts: FleetOptions, config: voice.VoiceConfig) -> Iterator[list[Any]]:
+    """--prometheus-port / --otlp for the whole bench; the --fail-over limits are buckets."""
+    from lkmetrics.fleet import check_fleet_options, open_fleet_writers
+
+    check_fleet_options(opts.prometheus_port, opts.otlp)
+    limits = [b.limit for b in config.budgets if b.figure.unit == "s"]
+    writers = open_fleet_writers(prometheus_host=opts.prometheus_host,
+                                 prometheus_port=opts.prometheus_port, otlp_url=opts.otlp,
+                                 budgets=limits)
+    try:
+        yield [_KeptOpen(w) for w in writers]
+    finally:
+        for w in writers:
+            with contextlib.suppress(Exception):
+                w.close()

@@ -84,13 +84,13 @@ async def _callers(settings: AgentSettings, factory: Factory, pipeline: Pipeline
 
 def run_one(settings: AgentSettings, concurrency: int, config: VoiceConfig,
             utterances: Sequence[np.ndarray], factory: Factory, bench_id: str, *,
-            db: Path | None, record: bool, progress: Progress | None
-            ) -> tuple[VoiceRun, list[str]]:
+            db: Path | None, record: bool, progress: Progress | None,
+            fleet: Sequence[Any] = ()) -> tuple[VoiceRun, list[str]]:
     """One run: ``concurrency`` callers at once on a fresh event loop; blocks until done."""
     from lkmetrics.bench.voice import stack_label
 
     collector = Collector()
-    writers: list[Any] = [collector]
+    writers: list[Any] = [collector, *fleet]
     store_writer = None
     if record:
         from lkmetrics.store import StoreWriter, default_db_path
@@ -134,8 +134,8 @@ def run_one(settings: AgentSettings, concurrency: int, config: VoiceConfig,
 
 
 def run(config: VoiceConfig, bench_id: str, *, db: Path | None, record: bool,
-        progress: Progress | None = None, factory: Factory | None = None
-        ) -> tuple[list[VoiceRun], list[str]]:
+        progress: Progress | None = None, factory: Factory | None = None,
+        fleet: Sequence[Any] = ()) -> tuple[list[VoiceRun], list[str]]:
     """Every combination at every concurrency, in turn; the runs and any write errors."""
     from lkmetrics.simulate.script import load_utterances
 
@@ -155,7 +155,7 @@ def run(config: VoiceConfig, bench_id: str, *, db: Path | None, record: bool,
             settings.command = COMMAND
             for concurrency in config.concurrency:
                 one, errs = run_one(settings, concurrency, config, utterances, build, bench_id,
-                                    db=db, record=record, progress=progress)
+                                    db=db, record=record, progress=progress, fleet=fleet)
                 runs.append(one)
                 write_errors.extend(errs)
     return runs, write_errors

@@ -23,6 +23,7 @@ from lkmetrics.config import (
     DEFAULT_TTS,
     DEFAULT_VOICE,
     AgentOptions,
+    FleetOptions,
     OutputFormat,
     OutputOptions,
     ServerOptions,
@@ -190,6 +191,22 @@ EnvFileOpt = Annotated[Path | None, typer.Option(
     "--env-file", help="Read environment variables from this file (default: ./.env if it "
     "exists).", rich_help_panel=OUTPUT, dir_okay=False)]
 
+FLEET_PARAMS = (
+    _opt("prometheus_port", Annotated[int | None, typer.Option(
+        "--prometheus-port", metavar="PORT", rich_help_panel=FLEET,
+        help="Serve the figures as Prometheus series on http://HOST:PORT/metrics (every "
+        "job of a run/dev worker included).")], None),
+    _opt("prometheus_host", Annotated[str, typer.Option(
+        "--prometheus-host", metavar="HOST", rich_help_panel=FLEET,
+        help="The address /metrics listens on.")], "127.0.0.1"),
+    _opt("otlp", Annotated[str | None, typer.Option(
+        "--otlp", metavar="URL", envvar="OTEL_EXPORTER_OTLP_ENDPOINT", show_envvar=True,
+        rich_help_panel=FLEET,
+        help="Send the figures as OTel metrics, and LiveKit's spans, to this OTLP/HTTP "
+        "collector, e.g. http://127.0.0.1:4318.")], None),
+)
+
+
 OUTPUT_OPTIONS = OptionGroup("out", (
     _opt("fmt", FormatOpt, None),
     _opt("output", OutputOpt, None),
@@ -207,19 +224,17 @@ OUTPUT_OPTIONS = OptionGroup("out", (
     _opt("no_record", Annotated[bool, typer.Option(
         "--no-record", help="Do not record the session in the database.",
         rich_help_panel=OUTPUT)], False),
-    _opt("prometheus_port", Annotated[int | None, typer.Option(
-        "--prometheus-port", metavar="PORT", rich_help_panel=FLEET,
-        help="Serve the figures as Prometheus series on http://HOST:PORT/metrics (every "
-        "job of a run/dev worker included).")], None),
-    _opt("prometheus_host", Annotated[str, typer.Option(
-        "--prometheus-host", metavar="HOST", rich_help_panel=FLEET,
-        help="The address /metrics listens on.")], "127.0.0.1"),
-    _opt("otlp", Annotated[str | None, typer.Option(
-        "--otlp", metavar="URL", envvar="OTEL_EXPORTER_OTLP_ENDPOINT", show_envvar=True,
-        rich_help_panel=FLEET,
-        help="Send the figures as OTel metrics, and LiveKit's spans, to this OTLP/HTTP "
-        "collector, e.g. http://127.0.0.1:4318.")], None),
+    *FLEET_PARAMS,
 ), _build_output)
+
+
+def _build_fleet(ctx: Any, kw: dict[str, Any]) -> FleetOptions:
+    return FleetOptions(prometheus_host=kw["prometheus_host"],
+                        prometheus_port=kw["prometheus_port"], otlp=kw["otlp"])
+
+
+# for commands without the output options (bench voice)
+FLEET_OPTIONS = OptionGroup("fleet", FLEET_PARAMS, _build_fleet)
 
 
 def _build_server(ctx: Any, kw: dict[str, Any]) -> ServerOptions:

@@ -314,9 +314,12 @@ def to_json(record: Record) -> str:
 
 def model_label(record: Record) -> str | None:
     """``provider/model`` of a component metric, from LiveKit's ``metadata``."""
-    meta = record.get("metadata") or {}
-    name = meta.get("model_name")
-    provider = meta.get("model_provider")
+    meta = record.get("metadata")
+    if not isinstance(meta, dict):  # what an older version may have stored
+        return None
+    name, provider = meta.get("model_name"), meta.get("model_provider")
+    name = name if isinstance(name, str) else None
+    provider = provider if isinstance(provider, str) else None
     if name and "/" in name:
         return str(name)  # LiveKit Inference: provider "livekit", name "openai/gpt-4.1-mini"
     if name and provider:

@@ -155,7 +155,9 @@ _json = st.recursive(_scalars, lambda inner: st.lists(inner, max_size=3)
                      | st.dictionaries(st.text(max_size=5), inner, max_size=3), max_leaves=8)
 _known = st.sampled_from(["session_id", "seq", "kind", "time", "schema", "metadata", "ttft",
                           "duration", "decode_rate", "prompt_tokens", "completion_tokens",
-                          "total_tokens", "e2e_latency", "usage", "label", "command", "turns"])
+                          "total_tokens", "e2e_latency", "usage", "label", "command", "turns",
+                          "stages", "heard_latency", "llm", "stt", "tts", "llm_model",
+                          "llm_base_url", "cost", "bench_id", "turn"])
 _kind = st.sampled_from(["llm", "stt", "tts", "turn", "session", "usage", "summary", "eou", "x"])
 
 
@@ -176,7 +178,7 @@ def _dump(rec: dict[str, Any]) -> str:
     return json.dumps(rec, ensure_ascii=False)  # NaN and Infinity as JavaScript writes them
 
 
-@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow,
+@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow,
                                                                   HealthCheck.function_scoped_fixture])
 @given(rec=records())
 def test_any_json_object_round_trips_or_is_skipped(tmp_path: Path, rec: dict[str, Any]) -> None:

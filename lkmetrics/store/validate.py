@@ -106,7 +106,7 @@ def known_fields_problem(record: dict[str, Any], kind: str) -> str | None:
         value = get(name)
         if type(value) not in allowed:  # bool is not an int here
             return f"{name} is {_type_name(value)}"
-    if kind in COMPONENT_KINDS and "metadata" in record:
+    if "metadata" in record:  # any kind: a record without a session falls back to its own
         meta = record["metadata"]
         if meta is not None:
             if type(meta) is not dict:

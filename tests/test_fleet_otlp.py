@@ -189,7 +189,8 @@ def test_a_real_voice_session_sends_metrics_and_livekits_spans(receiver: OtlpRec
     assert ttft[0].count == len(llms) == 2
     assert ttft[0].sum == pytest.approx(sum(r["ttft"] for r in llms))
     turns = sum_points(metrics["lkmetrics.turns"])
-    assert turns == {(("model", "test-model"), ("provider", "test")): 2.0}
+    # the session's LLM by its identity: the --llm-base-url server's host, never its port
+    assert turns == {(("model", "test-model"), ("provider", "127.0.0.1")): 2.0}
     # LiveKit's own spans reached the same collector
     names = receiver.span_names()
     assert {"agent_session", "llm_node", "tts_node"} <= names, names

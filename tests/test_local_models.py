@@ -238,7 +238,9 @@ def test_local_stt_and_tts_through_livekits_stream_apis(whisper: Any, voice: Any
     # one synthesis, and one TTSMetrics, per sentence
     assert [t.characters_count for t in tts_metrics] == [len(x.strip()) for x in sentences]
     assert sum(t.audio_duration for t in tts_metrics) == pytest.approx(seconds, abs=0.05)
-    assert "paris" in said.lower() and "eiffel" in said.lower(), said
+    # Piper samples its voice's noise anew each time, so a word may come out differently
+    # ("Carishes the capital of France"); the sentences themselves are heard
+    assert "capital of france" in said.lower() and "eiffel" in said.lower(), said
 
 
 def test_a_44k_stereo_wav_is_read_as_16k_mono_and_understood(

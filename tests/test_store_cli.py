@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import hashlib
 import io
@@ -371,28 +372,39 @@ def test_import_interrupted_by_ctrl_c_keeps_what_it_committed(
         assert s.count_records() == len(recs)
 
 
-def test_real_sigint_during_import(tmp_path: Path) -> None:
+@pytest.mark.parametrize("after", [0.0, 0.05, 0.15])
+def test_real_sigint_during_import_reports_what_it_committed(tmp_path: Path,
+                                                              after: float) -> None:
     recs = [r for i in range(200) for r in session_records(f"s_{i:03d}", turns=40, seed=i)]
     src = write_jsonl(tmp_path / "big.jsonl", recs)
     db = tmp_path / "m.db"
-    p = subprocess.Popen(
-        [sys.executable, "-c", ENTRY.format(tests=str(TESTS)), "import", str(src), "--db",
-         str(db)],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-    )
-    deadline = time.monotonic() + 20
-    while not Path(f"{db}-wal").exists() and time.monotonic() < deadline:
+    # the real entry point, committing every small chunk, so the signal lands mid-import
+    code = ("import sys; from lkmetrics.store import importer; importer.CHUNK_BYTES = 30_000; "
+            "importer.IMPORT_TX_SECONDS = 0.0; from lkmetrics.cli import main; "
+            "sys.argv = ['lkmetrics', *sys.argv[1:]]; main()")
+    p = subprocess.Popen([sys.executable, "-c", code, "import", str(src), "--db", str(db)],
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 30
+    committed = 0
+    while committed == 0 and time.monotonic() < deadline and p.poll() is None:
+        with contextlib.suppress(sqlite3.Error), \
+                contextlib.closing(sqlite3.connect(f"file:{db}?mode=ro", uri=True,
+                                                   timeout=5)) as c:  # may not exist yet
+            committed = c.execute("SELECT count(*) FROM records").fetchone()[0]
         time.sleep(0.005)
-    time.sleep(0.2)  # the store is open: the import is under way
+    time.sleep(after)  # the signal lands somewhere in the next chunks or their commit
     p.send_signal(signal.SIGINT)
     out, err = p.communicate(timeout=30)
     assert "Traceback" not in err, err
     if p.returncode == 0:
         pytest.skip("the import finished before the signal arrived")
     assert p.returncode == 130, err
-    assert err.strip().startswith("Error: interrupted while importing")
-    conn = sqlite3.connect(db)
-    assert conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+    m = re.search(r"interrupted while importing [^:]+: ([\d,]+) records were imported", err)
+    assert m, err
+    with contextlib.closing(sqlite3.connect(db)) as conn:
+        assert conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+        stored = conn.execute("SELECT count(*) FROM records").fetchone()[0]
+    assert int(m.group(1).replace(",", "")) == stored  # the count it says is the one it kept
 
 
 def test_store_commands_do_not_import_livekit() -> None:

@@ -71,5 +71,10 @@ def _main(
 
 
 def main() -> None:
-    """Console-script entry point."""
-    app(prog_name="lkmetrics")
+    """Console-script entry point. A Ctrl-C that lands outside a command's own handling (e.g.
+    just after an import committed its last chunk) still ends with one line and exit 130."""
+    try:
+        app(prog_name="lkmetrics")
+    except KeyboardInterrupt:
+        typer.echo("Error: interrupted.", err=True)
+        raise SystemExit(130) from None

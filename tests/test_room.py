@@ -97,3 +97,46 @@ def test_run_registers_with_signed_token_and_stops_on_sigterm(tmp_path: Path) ->
     assert API_SECRET not in stdout + stderr
     assert "Traceback" not in stderr
     assert stdout == ""  # no session ran: no records, and nothing else on stdout
+
+
+@pytest.mark.parametrize(("sig", "code"), [(signal.SIGTERM, 143), (signal.SIGINT, 130)])
+def test_connect_stopped_by_a_signal_leaves_no_temp_dir(tmp_path: Path, sig: int,
+                                                        code: int) -> None:
+    """`connect` runs LiveKit's worker unregistered (here against a closed port, so its job
+    never starts); a signal ends it with the signal's exit code and removes the relay's
+    private temp dir (the socket and the settings file)."""
+    tmp = tmp_path / "tmp"
+    tmp.mkdir()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "lkmetrics", "connect", "--room", "r1",
+         "--url", "ws://127.0.0.1:9", "--llm-base-url", "http://127.0.0.1:9/v1",
+         "--stt", "none", "--tts", "none", "--format", "json", "--no-record"],
+        env=subprocess_env(LIVEKIT_API_KEY=API_KEY, LIVEKIT_API_SECRET=API_SECRET,
+                           TMPDIR=str(tmp)),
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )
+    started = threading.Event()
+    lines: list[str] = []
+
+    def read() -> None:
+        assert proc.stderr is not None
+        for line in proc.stderr:
+            lines.append(line)
+            if "starting worker" in line:  # LiveKit's worker runs, its handlers installed
+                started.set()
+
+    reader = threading.Thread(target=read, daemon=True)
+    reader.start()
+    try:
+        assert started.wait(60), "".join(lines)[-3000:]
+        assert list(tmp.glob("lkmetrics-*")), "no relay temp dir while connect runs"
+        proc.send_signal(sig)
+        proc.wait(timeout=60)
+        reader.join(10)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    stderr = "".join(lines)
+    assert proc.returncode == code, stderr[-3000:]
+    assert "Traceback" not in stderr
+    assert list(tmp.glob("lkmetrics-*")) == []

@@ -50,6 +50,8 @@ def _cli_main(argv: list[str]) -> int:
 
 
 def generate(path: Path, records: int, sessions: int, seed: int = 7) -> int:
+    from lkmetrics.records import turn_stages
+
     """Write ``records`` JSON lines over ``sessions`` sessions; returns the number written."""
     rng = random.Random(seed)
     per_session = records // sessions
@@ -114,10 +116,15 @@ def generate(path: Path, records: int, sessions: int, seed: int = 7) -> int:
                                 "metadata": {"model_name": "sonic-3",
                                              "model_provider": "cartesia"}})
                 elif kind == "turn":
-                    add(t, "turn", {"e2e_latency": rng.uniform(0.5, 3.0), "llm_node_ttft": 0.4,
-                                 "tts_node_ttfb": 0.2, "end_of_turn_delay": 0.5,
-                                 "transcription_delay": 0.2, "user_text": "what is the time",
-                                 "agent_text": "It is noon."})
+                    # as this version records a turn: its stages and its cost
+                    report = {"e2e_latency": rng.uniform(1.2, 3.0), "llm_node_ttft": 0.4,
+                              "llm_node_ttfs": 0.55, "tts_node_ttfb": 0.2,
+                              "end_of_turn_delay": 0.5, "transcription_delay": 0.2}
+                    llm_usd, tts_usd = rng.uniform(1e-5, 1e-4), 60 * 50e-6
+                    add(t, "turn", {**report, "stages": turn_stages(report),
+                                 "cost": {"total": llm_usd + tts_usd, "llm": llm_usd,
+                                          "stt": 0.0, "tts": tts_usd},
+                                 "user_text": "what is the time", "agent_text": "It is noon."})
                     turn += 1
                 else:
                     add(t, "usage", {"usage": [

@@ -210,19 +210,6 @@ def dashboard_queries(path: Path = DASHBOARD) -> list[tuple[str, str]]:
     return out
 
 
-class KeepOpen:
-    """Passes records on but not ``close``: the test closes the writer once it has looked."""
-
-    def __init__(self, writer: Any) -> None:
-        self.writer = writer
-
-    def write(self, record: dict[str, Any]) -> None:
-        self.writer.write(record)
-
-    def close(self) -> None:
-        pass
-
-
 async def run_voice_session(server: Any, transcripts: list[str], writers: list[Any], *,
                             ttft: float = 0.3) -> tuple[list[dict[str, Any]], list[Any]]:
     """A real in-process LiveKit voice session (tests/sessions.py) feeding ``writers`` too;

@@ -427,3 +427,14 @@ def test_live_turn_records_carry_their_cost(llm_server: Any, tmp_path: Path,
         last_seq = t["seq"]
     summary = records[-1]
     assert summary["cost"]["total"] == pytest.approx(sum(t["cost"]["total"] for t in turns))
+    # report reads these turn costs from the turn records, and the session's from its last
+    # usage record
+    from store_helpers import write_jsonl
+
+    src = write_jsonl(tmp_path / "live.jsonl", records)
+    assert run("import", str(src)).exit_code == 0
+    doc = json.loads(run("report", "--format", "json").stdout)
+    assert doc["cost"]["total"] == pytest.approx(summary["cost"]["total"])
+    (session,) = doc["cost"]["sessions"]
+    assert [t["total"] for t in session["turns"]] == pytest.approx(
+        [t["cost"]["total"] for t in turns])

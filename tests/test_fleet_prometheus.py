@@ -18,7 +18,6 @@ from typing import Any
 import pytest
 from conftest import ListWriter
 from fleet_helpers import (
-    KeepOpen,
     PrometheusServer,
     dashboard_queries,
     run_voice_session,
@@ -26,7 +25,7 @@ from fleet_helpers import (
 )
 from store_helpers import session_records
 
-from lkmetrics.agent.pipeline import Pipeline
+from lkmetrics.agent.pipeline import KeptOpen, Pipeline
 from lkmetrics.analysis.stats import percentile
 from lkmetrics.fleet import PrometheusWriter, latency_buckets, open_fleet_writers
 from lkmetrics.records import Record
@@ -147,7 +146,7 @@ def test_a_real_voice_session(exporter: PrometheusWriter, prometheus: Prometheus
                               llm_server: Any) -> None:
     questions = ["What is the capital of France?", "And of Spain?", "And of Italy?"]
     records, results = asyncio.run(
-        run_voice_session(llm_server, questions, [KeepOpen(exporter)]))
+        run_voice_session(llm_server, questions, [KeptOpen(exporter)]))
     assert [r.ok for r in results] == [True, True, True]
     kinds = Counter(r["kind"] for r in records)
     assert kinds["turn"] == 3 and kinds["llm"] == 3

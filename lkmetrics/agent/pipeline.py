@@ -30,6 +30,20 @@ class Writer(Protocol):
     def close(self) -> None: ...
 
 
+class KeptOpen:
+    """A writer shared by several pipelines (a bench's runs): each passes records on, and
+    closing one pipeline does not close it; its owner does."""
+
+    def __init__(self, writer: Writer) -> None:
+        self.writer = writer
+
+    def write(self, record: Record) -> None:
+        self.writer.write(record)
+
+    def close(self) -> None:
+        pass
+
+
 # A converter turns a raw item captured on the loop into a record body (without seq/time),
 # or None to drop it. Items that are already records (dicts) pass through unchanged.
 Converter = Callable[[Any], "Record | None"]

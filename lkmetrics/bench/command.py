@@ -12,6 +12,7 @@ from typing import Any
 
 import typer
 
+from lkmetrics.agent.pipeline import KeptOpen
 from lkmetrics.bench import llm as core
 from lkmetrics.bench import voice
 from lkmetrics.config import AgentSettings, FleetOptions, check_credentials
@@ -99,19 +100,6 @@ def run_voice_bench(config: voice.VoiceConfig, *, json_out: bool, db: Path | Non
     return bench_id
 
 
-class _KeptOpen:
-    """A fleet writer shared by every run's pipeline: a run's end does not close it."""
-
-    def __init__(self, writer: Any) -> None:
-        self.writer = writer
-
-    def write(self, record: dict[str, Any]) -> None:
-        self.writer.write(record)
-
-    def close(self) -> None:
-        pass
-
-
 @contextlib.contextmanager
 def _fleet_writers(opts: FleetOptions, config: voice.VoiceConfig) -> Iterator[list[Any]]:
     """--prometheus-port / --otlp for the whole bench; the --fail-over limits are buckets."""
@@ -123,7 +111,7 @@ def _fleet_writers(opts: FleetOptions, config: voice.VoiceConfig) -> Iterator[li
                                  prometheus_port=opts.prometheus_port, otlp_url=opts.otlp,
                                  budgets=limits)
     try:
-        yield [_KeptOpen(w) for w in writers]
+        yield [KeptOpen(w) for w in writers]
     finally:
         for w in writers:
             with contextlib.suppress(Exception):

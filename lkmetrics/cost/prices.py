@@ -73,6 +73,7 @@ class Price:
     note: str = ""
     genai: tuple[str, str] | None = None  # (model, provider id): priced by genai-prices
     local: bool = False
+    tiered: bool = False  # genai-prices' prices are tiered: let it calculate
 
     def cost(self, usage: Mapping[str, Any]) -> float:
         """USD for a LiveKit model-usage dump (cumulative counts of one model)."""
@@ -86,7 +87,7 @@ class Price:
         total_in = _num(usage.get("input_tokens"))
         cached = min(_num(usage.get("input_cached_tokens")), total_in)
         out = _num(usage.get("output_tokens"))
-        if self.genai is not None:
+        if self.genai is not None and self.tiered:
             return _genai_cost(self.genai, int(total_in), int(cached), int(out))
         r = self.rates
         cached_rate = r.get("cached_input_per_million_tokens", r["input_per_million_tokens"])
@@ -253,8 +254,12 @@ def _genai_price(provider: str, model: str) -> Price | None:
     urls = list(getattr(prov, "pricing_urls", None) or [])
     source = f"genai-prices {genai_version() or '?'} (pydantic)" + (f", {urls[0]}" if urls
                                                                     else "")
+    # flat per-token prices (most models) are priced here directly: genai-prices' own
+    # calculation costs ~0.2 ms a call, and a report prices every usage record; tiered prices
+    # (no flat input/output figure) still go through it
+    flat = {"input_per_million_tokens", "output_per_million_tokens"} <= rates.keys()
     return Price("llm", f"{prov.id}/{info.id}", rates, source, "", (), str(mp),
-                 genai=(info.id, prov.id))
+                 genai=(info.id, prov.id), tiered=not flat)
 
 
 def _genai_cost(ref: tuple[str, str], total_in: int, cached: int, out: int) -> float:

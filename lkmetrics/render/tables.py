@@ -1,4 +1,5 @@
-"""Output of the store commands: Rich tables for people, JSON lines and CSV for programs.
+"""Output of the store commands: tables that fit the terminal for people (render.layout), JSON
+lines and CSV for programs.
 
 Data goes to the ``out`` stream (stdout); notes such as budget checks go to stderr. JSON output
 is one JSON document per line, so ``| jq`` always works. Tables are laid out by

@@ -284,6 +284,8 @@ def _one_error_line(result: Any, code: int, text: str) -> None:
     (["--concurrency", "1,x"], "--concurrency expects whole numbers"),
     (["--max-tokens", "0"], "--max-tokens must be at least 1"),
     (["--warmup", "-1"], "--warmup must be 0 or more"),
+    (["-n", "99999999999999999999"], "-n/--requests must be at most 1,000,000"),
+    (["--concurrency", "100000000"], "--concurrency must be at most 1,000"),
     (["--llm", "gpt4"], "--llm expects PROVIDER/MODEL"),
     (["--llm-base-url", "ftp://x"], "--llm-base-url must be an http"),
     (["--prompts", "missing.txt"], "--prompts missing.txt: no such file"),

@@ -293,3 +293,12 @@ def test_cost_and_local_models_are_labelled_by_the_one_model_identity() -> None:
             "cost": {"total": 0.003, "llm": 0.0, "stt": 0.001, "tts": 0.002}}
     costs = {(o.model, o.provider): o.value for o in obs.observe(turn) if o.key == "cost"}
     assert costs == {("nova-3", "deepgram"): 0.001, ("sonic-3", "cartesia"): 0.002}
+
+
+def test_an_otlp_url_with_a_space_is_refused_and_its_password_never_shown() -> None:
+    with pytest.raises(UsageError) as e:
+        open_fleet_writers(prometheus_port=None, otlp_url="http://user:SECRETPW@host name")
+    assert e.value.exit_code == 2 and "SECRETPW" not in str(e.value)
+    with pytest.raises(UsageError) as e:
+        open_fleet_writers(prometheus_port=None, otlp_url="ftp://user:SECRETPW@host")
+    assert "SECRETPW" not in str(e.value)

@@ -44,6 +44,11 @@ Prompt = tuple[Message, ...]
 # -- options ----------------------------------------------------------------------------------
 
 
+# bounds where an argument reaches an allocator or a loop: far above any real bench
+MAX_CONCURRENCY = 1_000
+MAX_COUNT = 1_000_000  # requests, warm-up requests, output tokens, repeats
+
+
 def parse_concurrency(values: Sequence[str] | None) -> list[int]:
     """``--concurrency 1 --concurrency 4`` or ``--concurrency 1,4,16``: the distinct values,
     in the order given. Default: 1."""
@@ -59,6 +64,8 @@ def parse_concurrency(values: Sequence[str] | None) -> list[int]:
                 ) from None
             if n < 1:
                 raise UsageError(f"--concurrency must be at least 1 (got {n}).")
+            if n > MAX_CONCURRENCY:
+                raise UsageError(f"--concurrency must be at most {MAX_CONCURRENCY:,} (got {n}).")
             if n not in out:
                 out.append(n)
     return out
@@ -182,6 +189,10 @@ def make_config(*, models: Sequence[str] | None, base_url: str | None, requests:
         raise UsageError(f"--max-tokens must be at least 1 (got {max_tokens}).")
     if warmup < 0:
         raise UsageError(f"--warmup must be 0 or more (got {warmup}).")
+    for option, n in (("-n/--requests", requests), ("--max-tokens", max_tokens),
+                      ("--warmup", warmup)):
+        if n > MAX_COUNT:
+            raise UsageError(f"{option} must be at most {MAX_COUNT:,} (got {n}).")
     names: list[str] = []
     for m in models or [default_model]:
         name = parse_model("--llm", m, allow_none=False) or "local"

@@ -17,7 +17,7 @@ from typing import Any
 from lkmetrics.analysis.budgets import Budget, BudgetResult, check_budgets, parse_budget
 from lkmetrics.analysis.report import FigureRow, Report
 from lkmetrics.analysis.stats import FIGURES, describe, figure_value
-from lkmetrics.bench.llm import parse_concurrency, raise_failures
+from lkmetrics.bench.llm import MAX_COUNT, parse_concurrency, raise_failures
 from lkmetrics.config import (
     DEFAULT_INSTRUCTIONS,
     DEFAULT_LLM,
@@ -89,6 +89,8 @@ def make_config(*, stt: Sequence[str] | None, llm: Sequence[str] | None,
     ``--local`` makes 'local' the default of every stage not given."""
     if repeat < 1:
         raise UsageError(f"--repeat must be at least 1 (got {repeat}).")
+    if repeat > MAX_COUNT:
+        raise UsageError(f"--repeat must be at most {MAX_COUNT:,} (got {repeat}).")
     if timeout <= 0:
         raise UsageError(f"--timeout must be positive (got {timeout:g}).")
     defaults = ("local",) * 3 if local else (DEFAULT_STT, DEFAULT_LLM, DEFAULT_TTS)

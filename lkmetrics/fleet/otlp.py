@@ -18,6 +18,7 @@ from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit, urlunsplit
 
+from lkmetrics.config import mask_userinfo
 from lkmetrics.errors import UsageError
 from lkmetrics.fleet.series import (
     SERIES,
@@ -50,7 +51,8 @@ def _stderr(message: str) -> None:
 
 
 def resolve_otlp_url(url: str | None) -> str | None:
-    """``--otlp`` or else ``OTEL_EXPORTER_OTLP_ENDPOINT``; validated, or None when neither."""
+    """``--otlp`` or else ``OTEL_EXPORTER_OTLP_ENDPOINT``; validated, or None when neither.
+    Every message masks the URL's userinfo."""
     url = url or os.environ.get("OTEL_EXPORTER_OTLP_ENDPOINT") or None
     if url is None:
         return None
@@ -58,9 +60,12 @@ def resolve_otlp_url(url: str | None) -> str | None:
     if parts.scheme not in ("http", "https") or not parts.hostname:
         raise UsageError(
             "--otlp expects the http(s) URL of an OTLP/HTTP collector, e.g. "
-            f"http://127.0.0.1:4318 (got {url!r})."
+            f"http://127.0.0.1:4318 (got {mask_userinfo(url)!r})."
         )
-    return url
+    from lkmetrics.config import parse_url
+
+    # the rest checked whole, as every URL option is: no spaces, a valid port
+    return parse_url("--otlp", url, ("http", "https"), "http://127.0.0.1:4318")
 
 
 def signal_url(base: str, signal: str) -> str:
@@ -123,8 +128,9 @@ class ExportHealth:
             self.reported = True
         reason = _failure_log.last or "no response"
         self.report(
-            f"lkmetrics: OTLP export of {signal} to {self.url} failed ({reason}); the agent "
-            "keeps running and exports keep being retried in the background (reported once)."
+            f"lkmetrics: OTLP export of {signal} to {mask_userinfo(self.url)} failed "
+            f"({reason}); the agent keeps running and exports keep being retried in the "
+            "background (reported once)."
         )
 
 

@@ -29,6 +29,7 @@ from lkmetrics.store import Scope, SessionRow, Store
 if TYPE_CHECKING:
     from lkmetrics.cost.compute import CostSummary
     from lkmetrics.cost.prices import PriceBook
+    from lkmetrics.store.digest import Digest
 
 PERCENTILE_HELP = (
     "Percentiles interpolate linearly between the two nearest ranks of the sorted values "
@@ -202,7 +203,7 @@ def cost_rows(cost: CostSummary, by: str | None) -> list[FigureRow]:
         return []
     rows = []
     for s in sorted(cost.sessions, key=lambda s: s.session_id):
-        turns = [t.parts.total for t in s.turns if t.parts.total is not None]
+        turns = cost.session_turn_values.get(s.session_id)
         if turns:
             rows.append(FigureRow(s.session_id, turn, describe(turns)))
         if s.parts.total is not None:
@@ -210,26 +211,62 @@ def cost_rows(cost: CostSummary, by: str | None) -> list[FigureRow]:
     return rows
 
 
+def digest_rows(digests: Mapping[str, Digest]) -> list[FigureRow]:
+    """``build_rows(values, "session")`` from the sessions' digests (the same statistics,
+    computed when the session was written)."""
+    rows = []
+    for sid in sorted(digests):
+        figures = digests[sid].figures
+        for figure in FIGURES:
+            stats = figures.get(figure.name)
+            if stats and stats.get("count"):
+                rows.append(FigureRow(sid, figure, stats))
+    return rows
+
+
 def summarise(store: Store, selection: Selection, by: str | None = None,
-              prices: PriceBook | None = None) -> Report:
+              prices: PriceBook | None = None, *, detail: bool = False) -> Report:
     """Every figure's count, mean, p50, p90, p95, p99 and max; tokens and usage per model;
-    with ``prices``, the cost per turn, per session and per model."""
+    with ``prices``, the cost per turn, per session and per model (``detail``: each turn's
+    cost parts too, as ``--format json`` shows them)."""
     if by is not None and by not in GROUPINGS:
         raise UsageError(f"--by expects one of {', '.join(GROUPINGS)} (got {by!r}).")
     scope = selection.scope
-    values = {f.name: store.figure_values(f, scope, by) for f in FIGURES}
-    tokens = [TokenRow(*t) for t in store.token_totals(scope)]
-    usage = usage_by_model(store.last_usage(scope))
-    kinds = store.kind_counts(scope) if by == "kind" else {}
+    # whole sessions: their digests have every figure (a time window reads the columns)
+    digests = store.digests(scope.session_ids) if scope.since is None else None
+    values: dict[str, dict[str, list[float]]] = {}
+    if by == "session" and digests is not None:
+        rows = digest_rows(digests)
+    else:
+        values = store.figures(FIGURES, scope, by, digests)
+        rows = build_rows(values, by)
+    if digests is not None:
+        from lkmetrics.store.digest import token_totals
+
+        tokens = [TokenRow(*t) for t in token_totals(digests.values())]
+        last_usage = {sid: d.usage for sid, d in digests.items() if d.usage is not None}
+    else:
+        tokens = [TokenRow(*t) for t in store.token_totals(scope)]
+        last_usage = store.last_usage_records(scope)
+    usage = usage_by_model(store.last_usage(scope, last_usage))
+    kinds: dict[str, int] = {}
+    if by == "kind":
+        if digests is None:
+            kinds = store.kind_counts(scope)
+        else:
+            from lkmetrics.store.digest import kind_totals
+
+            kinds = kind_totals(digests.values())
     if (scope.since is not None and not any(values.values()) and not tokens
             and not store.kind_counts(scope)):
         raise NotFoundError(f"no records in {selection.description}; widen --since.")
-    rows = build_rows(values, by)
     cost = None
     if prices is not None:
         from lkmetrics.cost import collect
 
-        cost = collect.summarise(store, scope, prices)
+        cost = collect.summarise(store, scope, prices, by_session=by == "session",
+                                 detail=detail, digests=digests,
+                                 last_usage=last_usage if scope.since is None else None)
         rows += cost_rows(cost, by)
     return Report(selection.description, by, rows, tokens, usage, kinds, cost)
 
@@ -358,8 +395,8 @@ def compare(store: Store, a: str, b: str, by: str = "session",
     if by == "session":
         ka, kb = store.resolve_session(a), store.resolve_session(b)
         scopes = (Scope((ka,)), Scope((kb,)))
-        va = {f.name: store.figure_values(f, scopes[0]).get("all", []) for f in FIGURES}
-        vb = {f.name: store.figure_values(f, scopes[1]).get("all", []) for f in FIGURES}
+        va = {n: g.get("all", []) for n, g in store.figures(FIGURES, scopes[0]).items()}
+        vb = {n: g.get("all", []) for n, g in store.figures(FIGURES, scopes[1]).items()}
         extra: tuple[Figure, ...] = COST_FIGURES if prices is not None else ()
         if prices is not None:
             from lkmetrics.cost import collect
@@ -370,7 +407,7 @@ def compare(store: Store, a: str, b: str, by: str = "session",
                 values["cost.session"] = cost.session_values
     elif by == "model":
         ka, kb = resolve_model(store, a), resolve_model(store, b)
-        grouped = {f.name: store.figure_values(f, Scope(), "model") for f in FIGURES}
+        grouped = store.figures(FIGURES, Scope(), "model")
         va = {name: g.get(ka, []) for name, g in grouped.items()}
         vb = {name: g.get(kb, []) for name, g in grouped.items()}
         extra = (COST_MODEL,) if prices is not None else ()

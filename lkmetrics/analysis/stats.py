@@ -57,9 +57,10 @@ FIGURES: tuple[Figure, ...] = (
 
 FIGURES_BY_NAME = {f.name: f for f in FIGURES}
 
-# costs are computed from usage records and prices (lkmetrics.cost), not read from a field
+# costs are computed from usage records and prices (lkmetrics.cost); a turn record carries the
+# cost it had when it was recorded (``cost.total``), which the store keeps in a column
 COST_FIGURES: tuple[Figure, ...] = (
-    Figure("cost.turn", "Cost per turn", "turn", "cost", "USD"),
+    Figure("cost.turn", "Cost per turn", "turn", "cost.total", "USD"),
     Figure("cost.session", "Cost per session", "session", "cost", "USD"),
 )
 COST_MODEL = Figure("cost.model", "Model cost per session", "usage", "cost", "USD")

@@ -148,7 +148,7 @@ def report_cmd(
     with _open(db) as store:
         selection = report.select(store, session, since, bench)
         result = report.summarise(store, selection, by.value if by else None,
-                                  _price_book(prices))
+                                  _price_book(prices), detail=out_format.value == "json")
     checked = budgets.check_budgets(result, wanted)
     tables.report(result, out_format.value, sys.stdout, checked)
     if checked:

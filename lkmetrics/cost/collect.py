@@ -1,45 +1,177 @@
 """Reads the records costs need from the store: sessions, usage, turns and user-side marks.
 
-A session whose turn records carry their cost (this version records it) is costed from its last
-usage record (usage is cumulative) and its turn records: a few rows per session. Older
-sessions are costed from every usage record, each delta going to its turn. A session is costed
-whole; ``since`` keeps the turns recorded since then.
+A session whose turn records carry their cost (this version records it, and the store keeps
+each turn's total in the ``cost`` column) is costed from its opening record and its last
+usage record (usage is cumulative): two rows per session, read for every session at once,
+and its turns' costs come from the column like any other figure. Older sessions are costed
+from every usage record, each delta going to its turn. A session is costed whole; ``since``
+keeps the turns recorded since then.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
+from lkmetrics.analysis.stats import COST_FIGURES_BY_NAME
 from lkmetrics.cost.compute import CostSummary, CostTracker, Parts, SessionCost, TurnCost
 from lkmetrics.cost.prices import PriceBook
 from lkmetrics.store import Scope, Store
+from lkmetrics.store.digest import Digest
 
 _KINDS = ("session", "usage", "turn", "eou", "stt")
+_CHUNK = 500
+TURN_COST = COST_FIGURES_BY_NAME["cost.turn"]
 
 
 def session_ids(store: Store, scope: Scope) -> list[str]:
-    where, params = scope.where()
+    """The sessions with records in scope, by id."""
     with store.errors():
+        if scope.since is None:
+            if scope.session_ids is not None:
+                return sorted(set(scope.session_ids))
+            return [str(r[0]) for r in store.conn.execute("SELECT id FROM sessions ORDER BY id")]
+        where, params = scope.where()
         return [str(r[0]) for r in store.conn.execute(
             f"SELECT DISTINCT session_id FROM records WHERE 1 = 1{where} ORDER BY session_id",
             params)]
 
 
-def summarise(store: Store, scope: Scope, book: PriceBook) -> CostSummary:
-    """The cost of every session with records in scope."""
+def summarise(store: Store, scope: Scope, book: PriceBook, *, by_session: bool = False,
+              detail: bool = False, digests: Mapping[str, Digest] | None = None,
+              last_usage: Mapping[str, dict[str, Any]] | None = None) -> CostSummary:
+    """The cost of every session with records in scope; ``by_session``: each session's turn
+    costs apart too; ``detail``: each turn's cost parts (``SessionCost.turns``);
+    ``digests`` and ``last_usage`` (each session's last usage record): what the caller
+    has read already."""
     out = CostSummary()
-    for sid in session_ids(store, scope):
-        cost = _from_turn_records(store, sid, book) or _from_every_record(store, sid, book)
-        if scope.since is not None:
-            with store.errors():
-                times = {int(seq): t for seq, t in store.conn.execute(
-                    "SELECT seq, time FROM records WHERE session_id = ? AND kind = 'turn'",
-                    (sid,))}
-            cost.turns = [c for c in cost.turns if (times.get(c.seq) or 0) >= scope.since]
+    ids = session_ids(store, scope)
+    old = _without_turn_costs(store, ids, scope)
+    current = [sid for sid in ids if sid not in old]
+    if digests is not None:  # they hold each session's opening and last usage records
+        heads = {sid: [r for r in (d.session, d.usage) if r is not None]
+                 for sid, d in digests.items()}
+    else:
+        heads = _heads(store, current, last_usage)
+    spans = _spans(store, current)
+    turns = _turn_parts(store, current, scope) if detail else {}
+    old_turns: dict[str, list[float]] = {}
+    for sid in ids:
+        if sid in old:
+            cost = _from_every_record(store, sid, book)
+            if scope.since is not None:
+                cost.turns = _since(store, sid, cost.turns, scope.since)
+            old_turns[sid] = [t.parts.total for t in cost.turns if t.parts.total is not None]
+        else:
+            tracker = CostTracker(book, sid)
+            for record in heads.get(sid, ()):
+                tracker.add(record)
+            for t in spans.get(sid, ()):
+                if t is not None:
+                    tracker.add({"kind": "_span", "time": t})
+            cost = tracker.result()
+            cost.turns = turns.get(sid, [])
         out.sessions.append(cost)
+    grouped = store.figures([TURN_COST], scope, "session" if by_session else None,
+                            digests)[TURN_COST.name]
+    if old:  # the column holds no cost for the turns of older sessions: theirs come from usage
+        for sid in old:
+            grouped.pop(sid, None)
+        if by_session:
+            grouped.update({sid: sorted(v) for sid, v in old_turns.items() if v})
+        else:
+            grouped["all"] = [*grouped.get("all", []), *(v for vs in old_turns.values()
+                                                        for v in vs)]
+    if by_session:
+        out.session_turn_values = grouped
+        out.turn_values = sorted(v for vs in grouped.values() for v in vs)
+    else:
+        out.turn_values = sorted(grouped.get("all", []))
     return out
+
+
+def _chunks(items: Sequence[str]) -> Iterator[Sequence[str]]:
+    for i in range(0, len(items), _CHUNK):
+        yield items[i:i + _CHUNK]
+
+
+def _without_turn_costs(store: Store, ids: Sequence[str], scope: Scope) -> set[str]:
+    """Sessions with a turn record that carries no cost (recorded before costs were): the
+    turn index covers the cost column, so only turns without one are read whole."""
+    found: set[str] = set()
+    sql = ("SELECT DISTINCT session_id FROM records WHERE kind = 'turn' AND cost IS NULL "
+           "AND coalesce(json_type(json, '$.cost'), '') != 'object'")
+    with store.errors():
+        if scope.session_ids is None:
+            found.update(str(r[0]) for r in store.conn.execute(sql))
+            return found & set(ids)
+        for chunk in _chunks(ids):
+            found.update(str(r[0]) for r in store.conn.execute(
+                f"{sql} AND session_id IN ({','.join('?' * len(chunk))})", chunk))
+    return found
+
+
+def _heads(store: Store, ids: Sequence[str],
+           last_usage: Mapping[str, dict[str, Any]] | None) -> dict[str, list[dict[str, Any]]]:
+    """Each session's opening record and last usage record, in that order."""
+    out: dict[str, list[dict[str, Any]]] = {}
+    with store.errors():
+        for chunk in _chunks(ids):
+            for sid, text in store.conn.execute(
+                    "SELECT session_id, json FROM records WHERE kind = 'session' "
+                    f"AND session_id IN ({','.join('?' * len(chunk))})", chunk):
+                try:
+                    record = json.loads(text)
+                except ValueError:
+                    continue
+                if isinstance(record, dict):
+                    out.setdefault(str(sid), []).append(record)
+    if last_usage is None:
+        last_usage = store.last_usage_records(Scope(tuple(ids)))
+    for sid in ids:
+        usage = last_usage.get(sid)
+        if usage is not None:
+            out.setdefault(sid, []).append(usage)
+    return out
+
+
+def _spans(store: Store, ids: Sequence[str]) -> dict[str, tuple[Any, Any]]:
+    """Each session's first and last record time (the sessions table keeps them)."""
+    out: dict[str, tuple[Any, Any]] = {}
+    with store.errors():
+        for chunk in _chunks(ids):
+            for sid, started, ended in store.conn.execute(
+                    f"SELECT id, started, ended FROM sessions "
+                    f"WHERE id IN ({','.join('?' * len(chunk))})", chunk):
+                out[str(sid)] = (started, ended)
+    return out
+
+
+def _turn_parts(store: Store, ids: Sequence[str], scope: Scope) -> dict[str, list[TurnCost]]:
+    """Each turn's recorded cost parts, in seq order, per session (``--format json``)."""
+    out: dict[str, list[TurnCost]] = {}
+    since = "" if scope.since is None else " AND time >= ?"
+    extra: list[Any] = [] if scope.since is None else [scope.since]
+    with store.errors():
+        for chunk in _chunks(ids):
+            for sid, seq, turn, llm, stt, tts in store.conn.execute(
+                    "SELECT session_id, seq, json_extract(json, '$.turn'), "
+                    "json_extract(json, '$.cost.llm'), json_extract(json, '$.cost.stt'), "
+                    "json_extract(json, '$.cost.tts') FROM records WHERE kind = 'turn' "
+                    f"AND session_id IN ({','.join('?' * len(chunk))}){since} "
+                    "ORDER BY session_id, seq", [*chunk, *extra]):
+                out.setdefault(str(sid), []).append(TurnCost(
+                    int(seq), turn if isinstance(turn, int) else None,
+                    Parts(_usd(llm), _usd(stt), _usd(tts))))
+    return out
+
+
+def _since(store: Store, sid: str, turns: list[TurnCost], since: float) -> list[TurnCost]:
+    with store.errors():
+        times = {int(seq): t for seq, t in store.conn.execute(
+            "SELECT seq, time FROM records WHERE session_id = ? AND kind = 'turn'", (sid,))}
+    return [c for c in turns if (times.get(c.seq) or 0) >= since]
 
 
 def _span(store: Store, sid: str) -> tuple[Any, Any]:
@@ -47,41 +179,6 @@ def _span(store: Store, sid: str) -> tuple[Any, Any]:
         row = store.conn.execute(
             "SELECT min(time), max(time) FROM records WHERE session_id = ?", (sid,)).fetchone()
     return row[0], row[1]
-
-
-def _from_turn_records(store: Store, sid: str, book: PriceBook) -> SessionCost | None:
-    """The fast way, for sessions whose turn records carry their cost (recorded by this
-    version): the session's cost from its last (cumulative) usage record, each turn's from
-    its record. None when a turn has no cost: then every record is read."""
-    with store.errors():
-        turns = store.conn.execute(
-            "SELECT seq, json_extract(json, '$.turn'), json_type(json, '$.cost'), "
-            "json_extract(json, '$.cost.llm'), json_extract(json, '$.cost.stt'), "
-            "json_extract(json, '$.cost.tts') "
-            "FROM records WHERE session_id = ? AND kind = 'turn' ORDER BY seq", (sid,)
-        ).fetchall()
-        if any(kind != "object" for _, _, kind, *_ in turns):
-            return None
-        heads = store.conn.execute(
-            "SELECT json FROM records WHERE session_id = ? AND kind = 'session' "
-            "UNION ALL SELECT * FROM (SELECT json FROM records WHERE session_id = ? "
-            "AND kind = 'usage' ORDER BY seq DESC LIMIT 1)", (sid, sid)).fetchall()
-    tracker = CostTracker(book, sid)
-    for (text,) in heads:
-        try:
-            record = json.loads(text)
-        except ValueError:
-            return None
-        if isinstance(record, dict):
-            tracker.add(record)
-    for t in _span(store, sid):
-        if t is not None:
-            tracker.add({"kind": "_span", "time": t})
-    result = tracker.result()
-    result.turns = [TurnCost(int(seq), turn if isinstance(turn, int) else None,
-                             Parts(_usd(llm), _usd(stt), _usd(tts)))
-                    for seq, turn, _, llm, stt, tts in turns]
-    return result
 
 
 def _usd(value: Any) -> float | None:

@@ -216,11 +216,9 @@ class CostSummary:
     """Costs over many sessions: per session, per model, and the turn and session figures."""
 
     sessions: list[SessionCost] = field(default_factory=list)
-
-    @property
-    def turn_values(self) -> list[float]:
-        return [t.parts.total for s in self.sessions for t in s.turns
-                if t.parts.total is not None]
+    # each turn's total cost (known ones), sorted; per session when asked for
+    turn_values: list[float] = field(default_factory=list)
+    session_turn_values: dict[str, list[float]] = field(default_factory=dict)
 
     @property
     def session_values(self) -> list[float]:

@@ -315,9 +315,16 @@ class PriceBook:
             for name in (p.model, *p.aliases):
                 self._index.setdefault((p.kind, _norm(name)), p)
         self._genai: dict[tuple[str, str], Price | None] = {}
+        self._found: dict[tuple[str, str, str], Price | None] = {}
 
     def lookup(self, kind: str, provider: str, model: str) -> Price | None:
         """The price of a model (``provider``/``model`` as LiveKit reports them), or None."""
+        key = (kind, provider, model)
+        if key not in self._found:  # a report looks up the same few models per session
+            self._found[key] = self._lookup(kind, provider, model)
+        return self._found[key]
+
+    def _lookup(self, kind: str, provider: str, model: str) -> Price | None:
         if is_local(provider, model):
             return Price(kind, f"{provider}/{model}" if provider else model, {},
                          "runs locally", "", local=True)

@@ -85,6 +85,6 @@ def load(store: Store, selection: Selection, by: str | None = None) -> PlotData:
         if ttft is not None:
             data.ttft.append((float(t), float(ttft)))
         data.tokens.append((float(t), int(prompt or 0), int(completion or 0)))
-    data.figures = {f.name: store.figure_values(f, scope, by) for f in FIGURES}
+    data.figures = store.figures(FIGURES, scope, by)
     data.report = summarise(store, selection, by)
     return data

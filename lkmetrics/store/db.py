@@ -225,10 +225,11 @@ class Database:
     def _upsert_sessions(self, sessions: SessionTracker, status: str | None) -> None:
         conn = self.conn
         conn.executemany(
-            "INSERT INTO sessions (id, started, ended, exit_status) VALUES (?, ?, ?, ?) "
-            "ON CONFLICT (id) DO UPDATE SET "
+            "INSERT INTO sessions (id, started, ended, exit_status, changes) "
+            "VALUES (?, ?, ?, ?, 1) ON CONFLICT (id) DO UPDATE SET "
             "started = min(coalesce(started, excluded.started), excluded.started), "
-            "ended = max(coalesce(ended, excluded.ended), excluded.ended)",
+            "ended = max(coalesce(ended, excluded.ended), excluded.ended), "
+            "changes = changes + 1",  # a digest built before is stale now
             [(sid, span[0], span[1], status) for sid, span in sessions.span.items()],
         )
         if sessions.info:

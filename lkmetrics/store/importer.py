@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any, BinaryIO, cast
 
 from lkmetrics.errors import Interrupted, StoreError, UsageError
 from lkmetrics.records import SCHEMA_VERSION
+from lkmetrics.store.digest import Collector
 from lkmetrics.store.rows import (
     Batch,
     KindSpec,
@@ -351,6 +352,7 @@ def _import_parsed(
     db.conn.execute(f"PRAGMA cache_size = -{IMPORT_CACHE_KIB}")
     db.conn.execute(f"PRAGMA wal_autocheckpoint = {IMPORT_CHECKPOINT_PAGES}")
     conn = db.conn
+    digests = Collector()
     unresolved: set[str] = set()
     in_tx = False
     tx_start = 0.0
@@ -379,7 +381,10 @@ def _import_parsed(
                     if not in_tx:
                         conn.execute("BEGIN IMMEDIATE")
                         in_tx, tx_start = True, time.monotonic()
-                    tx_inserted += db.insert_rows(batch, None)
+                    digests.before(conn, batch)
+                    inserted = db.insert_rows(batch, None)
+                    digests.after(batch, inserted)
+                    tx_inserted += inserted
                     unresolved |= batch.unresolved
                     tx_size += batch.size
                     # several chunks per transaction (each commit rewrites the index
@@ -394,6 +399,7 @@ def _import_parsed(
                     db.resolve_models(unresolved)
                 if in_tx:
                     commit()
+                digests.finish(conn)
             finally:
                 if in_tx:
                     with contextlib.suppress(sqlite3.Error):

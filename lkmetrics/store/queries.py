@@ -10,7 +10,7 @@ from __future__ import annotations
 import contextlib
 import json
 import math
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TextIO
@@ -19,6 +19,7 @@ from lkmetrics.analysis.stats import Figure, figure_value
 from lkmetrics.errors import NotFoundError, UsageError
 from lkmetrics.records import usage_identity
 from lkmetrics.store.db import Database
+from lkmetrics.store.digest import Digest
 from lkmetrics.store.importer import BadLine, ImportResult
 from lkmetrics.store.rows import FIGURE_COLUMNS
 from lkmetrics.store.sources import Progress
@@ -303,6 +304,28 @@ class Store(Database):
             values.sort()
         return groups
 
+    def digests(self, session_ids: Sequence[str] | None = None) -> dict[str, Digest]:
+        """Each session's digest (record counts per kind, statistics of each stored figure),
+        every session when ``session_ids`` is None; see :mod:`lkmetrics.store.digest`."""
+        from lkmetrics.store import digest
+
+        with self.errors():
+            return digest.load(self.conn, session_ids)
+
+    def figures(self, figures: Sequence[Figure], scope: Scope, by: str | None = None,
+                digests: Mapping[str, Digest] | None = None,
+                ) -> dict[str, dict[str, list[float]]]:
+        """:meth:`figure_values` of each figure (name -> group -> sorted values). Whole
+        sessions (no ``since``) are read from their digests (``digests``: already loaded),
+        a time window from the figure columns."""
+        from lkmetrics.store.digest import grouped_values
+
+        if scope.since is not None or any(f.name not in FIGURE_COLUMNS for f in figures):
+            return {f.name: self.figure_values(f, scope, by) for f in figures}
+        if digests is None:
+            digests = self.digests(scope.session_ids)
+        return grouped_values(digests, figures, by)
+
     def token_totals(self, scope: Scope) -> list[tuple[str, int, int, int, int]]:
         """Per LLM model: requests, prompt, completion and total tokens."""
         where, params = scope.where()
@@ -317,10 +340,10 @@ class Store(Database):
             ).fetchall()
         return [(str(m), int(n), _count(p), _count(c), _count(t)) for m, n, p, c, t in rows]
 
-    def last_usage(self, scope: Scope) -> Iterator[list[dict[str, Any]]]:
-        """The ``usage`` list of each session's last usage record in scope (cumulative), each
-        entry with its model ``identity``."""
+    def last_usage_records(self, scope: Scope) -> dict[str, dict[str, Any]]:
+        """Each session's last usage record in scope (usage is cumulative), by session."""
         where, params = scope.where()
+        out: dict[str, dict[str, Any]] = {}
         with self.errors():
             last = self.conn.execute(
                 f"SELECT session_id, max(seq) FROM records WHERE kind = 'usage'{where} "
@@ -333,14 +356,33 @@ class Store(Database):
                 ).fetchone()
                 if r is None:
                     continue
-                stages = self.conn.execute(
-                    "SELECT llm, stt, tts FROM sessions WHERE id = ?", (sid,)).fetchone()
-                names = dict(zip(("llm", "stt", "tts"), stages or (), strict=False))
                 with contextlib.suppress(ValueError):
-                    usage = json.loads(r[0]).get("usage")
-                    if isinstance(usage, list):
-                        yield [{**u, "identity": usage_identity(u, names)}
-                               for u in usage if isinstance(u, dict)]
+                    record = json.loads(r[0])
+                    if isinstance(record, dict):
+                        out[str(sid)] = record
+        return out
+
+    def last_usage(self, scope: Scope,
+                   records: Mapping[str, Mapping[str, Any]] | None = None,
+                   ) -> Iterator[list[dict[str, Any]]]:
+        """The ``usage`` list of each session's last usage record in scope (cumulative), each
+        entry with its model ``identity``; ``records``: those records, already read."""
+        if records is None:
+            records = self.last_usage_records(scope)
+        stages: dict[str, dict[str, str | None]] = {}
+        with self.errors():
+            ids = list(records)
+            for chunk in _chunks(ids, 500):
+                for sid, llm, stt, tts in self.conn.execute(
+                        "SELECT id, llm, stt, tts FROM sessions "
+                        f"WHERE id IN ({','.join('?' * len(chunk))})", chunk):
+                    stages[str(sid)] = {"llm": llm, "stt": stt, "tts": tts}
+        for sid, record in records.items():
+            usage = record.get("usage")
+            if isinstance(usage, list):
+                names = stages.get(sid, {})
+                yield [{**u, "identity": usage_identity(u, names)}
+                       for u in usage if isinstance(u, dict)]
 
     def kind_counts(self, scope: Scope) -> dict[str, int]:
         where, params = scope.where()

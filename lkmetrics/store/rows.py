@@ -9,7 +9,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from lkmetrics.analysis.stats import FIGURES, figure_value
+from lkmetrics.analysis.stats import COST_FIGURES_BY_NAME, FIGURES, Figure, figure_value
 from lkmetrics.records import (
     MODEL_KINDS,
     STAGE_OF_KIND,
@@ -33,7 +33,10 @@ FIGURE_COLUMNS: dict[str, str] = {
     "turn.first_sentence": "turn_first_sentence",
     "turn.unexplained": "turn_unexplained",
     "heard": "heard",
+    "cost.turn": "cost",
 }
+# the figures a column holds: every reported figure and each turn's recorded cost
+STORED_FIGURES: tuple[Figure, ...] = (*FIGURES, COST_FIGURES_BY_NAME["cost.turn"])
 FIGURE_COLUMN_LIST = tuple(dict.fromkeys(FIGURE_COLUMNS.values()))
 TOKEN_COLUMNS = ("prompt_tokens", "completion_tokens", "total_tokens")
 COMPONENT_KINDS = frozenset({"llm", "stt", "tts", "realtime"})
@@ -67,7 +70,7 @@ class KindSpec:
     """
 
     def __init__(self, kind: str) -> None:
-        self.figures = [f for f in FIGURES if f.kind == kind and f.name in FIGURE_COLUMNS]
+        self.figures = [f for f in STORED_FIGURES if f.kind == kind]
         self.component = kind in COMPONENT_KINDS
         self.modelled = kind in MODEL_KINDS  # fills the model column
         self.stage = STAGE_OF_KIND.get(kind, "")

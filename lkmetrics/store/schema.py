@@ -117,6 +117,22 @@ def m005_model_identity(conn: sqlite3.Connection) -> None:
                      f"WHERE {c} IS NOT NULL")
 
 
+def m006_turn_cost_and_digests(conn: sqlite3.Connection) -> None:
+    """Version 6: each turn's recorded cost as an indexed figure column (the turn index covers
+    it, to find turns recorded without one); an index of session records; per-session digests
+    (:mod:`lkmetrics.store.digest`) and the ``changes`` counter that tells when one is stale."""
+    conn.execute("ALTER TABLE records ADD COLUMN cost REAL")
+    conn.execute("CREATE INDEX records_cost ON records (model, cost, session_id) "
+                 "WHERE cost IS NOT NULL")
+    conn.execute("DROP INDEX IF EXISTS records_turn")
+    conn.execute("CREATE INDEX records_turn ON records (session_id, cost, e2e) "
+                 "WHERE kind = 'turn'")
+    conn.execute("CREATE INDEX records_session ON records (session_id) WHERE kind = 'session'")
+    conn.execute("ALTER TABLE sessions ADD COLUMN changes INTEGER NOT NULL DEFAULT 0")
+    conn.execute("CREATE TABLE session_digests (session_id TEXT PRIMARY KEY, "
+                 "changes INTEGER NOT NULL, data TEXT NOT NULL, packed BLOB NOT NULL)")
+
+
 def _sessions(conn: sqlite3.Connection) -> dict[str, Record]:
     """The opening record of every session, by session id."""
     out: dict[str, Record] = {}
@@ -155,6 +171,7 @@ def refill(conn: sqlite3.Connection) -> None:
     added are filled exactly as new records fill them, and the model column and the
     sessions' stage columns hold today's model identities.
     """
+    conn.execute("DELETE FROM session_digests")  # built from the columns refilled here
     sessions = _sessions(conn)
     _local_llm_names(conn, sessions)
     known: dict[str, SessionModels] = {sid: session_models(r) for sid, r in sessions.items()}
@@ -204,6 +221,7 @@ MIGRATIONS: tuple[Callable[[sqlite3.Connection], None], ...] = (
     m003_turn_stage_columns,
     m004_clean_records,
     m005_model_identity,
+    m006_turn_cost_and_digests,
 )
 LATEST_VERSION = len(MIGRATIONS)
 

@@ -1,0 +1,371 @@
+"""Per-session digests: a session's record count per kind and each stored figure's statistics,
+kept in the store so ``report --by session`` and ``--by kind`` read a row per session instead
+of every record.
+
+A digest is valid while its session's ``changes`` counter (bumped by every write of the
+session's records, see :meth:`lkmetrics.store.db.Database.insert_rows`) equals the one it
+was built at. ``import`` builds the digests of the sessions it wrote from the rows it
+inserted (:class:`Collector`); any other stale or missing digest is built from the records'
+columns by the read that needs it, and saved when the store can be written.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import sqlite3
+from array import array
+from collections import Counter
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from itertools import groupby
+from operator import itemgetter
+from typing import Any
+
+from lkmetrics.analysis.stats import Figure, describe
+from lkmetrics.store.rows import FIGURE_COLUMNS, STORED_FIGURES, TOKEN_COLUMNS, Batch, spec
+
+Stats = dict[str, float | int | None]
+Record = dict[str, Any]
+_COLUMNS = tuple(FIGURE_COLUMNS[f.name] for f in STORED_FIGURES)
+_NAME_OF_COLUMN = {FIGURE_COLUMNS[f.name]: f.name for f in STORED_FIGURES}
+_CHUNK = 500  # session ids per IN (...) list
+_HEADS = ("session", "usage")  # the kinds whose record a digest keeps (the last usage one)
+
+
+@dataclass
+class Digest:
+    """One whole session, as reports read it.
+
+    ``kinds``: records per kind; ``figures``: describe() of each stored figure; ``groups``:
+    (figure, model, first, count) of the figure's values, sorted, packed as doubles in
+    ``packed``; ``tokens``: [model, requests, prompt, completion, total] of its LLM records;
+    ``session`` and ``usage``: its opening record and its last (cumulative) usage record
+    (the last of each, by seq).
+    """
+
+    kinds: dict[str, int] = field(default_factory=dict)
+    figures: dict[str, Stats] = field(default_factory=dict)
+    groups: list[tuple[str, str | None, int, int]] = field(default_factory=list)
+    packed: bytes = b""
+    tokens: list[tuple[str | None, int, int, int, int]] = field(default_factory=list)
+    session: Record | None = None
+    usage: Record | None = None
+
+    def to_row(self) -> tuple[str, bytes]:
+        return json.dumps({"kinds": self.kinds, "figures": self.figures, "groups": self.groups,
+                           "tokens": self.tokens, "session": self.session,
+                           "usage": self.usage}, separators=(",", ":")), self.packed
+
+    @classmethod
+    def from_row(cls, text: str, packed: bytes) -> Digest | None:
+        """The digest stored as ``text`` and ``packed``, or None when it is not one (it is
+        rebuilt then)."""
+        try:
+            data = _loads(text)
+            kinds, figures = data["kinds"], data["figures"]
+            groups = [(str(f), None if m is None else str(m), int(a), int(n))
+                      for f, m, a, n in data["groups"]]
+            tokens = [(None if m is None else str(m), int(n), int(p), int(c), int(t))
+                      for m, n, p, c, t in data["tokens"]]
+            session, usage = data["session"], data["usage"]
+        except (ValueError, TypeError, KeyError):
+            return None
+        if not isinstance(kinds, dict) or not isinstance(figures, dict) or any(
+                a < 0 or n < 0 or (a + n) * 8 > len(packed) for _, _, a, n in groups):
+            return None
+        return cls(kinds, figures, groups, bytes(packed), tokens,
+                   session if isinstance(session, dict) else None,
+                   usage if isinstance(usage, dict) else None)
+
+    def values(self, figure: str) -> Iterator[tuple[str | None, memoryview]]:
+        """(model, sorted values as doubles) of each group of the figure."""
+        view = memoryview(self.packed)
+        for name, model, start, count in self.groups:
+            if name == figure:
+                yield model, view[start * 8:(start + count) * 8]
+
+
+def _loads(text: str) -> Any:
+    try:
+        import orjson  # an optional speed-up, as in import
+    except ImportError:
+        return json.loads(text)
+    return orjson.loads(text)
+
+
+def grouped_values(digests: Mapping[str, Digest], figures: Iterable[Figure],
+                   by: str | None) -> dict[str, dict[str, list[float]]]:
+    """What :meth:`lkmetrics.store.Store.figure_values` gives for each figure over whole
+    sessions, from their digests: figure name -> group -> sorted values."""
+    out: dict[str, dict[str, list[float]]] = {}
+    for figure in figures:
+        groups: dict[str, array[float]] = {}
+        for sid, d in digests.items():
+            for model, packed in d.values(figure.name):
+                if by == "session":
+                    key = sid
+                elif by == "model":
+                    key = model or "unknown"
+                else:
+                    key = figure.kind if by == "kind" else "all"
+                found = groups.get(key)
+                if found is None:
+                    found = groups[key] = array("d")
+                found.frombytes(packed)
+        out[figure.name] = {k: sorted(v) for k, v in groups.items() if v}
+    return out
+
+
+def token_totals(digests: Iterable[Digest]) -> list[tuple[str, int, int, int, int]]:
+    """Per LLM model: requests, prompt, completion and total tokens (as the store's
+    ``token_totals`` gives them)."""
+    acc: dict[str, list[int]] = {}
+    for d in digests:
+        for model, *counts in d.tokens:
+            row = acc.setdefault(model or "unknown", [0, 0, 0, 0])
+            for i, n in enumerate(counts):
+                row[i] += n
+    return [(m, *acc[m]) for m in sorted(acc)]  # type: ignore[misc]
+
+
+def kind_totals(digests: Iterable[Digest]) -> dict[str, int]:
+    """Records per kind over these sessions, by kind name."""
+    totals: dict[str, int] = {}
+    for d in digests:
+        for kind, n in d.kinds.items():
+            totals[kind] = totals.get(kind, 0) + n
+    return dict(sorted(totals.items()))
+
+
+class Values:
+    """What digests hold, gathered from rows laid out as the store inserts them:
+    ``(session_id, seq, kind, time, json, *spec(kind).extra)``."""
+
+    def __init__(self) -> None:
+        self.kinds: dict[str, dict[str, int]] = {}
+        self.values: dict[str, dict[tuple[str, str | None], array[float]]] = {}
+        self.tokens: dict[str, dict[str | None, list[int]]] = {}
+        self.heads: dict[str, dict[str, tuple[int, str]]] = {}  # sid -> kind -> (seq, json)
+        self._positions: dict[str, list[tuple[int, str]]] = {}
+        llm = spec("llm").extra
+        self._tokens = [5 + llm.index(c) for c in TOKEN_COLUMNS]
+
+    def positions(self, kind: str) -> list[tuple[int, str]]:
+        """(row index, figure name) of each figure column of the kind's rows."""
+        found = self._positions.get(kind)
+        if found is None:
+            found = self._positions[kind] = [
+                (5 + i, _NAME_OF_COLUMN[c]) for i, c in enumerate(spec(kind).extra)
+                if c in _NAME_OF_COLUMN]
+        return found
+
+    def add_rows(self, rows: Sequence[Sequence[Any]]) -> None:
+        """The rows of one insert statement (one kind, unless the kind has no figures)."""
+        if not rows:
+            return
+        kinds = self.kinds
+        positions = self.positions(str(rows[0][2]))
+        if not positions:  # kinds without figure columns may share a statement
+            for (sid, kind), n in Counter((r[0], r[2]) for r in rows).items():
+                per_kind = kinds.setdefault(sid, {})
+                per_kind[kind] = per_kind.get(kind, 0) + n
+            for r in rows:
+                if r[2] in _HEADS:
+                    heads = self.heads.setdefault(r[0], {})
+                    kept = heads.get(r[2])
+                    if kept is None or r[1] > kept[0]:  # the last of each kind
+                        heads[r[2]] = (r[1], r[4])
+            return
+        kind = str(rows[0][2])
+        modelled = spec(kind).modelled  # then the model is the first extra column
+        for sid, group in groupby(rows, key=itemgetter(0)):
+            run = list(group)
+            per_kind = kinds.setdefault(sid, {})
+            per_kind[kind] = per_kind.get(kind, 0) + len(run)
+            per_figure = self.values.setdefault(sid, {})
+            models = {r[5] for r in run} if modelled else {None}
+            for model in models:
+                same = run if len(models) == 1 else [r for r in run if r[5] == model]
+                for i, name in positions:
+                    found = per_figure.get((name, model))
+                    if found is None:
+                        found = per_figure[(name, model)] = array("d")
+                    found.extend([v for r in same if (v := r[i]) is not None])
+                if kind == "llm":
+                    counts = self.tokens.setdefault(sid, {}).setdefault(model, [0, 0, 0, 0])
+                    counts[0] += len(same)
+                    for j, i in enumerate(self._tokens, 1):
+                        counts[j] += sum(v for r in same if (v := r[i]) is not None)
+
+    def digest(self, sid: str) -> Digest:
+        packed = array("d")
+        groups: list[tuple[str, str | None, int, int]] = []
+        whole: dict[str, list[float]] = {}
+        for (name, model), vals in self.values.get(sid, {}).items():
+            if vals:
+                ordered = sorted(vals)
+                groups.append((name, model, len(packed), len(ordered)))
+                packed.extend(ordered)
+                whole.setdefault(name, []).extend(ordered)
+        figures = {name: describe(vals) for name, vals in whole.items()}
+        tokens = [(m, *c) for m, c in self.tokens.get(sid, {}).items()]
+        heads = {kind: _record(text) for kind, (_, text) in self.heads.get(sid, {}).items()}
+        return Digest(dict(sorted(self.kinds.get(sid, {}).items())), figures, groups,
+                      packed.tobytes(), tokens,  # type: ignore[arg-type]
+                      heads.get("session"), heads.get("usage"))
+
+
+def _record(text: str) -> Record | None:
+    try:
+        record = json.loads(text)
+    except ValueError:
+        return None
+    return record if isinstance(record, dict) else None
+
+
+_SELECT = ("seq", "kind", "CASE WHEN kind IN ('session', 'usage') THEN json END", "model",
+           *_COLUMNS, *TOKEN_COLUMNS)
+_INDEX = {c: i for i, c in enumerate(_SELECT)}
+
+
+def build(conn: sqlite3.Connection, session_ids: Iterable[str]) -> dict[str, Digest]:
+    """The digests of these sessions, from their records' columns."""
+    out: dict[str, Digest] = {}
+    for sid in session_ids:
+        by_kind: dict[str, list[tuple[Any, ...]]] = {}
+        for row in conn.execute(
+                f"SELECT {', '.join(_SELECT)} FROM records WHERE session_id = ? ORDER BY seq",
+                (sid,)):
+            by_kind.setdefault(str(row[1]), []).append(row)
+        values = Values()
+        for kind, rows in by_kind.items():
+            # laid out as inserted: each of the kind's extra columns in its place
+            picks = [_INDEX[c] for c in spec(kind).extra]
+            values.add_rows([(sid, r[0], kind, None, r[2], *(r[i] for i in picks))
+                             for r in rows])
+        out[sid] = values.digest(sid)
+    return out
+
+
+def save(conn: sqlite3.Connection, digests: dict[str, Digest],
+         changes: dict[str, int]) -> None:
+    """Store digests built at these ``changes`` counters (inside the caller's transaction)."""
+    conn.executemany(
+        "INSERT OR REPLACE INTO session_digests (session_id, changes, data, packed) "
+        "VALUES (?, ?, ?, ?)",
+        [(sid, changes[sid], *d.to_row()) for sid, d in digests.items() if sid in changes])
+
+
+def current_changes(conn: sqlite3.Connection,
+                    session_ids: Sequence[str] | None) -> dict[str, int]:
+    """Each session's ``changes`` counter (every session when ``session_ids`` is None)."""
+    if session_ids is None:
+        return {str(s): int(c) for s, c in conn.execute("SELECT id, changes FROM sessions")}
+    out: dict[str, int] = {}
+    for i in range(0, len(session_ids), _CHUNK):
+        chunk = session_ids[i:i + _CHUNK]
+        out.update((str(s), int(c)) for s, c in conn.execute(
+            f"SELECT id, changes FROM sessions WHERE id IN ({','.join('?' * len(chunk))})",
+            chunk))
+    return out
+
+
+def load(conn: sqlite3.Connection, session_ids: Sequence[str] | None) -> dict[str, Digest]:
+    """The digests of these sessions (every session when None): stored ones that are still
+    valid, the others built now and saved if the store can be written at once."""
+    changes = current_changes(conn, session_ids)
+    found: dict[str, Digest] = {}
+    if session_ids is None:
+        rows = conn.execute(
+            "SELECT session_id, changes, data, packed FROM session_digests").fetchall()
+    else:
+        rows = []
+        for i in range(0, len(session_ids), _CHUNK):
+            chunk = session_ids[i:i + _CHUNK]
+            rows += conn.execute(
+                "SELECT session_id, changes, data, packed FROM session_digests "
+                f"WHERE session_id IN ({','.join('?' * len(chunk))})", chunk).fetchall()
+    for sid, built_at, text, packed in rows:
+        if changes.get(sid) == built_at:
+            digest = Digest.from_row(text, packed)
+            if digest is not None:
+                found[sid] = digest
+    stale = [sid for sid in changes if sid not in found]
+    if stale:
+        built = build(conn, stale)
+        found.update(built)
+        _try_save(conn, built, changes)
+    return {sid: found[sid] for sid in changes}
+
+
+def _try_save(conn: sqlite3.Connection, digests: dict[str, Digest],
+              changes: dict[str, int]) -> None:
+    """Save digests unless another writer holds the store (or it is read-only): a read
+    never waits for a write it does not need."""
+    if conn.in_transaction:
+        return
+    timeout = conn.execute("PRAGMA busy_timeout").fetchone()[0]
+    conn.execute("PRAGMA busy_timeout = 0")
+    try:
+        with contextlib.suppress(sqlite3.Error):
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                # only those whose session did not change while they were built
+                now = current_changes(conn, list(digests))
+                save(conn, {s: d for s, d in digests.items() if now.get(s) == changes.get(s)},
+                     changes)
+                conn.execute("COMMIT")
+            except sqlite3.Error:
+                conn.execute("ROLLBACK")
+    finally:
+        conn.execute(f"PRAGMA busy_timeout = {int(timeout)}")
+
+
+class Collector:
+    """Digests of the sessions an import writes, from the rows it inserts.
+
+    A session that held records before the import, or of which a row was ignored (a
+    duplicate), is rebuilt from the store instead.
+    """
+
+    def __init__(self) -> None:
+        self.values = Values()
+        self.seen: set[str] = set()
+        self.rebuild: set[str] = set()
+
+    def before(self, conn: sqlite3.Connection, batch: Batch) -> None:
+        """Note which of the batch's sessions the store holds already (call before insert)."""
+        new = [sid for sid in batch.sessions.span if sid not in self.seen]
+        for i in range(0, len(new), _CHUNK):
+            chunk = new[i:i + _CHUNK]
+            self.rebuild.update(str(r[0]) for r in conn.execute(
+                f"SELECT id FROM sessions WHERE id IN ({','.join('?' * len(chunk))})", chunk))
+        self.seen.update(new)
+
+    def after(self, batch: Batch, inserted: int) -> None:
+        """Collect the rows of an inserted batch (``inserted``: how many were new)."""
+        if inserted != batch.size:
+            self.rebuild.update(batch.sessions.span)
+        # records written before their session's opening record get their model later
+        self.rebuild.update(batch.unresolved)
+        for rows in batch.groups.values():
+            self.values.add_rows(rows)
+
+    def finish(self, conn: sqlite3.Connection) -> None:
+        """Save the digests (own transaction, after the import's last commit)."""
+        if not self.seen:
+            return
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            ids = sorted(self.seen)
+            changes = current_changes(conn, ids)
+            digests = {sid: self.values.digest(sid) for sid in ids if sid not in self.rebuild}
+            self.values = Values()
+            digests.update(build(conn, sorted(self.rebuild & self.seen)))
+            save(conn, digests, changes)
+            conn.execute("COMMIT")
+        except BaseException:
+            with contextlib.suppress(sqlite3.Error):
+                conn.execute("ROLLBACK")
+            raise

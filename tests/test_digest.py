@@ -12,6 +12,7 @@ import pytest
 from store_helpers import run, session_records, write_jsonl
 
 from lkmetrics.analysis import report
+from lkmetrics.analysis.stats import FIGURES
 from lkmetrics.cost.prices import default_book
 from lkmetrics.store import Scope, Store
 from lkmetrics.store import digest as digest_module
@@ -27,10 +28,12 @@ def _with_cost(records: list[Record]) -> list[Record]:
     out = []
     for r in records:
         if r["kind"] == "turn":
-            unknown = r["seq"] % 7 == 0
-            llm = None if unknown else 1e-5 * (r["seq"] % 5 + 1)
-            r = {**r, "cost": {"total": None if unknown else llm + 2e-4, "llm": llm,
-                               "stt": 0.0, "tts": 2e-4}}
+            llm = 1e-5 * (r["seq"] % 5 + 1)
+            if r["seq"] % 7 == 0:  # a model without a known price
+                cost = {"total": None, "llm": None, "stt": 0.0, "tts": 2e-4}
+            else:
+                cost = {"total": llm + 2e-4, "llm": llm, "stt": 0.0, "tts": 2e-4}
+            r = {**r, "cost": cost}
         out.append(r)
     return out
 
@@ -71,7 +74,7 @@ def _assert_same_as_columns(store: Store) -> None:
     assert token_totals(digests.values()) == store.token_totals(Scope())
     assert kind_totals(digests.values()) == store.kind_counts(Scope())
     by_session = report.build_rows({f.name: store.figure_values(f, Scope(), "session")
-                                    for f in report.FIGURES}, "session")
+                                    for f in FIGURES}, "session")
     assert report.digest_rows(digests) == by_session
     usage = store.last_usage_records(Scope())
     assert {sid: d.usage for sid, d in digests.items() if d.usage is not None} == usage

@@ -286,12 +286,14 @@ def overview(store: Store, limit: int | None) -> list[SessionOverview]:
     """Sessions newest first, with their turn count and median turn latency."""
     store.require_sessions()
     rows = store.sessions(limit)
-    turns = store.session_turns([r.id for r in rows])
+    digests = store.digests([r.id for r in rows])
     benches = store.bench_ids([r.id for r in rows if r.command and r.command.startswith("bench")])
     out = []
     for r in rows:
-        n, e2e = turns.get(r.id, (0, []))
-        out.append(SessionOverview(r, n, describe(e2e)["p50"] if e2e else None,
+        d = digests.get(r.id)
+        p50 = (d.figures.get("e2e") or {}).get("p50") if d is not None else None
+        out.append(SessionOverview(r, d.kinds.get("turn", 0) if d is not None else 0,
+                                   float(p50) if p50 is not None else None,
                                    benches.get(r.id)))
     return out
 

@@ -215,27 +215,6 @@ class Store(Database):
                                 "each session's bench id.")
         return found[0], benches[found[0]]
 
-    def session_turns(self, session_ids: Sequence[str]) -> dict[str, tuple[int, list[float]]]:
-        """Per session: the number of turns and their sorted e2e latencies."""
-        out: dict[str, tuple[int, list[float]]] = {}
-        if not session_ids:
-            return out
-        counts: dict[str, int] = {}
-        values: dict[str, list[float]] = {}
-        with self.errors():
-            for chunk in _chunks(session_ids, 500):
-                marks = ",".join("?" * len(chunk))
-                for sid, v in self.conn.execute(
-                    f"SELECT session_id, e2e FROM records WHERE kind = 'turn' "
-                    f"AND session_id IN ({marks})", chunk,
-                ):
-                    counts[sid] = counts.get(sid, 0) + 1
-                    if v is not None:
-                        values.setdefault(sid, []).append(float(v))
-        for sid in session_ids:
-            out[sid] = (counts.get(sid, 0), sorted(values.get(sid, [])))
-        return out
-
     def figure_values(
         self, figure: Figure, scope: Scope, by: str | None = None
     ) -> dict[str, list[float]]:

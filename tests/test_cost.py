@@ -310,6 +310,35 @@ def test_report_json_carries_cost_per_model_and_totals(db: Path, tmp_path: Path)
     assert "cost.turn" in r.stdout and "cost.session" in r.stdout
 
 
+def test_prices_option_reprices_turns_the_recording_priced(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A turn costs what it was recorded at, unless --prices FILE asks for other prices:
+    then every turn is priced again from its usage."""
+    recorded = {"total": 1.0, "llm": 0.25, "stt": 0.25, "tts": 0.5}
+    records = [{**r, "cost": recorded} if r["kind"] == "turn" else r
+               for r in scripted_session("s_rec")]
+    hand = write(tmp_path / "hand.json", HAND)
+    monkeypatch.setenv("LKMETRICS_PRICES", str(hand))
+    from lkmetrics.cost import prices as prices_mod
+
+    prices_mod._DEFAULT.clear()
+    db = tmp_path / "rec.db"
+    with Store.open(db) as s:
+        s.insert(records)
+
+    def turn_totals(*extra: str) -> list[float]:
+        r = run("report", "--db", str(db), "--format", "json", *extra)
+        assert r.exit_code == 0, r.stderr
+        (session,) = json.loads(r.stdout)["cost"]["sessions"]
+        return [t["total"] for t in session["turns"]]
+
+    assert turn_totals() == [1.0, 1.0]
+    assert turn_totals("--prices", str(hand)) == pytest.approx([
+        hand_llm(1200, 0, 40) + hand_stt(6.0) + hand_tts(180),
+        hand_llm(2600, 1024, 95) - hand_llm(1200, 0, 40) + hand_stt(4.5)
+        + hand_tts(220)])
+
+
 def test_report_table_names_an_unknown_model_once(db: Path, tmp_path: Path) -> None:
     only_llm = write(tmp_path / "p.json", {"prices": [HAND["prices"][0]]})
     with Store.open(db) as s:

@@ -225,10 +225,12 @@ def digest_rows(digests: Mapping[str, Digest]) -> list[FigureRow]:
 
 
 def summarise(store: Store, selection: Selection, by: str | None = None,
-              prices: PriceBook | None = None, *, detail: bool = False) -> Report:
+              prices: PriceBook | None = None, *, detail: bool = False,
+              reprice: bool = False) -> Report:
     """Every figure's count, mean, p50, p90, p95, p99 and max; tokens and usage per model;
     with ``prices``, the cost per turn, per session and per model (``detail``: each turn's
-    cost parts too, as ``--format json`` shows them)."""
+    cost parts too, as ``--format json`` shows them; ``reprice``: turns priced from their
+    usage at ``prices``, not at what they were recorded at)."""
     if by is not None and by not in GROUPINGS:
         raise UsageError(f"--by expects one of {', '.join(GROUPINGS)} (got {by!r}).")
     scope = selection.scope
@@ -266,7 +268,8 @@ def summarise(store: Store, selection: Selection, by: str | None = None,
 
         cost = collect.summarise(store, scope, prices, by_session=by == "session",
                                  detail=detail, digests=digests,
-                                 last_usage=last_usage if scope.since is None else None)
+                                 last_usage=last_usage if scope.since is None else None,
+                                 reprice=reprice)
         rows += cost_rows(cost, by)
     return Report(selection.description, by, rows, tokens, usage, kinds, cost)
 
@@ -389,7 +392,7 @@ def resolve_model(store: Store, name: str) -> str:
 
 
 def compare(store: Store, a: str, b: str, by: str = "session",
-            prices: PriceBook | None = None) -> Comparison:
+            prices: PriceBook | None = None, *, reprice: bool = False) -> Comparison:
     """Two sessions (ids, prefixes or ``last``) or two models (``by="model"``) side by side;
     with ``prices``, their cost per turn and per session (per model: the model's own cost
     per session)."""
@@ -404,7 +407,7 @@ def compare(store: Store, a: str, b: str, by: str = "session",
             from lkmetrics.cost import collect
 
             for values, scope in ((va, scopes[0]), (vb, scopes[1])):
-                cost = collect.summarise(store, scope, prices)
+                cost = collect.summarise(store, scope, prices, reprice=reprice)
                 values["cost.turn"] = cost.turn_values
                 values["cost.session"] = cost.session_values
     elif by == "model":
@@ -416,7 +419,7 @@ def compare(store: Store, a: str, b: str, by: str = "session",
         if prices is not None:
             from lkmetrics.cost import collect
 
-            cost = collect.summarise(store, Scope(), prices)
+            cost = collect.summarise(store, Scope(), prices, reprice=reprice)
             va[COST_MODEL.name] = list(collect.model_session_values(cost, ka))
             vb[COST_MODEL.name] = list(collect.model_session_values(cost, kb))
     else:

@@ -19,7 +19,7 @@ import typer
 from lkmetrics.analysis.report import PERCENTILE_HELP
 from lkmetrics.analysis.stats import FIGURES
 from lkmetrics.cli.app import app
-from lkmetrics.cli.options import format_option, resolve_format
+from lkmetrics.cli.options import format_option, given_on_command_line, resolve_format
 from lkmetrics.config import OutputFormat
 from lkmetrics.cost.cli import PricesOpt
 
@@ -148,7 +148,8 @@ def report_cmd(
     with _open(db) as store:
         selection = report.select(store, session, since, bench)
         result = report.summarise(store, selection, by.value if by else None,
-                                  _price_book(prices), detail=out_format.value == "json")
+                                  _price_book(prices), detail=out_format.value == "json",
+                                  reprice=given_on_command_line(ctx, "prices"))
     checked = budgets.check_budgets(result, wanted)
     tables.report(result, out_format.value, sys.stdout, checked)
     if checked:
@@ -182,7 +183,8 @@ def compare(
     from lkmetrics.render import tables
 
     with _open(db) as store:
-        result = report.compare(store, a, b, by.value, _price_book(prices))
+        result = report.compare(store, a, b, by.value, _price_book(prices),
+                                reprice=given_on_command_line(ctx, "prices"))
     tables.compare(result, out_format.value, sys.stdout)
 
 

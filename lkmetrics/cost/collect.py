@@ -40,14 +40,16 @@ def session_ids(store: Store, scope: Scope) -> list[str]:
 
 def summarise(store: Store, scope: Scope, book: PriceBook, *, by_session: bool = False,
               detail: bool = False, digests: Mapping[str, Digest] | None = None,
-              last_usage: Mapping[str, dict[str, Any]] | None = None) -> CostSummary:
+              last_usage: Mapping[str, dict[str, Any]] | None = None,
+              reprice: bool = False) -> CostSummary:
     """The cost of every session with records in scope; ``by_session``: each session's turn
     costs apart too; ``detail``: each turn's cost parts (``SessionCost.turns``);
     ``digests`` and ``last_usage`` (each session's last usage record): what the caller
-    has read already."""
+    has read already. ``reprice``: every turn costs what its usage costs at ``book``'s
+    prices, not what it was recorded at (for ``--prices FILE``)."""
     out = CostSummary()
     ids = session_ids(store, scope)
-    old = _without_turn_costs(store, ids, scope)
+    old = set(ids) if reprice else _without_turn_costs(store, ids, scope)
     current = [sid for sid in ids if sid not in old]
     if digests is not None:  # they hold each session's opening and last usage records
         heads = {sid: [r for r in (d.session, d.usage) if r is not None]

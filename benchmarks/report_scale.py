@@ -6,13 +6,17 @@ Writes the records as JSON lines (as ``--output`` does), then runs each command 
 process, the way a user would, and prints its wall time (process start to exit, so Python
 start-up is included) and its peak memory (max RSS of that process):
 
-    import FILE      (fills the store; records/s)
+    import FILE      (fills the store and the session digests; records/s)
     report           (every session), report last, report --by model|session|kind
+    report --since   (a time window holding everything: read from the figure columns)
+    report, no digests  (every digest dropped first: the first read after every session
+                     changed, which builds and saves them all)
     sessions
     export           (JSON lines to /dev/null)
 
 Targets: every report variant <= 1 s, sessions <= 0.3 s, import >= 100,000 records/s, peak
-memory of each < 200 MB. A benchmark, not a test: run it by hand or in CI's benchmark step.
+memory of each < 200 MB (the --since and no-digests rows are shown for what they cost and
+have no time target). A benchmark, not a test: run it by hand or in CI's benchmark step.
 """
 
 from __future__ import annotations
@@ -139,6 +143,16 @@ def generate(path: Path, records: int, sessions: int, seed: int = 7) -> int:
     return written
 
 
+def drop_digests(db: Path) -> None:
+    """Forget every session digest, as if each session had been written since its own."""
+    import sqlite3
+
+    conn = sqlite3.connect(db)
+    with conn:
+        conn.execute("DELETE FROM session_digests")
+    conn.close()
+
+
 def measure(args: list[str], env: dict[str, str]) -> tuple[float, float, int]:
     """Run one command as a child process: (wall seconds, peak RSS in MB, exit code)."""
     cmd = [sys.executable, __file__, "--cli", *args]
@@ -185,6 +199,8 @@ def main() -> int:
             ("report --by model", ["report", "--by", "model"]),
             ("report --by session", ["report", "--by", "session"]),
             ("report --by kind", ["report", "--by", "kind"]),
+            ("report --since", ["report", "--since", "100000d"]),
+            ("report, no digests", ["report"]),
             ("sessions", ["sessions"]),
             ("sessions -n 0", ["sessions", "--limit", "0"]),
             ("export", ["export"]),
@@ -193,6 +209,8 @@ def main() -> int:
         print(f"{'command':<20} {'wall s':>8} {'peak MB':>8}  target")
         failed = False
         for name, args in runs:
+            if name == "report, no digests":  # the first read after every session changed
+                drop_digests(db)
             wall, mb, code = measure(args, env)
             if code != 0:
                 print(f"{name:<20} exit code {code}")

@@ -142,6 +142,33 @@ def test_lines_repeated_in_one_file_are_counted_once(tmp_path: Path, home: Path)
         _assert_same_as_columns(store)
 
 
+def test_a_long_import_saves_digests_on_the_way_and_stays_exact(
+        tmp_path: Path, home: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """With little held, finished sessions are saved mid-import; a session that comes back
+    later in the file (its records split) is rebuilt, not left with half its figures."""
+    from lkmetrics.store import importer
+
+    records = _records()
+    split = [r for r in records if r["session_id"] == "s_01"]
+    rest = [r for r in records if r["session_id"] != "s_01"]
+    data = write_jsonl(tmp_path / "r.jsonl", split[:10] + rest + split[10:])
+    monkeypatch.setattr(importer, "CHUNK_BYTES", 4000)  # many small batches
+    monkeypatch.setattr(digest_module, "HELD_ROWS", 40)
+    saved: list[int] = []
+    real_save = digest_module.save
+
+    def counting_save(conn: sqlite3.Connection, digests: Any, changes: Any) -> None:
+        saved.append(len(digests))
+        real_save(conn, digests, changes)
+
+    monkeypatch.setattr(digest_module, "save", counting_save)
+    assert run("import", str(data)).exit_code == 0
+    assert len(saved) > 2  # saved on the way, not only at the end
+    with _open(home / "metrics.db") as store:
+        monkeypatch.setattr(digest_module, "build", _fail_build)  # every one valid
+        _assert_same_as_columns(store)
+
+
 def test_a_duplicate_import_keeps_the_digests_exact(tmp_path: Path, home: Path) -> None:
     records = _records()
     data = write_jsonl(tmp_path / "r.jsonl", records)

@@ -30,6 +30,7 @@ Record = dict[str, Any]
 _COLUMNS = tuple(FIGURE_COLUMNS[f.name] for f in STORED_FIGURES)
 _NAME_OF_COLUMN = {FIGURE_COLUMNS[f.name]: f.name for f in STORED_FIGURES}
 _CHUNK = 500  # session ids per IN (...) list
+HELD_ROWS = 500_000  # an import's rows held for digests before it saves finished sessions
 _HEADS = ("session", "usage")  # the kinds whose record a digest keeps (the last usage one)
 
 
@@ -198,6 +199,10 @@ class Values:
                     for j, i in enumerate(self._tokens, 1):
                         counts[j] += sum(v for r in same if (v := r[i]) is not None)
 
+    def discard(self, sid: str) -> None:
+        for held in (self.kinds, self.values, self.tokens, self.heads):
+            held.pop(sid, None)
+
     def digest(self, sid: str) -> Digest:
         packed = array("d")
         groups: list[tuple[str, str | None, int, int]] = []
@@ -326,16 +331,22 @@ class Collector:
     """Digests of the sessions an import writes, from the rows it inserts.
 
     A session that held records before the import, or of which a row was ignored (a
-    duplicate), is rebuilt from the store instead.
+    duplicate), is rebuilt from the store instead. Memory stays bounded: once the rows held
+    pass ``limit``, the sessions the last batch did not touch get their digest saved (in
+    the import's transaction) and are forgotten; one that shows up again is rebuilt.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, limit: int | None = None) -> None:
         self.values = Values()
         self.seen: set[str] = set()
         self.rebuild: set[str] = set()
+        self.saved: set[str] = set()
+        self.limit = HELD_ROWS if limit is None else limit
+        self._rows = 0
 
     def before(self, conn: sqlite3.Connection, batch: Batch) -> None:
         """Note which of the batch's sessions the store holds already (call before insert)."""
+        self.rebuild.update(sid for sid in batch.sessions.span if sid in self.saved)
         new = [sid for sid in batch.sessions.span if sid not in self.seen]
         for i in range(0, len(new), _CHUNK):
             chunk = new[i:i + _CHUNK]
@@ -343,14 +354,25 @@ class Collector:
                 f"SELECT id FROM sessions WHERE id IN ({','.join('?' * len(chunk))})", chunk))
         self.seen.update(new)
 
-    def after(self, batch: Batch, inserted: int) -> None:
-        """Collect the rows of an inserted batch (``inserted``: how many were new)."""
+    def after(self, conn: sqlite3.Connection, batch: Batch, inserted: int) -> None:
+        """Collect the rows of an inserted batch (``inserted``: how many were new); inside
+        the import's transaction."""
         if inserted != batch.size:
             self.rebuild.update(batch.sessions.span)
         # records written before their session's opening record get their model later
         self.rebuild.update(batch.unresolved)
         for rows in batch.groups.values():
             self.values.add_rows(rows)
+        self._rows += batch.size
+        if self._rows > self.limit:
+            done = [sid for sid in self.values.kinds
+                    if sid not in batch.sessions.span and sid not in self.rebuild]
+            save(conn, {sid: self.values.digest(sid) for sid in done},
+                 current_changes(conn, done))
+            for sid in done:
+                self.values.discard(sid)
+            self.saved.update(done)
+            self._rows = sum(sum(k.values()) for k in self.values.kinds.values())
 
     def finish(self, conn: sqlite3.Connection) -> None:
         """Save the digests (own transaction, after the import's last commit)."""
@@ -358,7 +380,7 @@ class Collector:
             return
         conn.execute("BEGIN IMMEDIATE")
         try:
-            ids = sorted(self.seen)
+            ids = sorted(self.seen - (self.saved - self.rebuild))
             changes = current_changes(conn, ids)
             digests = {sid: self.values.digest(sid) for sid in ids if sid not in self.rebuild}
             self.values = Values()

@@ -383,7 +383,7 @@ def _import_parsed(
                         in_tx, tx_start = True, time.monotonic()
                     digests.before(conn, batch)
                     inserted = db.insert_rows(batch, None)
-                    digests.after(batch, inserted)
+                    digests.after(conn, batch, inserted)
                     tx_inserted += inserted
                     unresolved |= batch.unresolved
                     tx_size += batch.size

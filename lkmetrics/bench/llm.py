@@ -53,7 +53,7 @@ PER_WORKER = 8  # --workers auto: one process per this many requests in flight
 
 def parse_workers(value: str | None) -> int | None:
     """``--workers N`` (1..MAX_WORKERS) or ``auto`` (None, the default)."""
-    text = (value or "auto").strip().lower()
+    text = "auto" if value is None else value.strip().lower()
     if text == "auto":
         return None
     try:

@@ -184,7 +184,8 @@ def run_with_workers(config: BenchConfig, bench: BenchRun) -> None:
                     for i, result in answered:
                         results[i] = result
                     metrics.extend(kept)
-                metrics.sort(key=lambda m: m[0])
+                # in LiveKit's own time order, as one process would have written them
+                metrics.sort(key=lambda m: float(m[1].get("timestamp") or m[0]))
                 active = [(s, e) for (s, e, answered, _, _) in replies if answered]
                 provider = next((r[4] for r in replies if r[4]), "")
                 wall = (max(e for _, e in active) - min(s for s, _ in active)) if active else 0.0

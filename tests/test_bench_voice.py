@@ -190,7 +190,7 @@ def test_one_prometheus_endpoint_covers_every_run_of_a_bench(
 
     config = voice.make_config(stt=["fake/fast"], llm=["test/test-model"], tts=["fake/tts"],
                                fail_over=["e2e.p95=1.25s"])
-    with _fleet_writers(FleetOptions(prometheus_port=0), config) as shared:
+    with _fleet_writers(FleetOptions(prometheus_port=0), config.budgets) as shared:
         (prom,) = [w.writer for w in shared]
         _, runs, _ = run_matrix(llm_server, tmp_path, "1,2", record=False, fleet=shared)
         turns = sum(r.turns_ok for r in runs)

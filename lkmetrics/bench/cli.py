@@ -44,8 +44,10 @@ BENCH_FORMATS = (OutputFormat.table, OutputFormat.json)
 
 
 @bench_app.command("llm")
+@with_options(FLEET_OPTIONS)
 def llm(
     ctx: typer.Context,
+    fleet: FleetOptions,
     model: Annotated[list[str] | None, typer.Option(
         "--llm", metavar="MODEL",
         help=f"PROVIDER/MODEL (LiveKit Inference, default {DEFAULT_LLM}), or 'local' "
@@ -75,7 +77,14 @@ def llm(
         "--llm local).")] = 128,
     warmup: Annotated[int, typer.Option(
         "--warmup", metavar="N",
-        help="Requests sent before each run and not counted or recorded.")] = 1,
+        help="Requests sent before each run (by each worker process) and not counted or "
+        "recorded.")] = 1,
+    workers: Annotated[str, typer.Option(
+        "--workers", metavar="N|auto",
+        help="Worker processes each run's in-flight requests are spread over, each with its "
+        "own event loop, so the client's own CPU does not delay the chunks it measures. auto: "
+        "one per 8 requests in flight, at most one per CPU (1 up to --concurrency 8).")
+    ] = "auto",
     fail_over: Annotated[list[str] | None, typer.Option(
         "--fail-over", metavar="FIGURE.STAT=LIMIT",
         help="A budget over LiveKit's LLM metrics, as in report: llm.ttft, llm.duration or "
@@ -94,8 +103,9 @@ def llm(
     For each model and concurrency: TTFT, TPOT, ITL and request latency (mean, p50, p90,
     p95, p99, max), output tokens/s, requests/s and errors. Retries are off, so a failed
     request counts as an error. Each run is recorded as a session (command `bench llm`) with
-    LiveKit's LLMMetrics as its llm records, for report, compare and budgets. Exit 0 when
-    every request succeeded and every budget held, else 1.
+    LiveKit's LLMMetrics as its llm records, for report, compare and budgets; all the runs of
+    one invocation share a bench id (`lkmetrics report --bench ID`). Exit 0 when every request
+    succeeded and every budget held, else 1.
     """
     from lkmetrics.bench import llm as core
     from lkmetrics.bench.command import run_llm_bench
@@ -110,9 +120,9 @@ def llm(
     config = core.make_config(
         models=model, base_url=llm_base_url, requests=requests, concurrency=concurrency,
         prompt=prompt, prompts_file=prompts, max_tokens=max_tokens, warmup=warmup,
-        fail_over=fail_over, default_model=DEFAULT_LLM)
+        fail_over=fail_over, default_model=DEFAULT_LLM, workers=workers)
     run_llm_bench(config, json_out=out_format is OutputFormat.json, db=db,
-                  record=not no_record)
+                  record=not no_record, fleet=fleet)
 
 
 llm.__doc__ = f"{inspect.cleandoc(llm.__doc__ or '')}\n\n{DEFINITIONS}"

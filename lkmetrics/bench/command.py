@@ -6,21 +6,23 @@ from __future__ import annotations
 
 import contextlib
 import sys
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
 import typer
 
 from lkmetrics.agent.pipeline import KeptOpen
+from lkmetrics.analysis.budgets import Budget
 from lkmetrics.bench import llm as core
 from lkmetrics.bench import voice
 from lkmetrics.config import AgentSettings, FleetOptions, check_credentials
 
 
 def run_llm_bench(config: core.BenchConfig, *, json_out: bool, db: Path | None,
-                  record: bool) -> None:
-    """Raises BudgetExceeded/LkmetricsError when a request failed or a budget broke."""
+                  record: bool, fleet: FleetOptions | None = None) -> str:
+    """``bench llm`` end to end; the bench id. Raises BenchFailed/LkmetricsError when a
+    request failed or a budget broke (after printing the runs)."""
     no_record = not record
     for name in config.models:
         check_credentials(AgentSettings(stt=None, tts=None, llm=name,
@@ -36,14 +38,18 @@ def run_llm_bench(config: core.BenchConfig, *, json_out: bool, db: Path | None,
 
     from lkmetrics.bench import render
 
-    with render.progress(config.total_requests) as advance:
-        from lkmetrics.bench import driver
+    bench_id = voice.new_bench_id()
+    with contextlib.ExitStack() as stack:
+        shared = stack.enter_context(_fleet_writers(fleet or FleetOptions(), config.budgets))
+        with render.progress(config.total_requests) as advance:
+            from lkmetrics.bench import driver
 
-        runs, write_errors = driver.run(config, db=db, record=not no_record, progress=advance)
+            runs, write_errors = driver.run(config, bench_id, db=db, record=not no_record,
+                                            progress=advance, fleet=shared)
     if json_out:
-        render.write_json(runs, sys.stdout)
+        render.write_json(runs, sys.stdout, bench_id)
     else:
-        render.write_table(runs, sys.stdout)
+        render.write_table(runs, sys.stdout, bench_id, recorded=not no_record)
     sys.stdout.flush()
     for message in write_errors[:5]:
         typer.echo(f"lkmetrics: could not write a record: {message}", err=True)
@@ -53,8 +59,7 @@ def run_llm_bench(config: core.BenchConfig, *, json_out: bool, db: Path | None,
 
         tables.budgets(checked, sys.stderr)
     core.verdict(runs, checked)
-
-
+    return bench_id
 
 
 def run_voice_bench(config: voice.VoiceConfig, *, json_out: bool, db: Path | None,
@@ -78,7 +83,7 @@ def run_voice_bench(config: voice.VoiceConfig, *, json_out: bool, db: Path | Non
     callers = sum(config.concurrency)
     turns = len(config.stacks) * callers * config.repeat * (len(config.say) or 3)
     with contextlib.ExitStack() as stack:
-        shared = stack.enter_context(_fleet_writers(fleet or FleetOptions(), config))
+        shared = stack.enter_context(_fleet_writers(fleet or FleetOptions(), config.budgets))
         with render.progress(turns, "bench voice") as advance:
             from lkmetrics.bench import voice_driver
 
@@ -101,12 +106,12 @@ def run_voice_bench(config: voice.VoiceConfig, *, json_out: bool, db: Path | Non
 
 
 @contextlib.contextmanager
-def _fleet_writers(opts: FleetOptions, config: voice.VoiceConfig) -> Iterator[list[Any]]:
+def _fleet_writers(opts: FleetOptions, budgets: Sequence[Budget]) -> Iterator[list[Any]]:
     """--prometheus-port / --otlp for the whole bench; the --fail-over limits are buckets."""
     from lkmetrics.fleet import check_fleet_options, open_fleet_writers
 
     check_fleet_options(opts.prometheus_port, opts.otlp)
-    limits = [b.limit for b in config.budgets if b.figure.unit == "s"]
+    limits = [b.limit for b in budgets if b.figure.unit == "s"]
     writers = open_fleet_writers(prometheus_host=opts.prometheus_host,
                                  prometheus_port=opts.prometheus_port, otlp_url=opts.otlp,
                                  budgets=limits)

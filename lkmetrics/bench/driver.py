@@ -16,8 +16,8 @@ import logging
 import os
 import platform
 import time
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -126,13 +126,15 @@ async def timed_request(llm: lk_llm.LLM[Any], ctx: lk_llm.ChatContext,
     return result
 
 
-def session_record(target: Target, concurrency: int, config: BenchConfig) -> Record:
+def session_record(model: str, base_url: str | None, concurrency: int, config: BenchConfig,
+                   bench_id: str, workers: int = 1) -> Record:
     return {
-        "kind": "session", "command": COMMAND, "stt": None, "llm": target.model, "tts": None,
-        "voice": None, "llm_base_url": strip_userinfo(target.base_url),
+        "kind": "session", "command": COMMAND, "stt": None, "llm": model, "tts": None,
+        "voice": None, "llm_base_url": strip_userinfo(base_url), "bench_id": bench_id,
         "concurrency": concurrency, "requests": config.requests, "warmup": config.warmup,
-        "max_tokens": config.max_tokens, "host": platform.node(), "pid": os.getpid(),
-        "lkmetrics_version": __version__, "livekit_agents_version": livekit_agents_version,
+        "max_tokens": config.max_tokens, "workers": workers, "host": platform.node(),
+        "pid": os.getpid(), "lkmetrics_version": __version__,
+        "livekit_agents_version": livekit_agents_version,
     }
 
 
@@ -141,98 +143,158 @@ def _convert_metric(ev: Any) -> Record:
 
 
 class _Recorder:
-    """One run's session in the store: a Pipeline + StoreWriter of its own, so each session
-    gets its own exit status. The LLM's handler only enqueues (O(1) on the loop)."""
+    """One run's session in the store and the fleet writers: a Pipeline of its own (so each
+    session gets its own exit status). The LLM's handler only enqueues (O(1) on the loop)."""
 
-    def __init__(self, db: Path | None, session_info: Record) -> None:
+    def __init__(self, db: Path | None, session_info: Record, *, record: bool,
+                 fleet: Sequence[Any] = ()) -> None:
         from lkmetrics.agent.capture import new_session_id
-        from lkmetrics.store import StoreWriter, default_db_path
 
         self.session_id = new_session_id()
-        self.writer = StoreWriter(db or default_db_path())
-        self.pipeline = Pipeline([self.writer])
+        self.writer = None
+        writers: list[Any] = list(fleet)
+        if record:
+            from lkmetrics.store import StoreWriter, default_db_path
+
+            self.writer = StoreWriter(db or default_db_path())
+            writers.append(self.writer)
+        self.pipeline = Pipeline(writers)
         self.pipeline.put(self.session_id, session_info)
 
     def put_metric(self, metric: LLMMetrics) -> None:
         self.pipeline.put(self.session_id, metric, _convert_metric)
 
+    def put_record(self, record: Record, t: float) -> None:
+        """A record converted elsewhere (a worker process), stamped with its wall time there."""
+        self.pipeline.enqueue((self.session_id, record, None, t))
+
     def close(self, ok: bool) -> list[str]:
         """End the session, drain and close; the write errors, if any. Blocks: off the loop."""
         self.pipeline.end_session(self.session_id)
-        self.writer.exit_status = "ok" if ok else "error"
+        if self.writer is not None:
+            self.writer.exit_status = "ok" if ok else "error"
         self.pipeline.close()
-        return list(self.pipeline.errors) + list(self.writer.errors)
+        return list(self.pipeline.errors) + (list(self.writer.errors) if self.writer else [])
+
+
+async def warm_up(target: Target, config: BenchConfig,
+                  contexts: list[lk_llm.ChatContext]) -> None:
+    """The warm-up requests (not counted, not recorded); then a full collection, frozen: a
+    full collection over the large heap LiveKit's imports leave is a pause of tens of ms in
+    the middle of a run's first burst."""
+    extra = {target.max_tokens_field: config.max_tokens}
+    for i in range(config.warmup):
+        await timed_request(target.llm, contexts[i % len(contexts)], extra)
+    gc.collect()
+    gc.freeze()
+
+
+async def send_requests(target: Target, slots: int, config: BenchConfig,
+                        contexts: list[lk_llm.ChatContext], take: Callable[[], int | None],
+                        done: Callable[[int, RequestResult], None]) -> None:
+    """``slots`` requests in flight at once; each takes the next request index from
+    ``take`` (None: no more) and hands its result to ``done``."""
+    extra = {target.max_tokens_field: config.max_tokens}
+
+    async def slot() -> None:
+        while (i := take()) is not None:
+            done(i, await timed_request(target.llm, contexts[i % len(contexts)], extra))
+
+    await asyncio.gather(*(slot() for _ in range(slots)))
+
+
+def run_label(target: Target, concurrency: int) -> str:
+    return f"{target.model} @ {concurrency}"
 
 
 async def run_target(target: Target, concurrency: int, config: BenchConfig,
-                     contexts: list[lk_llm.ChatContext], *, db: Path | None, record: bool,
-                     progress: Progress | None) -> tuple[RunResult, list[str]]:
-    """Warm up, then ``config.requests`` requests with ``concurrency`` in flight at once."""
-    extra = {target.max_tokens_field: config.max_tokens}
-    for i in range(config.warmup):  # not counted, not recorded
-        await timed_request(target.llm, contexts[i % len(contexts)], extra)
-
-    # a full collection over the large heap LiveKit's imports leave is a pause of tens of ms
-    # in the middle of the run's first burst: collect now and exempt what exists from then on
-    gc.collect()
-    gc.freeze()
-    label = f"{target.model} @ {concurrency}"
-    metrics: list[LLMMetrics] = []
-    recorder = (await asyncio.to_thread(_Recorder, db, session_record(target, concurrency,
-                                                                       config))
-                if record else None)
+                     contexts: list[lk_llm.ChatContext], recorder: _Recorder | None,
+                     progress: Progress | None
+                     ) -> tuple[list[RequestResult], float, list[Record]]:
+    """In this process: warm up, then ``config.requests`` requests with ``concurrency`` in
+    flight at once; the results, the wall time and LiveKit's LLMMetrics as records."""
+    await warm_up(target, config, contexts)
+    label = run_label(target, concurrency)
 
     def on_metrics(m: LLMMetrics) -> None:  # on the loop: append and enqueue only
         metrics.append(m)
         if recorder is not None:
             recorder.put_metric(m)
 
+    metrics: list[LLMMetrics] = []
     n = config.requests
     results: list[RequestResult] = [RequestResult() for _ in range(n)]
-    next_index = 0
+    taken = 0
 
-    async def worker() -> None:
-        nonlocal next_index
-        while next_index < n:
-            i = next_index
-            next_index += 1
-            results[i] = await timed_request(target.llm, contexts[i % len(contexts)], extra)
-            if progress is not None:
-                progress(label)
+    def take() -> int | None:
+        nonlocal taken
+        if taken >= n:
+            return None
+        taken += 1
+        return taken - 1
+
+    def done(i: int, result: RequestResult) -> None:
+        results[i] = result
+        if progress is not None:
+            progress(label)
 
     target.llm.on("metrics_collected", on_metrics)
     try:
         start = time.perf_counter()
-        await asyncio.gather(*(worker() for _ in range(min(concurrency, n))))
+        await send_requests(target, min(concurrency, n), config, contexts, take, done)
         wall = time.perf_counter() - start
     finally:
         target.llm.off("metrics_collected", on_metrics)
-    run = RunResult(target.model, target.provider, concurrency, results, wall,
-                    metrics=[_convert_metric(m) for m in metrics])
-    write_errors: list[str] = []
-    if recorder is not None:
-        run.session_id = recorder.session_id
-        write_errors = await asyncio.to_thread(recorder.close, run.errors == 0)
-    return run, write_errors
+    return results, wall, [_convert_metric(m) for m in metrics]
 
 
-async def run_all(config: BenchConfig, *, local: tuple[str, str] | None, db: Path | None,
-                  record: bool, progress: Progress | None) -> tuple[list[RunResult], list[str]]:
-    """Every model in turn, each at every concurrency; the runs and any write errors."""
+async def _in_process(config: BenchConfig, bench: BenchRun) -> None:
     contexts = [chat_context(p) for p in config.prompts]
-    runs: list[RunResult] = []
-    errors: list[str] = []
     for model in config.models:
-        target = build_target(model, config.base_url, local)
+        target = build_target(model, config.base_url, bench.local)
         try:
             for concurrency in config.concurrency:
-                run, write_errors = await run_target(target, concurrency, config, contexts,
-                                                     db=db, record=record, progress=progress)
-                runs.append(run)
-                errors.extend(write_errors)
+                recorder = await asyncio.to_thread(bench.open_session, target.model,
+                                                   target.base_url, concurrency)
+                results, wall, metrics = await run_target(target, concurrency, config,
+                                                          contexts, recorder, bench.progress)
+                run = RunResult(target.model, target.provider, concurrency, results, wall,
+                                metrics=metrics)
+                await asyncio.to_thread(bench.finish, run, recorder)
         finally:
             await target.llm.aclose()
-    return runs, errors
+
+
+@dataclass
+class BenchRun:
+    """One bench invocation: its id, where its sessions go, and the runs done so far."""
+
+    config: BenchConfig
+    bench_id: str
+    db: Path | None
+    record: bool
+    fleet: Sequence[Any] = ()
+    progress: Progress | None = None
+    local: tuple[str, str] | None = None
+    runs: list[RunResult] = field(default_factory=list)
+    write_errors: list[str] = field(default_factory=list)
+
+    def open_session(self, model: str, base_url: str | None, concurrency: int,
+                     workers: int = 1) -> _Recorder | None:
+        """The run's session (store and fleet writers), or None when neither is asked."""
+        if not self.record and not self.fleet:
+            return None
+        info = session_record(model, base_url, concurrency, self.config, self.bench_id,
+                              workers)
+        return _Recorder(self.db, info, record=self.record, fleet=self.fleet)
+
+    def finish(self, run: RunResult, recorder: _Recorder | None) -> None:
+        """Close the run's session (blocks: off the loop) and keep the run."""
+        if recorder is not None:
+            if self.record:
+                run.session_id = recorder.session_id
+            self.write_errors.extend(recorder.close(run.errors == 0))
+        self.runs.append(run)
 
 
 @contextlib.contextmanager
@@ -252,15 +314,23 @@ def _quiet_livekit() -> Iterator[None]:
             lg.setLevel(level)
 
 
-def run(config: BenchConfig, *, db: Path | None, record: bool,
-        progress: Progress | None = None) -> tuple[list[RunResult], list[str]]:
-    """Run the whole bench (starting the local LLM server first when ``local`` is asked)."""
+def run(config: BenchConfig, bench_id: str, *, db: Path | None, record: bool,
+        progress: Progress | None = None, fleet: Sequence[Any] = ()
+        ) -> tuple[list[RunResult], list[str]]:
+    """Run the whole bench (starting the local LLM server first when ``local`` is asked): in
+    this process, or spread over worker processes when a run asks for more than one; the runs
+    and any write errors."""
     with contextlib.ExitStack() as stack:
-        local: tuple[str, str] | None = None
+        bench = BenchRun(config, bench_id, db, record, fleet, progress)
         if "local" in config.models:
             from lkmetrics.local.llm_server import start_local_llm
 
-            local = start_local_llm(stack)
+            bench.local = start_local_llm(stack)
         stack.enter_context(_quiet_livekit())
-        return asyncio.run(run_all(config, local=local, db=db, record=record,
-                                   progress=progress))
+        if max(config.workers_for(c) for c in config.concurrency) > 1:
+            from lkmetrics.bench.workers import run_with_workers
+
+            run_with_workers(config, bench)
+        else:
+            asyncio.run(_in_process(config, bench))
+        return bench.runs, bench.write_errors

@@ -47,6 +47,29 @@ Prompt = tuple[Message, ...]
 # bounds where an argument reaches an allocator or a loop: far above any real bench
 MAX_CONCURRENCY = 1_000
 MAX_COUNT = 1_000_000  # requests, warm-up requests, output tokens, repeats
+MAX_WORKERS = 64  # processes, each with LiveKit imported (~100 MB)
+PER_WORKER = 8  # --workers auto: one process per this many requests in flight
+
+
+def parse_workers(value: str | None) -> int | None:
+    """``--workers N`` (1..MAX_WORKERS) or ``auto`` (None, the default)."""
+    text = "auto" if value is None else value.strip().lower()
+    if text == "auto":
+        return None
+    try:
+        n = int(text)
+    except ValueError:
+        raise UsageError(f"--workers expects a whole number or auto (got {value!r}).") from None
+    if n < 1:
+        raise UsageError(f"--workers must be at least 1 (got {n}).")
+    if n > MAX_WORKERS:
+        raise UsageError(f"--workers must be at most {MAX_WORKERS} (got {n}).")
+    return n
+
+
+def auto_workers(concurrency: int, cpus: int | None) -> int:
+    """One process per PER_WORKER requests in flight, at most one per CPU."""
+    return max(1, min(cpus or 1, -(-concurrency // PER_WORKER)))
 
 
 def parse_concurrency(values: Sequence[str] | None) -> list[int]:
@@ -169,6 +192,16 @@ class BenchConfig:
     max_tokens: int
     warmup: int
     budgets: list[Budget] = field(default_factory=list)
+    workers: int | None = 1  # None: auto
+
+    def workers_for(self, concurrency: int) -> int:
+        """The processes a run at ``concurrency`` uses (never more than its requests in
+        flight)."""
+        import os
+
+        n = self.workers if self.workers is not None else auto_workers(concurrency,
+                                                                        os.cpu_count())
+        return max(1, min(n, concurrency, self.requests))
 
     @property
     def total_requests(self) -> int:
@@ -179,7 +212,8 @@ class BenchConfig:
 def make_config(*, models: Sequence[str] | None, base_url: str | None, requests: int,
                 concurrency: Sequence[str] | None, prompt: str | None,
                 prompts_file: Path | None, max_tokens: int, warmup: int,
-                fail_over: Sequence[str] | None, default_model: str) -> BenchConfig:
+                fail_over: Sequence[str] | None, default_model: str,
+                workers: str | None = "1") -> BenchConfig:
     """Validate the command line (no livekit import)."""
     from lkmetrics.config import check_base_url, parse_model
 
@@ -205,7 +239,7 @@ def make_config(*, models: Sequence[str] | None, base_url: str | None, requests:
         models=names, base_url=url, requests=requests,
         concurrency=parse_concurrency(concurrency),
         prompts=load_prompts(prompt, prompts_file), max_tokens=max_tokens, warmup=warmup,
-        budgets=parse_budgets(fail_over),
+        budgets=parse_budgets(fail_over), workers=parse_workers(workers),
     )
 
 
@@ -305,9 +339,10 @@ class RunResult:
         return body
 
 
-def document(runs: Sequence[RunResult]) -> dict[str, Any]:
+def document(runs: Sequence[RunResult], bench_id: str | None = None) -> dict[str, Any]:
     """The one JSON document of ``--format json``."""
-    return {"kind": KIND, "schema": SCHEMA, "runs": [r.to_json() for r in runs]}
+    return {"kind": KIND, "schema": SCHEMA, "bench_id": bench_id,
+            "runs": [r.to_json() for r in runs]}
 
 
 # -- verdict ----------------------------------------------------------------------------------

@@ -13,9 +13,9 @@ from lkmetrics.render.units import fmt_value
 TITLES = {"ttft": "TTFT", "tpot": "TPOT", "itl": "ITL", "latency": "Latency"}
 
 
-def write_json(runs: Sequence[RunResult], out: IO[str]) -> None:
+def write_json(runs: Sequence[RunResult], out: IO[str], bench_id: str | None = None) -> None:
     """Exactly one JSON document, on one line."""
-    out.write(json.dumps(document(runs), separators=(",", ":")) + "\n")
+    out.write(json.dumps(document(runs, bench_id), separators=(",", ":")) + "\n")
     out.flush()
 
 
@@ -23,8 +23,10 @@ def _rate(value: float | None, unit: str) -> str:
     return "-" if value is None else f"{value:.1f} {unit}"
 
 
-def write_table(runs: Sequence[RunResult], out: IO[str]) -> None:
-    """One table per run: each figure's mean, p50, p90, p95, p99 and max; then throughput."""
+def write_table(runs: Sequence[RunResult], out: IO[str], bench_id: str | None = None,
+                recorded: bool = False) -> None:
+    """One table per run: each figure's mean, p50, p90, p95, p99 and max; then throughput;
+    then the bench id (for ``report --bench``) when the runs were recorded."""
     from rich import box
     from rich.console import Console
     from rich.markup import escape
@@ -56,6 +58,9 @@ def write_table(runs: Sequence[RunResult], out: IO[str]) -> None:
             soft_wrap=True,
         )
         console.print()
+    if bench_id is not None and recorded:
+        console.print(f"runs recorded under bench id {bench_id}: lkmetrics report --bench "
+                      f"{bench_id}", soft_wrap=True)
 
 
 @contextlib.contextmanager

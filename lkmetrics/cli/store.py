@@ -114,8 +114,9 @@ def report_cmd(
                   ] = None,
     bench: Annotated[str | None, typer.Option(
         "--bench", metavar="ID|last",
-        help="Only the sessions of this bench run (`bench voice` prints its id; `sessions` "
-        "shows it next to the command); with --by session, one group per caller.")] = None,
+        help="Only the sessions of this bench run (`bench voice` and `bench llm` print its "
+        "id; `sessions` shows it next to the command); with --by session, one group per "
+        "caller or run.")] = None,
     fmt: Annotated[str | None, format_option(TABLE_FORMATS)] = None,
     fail_over: Annotated[
         list[str] | None,

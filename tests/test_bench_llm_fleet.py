@@ -1,0 +1,151 @@
+"""`bench llm`: worker processes (--workers), one bench id per invocation, and the fleet
+options, against the real scripted server, a real SQLite store and a real /metrics scrape."""
+
+from __future__ import annotations
+
+import json
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+import pytest
+from conftest import TESTS
+from llm_server import LLMServer
+from test_bench_llm import bench, bench_json, server_process
+from typer.testing import CliRunner
+
+from lkmetrics.bench.llm import auto_workers, make_config, parse_workers
+from lkmetrics.cli import app
+from lkmetrics.config import FleetOptions
+from lkmetrics.errors import UsageError
+
+assert TESTS.is_dir()
+
+
+def sessions(db: Path) -> list[dict[str, Any]]:
+    listed = CliRunner().invoke(app, ["sessions", "--db", str(db), "--format", "json"])
+    assert listed.exit_code == 0, listed.output
+    return [json.loads(line) for line in listed.stdout.splitlines()]
+
+
+def test_every_run_of_one_invocation_carries_its_bench_id(llm_server: LLMServer,
+                                                          tmp_path: Path) -> None:
+    db = tmp_path / "m.db"
+    result, doc = bench_json(llm_server, "-n", "3", "--concurrency", "1,2", db=db)
+    assert result.exit_code == 0, result.output
+    bench_id = doc["bench_id"]
+    assert bench_id.startswith("b_")
+    rows = sessions(db)
+    assert len(rows) == 2 and {r["bench_id"] for r in rows} == {bench_id}
+    assert {r["command"] for r in rows} == {"bench llm"}
+    # a second invocation is another bench; `report --bench last` is the newest one
+    result2, doc2 = bench_json(llm_server, "-n", "2", db=db)
+    assert result2.exit_code == 0 and doc2["bench_id"] != bench_id
+    report = CliRunner().invoke(app, ["report", "--bench", bench_id, "--db", str(db),
+                                      "--format", "json"])
+    assert report.exit_code == 0, report.output
+    figures = json.loads(report.stdout)
+    assert figures["scope"] == f"bench {bench_id} (2 sessions)"
+    ttft = next(f for f in figures["figures"] if f["figure"] == "llm.ttft")
+    assert ttft["count"] == 6
+    last = CliRunner().invoke(app, ["report", "--bench", "last", "--db", str(db),
+                                    "--format", "json"])
+    assert json.loads(last.stdout)["scope"] == f"bench {doc2['bench_id']} (1 session)"
+    table = bench("--llm-base-url", llm_server.url, "--llm", "x/test-model", "-n", "1", db=db)
+    assert "runs recorded under bench id b_" in table.stdout
+    assert "lkmetrics report --bench b_" in table.stdout
+
+
+def test_workers_spread_the_requests_and_record_as_one_process_does(tmp_path: Path) -> None:
+    db = tmp_path / "m.db"
+    with server_process("--ttft", "0.1", "--gap", "0.01", "--tokens", "6") as url:
+        result = bench("--llm-base-url", url, "--llm", "x/test-model", "-n", "12",
+                       "--concurrency", "1,4", "--workers", "2", "--format", "json", db=db)
+    assert result.exit_code == 0, result.output
+    doc = json.loads(result.stdout)
+    one, four = doc["runs"]
+    for run in (one, four):
+        assert run["requests"] == 12 and run["errors"] == 0
+        assert 0.095 < run["ttft"]["p50"] < 0.2
+        assert 0.009 < run["itl"]["p50"] < 0.03
+        assert run["output_tokens"] == 12 * 6
+    # four in flight over two processes overlapped: far less than 12 requests back to back
+    assert four["wall_s"] < one["wall_s"] / 2
+    rows = sessions(db)
+    assert {r["bench_id"] for r in rows} == {doc["bench_id"]}
+    exported = CliRunner().invoke(app, ["export", four["session_id"], "--db", str(db)])
+    records = [json.loads(line) for line in exported.stdout.splitlines()]
+    assert [r["kind"] for r in records] == ["session"] + ["llm"] * 12 + ["summary"]
+    assert records[0]["workers"] == 2 and records[0]["concurrency"] == 4
+    assert records[0]["bench_id"] == doc["bench_id"]
+    # LiveKit's own TTFT, from the worker processes, is the figure reported
+    lk = sorted(r["ttft"] for r in records[1:-1])
+    assert abs(lk[len(lk) // 2] - four["ttft"]["p50"]) < 0.005
+    assert [r["timestamp"] for r in records[1:-1]] == sorted(r["timestamp"]
+                                                             for r in records[1:-1])
+
+
+def test_workers_count_failed_requests(tmp_path: Path) -> None:
+    with server_process("--ttft", "0.02", "--tokens", "3", "--fail-every", "4") as url:
+        result = bench("--llm-base-url", url, "--llm", "x/test-model", "-n", "8",
+                       "--concurrency", "4", "--workers", "2", "--warmup", "0",
+                       "--format", "json")
+    assert result.exit_code == 1, result.output
+    run = json.loads(result.stdout)["runs"][0]
+    assert run["requests"] == 8 and run["errors"] == 2
+    assert "scripted failure" in run["first_error"]
+
+
+@pytest.mark.parametrize("workers", [False, True])
+def test_prometheus_serves_the_llm_figures_of_every_run(tmp_path: Path, workers: bool) -> None:
+    from lkmetrics.bench import driver
+    from lkmetrics.bench.command import _fleet_writers
+
+    with server_process("--ttft", "0.05", "--tokens", "4") as url:
+        config = make_config(models=["x/test-model"], base_url=url, requests=3,
+                             concurrency=["1", "2"], prompt=None, prompts_file=None,
+                             max_tokens=4, warmup=1, fail_over=["llm.ttft.p95=250ms"],
+                             default_model="x/test-model", workers="2" if workers else "1")
+        with _fleet_writers(FleetOptions(prometheus_port=0), config.budgets) as shared:
+            (prom,) = [w.writer for w in shared]
+            runs, errors = driver.run(config, "b_test", db=None, record=False, fleet=shared)
+            assert not errors and [r.errors for r in runs] == [0, 0]
+            with urllib.request.urlopen(f"http://127.0.0.1:{prom.port}/metrics",
+                                        timeout=5) as r:
+                body = r.read().decode()
+    lines = [line for line in body.splitlines()
+             if line.startswith("lkmetrics_llm_ttft_seconds_count")]
+    assert lines and all('model="test-model"' in line for line in lines), body
+    assert sum(float(line.rsplit(" ", 1)[1]) for line in lines) == 6.0
+    assert 'le="0.25"' in body  # the --fail-over limit is a bucket
+
+
+def test_bench_llm_refuses_a_privileged_prometheus_port(llm_server: LLMServer) -> None:
+    result = bench("--llm-base-url", llm_server.url, "--llm", "x/test-model",
+                   "--prometheus-port", "80")
+    assert result.exit_code == 2, result.output
+    assert "privileged" in result.output and "Traceback" not in result.output
+    assert not llm_server.script.requests  # refused before any request
+
+
+@pytest.mark.parametrize("value", ["0", "-1", "65", "99999999999999999999", "abc", "", "1.5"])
+def test_bad_workers_is_a_one_line_usage_error(value: str) -> None:
+    result = bench("--llm-base-url", "http://127.0.0.1:9/v1", "--llm", "x/m",
+                   "--workers", value)
+    assert result.exit_code == 2, result.output
+    lines = result.output.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("Error: ") and "--workers" in lines[0]
+    assert "Traceback" not in result.output
+
+
+def test_workers_values() -> None:
+    assert parse_workers(None) is None and parse_workers(" Auto ") is None
+    assert parse_workers("3") == 3
+    with pytest.raises(UsageError):
+        parse_workers("0")
+    assert [auto_workers(c, 2) for c in (1, 8, 9, 16, 32)] == [1, 1, 2, 2, 2]
+    assert auto_workers(32, None) == 1 and auto_workers(64, 16) == 8
+    config = make_config(models=None, base_url=None, requests=2, concurrency=["1", "32"],
+                         prompt=None, prompts_file=None, max_tokens=4, warmup=0,
+                         fail_over=None, default_model="x/m", workers="8")
+    assert [config.workers_for(c) for c in (1, 32)] == [1, 2]  # never above the requests

@@ -1,6 +1,6 @@
-"""Per-session digests: a session's record count per kind and each stored figure's statistics,
-kept in the store so ``report --by session`` and ``--by kind`` read a row per session instead
-of every record.
+"""Per-session digests: what a report over whole sessions reads of each (records per kind,
+each figure's statistics and sorted values per model, token totals, the opening and last usage
+records), kept in the store so such a report reads a row per session instead of every record.
 
 A digest is valid while its session's ``changes`` counter (bumped by every write of the
 session's records, see :meth:`lkmetrics.store.db.Database.insert_rows`) equals the one it
@@ -14,6 +14,7 @@ from __future__ import annotations
 import contextlib
 import json
 import sqlite3
+import sys
 from array import array
 from collections import Counter
 from collections.abc import Iterable, Iterator, Mapping, Sequence
@@ -30,6 +31,7 @@ Record = dict[str, Any]
 _COLUMNS = tuple(FIGURE_COLUMNS[f.name] for f in STORED_FIGURES)
 _NAME_OF_COLUMN = {FIGURE_COLUMNS[f.name]: f.name for f in STORED_FIGURES}
 _CHUNK = 500  # session ids per IN (...) list
+_SWAP = sys.byteorder == "big"  # values are packed little-endian, whatever the machine
 HELD_ROWS = 500_000  # an import's rows held for digests before it saves finished sessions
 _HEADS = ("session", "usage")  # the kinds whose record a digest keeps (the last usage one)
 
@@ -72,8 +74,10 @@ class Digest:
             session, usage = data["session"], data["usage"]
         except (ValueError, TypeError, KeyError):
             return None
-        if not isinstance(kinds, dict) or not isinstance(figures, dict) or any(
-                a < 0 or n < 0 or (a + n) * 8 > len(packed) for _, _, a, n in groups):
+        if (not isinstance(kinds, dict) or not isinstance(figures, dict)
+                or not all(type(n) is int for n in kinds.values())
+                or not all(isinstance(v, dict) for v in figures.values())
+                or any(a < 0 or n < 0 or (a + n) * 8 > len(packed) for _, _, a, n in groups)):
             return None
         return cls(kinds, figures, groups, bytes(packed), tokens,
                    session if isinstance(session, dict) else None,
@@ -114,6 +118,9 @@ def grouped_values(digests: Mapping[str, Digest], figures: Iterable[Figure],
                 if found is None:
                     found = groups[key] = array("d")
                 found.frombytes(packed)
+        if _SWAP:
+            for v in groups.values():
+                v.byteswap()
         out[figure.name] = {k: sorted(v) for k, v in groups.items() if v}
     return out
 
@@ -214,6 +221,8 @@ class Values:
                 packed.extend(ordered)
                 whole.setdefault(name, []).extend(ordered)
         figures = {name: describe(vals) for name, vals in whole.items()}
+        if _SWAP:
+            packed.byteswap()
         tokens = [(m, *c) for m, c in self.tokens.get(sid, {}).items()]
         heads = {kind: _record(text) for kind, (_, text) in self.heads.get(sid, {}).items()}
         return Digest(dict(sorted(self.kinds.get(sid, {}).items())), figures, groups,

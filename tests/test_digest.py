@@ -199,6 +199,29 @@ def test_report_from_digests_equals_the_report_of_a_time_window(
             assert whole.cost.session_turn_values == window.cost.session_turn_values
 
 
+@pytest.mark.parametrize("offset", [-1.0, 0.0, 5.0, 3000.0, 3005.0, 1e6])
+def test_a_time_window_gives_what_the_columns_give(tmp_path: Path, home: Path,
+                                                   offset: float) -> None:
+    """``--since`` cutting sessions anywhere (before all, on a record, inside one, after
+    all): whole sessions from their digests, a cut one from its records since then."""
+    assert run("import", str(write_jsonl(tmp_path / "r.jsonl", _records()))).exit_code == 0
+    since = 1_764_240_000.0 + offset
+    with _open(home / "metrics.db") as store:
+        for ids in (None, ("s_00", "s_03", "s_headless")):
+            scope = Scope(ids, since)
+            window = store.window(scope)
+            for by in GROUPINGS:
+                assert store.figures(STORED_FIGURES, scope, by) == {
+                    f.name: store.figure_values(f, scope, by) for f in STORED_FIGURES}, by
+            assert token_totals(window.values()) == store.token_totals(scope)
+            assert kind_totals(window.values()) == store.kind_counts(scope)
+            assert {sid: d.usage for sid, d in window.items() if d.usage is not None} == (
+                store.last_usage_records(scope))
+            where, params = scope.where()
+            assert set(window) == {r[0] for r in store.conn.execute(
+                f"SELECT DISTINCT session_id FROM records WHERE 1 = 1{where}", params)}
+
+
 def test_a_busy_store_still_reports_without_waiting(tmp_path: Path, home: Path) -> None:
     """A digest that cannot be saved (another process writes) is used, not waited on."""
     assert run("import", str(write_jsonl(tmp_path / "r.jsonl", _records()))).exit_code == 0

@@ -234,42 +234,26 @@ def summarise(store: Store, selection: Selection, by: str | None = None,
     if by is not None and by not in GROUPINGS:
         raise UsageError(f"--by expects one of {', '.join(GROUPINGS)} (got {by!r}).")
     scope = selection.scope
-    # whole sessions: their digests have every figure (a time window reads the columns)
-    digests = store.digests(scope.session_ids) if scope.since is None else None
-    values: dict[str, dict[str, list[float]]] = {}
-    if by == "session" and digests is not None:
-        rows = digest_rows(digests)
-    else:
-        values = store.figures(FIGURES, scope, by, digests)
-        rows = build_rows(values, by)
-    if digests is not None:
-        from lkmetrics.store.digest import token_totals
+    from lkmetrics.store.digest import kind_totals, token_totals
 
-        tokens = [TokenRow(*t) for t in token_totals(digests.values())]
-        last_usage = {sid: d.usage for sid, d in digests.items() if d.usage is not None}
-    else:
-        tokens = [TokenRow(*t) for t in store.token_totals(scope)]
-        last_usage = store.last_usage_records(scope)
-    usage = usage_by_model(store.last_usage(scope, last_usage))
-    kinds: dict[str, int] = {}
-    if by == "kind":
-        if digests is None:
-            kinds = store.kind_counts(scope)
-        else:
-            from lkmetrics.store.digest import kind_totals
-
-            kinds = kind_totals(digests.values())
-    if (scope.since is not None and not any(values.values()) and not tokens
-            and not store.kind_counts(scope)):
+    # a digest per session with records in scope: each figure's values, tokens, usage
+    digests = store.window(scope)
+    if scope.since is not None and not digests:
         raise NotFoundError(f"no records in {selection.description}; widen --since.")
+    if by == "session" and scope.since is None:
+        rows = digest_rows(digests)  # their statistics, computed when they were stored
+    else:
+        rows = build_rows(store.figures(FIGURES, scope, by, digests), by)
+    tokens = [TokenRow(*t) for t in token_totals(digests.values())]
+    last_usage = {sid: d.usage for sid, d in digests.items() if d.usage is not None}
+    usage = usage_by_model(store.last_usage(scope, last_usage))
+    kinds = kind_totals(digests.values()) if by == "kind" else {}
     cost = None
     if prices is not None:
         from lkmetrics.cost import collect
 
         cost = collect.summarise(store, scope, prices, by_session=by == "session",
-                                 detail=detail, digests=digests,
-                                 last_usage=last_usage if scope.since is None else None,
-                                 reprice=reprice)
+                                 detail=detail, digests=digests, reprice=reprice)
         rows += cost_rows(cost, by)
     return Report(selection.description, by, rows, tokens, usage, kinds, cost)
 

@@ -25,38 +25,22 @@ _CHUNK = 500
 TURN_COST = COST_FIGURES_BY_NAME["cost.turn"]
 
 
-def session_ids(store: Store, scope: Scope) -> list[str]:
-    """The sessions with records in scope, by id."""
-    with store.errors():
-        if scope.since is None:
-            if scope.session_ids is not None:
-                return sorted(set(scope.session_ids))
-            return [str(r[0]) for r in store.conn.execute("SELECT id FROM sessions ORDER BY id")]
-        where, params = scope.where()
-        return [str(r[0]) for r in store.conn.execute(
-            f"SELECT DISTINCT session_id FROM records WHERE 1 = 1{where} ORDER BY session_id",
-            params)]
-
-
 def summarise(store: Store, scope: Scope, book: PriceBook, *, by_session: bool = False,
               detail: bool = False, digests: Mapping[str, Digest] | None = None,
-              last_usage: Mapping[str, dict[str, Any]] | None = None,
               reprice: bool = False) -> CostSummary:
     """The cost of every session with records in scope; ``by_session``: each session's turn
     costs apart too; ``detail``: each turn's cost parts (``SessionCost.turns``);
-    ``digests`` and ``last_usage`` (each session's last usage record): what the caller
-    has read already. ``reprice``: every turn costs what its usage costs at ``book``'s
-    prices, not what it was recorded at (for ``--prices FILE``)."""
+    ``digests``: :meth:`lkmetrics.store.Store.window` of the scope, when the caller has it.
+    ``reprice``: every turn costs what its usage costs at ``book``'s prices, not what it was
+    recorded at (for ``--prices FILE``)."""
     out = CostSummary()
-    ids = session_ids(store, scope)
+    if digests is None:
+        digests = store.window(scope)
+    ids = sorted(digests)  # the sessions with records in scope
     old = set(ids) if reprice else _without_turn_costs(store, ids, scope)
     current = [sid for sid in ids if sid not in old]
-    if digests is not None:  # they hold each session's opening and last usage records
-        heads = {sid: [r for r in (d.session, d.usage) if r is not None]
-                 for sid, d in digests.items()}
-    else:
-        heads = _heads(store, current, last_usage)
-    spans = _spans(store, current)
+    # a session is costed whole, from its opening and last usage records: its own digest
+    whole = digests if scope.since is None else store.digests(current)
     turns = _turn_parts(store, current, scope) if detail else {}
     old_turns: dict[str, list[float]] = {}
     for sid in ids:
@@ -67,11 +51,12 @@ def summarise(store: Store, scope: Scope, book: PriceBook, *, by_session: bool =
             old_turns[sid] = [t.parts.total for t in cost.turns if t.parts.total is not None]
         else:
             tracker = CostTracker(book, sid)
-            for record in heads.get(sid, ()):
-                tracker.add(record)
-            for t in spans.get(sid, ()):
-                if t is not None:
-                    tracker.add({"kind": "_span", "time": t})
+            d = whole[sid]
+            for record in (d.session, d.usage):
+                if record is not None:
+                    tracker.add(record)
+            for t in d.span or ():
+                tracker.add({"kind": "_span", "time": t})
             cost = tracker.result()
             cost.turns = turns.get(sid, [])
         out.sessions.append(cost)
@@ -112,42 +97,6 @@ def _without_turn_costs(store: Store, ids: Sequence[str], scope: Scope) -> set[s
             found.update(str(r[0]) for r in store.conn.execute(
                 f"{sql} AND session_id IN ({','.join('?' * len(chunk))})", chunk))
     return found
-
-
-def _heads(store: Store, ids: Sequence[str],
-           last_usage: Mapping[str, dict[str, Any]] | None) -> dict[str, list[dict[str, Any]]]:
-    """Each session's opening record and last usage record, in that order."""
-    out: dict[str, list[dict[str, Any]]] = {}
-    with store.errors():
-        for chunk in _chunks(ids):
-            for sid, text in store.conn.execute(
-                    "SELECT session_id, json FROM records WHERE kind = 'session' "
-                    f"AND session_id IN ({','.join('?' * len(chunk))})", chunk):
-                try:
-                    record = json.loads(text)
-                except ValueError:
-                    continue
-                if isinstance(record, dict):
-                    out.setdefault(str(sid), []).append(record)
-    if last_usage is None:
-        last_usage = store.last_usage_records(Scope(tuple(ids)))
-    for sid in ids:
-        usage = last_usage.get(sid)
-        if usage is not None:
-            out.setdefault(sid, []).append(usage)
-    return out
-
-
-def _spans(store: Store, ids: Sequence[str]) -> dict[str, tuple[Any, Any]]:
-    """Each session's first and last record time (the sessions table keeps them)."""
-    out: dict[str, tuple[Any, Any]] = {}
-    with store.errors():
-        for chunk in _chunks(ids):
-            for sid, started, ended in store.conn.execute(
-                    f"SELECT id, started, ended FROM sessions "
-                    f"WHERE id IN ({','.join('?' * len(chunk))})", chunk):
-                out[str(sid)] = (started, ended)
-    return out
 
 
 def _turn_parts(store: Store, ids: Sequence[str], scope: Scope) -> dict[str, list[TurnCost]]:

@@ -44,7 +44,7 @@ class Digest:
     (figure, model, first, count) of the figure's values, sorted, packed as doubles in
     ``packed``; ``tokens``: [model, requests, prompt, completion, total] of its LLM records;
     ``session`` and ``usage``: its opening record and its last (cumulative) usage record
-    (the last of each, by seq).
+    (the last of each, by seq); ``span``: the time of its first and last record.
     """
 
     kinds: dict[str, int] = field(default_factory=dict)
@@ -54,11 +54,13 @@ class Digest:
     tokens: list[tuple[str | None, int, int, int, int]] = field(default_factory=list)
     session: Record | None = None
     usage: Record | None = None
+    span: tuple[float, float] | None = None  # the first and last record's time
 
     def to_row(self) -> tuple[str, bytes]:
         return json.dumps({"kinds": self.kinds, "figures": self.figures, "groups": self.groups,
                            "tokens": self.tokens, "session": self.session,
-                           "usage": self.usage}, separators=(",", ":")), self.packed
+                           "usage": self.usage, "span": self.span},
+                          separators=(",", ":")), self.packed
 
     @classmethod
     def from_row(cls, text: str, packed: bytes) -> Digest | None:
@@ -72,7 +74,9 @@ class Digest:
             tokens = [(None if m is None else str(m), int(n), int(p), int(c), int(t))
                       for m, n, p, c, t in data["tokens"]]
             session, usage = data["session"], data["usage"]
-        except (ValueError, TypeError, KeyError):
+            span = None if data["span"] is None else (float(data["span"][0]),
+                                                      float(data["span"][1]))
+        except (ValueError, TypeError, KeyError, IndexError):
             return None
         if (not isinstance(kinds, dict) or not isinstance(figures, dict)
                 or not all(type(n) is int for n in kinds.values())
@@ -81,7 +85,7 @@ class Digest:
             return None
         return cls(kinds, figures, groups, bytes(packed), tokens,
                    session if isinstance(session, dict) else None,
-                   usage if isinstance(usage, dict) else None)
+                   usage if isinstance(usage, dict) else None, span)
 
     def values(self, figure: str) -> Iterator[tuple[str | None, memoryview]]:
         """(model, sorted values as doubles) of each group of the figure."""
@@ -155,6 +159,7 @@ class Values:
         self.values: dict[str, dict[tuple[str, str | None], array[float]]] = {}
         self.tokens: dict[str, dict[str | None, list[int]]] = {}
         self.heads: dict[str, dict[str, tuple[int, str]]] = {}  # sid -> kind -> (seq, json)
+        self.spans: dict[str, tuple[float, float]] = {}
         self._positions: dict[str, list[tuple[int, str]]] = {}
         llm = spec("llm").extra
         self._tokens = [5 + llm.index(c) for c in TOKEN_COLUMNS]
@@ -206,8 +211,14 @@ class Values:
                     for j, i in enumerate(self._tokens, 1):
                         counts[j] += sum(v for r in same if (v := r[i]) is not None)
 
+    def note_span(self, sid: str, first: float, last: float) -> None:
+        """Records of the session were written from ``first`` to ``last``."""
+        known = self.spans.get(sid)
+        self.spans[sid] = (first, last) if known is None else (min(known[0], first),
+                                                               max(known[1], last))
+
     def discard(self, sid: str) -> None:
-        for held in (self.kinds, self.values, self.tokens, self.heads):
+        for held in (self.kinds, self.values, self.tokens, self.heads, self.spans):
             held.pop(sid, None)
 
     def digest(self, sid: str) -> Digest:
@@ -227,7 +238,7 @@ class Values:
         heads = {kind: _record(text) for kind, (_, text) in self.heads.get(sid, {}).items()}
         return Digest(dict(sorted(self.kinds.get(sid, {}).items())), figures, groups,
                       packed.tobytes(), tokens,  # type: ignore[arg-type]
-                      heads.get("session"), heads.get("usage"))
+                      heads.get("session"), heads.get("usage"), self.spans.get(sid))
 
 
 def _record(text: str) -> Record | None:
@@ -238,25 +249,29 @@ def _record(text: str) -> Record | None:
     return record if isinstance(record, dict) else None
 
 
-_SELECT = ("seq", "kind", "CASE WHEN kind IN ('session', 'usage') THEN json END", "model",
-           *_COLUMNS, *TOKEN_COLUMNS)
+_SELECT = ("seq", "kind", "time", "CASE WHEN kind IN ('session', 'usage') THEN json END",
+           "model", *_COLUMNS, *TOKEN_COLUMNS)
 _INDEX = {c: i for i, c in enumerate(_SELECT)}
 
 
-def build(conn: sqlite3.Connection, session_ids: Iterable[str]) -> dict[str, Digest]:
-    """The digests of these sessions, from their records' columns."""
+def build(conn: sqlite3.Connection, session_ids: Iterable[str],
+          since: float | None = None) -> dict[str, Digest]:
+    """The digests of these sessions, from their records' columns (``since``: of their
+    records since then only; a session without any has an empty digest)."""
     out: dict[str, Digest] = {}
+    where = "" if since is None else " AND time >= ?"
     for sid in session_ids:
         by_kind: dict[str, list[tuple[Any, ...]]] = {}
-        for row in conn.execute(
-                f"SELECT {', '.join(_SELECT)} FROM records WHERE session_id = ? ORDER BY seq",
-                (sid,)):
-            by_kind.setdefault(str(row[1]), []).append(row)
         values = Values()
+        for row in conn.execute(
+                f"SELECT {', '.join(_SELECT)} FROM records WHERE session_id = ?{where} "
+                "ORDER BY seq", (sid,) if since is None else (sid, since)):
+            by_kind.setdefault(str(row[1]), []).append(row)
+            values.note_span(sid, row[2], row[2])
         for kind, rows in by_kind.items():
             # laid out as inserted: each of the kind's extra columns in its place
             picks = [_INDEX[c] for c in spec(kind).extra]
-            values.add_rows([(sid, r[0], kind, None, r[2], *(r[i] for i in picks))
+            values.add_rows([(sid, r[0], kind, r[2], r[3], *(r[i] for i in picks))
                              for r in rows])
         out[sid] = values.digest(sid)
     return out
@@ -311,6 +326,31 @@ def load(conn: sqlite3.Connection, session_ids: Sequence[str] | None) -> dict[st
         found.update(built)
         _try_save(conn, built, changes)
     return {sid: found[sid] for sid in changes}
+
+
+def window(conn: sqlite3.Connection, session_ids: Sequence[str] | None,
+           since: float | None) -> dict[str, Digest]:
+    """Digests of the records in scope, by session: with no ``since``, those of
+    :func:`load`; with one, the digests of the sessions whose every record is that recent,
+    and for a session that began before it and went on after it, a digest of its records
+    since then (built now, not saved). Sessions with no record in scope are left out."""
+    if since is None:
+        return {sid: d for sid, d in load(conn, session_ids).items() if d.kinds}
+    wanted = None if session_ids is None else set(session_ids)
+    candidates = [str(sid) for (sid,) in conn.execute(
+        "SELECT id FROM sessions WHERE ended IS NULL OR ended >= ? ORDER BY id", (since,))
+        if wanted is None or sid in wanted]
+    out: dict[str, Digest] = {}
+    partial = []
+    for sid, d in load(conn, candidates).items():
+        if d.span is None or d.span[1] < since:
+            continue
+        if d.span[0] >= since:
+            out[sid] = d
+        else:
+            partial.append(sid)
+    out.update((sid, d) for sid, d in build(conn, partial, since).items() if d.kinds)
+    return dict(sorted(out.items()))
 
 
 def _try_save(conn: sqlite3.Connection, digests: dict[str, Digest],
@@ -372,6 +412,8 @@ class Collector:
         self.rebuild.update(batch.unresolved)
         for rows in batch.groups.values():
             self.values.add_rows(rows)
+        for sid, (first, last) in batch.sessions.span.items():
+            self.values.note_span(sid, first, last)
         self._rows += batch.size
         if self._rows > self.limit:
             done = [sid for sid in self.values.kinds

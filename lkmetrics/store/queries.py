@@ -291,18 +291,26 @@ class Store(Database):
         with self.errors():
             return digest.load(self.conn, session_ids)
 
+    def window(self, scope: Scope) -> dict[str, Digest]:
+        """Digests of the records in scope, by session (see
+        :func:`lkmetrics.store.digest.window`): whole sessions' stored digests, and for a
+        session that ``since`` cuts, one of its records since then."""
+        from lkmetrics.store import digest
+
+        with self.errors():
+            return digest.window(self.conn, scope.session_ids, scope.since)
+
     def figures(self, figures: Sequence[Figure], scope: Scope, by: str | None = None,
                 digests: Mapping[str, Digest] | None = None,
                 ) -> dict[str, dict[str, list[float]]]:
-        """:meth:`figure_values` of each figure (name -> group -> sorted values). Whole
-        sessions (no ``since``) are read from their digests (``digests``: already loaded),
-        a time window from the figure columns."""
+        """:meth:`figure_values` of each figure (name -> group -> sorted values), read from
+        the digests of :meth:`window` (``digests``: those, already loaded)."""
         from lkmetrics.store.digest import grouped_values
 
-        if scope.since is not None or any(f.name not in FIGURE_COLUMNS for f in figures):
+        if any(f.name not in FIGURE_COLUMNS for f in figures):
             return {f.name: self.figure_values(f, scope, by) for f in figures}
         if digests is None:
-            digests = self.digests(scope.session_ids)
+            digests = self.window(scope)
         return grouped_values(digests, figures, by)
 
     def token_totals(self, scope: Scope) -> list[tuple[str, int, int, int, int]]:

@@ -1,8 +1,8 @@
 """Reading the store: sessions, figure values, tokens and usage for reports, and imports.
 
 :class:`Store` is :class:`~lkmetrics.store.db.Database` plus the queries that reports and
-``sessions`` read (all on indexed columns, never parsing JSON for a figure it has a column
-for) and the entry points of import and export.
+``sessions`` read (reports through the session digests, :meth:`Store.window`, never parsing
+JSON for a figure it has a column for) and the entry points of import and export.
 """
 
 from __future__ import annotations
@@ -218,47 +218,24 @@ class Store(Database):
     def figure_values(
         self, figure: Figure, scope: Scope, by: str | None = None
     ) -> dict[str, list[float]]:
-        """The figure's values in scope, sorted, grouped by None, "session", "model" or "kind"."""
+        """The figure's values in scope, sorted, grouped by None, "session", "model" or "kind",
+        read from the records' columns: a scan of the records. Reports read the digests
+        (:meth:`figures`); this is what the tests hold them to."""
         col = FIGURE_COLUMNS.get(figure.name)
         if col is None:
             return self._figure_values_from_json(figure, scope, by)
-        where, params = scope.where("r")
-        if by == "model":
-            # every record of a model kind carries its model identity (turn and EOU records
-            # their session's LLM); the figure's index is (model, value, session), so each
-            # model's values come sorted from one range of it
-            groups: dict[str, list[float]] = {}
-            with self.errors():
-                models = [m for (m,) in self.conn.execute(
-                    f"SELECT DISTINCT r.model FROM records r WHERE r.{col} IS NOT NULL{where}",
-                    params)]
-                for model in models:
-                    values = [v for (v,) in self.conn.execute(
-                        f"SELECT r.{col} FROM records r WHERE r.{col} IS NOT NULL "
-                        f"AND r.model IS ?{where} ORDER BY r.model, r.{col}",
-                        [model, *params])]
-                    if values:
-                        groups.setdefault(model or "unknown", []).extend(values)
-            if "unknown" in groups:  # NULL models joined one named "unknown": keep it sorted
-                groups["unknown"].sort()
-            return groups
-        elif by == "session":
-            sql = f"SELECT r.session_id, r.{col} FROM records r WHERE r.{col} IS NOT NULL{where}"
-        else:
-            sql = f"SELECT r.{col} FROM records r WHERE r.{col} IS NOT NULL{where}"
+        where, params = scope.where()
+        groups: dict[str, list[float]] = {}
         with self.errors():
-            cur = self.conn.execute(sql, params)
-            if by == "session":
-                by_session: dict[str, list[float]] = {}
-                for key_value, v in cur:
-                    by_session.setdefault(str(key_value), []).append(v)
-                for values in by_session.values():
-                    values.sort()
-                return by_session
-            values = [r[0] for r in cur]
-        values.sort()
-        group = figure.kind if by == "kind" else "all"
-        return {group: values} if values else {}
+            for sid, model, v in self.conn.execute(
+                    f"SELECT session_id, model, {col} FROM records WHERE {col} IS NOT NULL"
+                    f"{where}", params):
+                key = {"session": sid, "model": model or "unknown", "kind": figure.kind}.get(
+                    by or "", "all")
+                groups.setdefault(key, []).append(v)
+        for values in groups.values():
+            values.sort()
+        return groups
 
     def _figure_values_from_json(
         self, figure: Figure, scope: Scope, by: str | None

@@ -8,15 +8,16 @@ start-up is included) and its peak memory (max RSS of that process):
 
     import FILE      (fills the store and the session digests; records/s)
     report           (every session), report last, report --by model|session|kind
-    report --since   (a time window holding everything: read from the figure columns)
+    report --since   (a time window holding everything)
+    compare --by model  (two of the three LLMs)
     report, no digests  (every digest dropped first: the first read after every session
                      changed, which builds and saves them all)
     sessions
     export           (JSON lines to /dev/null)
 
 Targets: every report variant <= 1 s, sessions <= 0.3 s, import >= 100,000 records/s, peak
-memory of each < 200 MB (the --since and no-digests rows are shown for what they cost and
-have no time target). A benchmark, not a test: run it by hand or in CI's benchmark step.
+memory of each < 200 MB (the --since, compare and no-digests rows are shown for what they
+cost and have no time target). A benchmark, not a test: run it by hand or in CI's benchmark step.
 """
 
 from __future__ import annotations
@@ -200,6 +201,8 @@ def main() -> int:
             ("report --by session", ["report", "--by", "session"]),
             ("report --by kind", ["report", "--by", "kind"]),
             ("report --since", ["report", "--since", "100000d"]),
+            ("compare --by model", ["compare", "openai/gpt-4o", "openai/gpt-4.1-mini",
+                                    "--by", "model"]),
             ("report, no digests", ["report"]),
             ("sessions", ["sessions"]),
             ("sessions -n 0", ["sessions", "--limit", "0"]),

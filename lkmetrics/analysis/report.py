@@ -361,9 +361,10 @@ def _num(v: float | int | None) -> float | None:
     return None if v is None else float(v)
 
 
-def resolve_model(store: Store, name: str) -> str:
-    """A model label from its full ``provider/model`` or an unambiguous model name."""
-    known = store.models()
+def resolve_model(store: Store, name: str, known: Sequence[str] | None = None) -> str:
+    """A model label from its full ``provider/model`` or an unambiguous model name
+    (``known``: :meth:`lkmetrics.store.Store.models`, when the caller has it)."""
+    known = store.models() if known is None else known
     if name in known:
         return name
     matches = [m for m in known if m.rsplit("/", 1)[-1] == name or m.endswith("/" + name)]
@@ -395,15 +396,17 @@ def compare(store: Store, a: str, b: str, by: str = "session",
                 values["cost.turn"] = cost.turn_values
                 values["cost.session"] = cost.session_values
     elif by == "model":
-        ka, kb = resolve_model(store, a), resolve_model(store, b)
-        grouped = store.figures(FIGURES, Scope(), "model")
+        digests = store.window(Scope())  # read once for the models, figures and costs
+        known = store.models(digests)
+        ka, kb = resolve_model(store, a, known), resolve_model(store, b, known)
+        grouped = store.figures(FIGURES, Scope(), "model", digests)
         va = {name: g.get(ka, []) for name, g in grouped.items()}
         vb = {name: g.get(kb, []) for name, g in grouped.items()}
         extra = (COST_MODEL,) if prices is not None else ()
         if prices is not None:
             from lkmetrics.cost import collect
 
-            cost = collect.summarise(store, Scope(), prices, reprice=reprice)
+            cost = collect.summarise(store, Scope(), prices, digests=digests, reprice=reprice)
             va[COST_MODEL.name] = list(collect.model_session_values(cost, ka))
             vb[COST_MODEL.name] = list(collect.model_session_values(cost, kb))
     else:

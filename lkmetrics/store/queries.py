@@ -358,16 +358,20 @@ class Store(Database):
                 )
             }
 
-    def models(self) -> list[str]:
-        """Every model label the store knows (record models and sessions' models)."""
+    def models(self, digests: Mapping[str, Digest] | None = None) -> list[str]:
+        """Every model label the store knows: the sessions' models and those of the records
+        that carry a figure or tokens (from the digests of every session: ``digests``, when
+        the caller has them)."""
         with self.errors():
             found = {
                 str(r[0]) for r in self.conn.execute(
-                    "SELECT DISTINCT model FROM records WHERE model IS NOT NULL "
-                    "UNION SELECT llm FROM sessions UNION SELECT stt FROM sessions "
+                    "SELECT llm FROM sessions UNION SELECT stt FROM sessions "
                     "UNION SELECT tts FROM sessions"
                 ) if r[0] is not None
             }
+        for d in (self.digests() if digests is None else digests).values():
+            found.update(m for _, m, _, _ in d.groups if m is not None)
+            found.update(t[0] for t in d.tokens if t[0] is not None)
         return sorted(found)
 
     def session_ids_oldest_first(self) -> list[str]:

@@ -149,3 +149,101 @@ def test_workers_values() -> None:
                          prompt=None, prompts_file=None, max_tokens=4, warmup=0,
                          fail_over=None, default_model="x/m", workers="8")
     assert [config.workers_for(c) for c in (1, 32)] == [1, 2]  # never above the requests
+
+
+def _children(pid: int) -> list[int]:
+    """The process ids whose parent is ``pid`` (from /proc)."""
+    out = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                stat = (entry / "stat").read_text()
+            except OSError:
+                continue
+            if int(stat.rsplit(")", 1)[1].split()[1]) == pid:
+                out.append(int(entry.name))
+    return out
+
+
+def _recorded(db: Path) -> bool:
+    """Whether a session is in the store yet (read without lkmetrics: no migration)."""
+    import sqlite3
+
+    if not db.exists():
+        return False
+    conn = sqlite3.connect(db)
+    try:
+        return conn.execute("SELECT count(*) FROM sessions").fetchone()[0] > 0
+    except sqlite3.Error:
+        return False
+    finally:
+        conn.close()
+
+
+@pytest.mark.parametrize("workers", ["1", "2"])
+def test_ctrl_c_mid_run_keeps_the_session_as_interrupted(tmp_path: Path, workers: str) -> None:
+    """Ctrl-C while requests are in flight (in one process or over workers): exit 130, one
+    line, no traceback, and the run's session is kept with the status ``interrupted``."""
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from conftest import subprocess_env
+
+    db = tmp_path / "m.db"
+    with server_process("--ttft", "3.0", "--tokens", "2") as url:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "lkmetrics", "bench", "llm", "--llm-base-url", url, "--llm",
+             "x/test-model", "-n", "4", "--concurrency", "2", "--workers", workers,
+             "--warmup", "0", "--db", str(db)],
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=subprocess_env())
+        deadline = time.monotonic() + 60
+        while not _recorded(db) and time.monotonic() < deadline:  # the run's session is open
+            time.sleep(0.1)
+        time.sleep(1.0)  # its first requests wait for their first token
+        proc.send_signal(signal.SIGINT)
+        out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130, (out, err)
+    assert "Traceback" not in err, err
+    rows = sessions(db)
+    assert len(rows) == 1 and rows[0]["exit_status"] == "interrupted", rows
+
+
+def test_a_worker_killed_mid_run_ends_the_bench_with_one_error(tmp_path: Path) -> None:
+    """A worker process that dies (kill -9) while its requests are in flight: the bench
+    stops with one Error: line and exit 1, no traceback, no hang, and its session is
+    recorded as ended with an error."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from conftest import subprocess_env
+
+    db = tmp_path / "m.db"
+    with server_process("--ttft", "3.0", "--tokens", "2") as url:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "lkmetrics", "bench", "llm", "--llm-base-url", url, "--llm",
+             "x/test-model", "-n", "4", "--concurrency", "4", "--workers", "2", "--warmup",
+             "0", "--db", str(db)],
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=subprocess_env())
+        deadline = time.monotonic() + 60
+        workers: list[int] = []
+        while len(workers) < 2 and time.monotonic() < deadline:
+            workers = [p for p in _children(proc.pid)
+                       if b"spawn_main" in Path(f"/proc/{p}/cmdline").read_bytes()]
+            time.sleep(0.1)
+        assert len(workers) == 2, "the bench did not start two workers"
+        time.sleep(1.5)  # past the barrier: each worker's requests are waiting for a token
+        os.kill(workers[0], signal.SIGKILL)
+        out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 1, (out, err)
+    assert "Traceback" not in err
+    errors = [line for line in err.splitlines() if line.startswith("Error:")]
+    assert len(errors) == 1 and "worker" in errors[0], err
+    rows = sessions(db)
+    assert len(rows) == 1 and rows[0]["exit_status"] == "error", rows
+    assert not [p for p in workers[1:] if Path(f"/proc/{p}").exists()
+                and "Z" not in (Path(f"/proc/{p}/stat").read_text().rsplit(")", 1)[1].split()[0])]

@@ -168,11 +168,12 @@ class _Recorder:
         """A record converted elsewhere (a worker process), stamped with its wall time there."""
         self.pipeline.enqueue((self.session_id, record, None, t))
 
-    def close(self, ok: bool) -> list[str]:
-        """End the session, drain and close; the write errors, if any. Blocks: off the loop."""
+    def close(self, ok: bool, status: str | None = None) -> list[str]:
+        """End the session, drain and close; the write errors, if any. Blocks: off the loop.
+        ``status``: the session's exit status when not "ok" or "error" by ``ok``."""
         self.pipeline.end_session(self.session_id)
         if self.writer is not None:
-            self.writer.exit_status = "ok" if ok else "error"
+            self.writer.exit_status = status or ("ok" if ok else "error")
         self.pipeline.close()
         return list(self.pipeline.errors) + (list(self.writer.errors) if self.writer else [])
 
@@ -256,13 +257,25 @@ async def _in_process(config: BenchConfig, bench: BenchRun) -> None:
             for concurrency in config.concurrency:
                 recorder = await asyncio.to_thread(bench.open_session, target.model,
                                                    target.base_url, concurrency)
-                results, wall, metrics = await run_target(target, concurrency, config,
-                                                          contexts, recorder, bench.progress)
+                try:
+                    results, wall, metrics = await run_target(target, concurrency, config,
+                                                              contexts, recorder, bench.progress)
+                except BaseException as e:
+                    abandon(recorder, e)
+                    raise
                 run = RunResult(target.model, target.provider, concurrency, results, wall,
                                 metrics=metrics)
                 await asyncio.to_thread(bench.finish, run, recorder)
         finally:
             await target.llm.aclose()
+
+
+def abandon(recorder: _Recorder | None, error: BaseException) -> None:
+    """Close the session of a run that did not finish: ``interrupted`` after Ctrl-C or a
+    cancellation, else ``error``; what it recorded so far is kept."""
+    if recorder is not None:
+        stopped = isinstance(error, KeyboardInterrupt | asyncio.CancelledError)
+        recorder.close(False, "interrupted" if stopped else "error")
 
 
 @dataclass

@@ -21,7 +21,7 @@ import time
 from multiprocessing.connection import Connection
 from typing import Any
 
-from lkmetrics.bench.driver import BenchRun, Progress
+from lkmetrics.bench.driver import BenchRun, Progress, abandon
 from lkmetrics.bench.llm import BenchConfig, RequestResult, RunResult
 from lkmetrics.errors import LkmetricsError
 from lkmetrics.records import Record
@@ -134,7 +134,8 @@ class Pool:
                 if k not in replies and conn.poll(POLL / len(self.conns)):
                     try:
                         replies[k] = conn.recv()
-                    except EOFError:
+                    except (EOFError, OSError):  # its end closed, or reset as it died
+                        self.barrier.abort()
                         replies[k] = ("error", "the worker process exited")
                 elif k not in replies and not self.procs[k].is_alive():
                     self.barrier.abort()
@@ -177,7 +178,11 @@ def run_with_workers(config: BenchConfig, bench: BenchRun) -> None:
                 slots = shares(min(concurrency, config.requests), used)
                 slots += [0] * (size - used)
                 recorder = bench.open_session(model, base_url, concurrency, used)
-                replies = pool.run(model, slots, bench.progress, f"{model} @ {concurrency}")
+                try:
+                    replies = pool.run(model, slots, bench.progress, f"{model} @ {concurrency}")
+                except BaseException as e:
+                    abandon(recorder, e)
+                    raise
                 results = [RequestResult() for _ in range(config.requests)]
                 metrics: list[tuple[float, Record]] = []
                 for _start, _end, answered, kept, _provider in replies:

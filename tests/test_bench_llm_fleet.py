@@ -173,7 +173,7 @@ def _recorded(db: Path) -> bool:
         return False
     conn = sqlite3.connect(db)
     try:
-        return conn.execute("SELECT count(*) FROM sessions").fetchone()[0] > 0
+        return bool(conn.execute("SELECT count(*) FROM sessions").fetchone()[0] > 0)
     except sqlite3.Error:
         return False
     finally:

@@ -12,12 +12,14 @@ columns by the read that needs it, and saved when the store can be written.
 from __future__ import annotations
 
 import contextlib
+import functools
+import importlib
 import json
 import sqlite3
 import sys
 from array import array
 from collections import Counter
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from itertools import groupby
 from operator import itemgetter
@@ -96,11 +98,16 @@ class Digest:
 
 
 def _loads(text: str) -> Any:
+    return _parser()(text)
+
+
+@functools.cache
+def _parser() -> Callable[[str], Any]:
+    """orjson's parser when it is installed (an optional speed-up, as in import)."""
     try:
-        import orjson  # an optional speed-up, as in import
+        return importlib.import_module("orjson").loads  # type: ignore[no-any-return]
     except ImportError:
-        return json.loads(text)
-    return orjson.loads(text)
+        return json.loads
 
 
 def grouped_values(digests: Mapping[str, Digest], figures: Iterable[Figure],

@@ -247,3 +247,42 @@ def test_a_worker_killed_mid_run_ends_the_bench_with_one_error(tmp_path: Path) -
     assert len(rows) == 1 and rows[0]["exit_status"] == "error", rows
     assert not [p for p in workers[1:] if Path(f"/proc/{p}").exists()
                 and "Z" not in (Path(f"/proc/{p}/stat").read_text().rsplit(")", 1)[1].split()[0])]
+
+
+def test_otlp_receives_the_llm_figures_of_every_run_from_the_command_line(
+        tmp_path: Path) -> None:
+    """`bench llm --otlp URL`, end to end in its own process and over two workers: a local
+    OTLP/HTTP receiver gets LiveKit's TTFT of every counted request, under the model."""
+    import subprocess
+    import sys
+
+    from conftest import subprocess_env
+    from fleet_helpers import OtlpReceiver
+
+    receiver = OtlpReceiver()
+    try:
+        with server_process("--ttft", "0.05", "--tokens", "4") as url:
+            proc = subprocess.run(
+                [sys.executable, "-m", "lkmetrics", "bench", "llm", "--llm-base-url", url,
+                 "--llm", "x/test-model", "-n", "3", "--concurrency", "1,2", "--workers", "2",
+                 "--otlp", receiver.url, "--format", "json", "--db", str(tmp_path / "m.db")],
+                capture_output=True, text=True, env=subprocess_env(), timeout=120)
+        assert proc.returncode == 0, proc.stderr
+        metrics = receiver.latest_metrics()
+    finally:
+        receiver.close()
+    ttft = metrics["gen_ai.client.operation.time_to_first_chunk"]
+    points = list(ttft.histogram.data_points)
+    models = {kv.value.string_value for p in points for kv in p.attributes
+              if kv.key == "gen_ai.request.model"}
+    assert models == {"test-model"}
+    assert sum(p.count for p in points) == 6  # 3 requests in each of the 2 runs
+    # the same LiveKit LLMMetrics the store recorded for those requests
+    import sqlite3
+
+    conn = sqlite3.connect(tmp_path / "m.db")
+    recorded = conn.execute("SELECT count(*), sum(llm_ttft) FROM records "
+                            "WHERE kind = 'llm'").fetchone()
+    conn.close()
+    assert recorded[0] == 6
+    assert sum(p.sum for p in points) == pytest.approx(recorded[1], rel=1e-9)

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 from store_helpers import session_records
 
-from lkmetrics.analysis import budgets, report
+from lkmetrics.analysis import budgets, compare, report
 from lkmetrics.analysis.stats import FIGURES, FIGURES_BY_NAME
 from lkmetrics.errors import NotFoundError, UsageError
 from lkmetrics.render import units
@@ -166,7 +166,7 @@ def test_overview_counts_turns_and_median_latency(store: Store) -> None:
 
 
 def test_compare_sessions_marks_faster_and_slower(store: Store) -> None:
-    cmp = report.compare(store, "s_fast", "s_slow")
+    cmp = compare.compare(store, "s_fast", "s_slow")
     records = _all(store)
     for f in cmp.figures:
         a = _values([r for r in records if r["session_id"] == "s_fast"], f.figure.name)
@@ -179,12 +179,12 @@ def test_compare_sessions_marks_faster_and_slower(store: Store) -> None:
     # every latency of s_slow is scaled by 2: slower
     assert verdicts["e2e"] == "slower" and verdicts["llm.ttft"] == "slower"
     # the reverse comparison calls A the slow one
-    assert {f.figure.name: f.verdict for f in report.compare(store, "s_slow", "s_fast").figures
+    assert {f.figure.name: f.verdict for f in compare.compare(store, "s_slow", "s_fast").figures
             }["e2e"] == "faster"
 
 
 def test_compare_rates_higher_is_faster() -> None:
-    cmp = report.compare_values({"llm.decode_rate": [10.0, 20.0], "e2e": [1.0]},
+    cmp = compare.compare_values({"llm.decode_rate": [10.0, 20.0], "e2e": [1.0]},
                                 {"llm.decode_rate": [30.0, 40.0], "e2e": [1.0]})
     verdicts = {f.figure.name: f.verdict for f in cmp}
     assert verdicts["llm.decode_rate"] == "faster"
@@ -193,12 +193,12 @@ def test_compare_rates_higher_is_faster() -> None:
 
 
 def test_compare_models(store: Store) -> None:
-    cmp = report.compare(store, "gpt-4.1-mini", "openai/gpt-4o", by="model")
+    cmp = compare.compare(store, "gpt-4.1-mini", "openai/gpt-4o", by="model")
     assert (cmp.a, cmp.b) == ("openai/gpt-4.1-mini", "openai/gpt-4o")
     ttft = next(f for f in cmp.figures if f.figure.name == "llm.ttft")
     assert (ttft.count_a, ttft.count_b) == (37, 23)
     with pytest.raises(NotFoundError, match="no model 'claude'"):
-        report.compare(store, "claude", "gpt-4o", by="model")
+        compare.compare(store, "claude", "gpt-4o", by="model")
 
 
 def test_parse_budgets() -> None:

@@ -180,11 +180,11 @@ def compare(
     with B marked faster or slower.
     """
     out_format = _format(ctx, fmt, COMPARE_FORMATS)
-    from lkmetrics.analysis import report
+    from lkmetrics.analysis import compare as comparison
     from lkmetrics.render import tables
 
     with _open(db) as store:
-        result = report.compare(store, a, b, by.value, _price_book(prices),
+        result = comparison.compare(store, a, b, by.value, _price_book(prices),
                                 reprice=given_on_command_line(ctx, "prices"))
     tables.compare(result, out_format.value, sys.stdout)
 

@@ -15,7 +15,8 @@ from collections.abc import Sequence
 from typing import IO, Any
 
 from lkmetrics.analysis.budgets import BudgetResult
-from lkmetrics.analysis.report import PERCENTILE_HELP, Comparison, Report, SessionOverview
+from lkmetrics.analysis.compare import Comparison
+from lkmetrics.analysis.report import PERCENTILE_HELP, Report, SessionOverview
 from lkmetrics.analysis.stats import STAT_NAMES
 from lkmetrics.render.layout import Column, Layout
 from lkmetrics.render.units import count, elapsed, fmt_value, ratio, short_time, signed

@@ -14,7 +14,7 @@ from store_helpers import run, session_records, write_jsonl
 from lkmetrics.analysis import report
 from lkmetrics.analysis.stats import FIGURES
 from lkmetrics.cost.prices import default_book
-from lkmetrics.store import Scope, Store
+from lkmetrics.store import Scope, Store, digest_values
 from lkmetrics.store import digest as digest_module
 from lkmetrics.store.digest import grouped_values, kind_totals, token_totals
 from lkmetrics.store.rows import STORED_FIGURES
@@ -100,7 +100,7 @@ def test_import_writes_a_valid_digest_of_every_session(
     db = home / "metrics.db"
     with _open(db) as store:
         assert set(_stored(db)) == {r.id for r in store.sessions()}
-        monkeypatch.setattr(digest_module, "build", _fail_build)  # all valid: none rebuilt
+        monkeypatch.setattr(digest_values, "build", _fail_build)  # all valid: none rebuilt
         _assert_same_as_columns(store)
 
 
@@ -153,7 +153,7 @@ def test_a_long_import_saves_digests_on_the_way_and_stays_exact(
     rest = [r for r in records if r["session_id"] != "s_01"]
     data = write_jsonl(tmp_path / "r.jsonl", split[:10] + rest + split[10:])
     monkeypatch.setattr(importer, "CHUNK_BYTES", 4000)  # many small batches
-    monkeypatch.setattr(digest_module, "HELD_ROWS", 40)
+    monkeypatch.setattr(digest_values, "HELD_ROWS", 40)
     saved: list[int] = []
     real_save = digest_module.save
 
@@ -165,7 +165,7 @@ def test_a_long_import_saves_digests_on_the_way_and_stays_exact(
     assert run("import", str(data)).exit_code == 0
     assert len(saved) > 2  # saved on the way, not only at the end
     with _open(home / "metrics.db") as store:
-        monkeypatch.setattr(digest_module, "build", _fail_build)  # every one valid
+        monkeypatch.setattr(digest_values, "build", _fail_build)  # every one valid
         _assert_same_as_columns(store)
 
 

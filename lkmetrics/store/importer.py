@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any, BinaryIO, cast
 
 from lkmetrics.errors import Interrupted, StoreError, UsageError
 from lkmetrics.records import SCHEMA_VERSION
-from lkmetrics.store.digest import Collector
+from lkmetrics.store.digest_values import Collector
 from lkmetrics.store.rows import (
     Batch,
     KindSpec,

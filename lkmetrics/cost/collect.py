@@ -11,17 +11,17 @@ keeps the turns recorded since then.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from lkmetrics.analysis.stats import COST_FIGURES_BY_NAME
 from lkmetrics.cost.compute import CostSummary, CostTracker, Parts, SessionCost, TurnCost
 from lkmetrics.cost.prices import PriceBook
 from lkmetrics.store import Scope, Store
+from lkmetrics.store.db import in_lists
 from lkmetrics.store.digest import Digest
 
 _KINDS = ("session", "usage", "turn", "eou", "stt")
-_CHUNK = 500
 TURN_COST = COST_FIGURES_BY_NAME["cost.turn"]
 
 
@@ -78,11 +78,6 @@ def summarise(store: Store, scope: Scope, book: PriceBook, *, by_session: bool =
     return out
 
 
-def _chunks(items: Sequence[str]) -> Iterator[Sequence[str]]:
-    for i in range(0, len(items), _CHUNK):
-        yield items[i:i + _CHUNK]
-
-
 def _without_turn_costs(store: Store, ids: Sequence[str], scope: Scope) -> set[str]:
     """Sessions with a turn record that carries no cost (recorded before costs were): the
     turn index covers the cost column, so only turns without one are read whole."""
@@ -93,9 +88,9 @@ def _without_turn_costs(store: Store, ids: Sequence[str], scope: Scope) -> set[s
         if scope.session_ids is None:
             found.update(str(r[0]) for r in store.conn.execute(sql))
             return found & set(ids)
-        for chunk in _chunks(ids):
+        for chunk, marks in in_lists(ids):
             found.update(str(r[0]) for r in store.conn.execute(
-                f"{sql} AND session_id IN ({','.join('?' * len(chunk))})", chunk))
+                f"{sql} AND session_id IN ({marks})", chunk))
     return found
 
 
@@ -105,12 +100,12 @@ def _turn_parts(store: Store, ids: Sequence[str], scope: Scope) -> dict[str, lis
     since = "" if scope.since is None else " AND time >= ?"
     extra: list[Any] = [] if scope.since is None else [scope.since]
     with store.errors():
-        for chunk in _chunks(ids):
+        for chunk, marks in in_lists(ids):
             for sid, seq, turn, llm, stt, tts in store.conn.execute(
                     "SELECT session_id, seq, json_extract(json, '$.turn'), "
                     "json_extract(json, '$.cost.llm'), json_extract(json, '$.cost.stt'), "
                     "json_extract(json, '$.cost.tts') FROM records WHERE kind = 'turn' "
-                    f"AND session_id IN ({','.join('?' * len(chunk))}){since} "
+                    f"AND session_id IN ({marks}){since} "
                     "ORDER BY session_id, seq", [*chunk, *extra]):
                 out.setdefault(str(sid), []).append(TurnCost(
                     int(seq), turn if isinstance(turn, int) else None,

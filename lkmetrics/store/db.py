@@ -10,7 +10,7 @@ from __future__ import annotations
 import contextlib
 import sqlite3
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -21,6 +21,7 @@ from lkmetrics.store.schema import LATEST_VERSION, MIGRATIONS, refill
 
 DB_NAME = "metrics.db"
 BUSY_TIMEOUT_MS = 30_000
+IN_LIST = 500  # ids per IN (...) list, well under SQLite's limit of bound parameters
 
 D = TypeVar("D", bound="Database")
 
@@ -30,6 +31,14 @@ def default_db_path() -> Path:
     from lkmetrics.config import app_dir
 
     return app_dir() / DB_NAME
+
+
+def in_lists(ids: Sequence[str]) -> Iterator[tuple[Sequence[str], str]]:
+    """``ids`` in slices of at most :data:`IN_LIST`, each with its ``?,?,...`` placeholders
+    for an ``IN (...)`` list."""
+    for i in range(0, len(ids), IN_LIST):
+        chunk = ids[i:i + IN_LIST]
+        yield chunk, ",".join("?" * len(chunk))
 
 
 def is_busy(e: BaseException) -> bool:

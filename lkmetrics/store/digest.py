@@ -24,13 +24,13 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from lkmetrics.analysis.stats import Figure
+from lkmetrics.store.db import in_lists
 from lkmetrics.store.rows import FIGURE_COLUMNS, STORED_FIGURES
 
 Stats = dict[str, float | int | None]
 Record = dict[str, Any]
 _COLUMNS = tuple(FIGURE_COLUMNS[f.name] for f in STORED_FIGURES)
 _NAME_OF_COLUMN = {FIGURE_COLUMNS[f.name]: f.name for f in STORED_FIGURES}
-_CHUNK = 500  # session ids per IN (...) list
 _SWAP = sys.byteorder == "big"  # values are packed little-endian, whatever the machine
 
 
@@ -168,11 +168,9 @@ def current_changes(conn: sqlite3.Connection,
     if session_ids is None:
         return {str(s): int(c) for s, c in conn.execute("SELECT id, changes FROM sessions")}
     out: dict[str, int] = {}
-    for i in range(0, len(session_ids), _CHUNK):
-        chunk = session_ids[i:i + _CHUNK]
+    for chunk, marks in in_lists(session_ids):
         out.update((str(s), int(c)) for s, c in conn.execute(
-            f"SELECT id, changes FROM sessions WHERE id IN ({','.join('?' * len(chunk))})",
-            chunk))
+            f"SELECT id, changes FROM sessions WHERE id IN ({marks})", chunk))
     return out
 
 
@@ -186,11 +184,10 @@ def load(conn: sqlite3.Connection, session_ids: Sequence[str] | None) -> dict[st
             "SELECT session_id, changes, data, packed FROM session_digests").fetchall()
     else:
         rows = []
-        for i in range(0, len(session_ids), _CHUNK):
-            chunk = session_ids[i:i + _CHUNK]
+        for chunk, marks in in_lists(session_ids):
             rows += conn.execute(
                 "SELECT session_id, changes, data, packed FROM session_digests "
-                f"WHERE session_id IN ({','.join('?' * len(chunk))})", chunk).fetchall()
+                f"WHERE session_id IN ({marks})", chunk).fetchall()
     for sid, built_at, text, packed in rows:
         if changes.get(sid) == built_at:
             digest = Digest.from_row(text, packed)

@@ -16,7 +16,8 @@ from typing import Any
 
 from lkmetrics.analysis.stats import describe
 from lkmetrics.store import digest
-from lkmetrics.store.digest import _CHUNK, _COLUMNS, _NAME_OF_COLUMN, _SWAP, Digest, Record
+from lkmetrics.store.db import in_lists
+from lkmetrics.store.digest import _COLUMNS, _NAME_OF_COLUMN, _SWAP, Digest, Record
 from lkmetrics.store.rows import TOKEN_COLUMNS, Batch, spec
 
 HELD_ROWS = 500_000  # an import's rows held for digests before it saves finished sessions
@@ -171,10 +172,9 @@ class Collector:
         """Note which of the batch's sessions the store holds already (call before insert)."""
         self.rebuild.update(sid for sid in batch.sessions.span if sid in self.saved)
         new = [sid for sid in batch.sessions.span if sid not in self.seen]
-        for i in range(0, len(new), _CHUNK):
-            chunk = new[i:i + _CHUNK]
+        for chunk, marks in in_lists(new):
             self.rebuild.update(str(r[0]) for r in conn.execute(
-                f"SELECT id FROM sessions WHERE id IN ({','.join('?' * len(chunk))})", chunk))
+                f"SELECT id FROM sessions WHERE id IN ({marks})", chunk))
         self.seen.update(new)
 
     def after(self, conn: sqlite3.Connection, batch: Batch, inserted: int) -> None:

@@ -18,7 +18,7 @@ from typing import Any, TextIO
 from lkmetrics.analysis.stats import Figure, figure_value
 from lkmetrics.errors import NotFoundError, UsageError
 from lkmetrics.records import usage_identity
-from lkmetrics.store.db import Database
+from lkmetrics.store.db import Database, in_lists
 from lkmetrics.store.digest import Digest
 from lkmetrics.store.importer import BadLine, ImportResult
 from lkmetrics.store.rows import FIGURE_COLUMNS
@@ -177,8 +177,7 @@ class Store(Database):
         the sessions table has no column for it; the unique (session_id, seq) index finds it)."""
         out: dict[str, str] = {}
         with self.errors():
-            for chunk in _chunks(session_ids, 500):
-                marks = ",".join("?" * len(chunk))
+            for chunk, marks in in_lists(session_ids):
                 for sid, bench in self.conn.execute(
                     "SELECT session_id, json_extract(json, '$.bench_id') FROM records "
                     f"WHERE session_id IN ({marks}) AND kind = 'session'", chunk,
@@ -336,10 +335,9 @@ class Store(Database):
         stages: dict[str, dict[str, str | None]] = {}
         with self.errors():
             ids = list(records)
-            for chunk in _chunks(ids, 500):
+            for chunk, marks in in_lists(ids):
                 for sid, llm, stt, tts in self.conn.execute(
-                        "SELECT id, llm, stt, tts FROM sessions "
-                        f"WHERE id IN ({','.join('?' * len(chunk))})", chunk):
+                        f"SELECT id, llm, stt, tts FROM sessions WHERE id IN ({marks})", chunk):
                     stages[str(sid)] = {"llm": llm, "stt": stt, "tts": tts}
         for sid, record in records.items():
             usage = record.get("usage")
@@ -381,11 +379,6 @@ class Store(Database):
                     "SELECT id FROM sessions ORDER BY started, id"
                 )
             ]
-
-
-def _chunks(items: Sequence[str], size: int) -> Iterator[Sequence[str]]:
-    for i in range(0, len(items), size):
-        yield items[i:i + size]
 
 
 def _count(total: float) -> int:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import random
 from collections.abc import Iterator
 from pathlib import Path
@@ -110,3 +111,45 @@ def cli_app() -> typer.Typer:
 def run(*args: str, input: str | None = None) -> Any:
     """Invoke the CLI; returns click's Result (exit_code, stdout, stderr)."""
     return CliRunner().invoke(cli_app(), list(args), input=input)
+
+
+# -- reference queries over the records themselves: what the session digests are held to --
+
+
+def token_totals(store: Any, scope: Any) -> list[tuple[str, int, int, int, int]]:
+    """Per LLM model: requests, prompt, completion and total tokens, from the records."""
+    where, params = scope.where()
+    rows = store.conn.execute(
+        # total(), not sum(): a float sum never overflows, whatever an older version stored
+        "SELECT coalesce(model, 'unknown'), count(*), total(prompt_tokens), "
+        "total(completion_tokens), total(total_tokens) "
+        f"FROM records WHERE kind = 'llm'{where} GROUP BY 1 ORDER BY 1", params).fetchall()
+    return [(str(m), int(n), _count(p), _count(c), _count(t)) for m, n, p, c, t in rows]
+
+
+def _count(total: float) -> int:
+    """A token total as an int (0 for what no int holds: a NaN or infinite total)."""
+    return int(total) if math.isfinite(total) else 0
+
+
+def kind_counts(store: Any, scope: Any) -> dict[str, int]:
+    """Records per kind in scope, from the records."""
+    where, params = scope.where()
+    return {str(k): int(n) for k, n in store.conn.execute(
+        f"SELECT kind, count(*) FROM records WHERE 1 = 1{where} GROUP BY kind ORDER BY kind",
+        params)}
+
+
+def last_usage_records(store: Any, scope: Any) -> dict[str, dict[str, Any]]:
+    """Each session's last usage record in scope, by session, from the records."""
+    where, params = scope.where()
+    out: dict[str, dict[str, Any]] = {}
+    for sid, seq in store.conn.execute(
+            f"SELECT session_id, max(seq) FROM records WHERE kind = 'usage'{where} "
+            "GROUP BY session_id", params).fetchall():
+        (text,) = store.conn.execute(
+            "SELECT json FROM records WHERE session_id = ? AND seq = ?", (sid, seq)).fetchone()
+        record = json.loads(text)
+        if isinstance(record, dict):
+            out[str(sid)] = record
+    return out

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import store_helpers as helpers
 from store_helpers import run, session_records, write_jsonl
 
 from lkmetrics.analysis import report
@@ -71,12 +72,12 @@ def _assert_same_as_columns(store: Store) -> None:
     assert set(digests) == {r.id for r in store.sessions()}
     for by in GROUPINGS:
         assert grouped_values(digests, STORED_FIGURES, by) == _columns(store, by), by
-    assert token_totals(digests.values()) == store.token_totals(Scope())
-    assert kind_totals(digests.values()) == store.kind_counts(Scope())
+    assert token_totals(digests.values()) == helpers.token_totals(store, Scope())
+    assert kind_totals(digests.values()) == helpers.kind_counts(store, Scope())
     by_session = report.build_rows({f.name: store.figure_values(f, Scope(), "session")
                                     for f in FIGURES}, "session")
     assert report.digest_rows(digests) == by_session
-    usage = store.last_usage_records(Scope())
+    usage = helpers.last_usage_records(store, Scope())
     assert {sid: d.usage for sid, d in digests.items() if d.usage is not None} == usage
 
 
@@ -213,10 +214,10 @@ def test_a_time_window_gives_what_the_columns_give(tmp_path: Path, home: Path,
             for by in GROUPINGS:
                 assert store.figures(STORED_FIGURES, scope, by) == {
                     f.name: store.figure_values(f, scope, by) for f in STORED_FIGURES}, by
-            assert token_totals(window.values()) == store.token_totals(scope)
-            assert kind_totals(window.values()) == store.kind_counts(scope)
+            assert token_totals(window.values()) == helpers.token_totals(store, scope)
+            assert kind_totals(window.values()) == helpers.kind_counts(store, scope)
             assert {sid: d.usage for sid, d in window.items() if d.usage is not None} == (
-                store.last_usage_records(scope))
+                helpers.last_usage_records(store, scope))
             where, params = scope.where()
             assert set(window) == {r[0] for r in store.conn.execute(
                 f"SELECT DISTINCT session_id FROM records WHERE 1 = 1{where}", params)}

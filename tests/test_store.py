@@ -17,7 +17,7 @@ from typing import Any
 
 import pytest
 from conftest import wait_gone
-from store_helpers import session_records, write_jsonl
+from store_helpers import session_records, token_totals, write_jsonl
 
 from lkmetrics import store as store_mod
 from lkmetrics.agent.pipeline import Pipeline
@@ -119,7 +119,7 @@ def test_migrates_a_first_version_database(tmp_path: Path) -> None:
         assert orphan_row.started == orphan[0]["time"]
         assert orphan_row.ended == orphan[-1]["time"]
         assert s.session("s_old").exit_status == "ok"
-        tokens = {m: (n, p) for m, n, p, _, _ in s.token_totals(store_mod.Scope())}
+        tokens = {m: (n, p) for m, n, p, _, _ in token_totals(s, store_mod.Scope())}
         assert tokens["openai/gpt-4.1-mini"] == (
             8, sum(r["prompt_tokens"] for r in recs + orphan if r["kind"] == "llm"))
     # opening again is a no-op

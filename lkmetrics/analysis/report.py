@@ -244,7 +244,7 @@ def summarise(store: Store, selection: Selection, by: str | None = None,
         rows = build_rows(store.figures(FIGURES, scope, by, digests), by)
     tokens = [TokenRow(*t) for t in token_totals(digests.values())]
     last_usage = {sid: d.usage for sid, d in digests.items() if d.usage is not None}
-    usage = usage_by_model(store.last_usage(scope, last_usage))
+    usage = usage_by_model(store.last_usage(last_usage))
     kinds = kind_totals(digests.values()) if by == "kind" else {}
     cost = None
     if prices is not None:

@@ -7,9 +7,7 @@ JSON for a figure it has a column for) and the entry points of import and export
 
 from __future__ import annotations
 
-import contextlib
 import json
-import math
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -289,49 +287,10 @@ class Store(Database):
             digests = self.window(scope)
         return grouped_values(digests, figures, by)
 
-    def token_totals(self, scope: Scope) -> list[tuple[str, int, int, int, int]]:
-        """Per LLM model: requests, prompt, completion and total tokens."""
-        where, params = scope.where()
-        with self.errors():
-            rows = self.conn.execute(
-                # total(), not sum(): a float sum never overflows, whatever an older
-                # version stored (validated records keep it exact: tokens <= 2^40 each)
-                "SELECT coalesce(model, 'unknown'), count(*), total(prompt_tokens), "
-                "total(completion_tokens), total(total_tokens) "
-                f"FROM records WHERE kind = 'llm'{where} GROUP BY 1 ORDER BY 1",
-                params,
-            ).fetchall()
-        return [(str(m), int(n), _count(p), _count(c), _count(t)) for m, n, p, c, t in rows]
-
-    def last_usage_records(self, scope: Scope) -> dict[str, dict[str, Any]]:
-        """Each session's last usage record in scope (usage is cumulative), by session."""
-        where, params = scope.where()
-        out: dict[str, dict[str, Any]] = {}
-        with self.errors():
-            last = self.conn.execute(
-                f"SELECT session_id, max(seq) FROM records WHERE kind = 'usage'{where} "
-                "GROUP BY session_id",
-                params,
-            ).fetchall()
-            for sid, seq in last:
-                r = self.conn.execute(
-                    "SELECT json FROM records WHERE session_id = ? AND seq = ?", (sid, seq)
-                ).fetchone()
-                if r is None:
-                    continue
-                with contextlib.suppress(ValueError):
-                    record = json.loads(r[0])
-                    if isinstance(record, dict):
-                        out[str(sid)] = record
-        return out
-
-    def last_usage(self, scope: Scope,
-                   records: Mapping[str, Mapping[str, Any]] | None = None,
+    def last_usage(self, records: Mapping[str, Mapping[str, Any]],
                    ) -> Iterator[list[dict[str, Any]]]:
-        """The ``usage`` list of each session's last usage record in scope (cumulative), each
-        entry with its model ``identity``; ``records``: those records, already read."""
-        if records is None:
-            records = self.last_usage_records(scope)
+        """The ``usage`` list of each of these last usage records (session id -> record; usage
+        is cumulative), each entry with its model ``identity`` in that session."""
         stages: dict[str, dict[str, str | None]] = {}
         with self.errors():
             ids = list(records)
@@ -345,16 +304,6 @@ class Store(Database):
                 names = stages.get(sid, {})
                 yield [{**u, "identity": usage_identity(u, names)}
                        for u in usage if isinstance(u, dict)]
-
-    def kind_counts(self, scope: Scope) -> dict[str, int]:
-        where, params = scope.where()
-        with self.errors():
-            return {
-                str(k): int(n) for k, n in self.conn.execute(
-                    f"SELECT kind, count(*) FROM records WHERE 1 = 1{where} "
-                    "GROUP BY kind ORDER BY kind", params,
-                )
-            }
 
     def models(self, digests: Mapping[str, Digest] | None = None) -> list[str]:
         """Every model label the store knows: the sessions' models and those of the records
@@ -379,8 +328,3 @@ class Store(Database):
                     "SELECT id FROM sessions ORDER BY started, id"
                 )
             ]
-
-
-def _count(total: float) -> int:
-    """A token total as an int (0 for what no int holds: a NaN or infinite total)."""
-    return int(total) if math.isfinite(total) else 0

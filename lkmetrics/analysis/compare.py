@@ -113,14 +113,17 @@ def compare(store: Store, a: str, b: str, by: str = "session",
     if by == "session":
         ka, kb = store.resolve_session(a), store.resolve_session(b)
         scopes = (Scope((ka,)), Scope((kb,)))
-        va = {n: g.get("all", []) for n, g in store.figures(FIGURES, scopes[0]).items()}
-        vb = {n: g.get("all", []) for n, g in store.figures(FIGURES, scopes[1]).items()}
+        windows = [store.window(scope) for scope in scopes]  # for the figures and the costs
+        va, vb = ({name: g.get("all", []) for name, g in grouped.items()}
+                  for grouped in (store.figures(FIGURES, scope, None, window)
+                                  for scope, window in zip(scopes, windows, strict=True)))
         extra: tuple[Figure, ...] = COST_FIGURES if prices is not None else ()
         if prices is not None:
             from lkmetrics.cost import collect
 
-            for values, scope in ((va, scopes[0]), (vb, scopes[1])):
-                cost = collect.summarise(store, scope, prices, reprice=reprice)
+            for values, scope, window in zip((va, vb), scopes, windows, strict=True):
+                cost = collect.summarise(store, scope, prices, digests=window,
+                                         reprice=reprice)
                 values["cost.turn"] = cost.turn_values
                 values["cost.session"] = cost.session_values
     elif by == "model":

@@ -4,7 +4,6 @@ import (:class:`Collector`)."""
 
 from __future__ import annotations
 
-import contextlib
 import json
 import sqlite3
 from array import array
@@ -16,7 +15,7 @@ from typing import Any
 
 from lkmetrics.analysis.stats import describe
 from lkmetrics.store import digest
-from lkmetrics.store.db import in_lists
+from lkmetrics.store.db import Database, in_lists
 from lkmetrics.store.digest import _COLUMNS, _NAME_OF_COLUMN, _SWAP, Digest, Record
 from lkmetrics.store.rows import TOKEN_COLUMNS, Batch, spec
 
@@ -137,11 +136,14 @@ def build(conn: sqlite3.Connection, session_ids: Iterable[str],
     for sid in session_ids:
         by_kind: dict[str, list[tuple[Any, ...]]] = {}
         values = Values()
+        times = []
         for row in conn.execute(
                 f"SELECT {', '.join(_SELECT)} FROM records WHERE session_id = ?{where} "
                 "ORDER BY seq", (sid,) if since is None else (sid, since)):
             by_kind.setdefault(str(row[1]), []).append(row)
-            values.note_span(sid, row[2], row[2])
+            times.append(row[2])
+        if times:
+            values.note_span(sid, min(times), max(times))
         for kind, rows in by_kind.items():
             # laid out as inserted: each of the kind's extra columns in its place
             picks = [_INDEX[c] for c in spec(kind).extra]
@@ -193,26 +195,21 @@ class Collector:
             done = [sid for sid in self.values.kinds
                     if sid not in batch.sessions.span and sid not in self.rebuild]
             digest.save(conn, {sid: self.values.digest(sid) for sid in done},
-                 digest.current_changes(conn, done))
+                        digest.current_changes(conn, done))
             for sid in done:
                 self.values.discard(sid)
             self.saved.update(done)
             self._rows = sum(sum(k.values()) for k in self.values.kinds.values())
 
-    def finish(self, conn: sqlite3.Connection) -> None:
+    def finish(self, db: Database) -> None:
         """Save the digests (own transaction, after the import's last commit)."""
         if not self.seen:
             return
-        conn.execute("BEGIN IMMEDIATE")
-        try:
+        with db.transaction():
+            conn = db.conn
             ids = sorted(self.seen - (self.saved - self.rebuild))
             changes = digest.current_changes(conn, ids)
             digests = {sid: self.values.digest(sid) for sid in ids if sid not in self.rebuild}
             self.values = Values()
             digests.update(build(conn, sorted(self.rebuild & self.seen)))
             digest.save(conn, digests, changes)
-            conn.execute("COMMIT")
-        except BaseException:
-            with contextlib.suppress(sqlite3.Error):
-                conn.execute("ROLLBACK")
-            raise

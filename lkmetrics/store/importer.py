@@ -399,7 +399,7 @@ def _import_parsed(
                     db.resolve_models(unresolved)
                 if in_tx:
                     commit()
-                digests.finish(conn)
+                digests.finish(db)
             finally:
                 if in_tx:
                     with contextlib.suppress(sqlite3.Error):

@@ -2,8 +2,8 @@
 
 A session whose turn records carry their cost (this version records it, and the store keeps
 each turn's total in the ``cost`` column) is costed from its opening record and its last
-usage record (usage is cumulative): two rows per session, read for every session at once,
-and its turns' costs come from the column like any other figure. Older sessions are costed
+usage record (usage is cumulative), both kept in its digest, and its turns' costs come from
+the digests like any other figure. Older sessions are costed
 from every usage record, each delta going to its turn. A session is costed whole; ``since``
 keeps the turns recorded since then.
 """

@@ -314,7 +314,6 @@ class PriceBook:
         for p in self.entries:  # the first entry of a name wins: user files come first
             for name in (p.model, *p.aliases):
                 self._index.setdefault((p.kind, _norm(name)), p)
-        self._genai: dict[tuple[str, str], Price | None] = {}
         self._found: dict[tuple[str, str, str], Price | None] = {}
 
     def lookup(self, kind: str, provider: str, model: str) -> Price | None:
@@ -334,15 +333,12 @@ class PriceBook:
                 return found
         if kind != "llm" or not self.use_genai:
             return None
-        key = (provider, model)
-        if key not in self._genai:
-            prov, name = provider, model
-            if "/" in model:
-                prov, name = model.split("/", 1)
-            elif prov.lower() == "livekit":
-                prov = ""
-            self._genai[key] = _genai_price(prov, name.split(":", 1)[0])
-        return self._genai[key]
+        prov, name = provider, model
+        if "/" in model:
+            prov, name = model.split("/", 1)
+        elif prov.lower() == "livekit":
+            prov = ""
+        return _genai_price(prov, name.split(":", 1)[0])
 
     def lookup_name(self, name: str) -> list[Price]:
         """Every price (of any kind) for ``provider/model`` or a bare model name."""

@@ -39,6 +39,14 @@ class Interrupted(StoreError):
     exit_code = 130
 
 
+class StoppedBySignal(LkmetricsError):
+    """A run stopped by Ctrl-C (exit code 130) or SIGTERM (143); what it recorded stays."""
+
+    def __init__(self, message: str, exit_code: int = 130) -> None:
+        super().__init__(message)
+        self.exit_code = exit_code
+
+
 class BudgetExceeded(LkmetricsError):
     """One or more budgets are broken (exit code 1); the message names each."""
 

@@ -181,9 +181,13 @@ def _recorded(db: Path) -> bool:
 
 
 @pytest.mark.parametrize("workers", ["1", "2"])
-def test_ctrl_c_mid_run_keeps_the_session_as_interrupted(tmp_path: Path, workers: str) -> None:
-    """Ctrl-C while requests are in flight (in one process or over workers): exit 130, one
-    line, no traceback, and the run's session is kept with the status ``interrupted``."""
+@pytest.mark.parametrize(("sig", "code", "status"), [("SIGINT", 130, "interrupted"),
+                                                     ("SIGTERM", 143, "terminated")])
+def test_a_signal_mid_run_keeps_the_session(tmp_path: Path, workers: str, sig: str, code: int,
+                                            status: str) -> None:
+    """Ctrl-C or SIGTERM while requests are in flight (in one process or over workers): exit
+    130 or 143, one Error: line, no traceback, and the run's session is kept with the status
+    ``interrupted`` or ``terminated``."""
     import signal
     import subprocess
     import sys
@@ -202,12 +206,14 @@ def test_ctrl_c_mid_run_keeps_the_session_as_interrupted(tmp_path: Path, workers
         while not _recorded(db) and time.monotonic() < deadline:  # the run's session is open
             time.sleep(0.1)
         time.sleep(1.0)  # its first requests wait for their first token
-        proc.send_signal(signal.SIGINT)
+        proc.send_signal(getattr(signal, sig))
         out, err = proc.communicate(timeout=60)
-    assert proc.returncode == 130, (out, err)
+    assert proc.returncode == code, (out, err)
     assert "Traceback" not in err, err
+    assert [line for line in err.splitlines() if line.strip()] == [
+        line for line in err.splitlines() if line.startswith("Error: bench llm ")], err
     rows = sessions(db)
-    assert len(rows) == 1 and rows[0]["exit_status"] == "interrupted", rows
+    assert len(rows) == 1 and rows[0]["exit_status"] == status, rows
 
 
 def test_a_worker_killed_mid_run_ends_the_bench_with_one_error(tmp_path: Path) -> None:

@@ -39,6 +39,35 @@ class Stop:
         return None if self.signal is None else EXIT_CODE[signal.Signals(self.signal)]
 
 
+def status_of(error: BaseException, stop: Stop | None) -> str:
+    """The exit status of a session that ``error`` ended: ``terminated`` after SIGTERM,
+    ``interrupted`` after Ctrl-C (or the cancellation it causes), else ``error``."""
+    import asyncio
+
+    if stop is not None and stop.signal == signal.SIGTERM:
+        return "terminated"
+    if isinstance(error, KeyboardInterrupt | asyncio.CancelledError) or stop is not None \
+            and stop.signal is not None:
+        return "interrupted"
+    return "error"
+
+
+@contextlib.contextmanager
+def stop_like_ctrl_c(what: str) -> Iterator[Stop]:
+    """SIGTERM stops the block as Ctrl-C does; either ends it with
+    :class:`~lkmetrics.errors.StoppedBySignal` (exit 130 or 143) naming ``what``, once the
+    block has kept what it recorded."""
+    from lkmetrics.errors import StoppedBySignal
+
+    with recorded(ctrl_c, (signal.SIGTERM,)) as stop:
+        try:
+            yield stop
+        except KeyboardInterrupt:
+            how = "terminated (SIGTERM)" if stop.signal == signal.SIGTERM else "interrupted"
+            raise StoppedBySignal(f"{what} {how}; the unfinished run's session keeps what it "
+                          "recorded.", stop.exit_code or 130) from None
+
+
 def ctrl_c() -> None:
     """Act as Ctrl-C does: call the SIGINT handler in place (asyncio.run's cancels its main
     task), or raise KeyboardInterrupt when there is none but ours."""

@@ -12,6 +12,7 @@ from typing import Any
 
 import typer
 
+from lkmetrics.agent import signals
 from lkmetrics.agent.pipeline import KeptOpen
 from lkmetrics.analysis.budgets import Budget
 from lkmetrics.bench import llm as core
@@ -44,8 +45,9 @@ def run_llm_bench(config: core.BenchConfig, *, json_out: bool, db: Path | None,
         with render.progress(config.total_requests) as advance:
             from lkmetrics.bench import driver
 
+            stop = stack.enter_context(signals.stop_like_ctrl_c("bench llm"))
             runs, write_errors = driver.run(config, bench_id, db=db, record=not no_record,
-                                            progress=advance, fleet=shared)
+                                            progress=advance, fleet=shared, stop=stop)
     if json_out:
         render.write_json(runs, sys.stdout, bench_id)
     else:
@@ -87,8 +89,9 @@ def run_voice_bench(config: voice.VoiceConfig, *, json_out: bool, db: Path | Non
         with render.progress(turns, "bench voice") as advance:
             from lkmetrics.bench import voice_driver
 
+            stop = stack.enter_context(signals.stop_like_ctrl_c("bench voice"))
             runs, write_errors = voice_driver.run(config, bench_id, db=db, record=record,
-                                                  progress=advance, fleet=shared)
+                                                  progress=advance, fleet=shared, stop=stop)
     checked = voice.check(runs, config.budgets)
     if json_out:
         voice_render.write_json(bench_id, runs, checked, sys.stdout)

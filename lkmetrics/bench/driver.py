@@ -29,6 +29,7 @@ from livekit.plugins import openai
 
 from lkmetrics import __version__
 from lkmetrics.agent.pipeline import Pipeline
+from lkmetrics.agent.signals import Stop, status_of
 from lkmetrics.bench.llm import BenchConfig, Prompt, RequestResult, RunResult
 from lkmetrics.config import strip_userinfo
 from lkmetrics.records import Record, metric_record
@@ -261,7 +262,7 @@ async def _in_process(config: BenchConfig, bench: BenchRun) -> None:
                     results, wall, metrics = await run_target(target, concurrency, config,
                                                               contexts, recorder, bench.progress)
                 except BaseException as e:
-                    abandon(recorder, e)
+                    abandon(recorder, e, bench.stop)
                     raise
                 run = RunResult(target.model, target.provider, concurrency, results, wall,
                                 metrics=metrics)
@@ -270,12 +271,11 @@ async def _in_process(config: BenchConfig, bench: BenchRun) -> None:
             await target.llm.aclose()
 
 
-def abandon(recorder: _Recorder | None, error: BaseException) -> None:
-    """Close the session of a run that did not finish: ``interrupted`` after Ctrl-C or a
-    cancellation, else ``error``; what it recorded so far is kept."""
+def abandon(recorder: _Recorder | None, error: BaseException, stop: Stop | None) -> None:
+    """Close the session of a run that did not finish, with the status ``error`` or the
+    signal that stopped it gives; what it recorded so far is kept."""
     if recorder is not None:
-        stopped = isinstance(error, KeyboardInterrupt | asyncio.CancelledError)
-        recorder.close(False, "interrupted" if stopped else "error")
+        recorder.close(False, status_of(error, stop))
 
 
 @dataclass
@@ -289,6 +289,7 @@ class BenchRun:
     fleet: Sequence[Any] = ()
     progress: Progress | None = None
     local: tuple[str, str] | None = None
+    stop: Stop | None = None  # which signal, if any, stopped the bench
     runs: list[RunResult] = field(default_factory=list)
     write_errors: list[str] = field(default_factory=list)
 
@@ -328,13 +329,13 @@ def _quiet_livekit() -> Iterator[None]:
 
 
 def run(config: BenchConfig, bench_id: str, *, db: Path | None, record: bool,
-        progress: Progress | None = None, fleet: Sequence[Any] = ()
-        ) -> tuple[list[RunResult], list[str]]:
+        progress: Progress | None = None, fleet: Sequence[Any] = (),
+        stop: Stop | None = None) -> tuple[list[RunResult], list[str]]:
     """Run the whole bench (starting the local LLM server first when ``local`` is asked): in
     this process, or spread over worker processes when a run asks for more than one; the runs
     and any write errors."""
     with contextlib.ExitStack() as stack:
-        bench = BenchRun(config, bench_id, db, record, fleet, progress)
+        bench = BenchRun(config, bench_id, db, record, fleet, progress, stop=stop)
         if "local" in config.models:
             from lkmetrics.local.llm_server import start_local_llm
 

@@ -22,6 +22,7 @@ import numpy as np
 
 from lkmetrics.agent.pipeline import Pipeline
 from lkmetrics.agent.server import Components, build_components, load_models
+from lkmetrics.agent.signals import Stop, status_of
 from lkmetrics.bench.voice import COMMAND, VoiceConfig, VoiceRun
 from lkmetrics.config import AgentSettings
 from lkmetrics.records import Record
@@ -85,7 +86,7 @@ async def _callers(settings: AgentSettings, factory: Factory, pipeline: Pipeline
 def run_one(settings: AgentSettings, concurrency: int, config: VoiceConfig,
             utterances: Sequence[np.ndarray], factory: Factory, bench_id: str, *,
             db: Path | None, record: bool, progress: Progress | None,
-            fleet: Sequence[Any] = ()) -> tuple[VoiceRun, list[str]]:
+            fleet: Sequence[Any] = (), stop: Stop | None = None) -> tuple[VoiceRun, list[str]]:
     """One run: ``concurrency`` callers at once on a fresh event loop; blocks until done."""
     from lkmetrics.bench.voice import stack_label
 
@@ -108,7 +109,9 @@ def run_one(settings: AgentSettings, concurrency: int, config: VoiceConfig,
     try:
         outcomes = asyncio.run(_callers(settings, factory, pipeline, utterances, concurrency,
                                         config, bench_id, on_turn))
-    except BaseException:  # Ctrl-C: what was captured is still written
+    except BaseException as e:  # Ctrl-C, SIGTERM: what was captured is still written
+        if store_writer is not None:
+            store_writer.exit_status = status_of(e, stop)
         pipeline.close()
         raise
     wall = time.perf_counter() - t0
@@ -135,7 +138,8 @@ def run_one(settings: AgentSettings, concurrency: int, config: VoiceConfig,
 
 def run(config: VoiceConfig, bench_id: str, *, db: Path | None, record: bool,
         progress: Progress | None = None, factory: Factory | None = None,
-        fleet: Sequence[Any] = ()) -> tuple[list[VoiceRun], list[str]]:
+        fleet: Sequence[Any] = (), stop: Stop | None = None,
+        ) -> tuple[list[VoiceRun], list[str]]:
     """Every combination at every concurrency, in turn; the runs and any write errors."""
     from lkmetrics.simulate.script import load_utterances
 
@@ -155,7 +159,8 @@ def run(config: VoiceConfig, bench_id: str, *, db: Path | None, record: bool,
             settings.command = COMMAND
             for concurrency in config.concurrency:
                 one, errs = run_one(settings, concurrency, config, utterances, build, bench_id,
-                                    db=db, record=record, progress=progress, fleet=fleet)
+                                    db=db, record=record, progress=progress, fleet=fleet,
+                                    stop=stop)
                 runs.append(one)
                 write_errors.extend(errs)
     return runs, write_errors

@@ -181,7 +181,7 @@ def run_with_workers(config: BenchConfig, bench: BenchRun) -> None:
                 try:
                     replies = pool.run(model, slots, bench.progress, f"{model} @ {concurrency}")
                 except BaseException as e:
-                    abandon(recorder, e)
+                    abandon(recorder, e, bench.stop)
                     raise
                 results = [RequestResult() for _ in range(config.requests)]
                 metrics: list[tuple[float, Record]] = []

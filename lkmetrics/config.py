@@ -49,6 +49,8 @@ class AgentOptions:
     greet: bool = True
     llm_base_url: str | None = None
     local: bool = False
+    agent: str | None = None  # --agent TARGET: the user's agent instead of the built-in one
+    typed: frozenset[str] = frozenset()  # the agent options typed on the command line
 
 
 @dataclass(frozen=True)
@@ -168,10 +170,14 @@ class AgentSettings:
     llm_model: str | None = None  # the model name sent to --llm-base-url (default: from --llm)
     turn_detection: str | None = None  # None: LiveKit chooses; "vad": no model, no network
     otlp_url: str | None = None  # LiveKit's spans go there too (each process sets it up)
+    agent: str | None = None  # --agent TARGET (lkmetrics.agent.user)
+    replace: list[str] = field(default_factory=list)  # --agent: the stages typed, replaced
 
     def uses_inference(self) -> list[str]:
         """The stages that go through LiveKit Inference (and so need LiveKit credentials)."""
         stages = []
+        if self.agent is not None:  # the user's own components need the user's own keys
+            return [s for s in self.replace if s in _inference_stages(self)]
         if self.stt not in (None, "local"):
             stages.append("stt")
         if self.llm != "local" and self.llm_base_url is None:
@@ -181,6 +187,8 @@ class AgentSettings:
         return stages
 
     def uses_local(self) -> bool:
+        if self.agent is not None:
+            return "local" in (getattr(self, s) for s in self.replace)
         return "local" in (self.stt, self.llm, self.tts)
 
     def to_env(self, directory: str) -> str:
@@ -201,6 +209,16 @@ class AgentSettings:
             return cls()
         data: dict[str, Any] = json.loads(Path(path).read_text(encoding="utf-8"))
         return cls(**data)
+
+
+def _inference_stages(settings: AgentSettings) -> list[str]:
+    return AgentSettings(stt=settings.stt, llm=settings.llm, tts=settings.tts,
+                         llm_base_url=settings.llm_base_url).uses_inference()
+
+
+# --agent: the options that replace a stage of the user's agent when typed
+REPLACING = {"stt": ("stt",), "llm": ("llm",), "tts": ("tts",), "voice": ("tts",),
+             "llm_base_url": ("llm",), "local": ("stt", "llm", "tts")}
 
 
 def load_env_file(path: Path | None) -> Path | None:
@@ -306,6 +324,16 @@ def make_settings(command: str, agent: AgentOptions, show: tuple[str, ...] = ())
     )
     if settings.llm == "local" and settings.llm_base_url is not None:
         raise UsageError("--llm local starts its own server; leave out --llm-base-url.")
+    if agent.agent is not None:
+        from lkmetrics.agent.user import parse_target
+
+        if "instructions" in agent.typed or "greet" in agent.typed:
+            flag = "--instructions" if "instructions" in agent.typed else "--greet/--no-greet"
+            raise UsageError(f"{flag} applies to the built-in agent; --agent {agent.agent} "
+                             "runs with its own (edit the agent instead).")
+        parse_target(agent.agent)
+        settings.agent = agent.agent
+        settings.replace = sorted({s for opt in agent.typed for s in REPLACING.get(opt, ())})
     return settings
 
 

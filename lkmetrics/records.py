@@ -14,7 +14,7 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Mapping
-from typing import Any, TypedDict, cast
+from typing import Any, NotRequired, TypedDict, cast
 
 SCHEMA_VERSION = 1
 
@@ -33,6 +33,7 @@ TURN = "turn"
 USAGE = "usage"
 ERROR = "error"
 SUMMARY = "summary"
+TOOL = "tool"
 
 # LiveKit's metric type tag -> our record kind
 KIND_BY_TYPE: dict[str, str] = {
@@ -84,6 +85,9 @@ class SessionBody(TypedDict, total=False):
     bench_id: str  # bench voice: the bench run this session belongs to
     concurrency: int  # bench: callers (or requests) at once
     caller: int  # bench voice: which simulated caller, 1..concurrency
+    agent: str  # --agent: the target as given
+    agent_target: str  # --agent: the resolved module:NAME
+    tools: list[str]  # --agent: the function tools its agents declare
 
 
 class TurnStages(TypedDict):
@@ -94,6 +98,7 @@ class TurnStages(TypedDict):
     """
 
     end_of_turn: float | None  # end_of_turn_delay: the user stopped -> the turn is decided
+    tools: float | None  # the turn is decided -> the last tool's output (LLM call + tools)
     llm_ttft: float | None  # llm_node_ttft: LLM start -> first token
     first_sentence: float | None  # llm_node_ttfs - llm_node_ttft: first token -> first sentence
     tts_ttfb: float | None  # tts_node_ttfb: first sentence sent to the TTS -> first audio
@@ -103,7 +108,7 @@ class TurnStages(TypedDict):
     delivery: float | None  # heard_latency - e2e_latency: playback start -> the caller hears
 
 
-STAGE_NAMES = ("end_of_turn", "llm_ttft", "first_sentence", "tts_ttfb", "playback",
+STAGE_NAMES = ("end_of_turn", "tools", "llm_ttft", "first_sentence", "tts_ttfb", "playback",
                "unexplained")
 
 
@@ -113,7 +118,8 @@ def _seconds(value: Any) -> float | None:
     return float(value)
 
 
-def turn_stages(report: dict[str, Any], heard_latency: float | None = None) -> TurnStages:
+def turn_stages(report: dict[str, Any], heard_latency: float | None = None,
+                tools: float | None = None) -> TurnStages:
     """The stages of a turn from LiveKit's merged user and assistant reports.
 
     LiveKit times ``e2e_latency`` from the user's ``stopped_speaking_at`` to the agent's
@@ -122,7 +128,9 @@ def turn_stages(report: dict[str, Any], heard_latency: float | None = None) -> T
     handed to the TTS), the TTS's first byte and the audio output's playback latency. What is
     left is ``unexplained`` (e.g. ``on_user_turn_completed``, scheduling); when the parts add
     up to more than e2e (the LLM started before the turn was decided), the excess is
-    ``overlap``, never a negative remainder.
+    ``overlap``, never a negative remainder. A turn that called function tools has a
+    ``tools`` stage before the reply's LLM: from the turn's decision to the last tool output
+    (the LLM request that asked for the tools, and the tools themselves).
     """
     e2e = _seconds(report.get("e2e_latency"))
     ttft = _seconds(report.get("llm_node_ttft"))
@@ -132,6 +140,7 @@ def turn_stages(report: dict[str, Any], heard_latency: float | None = None) -> T
         first_sentence = max(0.0, ttfs - ttft)
     stages: TurnStages = {
         "end_of_turn": _seconds(report.get("end_of_turn_delay")),
+        "tools": _seconds(tools),
         "llm_ttft": ttft,
         "first_sentence": first_sentence,
         "tts_ttfb": _seconds(report.get("tts_node_ttfb")),
@@ -141,7 +150,7 @@ def turn_stages(report: dict[str, Any], heard_latency: float | None = None) -> T
         "delivery": None,
     }
     if e2e is not None:
-        parts = (stages["end_of_turn"], ttft, first_sentence, stages["tts_ttfb"],
+        parts = (stages["end_of_turn"], stages["tools"], ttft, first_sentence, stages["tts_ttfb"],
                  stages["playback"])
         known = sum(v for v in parts if v is not None)
         rest = e2e - known
@@ -178,6 +187,27 @@ class TurnBody(TypedDict):
     user_text: str | None
     agent_text: str | None
     interrupted: bool
+    agent: NotRequired[str]  # the Agent class that answered (--agent sessions)
+    tools: NotRequired[list[dict[str, Any]]]  # the tool calls of the turn: name, duration, ok
+
+
+class ToolBody(TypedDict):
+    """One function tool call: its name, how long it ran, whether it failed, its turn."""
+
+    kind: str  # TOOL
+    name: str
+    call_id: str
+    duration: float | None  # seconds: the call received -> its output
+    ok: bool
+    turn: int  # the turn whose reply the output feeds
+    agent: str | None  # the Agent class whose tool it is
+
+
+def tool_record(*, name: str, call_id: str, duration: float | None, ok: bool, turn: int,
+                agent: str | None) -> Record:
+    body: ToolBody = {"kind": TOOL, "name": name, "call_id": call_id, "duration": duration,
+                      "ok": ok, "turn": turn, "agent": agent}
+    return cast(Record, body)
 
 
 class UsageBody(TypedDict):
@@ -234,7 +264,8 @@ def session_record(info: SessionBody) -> Record:
 def turn_record(turn: int, item_id: str, report: dict[str, Any], *, user_text: str | None,
                 agent_text: str | None, interrupted: bool,
                 heard_latency: float | None = None,
-                cost: dict[str, float | None] | None = None) -> Record:
+                cost: dict[str, float | None] | None = None,
+                tools: float | None = None) -> Record:
     """A ``turn`` body from the merged user and assistant ``ChatMessage.metrics`` reports, and
     the simulated caller's heard latency when a caller measured one."""
     body: TurnBody = {
@@ -251,7 +282,7 @@ def turn_record(turn: int, item_id: str, report: dict[str, Any], *, user_text: s
         "started_speaking_at": report.get("started_speaking_at"),
         "stopped_speaking_at": report.get("stopped_speaking_at"),
         "heard_latency": heard_latency,
-        "stages": turn_stages(report, heard_latency),
+        "stages": turn_stages(report, heard_latency, tools),
         "cost": cost,
         "user_text": user_text, "agent_text": agent_text, "interrupted": interrupted,
     }

@@ -28,6 +28,9 @@ class Script:
     pieces: list[str] | None = None  # the streamed pieces, instead of ``tokens`` cuts of text
     requests: list[dict[str, Any]] = field(default_factory=list)
     auth: list[str] = field(default_factory=list)
+    # tools to call, one per request that answers a user message ("" calls none): the model
+    # asks for the tool, and the request that carries its output gets ``text``
+    tool_calls: list[str] = field(default_factory=list)
 
 
 _LOCK = threading.Lock()
@@ -92,7 +95,23 @@ class _Handler(BaseHTTPRequestHandler):
             self.wfile.write(f"data: {json.dumps(payload)}\n\n".encode())
             self.wfile.flush()
 
+        messages = body.get("messages") or [{}]
+        tool = None
+        with _LOCK:
+            if script.tool_calls and messages[-1].get("role") == "user":
+                tool = script.tool_calls.pop(0) or None
         time.sleep(script.ttft)
+        if tool is not None:
+            chunk({"role": "assistant", "content": None, "tool_calls": [{
+                "index": 0, "id": f"call_{number}", "type": "function",
+                "function": {"name": tool, "arguments": "{}"}}]})
+            chunk({}, finish="tool_calls")
+            chunk({}, usage={"prompt_tokens": script.prompt_tokens, "completion_tokens": 5,
+                             "total_tokens": script.prompt_tokens + 5})
+            self.wfile.write(b"data: [DONE]\n\n")
+            self.wfile.flush()
+            self.close_connection = True
+            return
         chunk({"role": "assistant", "content": pieces[0]})
         for piece in pieces[1:]:
             time.sleep(script.gap)
@@ -142,8 +161,11 @@ if __name__ == "__main__":
     ap.add_argument("--gap", type=float, default=0.01)
     ap.add_argument("--tokens", type=int, default=8)
     ap.add_argument("--fail-every", type=int, default=0)
+    ap.add_argument("--tool-call", action="append", default=[],
+                    help="A tool to call (repeatable, in order; '' calls none).")
     a = ap.parse_args()
-    srv = LLMServer(Script(ttft=a.ttft, gap=a.gap, tokens=a.tokens, fail_every=a.fail_every))
+    srv = LLMServer(Script(ttft=a.ttft, gap=a.gap, tokens=a.tokens, fail_every=a.fail_every,
+                           tool_calls=list(a.tool_call)))
     print(srv.url, flush=True)
     try:
         threading.Event().wait()

@@ -21,6 +21,7 @@ from livekit.agents.voice.events import (
     CloseEvent,
     ConversationItemAddedEvent,
     ErrorEvent,
+    FunctionToolsExecutedEvent,
     SessionUsageUpdatedEvent,
 )
 
@@ -32,6 +33,7 @@ from lkmetrics.records import (
     error_record,
     metric_record,
     session_record,
+    tool_record,
     turn_record,
     usage_record,
 )
@@ -71,6 +73,9 @@ class Capture:
         self._cost = LiveTurnCost()  # pipeline thread: each turn's cost from the usage so far
         self._components: list[Any] = []
         self._session: AgentSession[Any] | None = None
+        self.name_agents = False  # --agent: each turn and tool names the Agent class
+        self._tools: list[Record] = []  # pipeline thread: the tool calls of the coming turn
+        self._tools_done: float | None = None  # pipeline thread: when their last output came
 
     # -- wiring --
 
@@ -98,6 +103,7 @@ class Capture:
         session.on("session_usage_updated", self._on_usage)
         session.on("error", self._on_error)
         session.on("close", self._on_close)
+        session.on("function_tools_executed", self._on_tools)
 
     def detach(self) -> None:
         for comp in self._components:
@@ -108,6 +114,7 @@ class Capture:
             self._session.off("session_usage_updated", self._on_usage)
             self._session.off("error", self._on_error)
             self._session.off("close", self._on_close)
+            self._session.off("function_tools_executed", self._on_tools)
             self._session = None
 
     def end(self) -> None:
@@ -120,8 +127,19 @@ class Capture:
     def _on_metrics(self, ev: Any) -> None:
         self.pipeline.put(self.session_id, ev, _convert_metric)
 
+    def _agent_name(self) -> str | None:
+        if not self.name_agents or self._session is None:
+            return None
+        agent = getattr(self._session, "_agent", None)  # current_agent raises between agents
+        return type(agent).__name__ if agent is not None else None
+
     def _on_item(self, ev: ConversationItemAddedEvent) -> None:
-        self.pipeline.put(self.session_id, ev.item, self._convert_item)
+        self.pipeline.put(self.session_id, (ev.item, self._agent_name()), self._convert_item)
+
+    def _on_tools(self, ev: FunctionToolsExecutedEvent) -> None:
+        agent = self._agent_name()
+        for call, out in ev.zipped():
+            self.pipeline.put(self.session_id, (call, out, agent), self._convert_tool)
 
     def _on_usage(self, ev: SessionUsageUpdatedEvent) -> None:
         self.pipeline.put(self.session_id, ev.usage, self._convert_usage)
@@ -147,7 +165,28 @@ class Capture:
     def _convert_heard(self, latency: float) -> None:
         self._heard = latency
 
-    def _convert_item(self, item: Any) -> Record | None:
+    def _convert_tool(self, item: tuple[Any, Any, str | None]) -> Record:
+        call, out, agent = item
+        done = float(out.created_at)
+        self._tools_done = max(done, self._tools_done or done)
+        record = tool_record(name=str(call.name), call_id=str(call.call_id),
+                             duration=max(0.0, done - float(call.created_at)),
+                             ok=not out.is_error, turn=self._turn + 1, agent=agent)
+        self._tools.append(record)
+        return record
+
+    def _tools_stage(self, user_report: dict[str, Any]) -> float | None:
+        """The turn's decision -> the last tool output, when the turn called tools."""
+        done, self._tools_done = self._tools_done, None
+        stopped = user_report.get("stopped_speaking_at")
+        if done is None or not isinstance(stopped, int | float):
+            return None
+        decided = stopped + float(user_report.get("end_of_turn_delay") or 0.0) + float(
+            user_report.get("on_user_turn_completed_delay") or 0.0)
+        return max(0.0, done - decided)
+
+    def _convert_item(self, item_agent: tuple[Any, str | None]) -> Record | None:
+        item, agent = item_agent
         if not isinstance(item, lk_llm.ChatMessage):
             return None
         report: dict[str, Any] = dict(item.metrics or {})
@@ -169,10 +208,18 @@ class Capture:
         self._last_user = None
         user_report: dict[str, Any] = dict(user.metrics or {}) if user else {}
         heard, self._heard = self._heard, None
-        return turn_record(self._turn, item.id, {**user_report, **report},
-                           user_text=user.text_content if user else None,
-                           agent_text=item.text_content, interrupted=item.interrupted,
-                           heard_latency=heard, cost=self._cost.turn())
+        record = turn_record(self._turn, item.id, {**user_report, **report},
+                             user_text=user.text_content if user else None,
+                             agent_text=item.text_content, interrupted=item.interrupted,
+                             heard_latency=heard, cost=self._cost.turn(),
+                             tools=self._tools_stage(user_report))
+        if agent is not None:
+            record["agent"] = agent
+        if self._tools:
+            record["tools"] = [{"name": t["name"], "duration": t["duration"], "ok": t["ok"]}
+                               for t in self._tools]
+            self._tools = []
+        return record
 
     def _convert_usage(self, usage: Any) -> Record | None:
         dump = [u.model_dump(mode="json") for u in usage.model_usage]

@@ -122,12 +122,21 @@ class OptionGroup:
 
 
 def _build_agent(ctx: Any, kw: dict[str, Any]) -> AgentOptions:
+    typed = frozenset(n for n in ("stt", "llm", "tts", "voice", "instructions", "greet",
+                                  "llm_base_url", "local") if given_on_command_line(ctx, n))
     return AgentOptions(stt=kw["stt"], llm=kw["llm"], tts=kw["tts"], voice=kw["voice"],
                         instructions=kw["instructions"], greet=kw["greet"],
-                        llm_base_url=kw["llm_base_url"], local=kw["local"])
+                        llm_base_url=kw["llm_base_url"], local=kw["local"],
+                        agent=kw["agent"], typed=typed)
 
 
 AGENT_OPTIONS = OptionGroup("agent", (
+    _opt("agent", Annotated[str | None, typer.Option(
+        "--agent", metavar="TARGET", rich_help_panel=AGENT,
+        help="Your own agent instead of the built-in one: agent.py, agent.py:NAME or "
+        "package.module:NAME (an AgentServer, WorkerOptions or entrypoint). Its models are "
+        "used as they are unless --stt/--llm/--tts/--voice/--llm-base-url/--local is typed.")],
+        None),
     _opt("stt", Annotated[str, typer.Option(
         "--stt", metavar="MODEL", rich_help_panel=AGENT,
         help="STT as PROVIDER/MODEL (LiveKit Inference), 'local' (Whisper) or 'none'.")],

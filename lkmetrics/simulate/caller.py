@@ -233,6 +233,15 @@ class Caller:
 
         await asyncio.wait_for(greeted(), timeout)
 
+    async def settle(self, grace: float, timeout: float) -> None:
+        """Let an agent that speaks on its own (a greeting in ``on_enter``) finish: after
+        ``grace`` seconds, wait while it is busy, then forget its replies."""
+        await asyncio.sleep(grace)
+        with contextlib.suppress(asyncio.TimeoutError):
+            await asyncio.wait_for(self._idle.wait(), timeout)
+        while not self._replies.empty():
+            self._replies.get_nowait()
+
     async def turn(self, index: int, pcm: np.ndarray, timeout: float,
                    on_audio: Callable[[list[rtc.AudioFrame]], None] | None = None) -> TurnResult:
         """Speak ``pcm``, then wait for the agent's reply to be said in full."""

@@ -73,7 +73,12 @@ def _simulate(script: Script, settings: AgentSettings, out: OutputOptions, err: 
 
         userdata: dict[Any, Any] = {}
         load_models(settings, userdata)
-        components = build_components(settings, userdata)
+        components = build_components(settings, userdata) if settings.agent is None else None
+    user = None
+    if settings.agent is not None:
+        from lkmetrics.simulate.user import load_user
+
+        user = load_user(settings.agent)
     output = open_output(out, settings.show)
     pipeline = output.pipeline()
     if settings.otlp_url:
@@ -83,9 +88,17 @@ def _simulate(script: Script, settings: AgentSettings, out: OutputOptions, err: 
     code = 1
     status = None
     try:
-        results = sim.run(settings, components, pipeline, [u.pcm for u in utterances],
-                          pause=script.pause, timeout=script.timeout,
-                          record_dir=script.record_audio)
+        if user is not None:
+            from lkmetrics.simulate import user as user_sim
+
+            results = user_sim.run(settings, user, userdata, pipeline,
+                                   [u.pcm for u in utterances], pause=script.pause,
+                                   timeout=script.timeout, record_dir=script.record_audio)
+        else:
+            assert components is not None
+            results = sim.run(settings, components, pipeline, [u.pcm for u in utterances],
+                              pause=script.pause, timeout=script.timeout,
+                              record_dir=script.record_audio)
         failed = [r for r in results if not r.ok]
         missing = len(utterances) - len(results)
         for r in failed:

@@ -1,0 +1,300 @@
+"""Measuring the user's agent: every AgentSession its code starts is captured, and the
+components the command line names replace the agent's own.
+
+:func:`activate` patches ``AgentSession.__init__``, ``AgentSession.start``,
+``AgentSession.update_agent`` and ``Agent.__init__`` once per process (the patches call
+LiveKit's own methods; without an active :class:`Hooks` they change nothing). The user's event
+handlers, shutdown callbacks and ``on_session_end`` are untouched: capture only adds its own
+listeners, as it does for the built-in agent.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import sys
+import threading
+from collections.abc import Callable
+from typing import Any
+
+from livekit.agents import Agent, AgentSession
+from livekit.agents.llm.tool_context import get_fnc_tool_names
+from livekit.agents.types import NOT_GIVEN
+
+from lkmetrics.agent.capture import Capture
+from lkmetrics.agent.pipeline import Pipeline
+from lkmetrics.agent.server import build_components, session_info
+from lkmetrics.config import AgentSettings
+
+STAGES = ("stt", "llm", "tts")
+FLAG = {"stt": "--stt", "llm": "--llm", "tts": "--tts"}
+
+
+def describe(component: Any) -> str:
+    """``provider/model`` of a component (or the string the agent gave), else its class."""
+    if component is NOT_GIVEN or component is None:
+        return "none"
+    if isinstance(component, str):
+        return component
+    model = getattr(component, "model", None)
+    provider = getattr(component, "provider", None)
+    if isinstance(model, str) and model and model != "unknown":
+        if "/" in model or not isinstance(provider, str) or provider in ("", "unknown"):
+            return model
+        return f"{provider}/{model}"
+    return type(component).__name__
+
+
+def _given(value: Any) -> bool:
+    return value is not NOT_GIVEN and value is not None
+
+
+class Hooks:
+    """What this process does to the user's sessions: replace components, capture each one.
+
+    ``io``: simulate's caller (it returns the session's audio input and output, used instead
+    of a room); ``on_session``: told each started session and its capture, on the loop.
+    """
+
+    def __init__(self, settings: AgentSettings, userdata: dict[Any, Any],
+                 pipeline: Callable[[], Pipeline], *, resolved: str | None = None,
+                 io: Callable[[], tuple[Any, Any]] | None = None,
+                 on_session: Callable[[Any, Capture], None] | None = None,
+                 info: dict[str, Any] | None = None,
+                 say: Callable[[str], None] | None = None) -> None:
+        self.settings = settings
+        self.userdata = userdata
+        self.pipeline = pipeline
+        self.resolved = resolved
+        self.io = io
+        self.on_session = on_session
+        self.info = dict(info or {})
+        self.say = say or _stderr
+        self.captures: dict[int, Capture] = {}
+        self.sessions: list[Any] = []
+        self._said: set[str] = set()
+        self._lock = threading.Lock()
+
+    # -- messages --
+
+    def note(self, line: str) -> None:
+        """One stderr line, once per process."""
+        with self._lock:
+            if line in self._said:
+                return
+            self._said.add(line)
+        self.say(line)
+
+    # -- overrides --
+
+    def _replacements(self) -> dict[str, Any]:
+        built = build_components(self.settings, self.userdata)
+        return {s: getattr(built, s) for s in self.settings.replace}
+
+    def _by(self, stage: str) -> str:
+        value = getattr(self.settings, stage)
+        if stage == "tts" and value not in (None, "local"):
+            value = f"{value} (voice {self.settings.voice})"
+        if stage == "llm" and self.settings.llm_base_url and value != "local":
+            value = f"{self.settings.llm_model or value} at {self.settings.llm_base_url}"
+        return str(value)
+
+    def session_kwargs(self, kw: dict[str, Any]) -> dict[str, Any]:
+        kw = dict(kw)
+        for stage, new in self._replacements().items():
+            self.note(f"lkmetrics: the agent's {stage.upper()} {describe(kw.get(stage, NOT_GIVEN))}"
+                      f" replaced by {self._by(stage)} ({self._flag(stage)})")
+            kw[stage] = new
+        if self.settings.uses_local():
+            self._offline_turn_detection(kw)
+        return kw
+
+    def _flag(self, stage: str) -> str:
+        return "--local" if self.settings.uses_local() and getattr(
+            self.settings, stage) == "local" and len(self.settings.replace) == 3 else FLAG[stage]
+
+    def _offline_turn_detection(self, kw: dict[str, Any]) -> None:
+        handling = kw.get("turn_handling")
+        handling = dict(handling) if isinstance(handling, dict) else {}
+        deprecated = kw.get("turn_detection", NOT_GIVEN)
+        mode = deprecated if deprecated is not NOT_GIVEN else handling.get("turn_detection")
+        if isinstance(mode, str):
+            return
+        if mode is not None:
+            self.note(f"lkmetrics: the agent's turn detector {type(mode).__name__} replaced by "
+                      "VAD endpointing (its model is downloaded; local models run offline)")
+        if deprecated is not NOT_GIVEN:
+            kw["turn_detection"] = "vad"
+        else:
+            handling["turn_detection"] = "vad"
+            kw["turn_handling"] = handling
+
+    def agent_kwargs(self, agent: Any, kw: dict[str, Any]) -> dict[str, Any]:
+        replacing = [s for s in self.settings.replace if _given(kw.get(s, NOT_GIVEN))]
+        if not replacing:
+            return kw
+        kw = dict(kw)
+        built = self._replacements()
+        for stage in replacing:
+            self.note(f"lkmetrics: {type(agent).__name__}'s {stage.upper()} "
+                      f"{describe(kw[stage])} replaced by {self._by(stage)} ({self._flag(stage)})")
+            kw[stage] = built[stage]
+        if self.settings.uses_local() and not isinstance(kw.get("turn_detection", ""), str):
+            self.note(f"lkmetrics: {type(agent).__name__}'s turn detector replaced by VAD "
+                      "endpointing (local models run offline)")
+            kw["turn_detection"] = "vad"
+        return kw
+
+    def start_kwargs(self, session: Any, kw: dict[str, Any]) -> dict[str, Any]:
+        kw = dict(kw)
+        if self.io is not None:  # simulate: the caller is the room
+            mic, speaker = self.io()
+            session.input.audio = mic
+            session.output.audio = speaker
+            for key in ("room", "room_options", "room_input_options", "room_output_options"):
+                kw.pop(key, None)
+            kw["record"] = False
+        elif self.settings.uses_local():
+            kw["room_options"] = self._without_noise_cancellation(kw.get("room_options"))
+        return kw
+
+    def _without_noise_cancellation(self, options: Any) -> Any:
+        audio = getattr(options, "audio_input", None)
+        nc = getattr(audio, "noise_cancellation", None)
+        if nc is None or not dataclasses.is_dataclass(audio) or isinstance(audio, type):
+            return options if options is not None else NOT_GIVEN
+        self.note(f"lkmetrics: the agent's noise cancellation {type(nc).__name__} removed "
+                  "(LiveKit Cloud only; local models run offline)")
+        return dataclasses.replace(options, audio_input=dataclasses.replace(
+            audio, noise_cancellation=None))
+
+    # -- capture --
+
+    def session_body(self, session: Any, agent: Any) -> dict[str, Any]:
+        body: dict[str, Any] = dict(session_info(self.settings))
+        for stage in STAGES:
+            if stage not in self.settings.replace:
+                body[stage] = None if getattr(session, stage) is None else describe(
+                    getattr(session, stage))
+        if "tts" not in self.settings.replace:
+            body["voice"] = None
+        if "llm" not in self.settings.replace:
+            body["llm_base_url"] = body["llm_model"] = None
+        body["agent"] = self.settings.agent
+        body["agent_target"] = self.resolved
+        body["tools"] = declared_tools(session, agent)
+        body.update(self.info)
+        return body
+
+    def started(self, session: Any, agent: Any) -> Capture:
+        capture = Capture(self.pipeline())
+        capture.name_agents = True
+        capture.start(session_body(self, session, agent))  # type: ignore[arg-type]
+        self.captures[id(session)] = capture
+        self.sessions.append(session)
+        return capture
+
+    def attached(self, session: Any, capture: Capture, agent: Any) -> None:
+        capture.attach(session, components(session, agent))
+        if self.on_session is not None:
+            self.on_session(session, capture)
+
+    def agent_changed(self, session: Any, agent: Any) -> None:
+        capture = self.captures.get(id(session))
+        if capture is not None:
+            capture.attach(session, components(session, agent))
+
+    def end_all(self) -> None:
+        for capture in list(self.captures.values()):
+            capture.end()
+
+
+def session_body(hooks: Hooks, session: Any, agent: Any) -> dict[str, Any]:
+    return hooks.session_body(session, agent)
+
+
+def declared_tools(session: Any, agent: Any) -> list[str]:
+    """The function tools the session and its agent declare (the tool series' label values)."""
+    try:
+        return sorted(set(get_fnc_tool_names([*session.tools, *agent.tools])))
+    except Exception:  # a toolset LiveKit cannot name: no bound beyond the calls seen
+        return []
+
+
+def components(session: Any, agent: Any) -> list[Any]:
+    """The session's components and those the agent brings of its own."""
+    found = [session.stt, session.llm, session.tts, session.vad]
+    for name in ("stt", "llm", "tts", "vad"):
+        own = getattr(agent, name, NOT_GIVEN)
+        if _given(own) and not isinstance(own, str):
+            found.append(own)
+    return [c for c in found if c is not None and hasattr(c, "on")]
+
+
+# -- the patches: installed once, acting through the active Hooks --
+
+_active: Hooks | None = None
+_installed = False
+
+
+def activate(hooks: Hooks | None) -> None:
+    """Make ``hooks`` act on the sessions this process starts from now on (None: stop)."""
+    global _active
+    _install()
+    _active = hooks
+
+
+def active() -> Hooks | None:
+    return _active
+
+
+def _stderr(line: str) -> None:
+    print(line, file=sys.stderr, flush=True)
+
+
+def _install() -> None:
+    global _installed
+    if _installed:
+        return
+    _installed = True
+    session_init = AgentSession.__init__
+    session_start = AgentSession.start
+    update_agent = AgentSession.update_agent
+    agent_init = Agent.__init__
+
+    @functools.wraps(session_init)
+    def init(self: Any, **kw: Any) -> None:
+        hooks = _active
+        session_init(self, **(hooks.session_kwargs(kw) if hooks is not None else kw))
+
+    @functools.wraps(session_start)
+    async def start(self: Any, agent: Any, **kw: Any) -> Any:
+        hooks = _active
+        if hooks is None or id(self) in hooks.captures:
+            return await session_start(self, agent, **kw)
+        kw = hooks.start_kwargs(self, kw)
+        capture = hooks.started(self, agent)
+        try:
+            result = await session_start(self, agent, **kw)
+        except BaseException:
+            capture.end()
+            raise
+        hooks.attached(self, capture, agent)
+        return result
+
+    @functools.wraps(update_agent)
+    def update(self: Any, agent: Any) -> None:
+        update_agent(self, agent)
+        hooks = _active
+        if hooks is not None:
+            hooks.agent_changed(self, agent)
+
+    @functools.wraps(agent_init)
+    def new_agent(self: Any, **kw: Any) -> None:
+        hooks = _active
+        agent_init(self, **(hooks.agent_kwargs(self, kw) if hooks is not None else kw))
+
+    AgentSession.__init__ = init  # type: ignore[method-assign]
+    AgentSession.start = start  # type: ignore[method-assign,assignment]
+    AgentSession.update_agent = update  # type: ignore[method-assign]
+    Agent.__init__ = new_agent  # type: ignore[method-assign]

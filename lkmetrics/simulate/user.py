@@ -1,0 +1,183 @@
+"""``simulate --agent``: the user's entrypoint run in this process under a fake job (LiveKit's
+``testing.fake_job_context``), its first AgentSession talked to by the scripted caller.
+
+The caller's microphone and speaker take the room's place (:class:`lkmetrics.agent.hooks.Hooks`
+drops ``room=``); the user's setup (prewarm), shutdown callbacks and ``on_session_end`` run as
+LiveKit would run them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import functools
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from lkmetrics.agent.capture import Capture
+from lkmetrics.agent.hooks import Hooks, activate
+from lkmetrics.agent.pipeline import Pipeline
+from lkmetrics.agent.user import (
+    UserAgent,
+    UserCodeError,
+    describe_failure,
+    load_reporting,
+    print_traceback,
+)
+from lkmetrics.config import AgentSettings
+from lkmetrics.errors import LkmetricsError
+from lkmetrics.simulate.caller import Caller, PacedAudioInput, RealtimeSpeaker, TurnResult
+from lkmetrics.simulate.run import save_turn_audio
+
+START_TIMEOUT = 30.0  # seconds for the entrypoint to start its AgentSession
+GREETING_GRACE = 1.0  # seconds for an agent that speaks first to begin
+
+
+def fail(exc: BaseException, spec: str, what: str) -> UserCodeError:
+    """The user's traceback on stderr, and the error that says where it came from."""
+    print_traceback(exc)
+    return UserCodeError(describe_failure(spec, what))
+
+
+async def simulate_user(
+    settings: AgentSettings,
+    user: UserAgent,
+    userdata: dict[Any, Any],
+    pipeline: Pipeline,
+    utterances: Sequence[np.ndarray],
+    *,
+    pause: float = 1.0,
+    timeout: float = 60.0,
+    record_dir: Path | None = None,
+    info: Mapping[str, Any] | None = None,
+    on_turn: Callable[[TurnResult], None] | None = None,
+    start_timeout: float = START_TIMEOUT,
+) -> list[TurnResult]:
+    """Run the user's entrypoint and speak each utterance to its first session.
+
+    Raises :class:`UserCodeError` (after printing the user's traceback) when the user's code
+    fails, and LkmetricsError when no session starts within ``start_timeout``."""
+    from livekit import rtc
+    from livekit.agents.testing import fake_job_context
+
+    from lkmetrics.agent import quiet
+
+    quiet.install()
+    mic = PacedAudioInput()
+    speaker = RealtimeSpeaker()
+    speaker.keep_frames = record_dir is not None
+    loop = asyncio.get_running_loop()
+    first: asyncio.Future[tuple[Any, Capture]] = loop.create_future()
+    ios = iter([(mic, speaker)])
+
+    def io() -> tuple[Any, Any]:  # the caller for the first session, silence for the others
+        return next(ios, (PacedAudioInput(), RealtimeSpeaker()))
+
+    def on_session(session: Any, capture: Capture) -> None:
+        if not first.done():
+            first.set_result((session, capture))
+
+    hooks = Hooks(settings, userdata, lambda: pipeline, resolved=user.resolved, io=io,
+                  on_session=on_session, info=dict(info or {}))
+    activate(hooks)
+    results: list[TurnResult] = []
+    task: asyncio.Task[Any] | None = None
+    failure: BaseException | None = None
+    try:
+        with fake_job_context(room=rtc.Room()) as ctx:
+            try:
+                if user.setup is not None:
+                    user.setup(ctx.proc)
+            except Exception as e:
+                raise fail(e, settings.agent or "", "the setup (prewarm) function") from None
+            task = asyncio.ensure_future(user.entrypoint(ctx))
+            await asyncio.wait({first, task}, timeout=start_timeout,
+                               return_when=asyncio.FIRST_COMPLETED)
+            if not first.done():
+                if task.done() and not task.cancelled() and task.exception() is not None:
+                    failure = task.exception()
+                else:
+                    raise LkmetricsError(
+                        f"--agent {settings.agent}: the entrypoint started no AgentSession "
+                        f"within {start_timeout:.0f}s" + (" (it returned)" if task.done() else "")
+                        + ".")
+            else:
+                results = await _talk(first.result(), mic, speaker, utterances, pause=pause,
+                                      timeout=timeout, record_dir=record_dir, on_turn=on_turn)
+            if task.done() and not task.cancelled() and task.exception() is not None:
+                failure = task.exception()
+            await _close(hooks, ctx, user, task)
+            task = None
+    finally:
+        mic.close()
+        if task is not None:
+            task.cancel()
+            with contextlib.suppress(BaseException):
+                await task
+            for session in hooks.sessions:
+                with contextlib.suppress(Exception):
+                    await session.aclose()
+        hooks.end_all()
+        activate(None)
+    if failure is not None:
+        raise fail(failure, settings.agent or "", "the entrypoint") from None
+    return results
+
+
+load_user = load_reporting
+
+
+async def _talk(started: tuple[Any, Capture], mic: PacedAudioInput, speaker: RealtimeSpeaker,
+                utterances: Sequence[np.ndarray], *, pause: float, timeout: float,
+                record_dir: Path | None, on_turn: Callable[[TurnResult], None] | None
+                ) -> list[TurnResult]:
+    """The scripted caller's turns with the session (after any greeting of its own)."""
+    session, capture = started
+    caller = Caller(session, mic, speaker, on_heard=capture.note_heard)
+    await caller.settle(GREETING_GRACE, timeout)
+    speaker.take_frames()
+    results: list[TurnResult] = []
+    for i, pcm in enumerate(utterances, start=1):
+        save = None
+        if record_dir is not None:
+            save = functools.partial(save_turn_audio, record_dir, i, pcm, mic.sample_rate)
+        result = await caller.turn(i, pcm, timeout, on_audio=save)
+        results.append(result)
+        if on_turn is not None:
+            on_turn(result)
+        if not result.ok:
+            break
+        if i < len(utterances):
+            await asyncio.sleep(pause)
+    return results
+
+
+async def _close(hooks: Hooks, ctx: Any, user: UserAgent, task: asyncio.Task[Any]) -> None:
+    """End the job as LiveKit does: close the sessions, then on_session_end and the shutdown
+    callbacks (the user's, e.g. logging usage), then stop a still-running entrypoint."""
+    for session in hooks.sessions:
+        await session.aclose()
+    if user.on_session_end is not None:
+        await _maybe_await(user.on_session_end(ctx))
+    for callback in list(getattr(ctx, "_shutdown_callbacks", [])):
+        await _maybe_await(callback("simulation ended"))
+    if not task.done():
+        task.cancel()
+    with contextlib.suppress(BaseException):  # its failure was taken before
+        await task
+
+
+async def _maybe_await(value: Any) -> None:
+    if asyncio.iscoroutine(value) or isinstance(value, asyncio.Future):
+        await value
+
+
+def run(settings: AgentSettings, user: UserAgent, userdata: dict[Any, Any], pipeline: Pipeline,
+        utterances: Sequence[np.ndarray], *, pause: float, timeout: float,
+        record_dir: Path | None) -> list[TurnResult]:
+    """Run :func:`simulate_user` on a fresh event loop (blocking)."""
+    return asyncio.run(simulate_user(settings, user, userdata, pipeline, utterances,
+                                     pause=pause, timeout=timeout, record_dir=record_dir))

@@ -360,7 +360,8 @@ def model_label(record: Record) -> str | None:
 
 # record kind -> the session stage whose model it measures (turn and EOU: the session's LLM)
 STAGE_OF_KIND = {LLM: "llm", REALTIME: "llm", TURN: "llm", EOU: "llm", STT: "stt", TTS: "tts"}
-MODEL_KINDS = frozenset(STAGE_OF_KIND)
+# a tool record's "model" is its tool's name (reports group tool.duration by it: --by tool)
+MODEL_KINDS = frozenset(STAGE_OF_KIND) | {TOOL}
 _PORT_RE = re.compile(r":\d+$")
 _QUANT_RE = re.compile(r"[.\-_](?:q\d\w*|f16|f32|bf16)$", re.IGNORECASE)
 
@@ -408,6 +409,9 @@ def model_identity(record: Record, session: Mapping[str, Any] | None = None) -> 
     it, LiveKit's ``provider/model`` metadata, with any port dropped from the provider.
     """
     stage = STAGE_OF_KIND.get(str(record.get("kind")))
+    if record.get("kind") == TOOL:
+        name = record.get("name")
+        return name if isinstance(name, str) and name else None
     if stage is None:
         return model_label(record)
     found = stage_identity(session, stage)

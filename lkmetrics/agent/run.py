@@ -38,6 +38,10 @@ def run_agent(command: str, livekit_args: list[str], agent: AgentOptions, out: O
     from lkmetrics.fleet import check_fleet_options
 
     settings.otlp_url = check_fleet_options(out.prometheus_port, out.otlp)
+    if settings.agent is not None:  # import it now: a bad NAME or a failing import ends here
+        from lkmetrics.agent.host import user_agent
+
+        user_agent(settings)
     with contextlib.ExitStack() as stack:
         if settings.llm == "local":
             from lkmetrics.local.llm_server import start_local_llm

@@ -197,6 +197,11 @@ async def start_session(
 
 
 def setup(proc: JobProcess) -> None:
+    setup_process(proc, proc.userdata)
+
+
+def setup_process(proc: JobProcess, userdata: dict[Any, Any]) -> None:
+    """What every job process does first; the models go to ``userdata``."""
     from lkmetrics.agent import quiet
 
     quiet.install()
@@ -207,7 +212,7 @@ def setup(proc: JobProcess) -> None:
         from lkmetrics.fleet import start_livekit_tracing
 
         atexit.register(start_livekit_tracing(settings.otlp_url))
-    load_models(settings, proc.userdata)
+    load_models(settings, userdata)
 
 
 async def entrypoint(ctx: JobContext) -> None:
@@ -230,6 +235,11 @@ async def entrypoint(ctx: JobContext) -> None:
 def build_server() -> AgentServer:
     """The server LiveKit's ``cli.run_app`` runs. Settings travel in the environment, so job
     processes (``run``/``dev`` on Linux) build exactly the same agent."""
+    settings = AgentSettings.from_env()
+    if settings.agent is not None:  # --agent: the user's, hosted (lkmetrics.agent.host)
+        from lkmetrics.agent import host
+
+        return host.build_server(settings)
     server = AgentServer(setup_fnc=setup)
     server.rtc_session(entrypoint)
     return server

@@ -34,7 +34,7 @@ PERCENTILE_HELP = (
     "(rank = (n - 1) * p / 100; numpy.percentile's default, Excel's PERCENTILE.INC)."
 )
 
-GROUPINGS = ("model", "session", "kind")
+GROUPINGS = ("model", "session", "kind", "tool")
 
 Stats = dict[str, float | int | None]
 

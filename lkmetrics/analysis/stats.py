@@ -53,6 +53,7 @@ FIGURES: tuple[Figure, ...] = (
            "stages.first_sentence", "s"),
     Figure("turn.unexplained", "Unexplained turn latency", "turn", "stages.unexplained", "s"),
     Figure("heard", "Heard latency (the caller's own clock)", "turn", "heard_latency", "s"),
+    Figure("tool.duration", "Function tool duration", "tool", "duration", "s"),
 )
 
 FIGURES_BY_NAME = {f.name: f for f in FIGURES}

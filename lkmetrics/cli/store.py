@@ -31,6 +31,7 @@ class By(str, Enum):
     model = "model"
     session = "session"
     kind = "kind"
+    tool = "tool"
 
 
 class CompareBy(str, Enum):

@@ -115,9 +115,11 @@ def grouped_values(digests: Mapping[str, Digest], figures: Iterable[Figure],
         groups: dict[str, array[float]] = {}
         for sid, d in digests.items():
             for model, packed in d.values(figure.name):
+                if by == "tool" and figure.kind != "tool":
+                    continue
                 if by == "session":
                     key = sid
-                elif by == "model":
+                elif by in ("model", "tool"):
                     key = model or "unknown"
                 else:
                     key = figure.kind if by == "kind" else "all"

@@ -33,6 +33,7 @@ FIGURE_COLUMNS: dict[str, str] = {
     "turn.first_sentence": "turn_first_sentence",
     "turn.unexplained": "turn_unexplained",
     "heard": "heard",
+    "tool.duration": "tool_duration",
     "cost.turn": "cost",
 }
 # the figures a column holds: every reported figure and each turn's recorded cost

@@ -136,6 +136,12 @@ def m006_turn_cost_and_digests(conn: sqlite3.Connection) -> None:
                  "changes INTEGER NOT NULL, data TEXT NOT NULL, packed BLOB NOT NULL)")
 
 
+def m007_tool_duration(conn: sqlite3.Connection) -> None:
+    """Version 7: each function tool call's duration (``tool`` records, --agent) as a figure
+    column; its model column holds the tool's name."""
+    conn.execute("ALTER TABLE records ADD COLUMN tool_duration REAL")
+
+
 def _sessions(conn: sqlite3.Connection) -> dict[str, Record]:
     """The opening record of every session, by session id."""
     out: dict[str, Record] = {}
@@ -225,6 +231,7 @@ MIGRATIONS: tuple[Callable[[sqlite3.Connection], None], ...] = (
     m004_clean_records,
     m005_model_identity,
     m006_turn_cost_and_digests,
+    m007_tool_duration,
 )
 LATEST_VERSION = len(MIGRATIONS)
 

@@ -14,7 +14,7 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Mapping
-from typing import Any, NotRequired, TypedDict, cast
+from typing import Any, TypedDict, cast
 
 SCHEMA_VERSION = 1
 
@@ -187,8 +187,8 @@ class TurnBody(TypedDict):
     user_text: str | None
     agent_text: str | None
     interrupted: bool
-    agent: NotRequired[str]  # the Agent class that answered (--agent sessions)
-    tools: NotRequired[list[dict[str, Any]]]  # the tool calls of the turn: name, duration, ok
+    # --agent sessions add ``agent`` (the Agent class that answered) and, when the turn called
+    # function tools, ``tools`` (each call's name, duration and ok)
 
 
 class ToolBody(TypedDict):

@@ -295,6 +295,6 @@ def _install() -> None:
         agent_init(self, **(hooks.agent_kwargs(self, kw) if hooks is not None else kw))
 
     AgentSession.__init__ = init  # type: ignore[method-assign]
-    AgentSession.start = start  # type: ignore[method-assign,assignment]
+    AgentSession.start = start  # type: ignore[method-assign]
     AgentSession.update_agent = update  # type: ignore[method-assign]
     Agent.__init__ = new_agent  # type: ignore[method-assign]

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from lkmetrics.analysis.stats import COST_FIGURES, COST_MODEL, FIGURES, Figure, describe
@@ -65,6 +65,7 @@ class Comparison:
     a: str
     b: str
     figures: list[ComparedFigure]
+    agents: dict[str, str] = field(default_factory=dict)  # session -> its --agent module:NAME
 
 
 def compare_values(
@@ -142,4 +143,9 @@ def compare(store: Store, a: str, b: str, by: str = "session",
             vb[COST_MODEL.name] = list(collect.model_session_values(cost, kb))
     else:
         raise UsageError(f"compare --by expects session or model (got {by!r}).")
-    return Comparison(by, ka, kb, compare_values(va, vb, extra))
+    agents: dict[str, str] = {}
+    if by == "session":
+        from lkmetrics.store.agents import agent_labels
+
+        agents = agent_labels(store, [ka, kb])
+    return Comparison(by, ka, kb, compare_values(va, vb, extra), agents)

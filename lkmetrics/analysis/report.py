@@ -78,9 +78,25 @@ class Selection:
 
 
 def select(store: Store, session: str | None, since: str | None,
-           bench: str | None = None) -> Selection:
+           bench: str | None = None, agent: str | None = None) -> Selection:
     """The records of SESSION (an id, a prefix, or ``last``; None: every session), or of the
-    sessions of BENCH (a bench id, a prefix, or ``last``), since."""
+    sessions of BENCH (a bench id, a prefix, or ``last``), since; with AGENT, only the
+    sessions of that user agent (``--agent``) among them."""
+    selection = _select(store, session, since, bench)
+    if agent is None:
+        return selection
+    from lkmetrics.store.agents import agent_sessions
+
+    members = agent_sessions(store, agent)
+    scope = selection.scope
+    ids = tuple(m for m in members if scope.session_ids is None or m in scope.session_ids)
+    if not ids:
+        raise NotFoundError(f"agent {agent!r} has no session in {selection.description}.")
+    return Selection(Scope(ids, scope.since), f"{selection.description}, agent {agent}")
+
+
+def _select(store: Store, session: str | None, since: str | None,
+            bench: str | None = None) -> Selection:
     store.require_sessions()
     start = parse_since(since) if since else None
     ids: tuple[str, ...] | None
@@ -265,6 +281,7 @@ class SessionOverview:
     turns: int
     p50_e2e: float | None
     bench_id: str | None = None
+    agent: str | None = None  # --agent: the user's agent, module:NAME
 
 
 def overview(store: Store, limit: int | None) -> list[SessionOverview]:
@@ -273,11 +290,14 @@ def overview(store: Store, limit: int | None) -> list[SessionOverview]:
     rows = store.sessions(limit)
     digests = store.digests([r.id for r in rows])
     benches = store.bench_ids([r.id for r in rows if r.command and r.command.startswith("bench")])
+    from lkmetrics.store.agents import agent_labels
+
+    agents = agent_labels(store, [r.id for r in rows])
     out = []
     for r in rows:
         d = digests.get(r.id)
         p50 = (d.figures.get("e2e") or {}).get("p50") if d is not None else None
         out.append(SessionOverview(r, d.kinds.get("turn", 0) if d is not None else 0,
                                    float(p50) if p50 is not None else None,
-                                   benches.get(r.id)))
+                                   benches.get(r.id), agents.get(r.id)))
     return out

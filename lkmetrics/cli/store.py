@@ -118,6 +118,10 @@ def report_cmd(
         help="Only the sessions of this bench run (`bench voice` and `bench llm` print its "
         "id; `sessions` shows it next to the command); with --by session, one group per "
         "caller or run.")] = None,
+    agent: Annotated[str | None, typer.Option(
+        "--agent", metavar="NAME",
+        help="Only the sessions of this user agent (`--agent` runs): its file, module:NAME, "
+        "module or NAME.")] = None,
     fmt: Annotated[str | None, format_option(TABLE_FORMATS)] = None,
     fail_over: Annotated[
         list[str] | None,
@@ -148,7 +152,7 @@ def report_cmd(
 
     wanted = [budgets.parse_budget(spec) for spec in fail_over or []]
     with _open(db) as store:
-        selection = report.select(store, session, since, bench)
+        selection = report.select(store, session, since, bench, agent)
         result = report.summarise(store, selection, by.value if by else None,
                                   _price_book(prices), detail=out_format.value == "json",
                                   reprice=given_on_command_line(ctx, "prices"))

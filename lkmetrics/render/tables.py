@@ -42,7 +42,7 @@ def _finite(obj: Any) -> Any:
 SESSION_CSV_COLUMNS = (
     "id", "started", "ended", "duration", "command", "stt", "llm", "tts", "voice", "host",
     "lkmetrics_version", "livekit_agents_version", "exit_status", "turns", "p50_e2e",
-    "bench_id",
+    "bench_id", "agent",
 )
 
 
@@ -54,6 +54,7 @@ def _session_dict(item: SessionOverview) -> dict[str, Any]:
         "host": s.host, "lkmetrics_version": s.lkmetrics_version,
         "livekit_agents_version": s.livekit_agents_version, "exit_status": s.exit_status,
         "turns": item.turns, "p50_e2e": item.p50_e2e, "bench_id": item.bench_id,
+        "agent": item.agent,
     }
 
 
@@ -79,7 +80,7 @@ def sessions(items: Sequence[SessionOverview], fmt: str, out: IO[str]) -> None:
         s = item.session
         for col, cell in zip(cols, (
             s.id, short_time(s.started),
-            f"{s.command or '-'} {item.bench_id}" if item.bench_id else s.command or "-",
+            " ".join(x for x in (s.command or "-", item.bench_id, item.agent) if x),
             s.stt or "-", s.llm or "-",
             s.tts or "-", str(item.turns), fmt_value(item.p50_e2e, "s"),
             elapsed(s.duration), s.exit_status or "-",
@@ -251,6 +252,8 @@ def compare(cmp: Comparison, fmt: str, out: IO[str]) -> None:
     if fmt == "json":
         out.write(_dumps({
             "by": cmp.by, "a": cmp.a, "b": cmp.b,
+            **({"agent_a": cmp.agents.get(cmp.a), "agent_b": cmp.agents.get(cmp.b)}
+               if cmp.agents else {}),
             "figures": [
                 {"figure": f.figure.name, "unit": f.figure.unit, "count_a": f.count_a,
                  "count_b": f.count_b,
@@ -276,6 +279,7 @@ def compare(cmp: Comparison, fmt: str, out: IO[str]) -> None:
             signed(f.p95.diff, unit, compact=True), ratio(f.p95.ratio), f.verdict or "-",
         ), strict=True):
             col.cells.append(cell)
-    out.write(Layout(f"A = {cmp.a}\nB = {cmp.b}", cols, notes=[
+    a, b = (f"{k} (agent {cmp.agents[k]})" if k in cmp.agents else k for k in (cmp.a, cmp.b))
+    out.write(Layout(f"A = {a}\nB = {b}", cols, notes=[
         "diff = B - A, ratio = B / A; faster: lower time or higher rate (tokens/s); "
         "cheaper: lower cost (USD)"]).render())

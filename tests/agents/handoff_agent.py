@@ -25,7 +25,7 @@ class Receptionist(Agent):
         super().__init__(instructions="You are the receptionist.")
 
     @function_tool
-    async def transfer_to_specialist(self, context: RunContext) -> tuple[Agent, str]:
+    async def transfer_to_specialist(self, context: RunContext[None]) -> tuple[Agent, str]:
         """Transfer the caller to the fruit specialist."""
         return Specialist(), "Transferring you now."
 
@@ -35,8 +35,9 @@ server = AgentServer()
 
 @server.rtc_session()
 async def entrypoint(ctx: JobContext) -> None:
-    session = AgentSession(stt=scripted.stt(), llm=inference.LLM(model="openai/gpt-4.1-mini"),
-                           tts=scripted.tts(), vad=scripted.vad())
+    session: AgentSession[None] = AgentSession(
+        stt=scripted.stt(), llm=inference.LLM(model="openai/gpt-4.1-mini"), tts=scripted.tts(),
+        vad=scripted.vad())
     await session.start(agent=Receptionist(), room=ctx.room)
 
 

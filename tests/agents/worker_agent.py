@@ -4,8 +4,15 @@ greeting said with session.say after start."""
 from __future__ import annotations
 
 import scripted
-from livekit.agents import Agent, AgentSession, JobContext, JobProcess, WorkerOptions, cli
-from livekit.agents import inference
+from livekit.agents import (
+    Agent,
+    AgentSession,
+    JobContext,
+    JobProcess,
+    WorkerOptions,
+    cli,
+    inference,
+)
 
 
 def prewarm(proc: JobProcess) -> None:
@@ -14,7 +21,7 @@ def prewarm(proc: JobProcess) -> None:
 
 async def entrypoint(ctx: JobContext) -> None:
     await ctx.connect()
-    session = AgentSession(
+    session: AgentSession[None] = AgentSession(
         stt=scripted.stt(),
         llm=inference.LLM(model="openai/gpt-4.1-mini"),
         tts=scripted.tts(),

@@ -144,3 +144,24 @@ def test_failing_import_shows_their_traceback(llm_server: LLMServer, tmp_path: P
     assert "RuntimeError: boom" in result.stderr and str(agent) in result.stderr
     assert result.stderr.strip().splitlines()[-1].startswith("Error: importing the module")
     assert "lkmetrics/agent/user.py" not in result.stderr  # their frames, not ours
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(600)
+@pytest.mark.parametrize("example", ["weather_agent.py", "worker_options.py", "handoff.py"])
+def test_examples_run_offline_with_local_models(example: str) -> None:
+    """examples/agents/ as written, their LiveKit Inference models replaced by --local."""
+    result = subprocess.run(
+        [sys.executable, "-m", "lkmetrics", "simulate", "--format", "json", "--local",
+         "--agent", str(TESTS.parent / "examples" / "agents" / example),
+         "--say", "What is the weather in Paris?"],
+        capture_output=True, text=True, env=subprocess_env(), timeout=590)
+    assert result.returncode == 0, result.stderr
+    assert "Traceback" not in result.stderr
+    for stage in ("STT", "LLM", "TTS"):
+        assert f"{stage} " in result.stderr and "replaced by local (--local)" in result.stderr
+    turns = [r for r in records(result.stdout) if r["kind"] == "turn"]
+    answered = [t for t in turns if t["e2e_latency"] is not None]
+    assert answered, result.stdout
+    for turn in answered:
+        assert added_up(turn) == pytest.approx(turn["e2e_latency"], abs=1e-6)

@@ -23,7 +23,8 @@ import pytest
 from click.testing import Result
 from store_helpers import run, session_records, write_jsonl
 
-from lkmetrics.analysis.stats import COST_FIGURES, FIGURES
+from lkmetrics.analysis.stats import COST_FIGURES, OPTIONAL_KINDS
+from lkmetrics.analysis.stats import FIGURES as ALL_FIGURES
 from lkmetrics.store import Store, importer
 from lkmetrics.store.rows import Batch
 
@@ -35,6 +36,9 @@ ENTRY = (
     "import sys; sys.path.insert(0, {tests!r}); from store_helpers import cli_app; "
     "cli_app()(sys.argv[1:], prog_name='lkmetrics')"
 )
+
+# the figures these sessions have (no --agent tool calls)
+FIGURES = tuple(f for f in ALL_FIGURES if f.kind not in OPTIONAL_KINDS)
 
 
 def digest(path: Path) -> str:

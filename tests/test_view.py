@@ -193,7 +193,7 @@ def store_db(tmp_path: Path) -> Path:
     return db
 
 
-FIGURE_NAMES = [f.name for f in FIGURES]
+FIGURE_NAMES = [f.name for f in FIGURES if f.kind != "tool"]  # no --agent tool calls here
 IDS = ["s_3f9a0c2b7d41", "s_8e1d5b7a2c90", "s_aaaaaaaaaaa1", "s_bbbbbbbbbbb2"]
 
 

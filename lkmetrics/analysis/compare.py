@@ -8,7 +8,14 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from lkmetrics.analysis.stats import COST_FIGURES, COST_MODEL, FIGURES, Figure, describe
+from lkmetrics.analysis.stats import (
+    COST_FIGURES,
+    COST_MODEL,
+    FIGURES,
+    OPTIONAL_KINDS,
+    Figure,
+    describe,
+)
 from lkmetrics.errors import NotFoundError, UsageError
 from lkmetrics.store import Scope, Store
 
@@ -78,6 +85,8 @@ def compare_values(
     for figure in (*FIGURES, *extra):
         sa = describe(a_values.get(figure.name, []))
         sb = describe(b_values.get(figure.name, []))
+        if figure.kind in OPTIONAL_KINDS and not (sa["count"] or sb["count"]):
+            continue
         out.append(ComparedFigure(
             figure, int(sa["count"] or 0), int(sb["count"] or 0),
             ComparedStat(_num(sa["p50"]), _num(sb["p50"])),

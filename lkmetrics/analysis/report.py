@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 from lkmetrics.analysis.stats import (
     COST_FIGURES,
     FIGURES,
+    OPTIONAL_KINDS,
     Figure,
     describe,
 )
@@ -164,6 +165,8 @@ def build_rows(values: Mapping[str, Mapping[str, Sequence[float]]], by: str | No
     if by is None:
         for figure in FIGURES:
             vals = values.get(figure.name, {}).get("all", [])
+            if not vals and figure.kind in OPTIONAL_KINDS:
+                continue
             rows.append(FigureRow("all", figure, describe(vals)))
         return rows
     groups: list[str] = []

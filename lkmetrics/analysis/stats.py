@@ -58,6 +58,10 @@ FIGURES: tuple[Figure, ...] = (
 
 FIGURES_BY_NAME = {f.name: f for f in FIGURES}
 
+# kinds that only some agents record (tool: --agent agents with function tools): their figures
+# are shown only where they were measured
+OPTIONAL_KINDS = frozenset({"tool"})
+
 # costs are computed from usage records and prices (lkmetrics.cost); a turn record carries the
 # cost it had when it was recorded (``cost.total``), which the store keeps in a column
 COST_FIGURES: tuple[Figure, ...] = (

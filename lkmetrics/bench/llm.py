@@ -28,11 +28,14 @@ DEFAULT_PROMPT = "Explain in three sentences why the sky is blue."
 ROLES = ("system", "developer", "user", "assistant")
 
 DEFINITIONS = (
-    "Definitions (those of vLLM's benchmark_serving and NVIDIA AIPerf): TTFT = time from "
-    "sending the request to the first streamed chunk with content; ITL = the gaps between "
-    "consecutive content chunks; TPOT = (latency - TTFT) / (output tokens - 1), per request "
-    "with more than one output token; latency = time from sending the request to the end of "
-    "the stream; output tokens from the usage chunk (completion_tokens), else one per content "
+    "Definitions, with the names vLLM's benchmark_serving and NVIDIA AIPerf give them: "
+    "TTFT = time from sending the request to the first streamed chunk with content (vLLM "
+    "ttft, AIPerf time_to_first_token); ITL = the gaps between consecutive content chunks "
+    "(vLLM itl, AIPerf inter_chunk_latency); TPOT = (latency - TTFT) / (output tokens - 1), "
+    "per request with more than one output token (vLLM tpot, AIPerf inter_token_latency); "
+    "latency = time from sending the request to the end of the stream, after the usage chunk "
+    "and [DONE] (vLLM e2el; AIPerf's request_latency ends at the last content chunk "
+    "instead); output tokens from the usage chunk (completion_tokens), else one per content "
     "chunk; output tokens/s and requests/s over the run's wall time (first request sent to "
     "last one done), counting successful requests. Each figure: mean, p50, p90, p95, p99, max."
 )
@@ -295,6 +298,11 @@ class RunResult:
     @property
     def label(self) -> str:
         return f"{self.model} @ concurrency {self.concurrency}"
+
+    def over_cap(self, max_tokens: int) -> list[int]:
+        """The output tokens of the successful requests that got more than ``max_tokens``
+        (a server that ignored the cap)."""
+        return [r.output_tokens for r in self.ok if r.output_tokens > max_tokens]
 
     def values(self, name: str) -> list[float]:
         """The values of figure ``name`` (ttft, tpot, itl, latency) over successful requests."""

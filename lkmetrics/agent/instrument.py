@@ -199,7 +199,9 @@ def _open(opts: Options) -> Shared:
     return Shared(opts, Pipeline(writers), store=store, closers=closers)
 
 
-def _acquire(opts: Options) -> Shared:
+def instrument_pipeline(opts: Options) -> Shared:
+    """The process's pipeline for ``opts`` (opened by its first session); pair with
+    :func:`release`."""
     global _atexit_registered
     with _lock:
         shared = _shared.get(opts)
@@ -224,7 +226,7 @@ def _close(shared: Shared) -> None:
             logging.getLogger("lkmetrics").warning("could not record: %s", message)
 
 
-def _release(shared: Shared) -> None:
+def release(shared: Shared) -> None:
     """One session is done with ``shared``; the last one closes it. Blocks: never on the loop.
     The lock is held while closing, so an exiting interpreter waits for the summaries."""
     with _lock:
@@ -339,7 +341,7 @@ class Instrumented:
             if self._released:
                 return
             self._released = True
-        _release(self.shared)
+        release(self.shared)
 
     async def on_shutdown(self) -> None:
         """The job's shutdown callback: end the capture, write its records, let go."""
@@ -370,7 +372,7 @@ def instrument(session: Any, *, output: str | os.PathLike[str] | None = None,
                 f"{_instrumented[session]}); call it once per session, before session.start().")
         _instrumented[session] = "pending"
     try:
-        shared = _acquire(opts)
+        shared = instrument_pipeline(opts)
     except BaseException:
         with _lock:
             _instrumented.pop(session, None)

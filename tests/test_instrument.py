@@ -175,3 +175,44 @@ def test_import_lkmetrics_loads_neither_livekit_nor_writers() -> None:
     result = subprocess.run([sys.executable, "-c", code], env=subprocess_env(),
                             capture_output=True, text=True, check=True)
     assert result.stdout.strip() == "[]"
+
+
+MULTIPROC_CHILD = """
+import socket, sys
+from prometheus_client import CollectorRegistry, generate_latest
+from prometheus_client.multiprocess import MultiProcessCollector
+from lkmetrics.agent.instrument import check_options, close_all, instrument_pipeline, release
+from lkmetrics.records import metric_record, session_record
+
+held = socket.socket()  # the worker's own endpoint, already listening on the port
+held.bind(("127.0.0.1", 0))
+held.listen()
+port = held.getsockname()[1]
+opts = check_options(output=None, db=None, record=False, prometheus_port=port,
+                     prometheus_host="127.0.0.1", otlp=None)
+shared = instrument_pipeline(opts)  # the port in use is no error in multiprocess mode
+shared.pipeline.put("s_1", session_record({"kind": "session", "llm": "openai/gpt-4.1-mini"}))
+shared.pipeline.put("s_1", metric_record({"type": "llm_metrics", "label": "x", "ttft": 0.25,
+                                          "duration": 0.5, "timestamp": 1.0e9}))
+release(shared)
+close_all()
+registry = CollectorRegistry()
+MultiProcessCollector(registry)
+sys.stdout.write(generate_latest(registry).decode())
+"""
+
+
+def test_prometheus_multiprocess_mode_leaves_the_port_to_livekits_worker(tmp_path: Path
+                                                                          ) -> None:
+    """With PROMETHEUS_MULTIPROC_DIR (LiveKit's ``prometheus_multiproc_dir``), a job process
+    whose port is already served writes its series to the shared directory instead."""
+    directory = tmp_path / "prom"
+    directory.mkdir()
+    result = subprocess.run([sys.executable, "-c", MULTIPROC_CHILD], capture_output=True,
+                            text=True, env=subprocess_env(PROMETHEUS_MULTIPROC_DIR=str(directory)),
+                            timeout=60)
+    assert result.returncode == 0, result.stderr
+    assert list(directory.iterdir()), "no series were written to the directory"
+    assert ('lkmetrics_llm_duration_seconds_count{model="gpt-4.1-mini",provider="openai"} 1.0'
+            in result.stdout), result.stdout
+    assert re.search(r"^lkmetrics_sessions_total\{.*\} 1\.0$", result.stdout, re.M), result.stdout

@@ -234,10 +234,41 @@ def test_check_budgets_names_each_broken_one(store: Store) -> None:
     assert err.value.exit_code == 1
 
 
-def test_budget_on_a_figure_without_values_is_not_checked() -> None:
+def test_budget_on_a_figure_without_values_is_broken_unless_allowed() -> None:
     rep = report.Report("x", None, report.build_rows({}, None))
     (result,) = budgets.check_budgets(rep, [budgets.parse_budget("e2e.p95=1s")])
-    assert result.value is None and not result.broken
+    assert result.value is None and result.broken
+    with pytest.raises(budgets.BudgetExceeded, match=r"e2e\.p95 has no values"):
+        budgets.fail_on_broken([result])
+    (allowed,) = budgets.check_budgets(rep, [budgets.parse_budget("e2e.p95=1s")],
+                                       allow_empty=True)
+    assert allowed.value is None and not allowed.broken
+
+
+def test_a_session_that_timed_out_with_no_turns_fails_its_budgets(tmp_path: Path) -> None:
+    """`report last --fail-over ...` on a session that ended `timeout` with no turns: exit 1
+    naming the figure with no values; --allow-empty still fails on the status; with
+    --allow-status timeout too it passes."""
+    from store_helpers import run, write_jsonl
+
+    db = tmp_path / "m.db"
+    records = [r for r in session_records("s_timeout", turns=0, summary=False)]
+    imported = run("import", str(write_jsonl(tmp_path / "r.jsonl", records)), "--db", str(db))
+    assert imported.exit_code == 0, imported.output
+    with Store.open(db) as st:
+        st.set_exit_status(["s_timeout"], "timeout")
+    args = ["report", "last", "--db", str(db), "--fail-over", "e2e.p95=1.2s",
+            "--fail-over", "llm.ttft.p95=1s"]
+    empty = run(*args)
+    assert empty.exit_code == 1, empty.output
+    error = [line for line in empty.stderr.splitlines() if line.startswith("Error:")]
+    assert len(error) == 1 and "e2e.p95 has no values" in error[0], empty.stderr
+    assert "llm.ttft.p95 has no values" in error[0]
+    status = run(*args, "--allow-empty")
+    assert status.exit_code == 1 and "s_timeout (timeout)" in status.stderr, status.output
+    allowed = run(*args, "--allow-empty", "--allow-status", "timeout")
+    assert allowed.exit_code == 0, allowed.output
+    assert "not checked: no values (allowed)" in allowed.stderr
 
 
 def test_usage_by_model_sums_sessions() -> None:

@@ -230,7 +230,7 @@ def report(report: Report, fmt: str, out: IO[str],
 
 
 def budgets(results: Sequence[BudgetResult], err: IO[str]) -> None:
-    """One line per budget on stderr: ok, BROKEN, or not checked (no values)."""
+    """One line per budget on stderr: ok, BROKEN, or not checked (no values, allowed)."""
     for r in results:
         unit = r.budget.figure.unit
         where = "" if r.group == "all" else f" [{r.group}]"
@@ -238,7 +238,7 @@ def budgets(results: Sequence[BudgetResult], err: IO[str]) -> None:
         if r.unknown:
             state = f"BROKEN: unknown, no price for {', '.join(r.unknown)}"
         elif r.value is None:
-            state = "not checked: no values"
+            state = "BROKEN: no values" if r.broken else "not checked: no values (allowed)"
         else:
             state = ("BROKEN" if r.broken else "ok") + f": {fmt_value(r.value, unit)}"
         err.write(f"budget {r.budget.figure.name}.{r.budget.stat} <= {limit}{where}: {state}\n")

@@ -187,7 +187,8 @@ def compare(
     """Compare two sessions, or two models (--by model), side by side.
 
     For each figure: p50 and p95 of A and B, the difference (B - A) and the ratio (B / A),
-    with B marked faster or slower.
+    with a verdict for B (better, worse or unclear) from a bootstrap interval of each
+    difference.
     """
     out_format = _format(ctx, fmt, COMPARE_FORMATS)
     from lkmetrics.analysis import compare as comparison

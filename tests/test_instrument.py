@@ -3,6 +3,7 @@ job processes append to one file and one store at once; bad calls get one clear 
 
 from __future__ import annotations
 
+import asyncio
 import io
 import json
 import re
@@ -10,6 +11,7 @@ import subprocess
 import sys
 import time
 from collections import defaultdict
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -126,10 +128,16 @@ def test_many_processes_append_to_one_file_and_one_store(tmp_path: Path) -> None
 
 
 @pytest.fixture
-def session() -> Any:
+def session() -> Iterator[Any]:
+    """A session on a loop of its own: an earlier test may have left this thread without a
+    current event loop, and ``AgentSession()`` asks for one."""
     from livekit.agents import AgentSession
 
-    return AgentSession()
+    loop = asyncio.new_event_loop()
+    try:
+        yield AgentSession(loop=loop)
+    finally:
+        loop.close()
 
 
 @pytest.mark.parametrize(("kwargs", "message"), [

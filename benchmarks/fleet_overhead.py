@@ -34,8 +34,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 from fleet_helpers import OtlpReceiver, free_port  # noqa: E402
 from store_helpers import session_records  # noqa: E402
 
-from lkmetrics.agent.pipeline import Pipeline  # noqa: E402
 from lkmetrics.fleet import OtlpWriter, PrometheusWriter  # noqa: E402
+from lkmetrics.pipeline import Pipeline  # noqa: E402
 
 TARGET_US = 100.0
 

@@ -23,9 +23,9 @@ async def voice_session(server: LLMServer, transcripts: list[str], *,
     ``writers``), the caller's turn results and the STT (which saw the audio)."""
     from livekit.plugins import openai
 
-    from lkmetrics.agent.pipeline import Pipeline
     from lkmetrics.agent.server import Components
     from lkmetrics.config import AgentSettings
+    from lkmetrics.pipeline import Pipeline
     from lkmetrics.simulate.run import simulate
 
     server.script.ttft = llm_ttft

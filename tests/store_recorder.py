@@ -14,7 +14,7 @@ import sys
 import time
 from pathlib import Path
 
-from lkmetrics.agent.pipeline import Pipeline
+from lkmetrics.pipeline import Pipeline
 from lkmetrics.store import StoreWriter
 
 

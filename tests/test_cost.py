@@ -401,7 +401,7 @@ def test_compare_shows_cost(db: Path, tmp_path: Path) -> None:
 
 def test_the_session_summary_carries_cost(tmp_path: Path,
                                           monkeypatch: pytest.MonkeyPatch) -> None:
-    from lkmetrics.analysis.stats import SummaryBuilder
+    from lkmetrics.pipeline import SummaryBuilder
 
     monkeypatch.setenv("LKMETRICS_PRICES", str(write(tmp_path / "hand.json", HAND)))
     b = SummaryBuilder()

@@ -13,8 +13,8 @@ import store_helpers as helpers
 from store_helpers import run, session_records, write_jsonl
 
 from lkmetrics.analysis import report
-from lkmetrics.analysis.stats import FIGURES
 from lkmetrics.cost.prices import default_book
+from lkmetrics.figures import FIGURES
 from lkmetrics.store import Scope, Store, digest_values
 from lkmetrics.store import digest as digest_module
 from lkmetrics.store.digest import grouped_values, kind_totals, token_totals

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import typer
 
-from lkmetrics.analysis.stats import FIGURES
 from lkmetrics.cli import app
+from lkmetrics.figures import FIGURES
 
 ROOT = Path(__file__).parent.parent
 README = (ROOT / "README.md").read_text()

@@ -243,8 +243,8 @@ def test_one_endpoint_covers_every_job_process_of_a_worker() -> None:
 
     from conftest import subprocess_env
 
-    from lkmetrics.agent.pipeline import Pipeline
     from lkmetrics.agent.relay import RelayServer
+    from lkmetrics.pipeline import Pipeline
 
     (prom,) = open_fleet_writers(prometheus_port=0, otlp_url=None)
     assert isinstance(prom, PrometheusWriter)
@@ -253,7 +253,7 @@ def test_one_endpoint_covers_every_job_process_of_a_worker() -> None:
     jobs = []
     for job, turns in (("job-a", 5), ("job-b", 3)):
         child = textwrap.dedent(f"""
-            from lkmetrics.agent.pipeline import Pipeline
+            from lkmetrics.pipeline import Pipeline
             from lkmetrics.agent.relay import RelayWriter
             relay = RelayWriter({relay.path!r})
             p = Pipeline([relay], summarise=False, on_session_end=relay.end_session)

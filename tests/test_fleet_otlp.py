@@ -14,8 +14,8 @@ from conftest import ListWriter
 from fleet_helpers import HangingServer, OtlpReceiver, free_port, wait_for
 from store_helpers import session_records
 
-from lkmetrics.agent.pipeline import Pipeline
 from lkmetrics.fleet import OtlpWriter, latency_buckets
+from lkmetrics.pipeline import Pipeline
 from lkmetrics.records import Record
 
 pytestmark = pytest.mark.timeout(120)

@@ -25,9 +25,9 @@ from fleet_helpers import (
 )
 from store_helpers import session_records
 
-from lkmetrics.agent.pipeline import KeptOpen, Pipeline
-from lkmetrics.analysis.stats import percentile
+from lkmetrics.figures import percentile
 from lkmetrics.fleet import PrometheusWriter, latency_buckets, open_fleet_writers
+from lkmetrics.pipeline import KeptOpen, Pipeline
 from lkmetrics.records import Record
 
 pytestmark = pytest.mark.timeout(180)

@@ -169,9 +169,9 @@ def test_long_instructions_reach_a_child_process(tmp_path: Path,
 
 
 def test_relay_close_removes_its_temp_dir_with_the_settings() -> None:
-    from lkmetrics.agent.pipeline import Pipeline
     from lkmetrics.agent.relay import RelayServer
     from lkmetrics.config import AgentSettings
+    from lkmetrics.pipeline import Pipeline
 
     relay = RelayServer(Pipeline([], summarise=False))
     AgentSettings().to_env(relay.directory)

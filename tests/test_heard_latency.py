@@ -22,9 +22,9 @@ SCHEDULING = 0.03  # what the loop may add between a frame's emission and its pr
 async def session(server: LLMServer, lead_in: float) -> tuple[list[Record], list[float | None]]:
     from livekit.plugins import openai
 
-    from lkmetrics.agent.pipeline import Pipeline
     from lkmetrics.agent.server import Components
     from lkmetrics.config import AgentSettings
+    from lkmetrics.pipeline import Pipeline
     from lkmetrics.simulate.run import simulate
 
     server.script.ttft = 0.3

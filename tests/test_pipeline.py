@@ -106,7 +106,7 @@ def test_the_default_turn_detectors_metrics_are_captured() -> None:
     from livekit.agents.voice import AgentSession
 
     from lkmetrics.agent.capture import Capture
-    from lkmetrics.agent.pipeline import Pipeline
+    from lkmetrics.pipeline import Pipeline
 
     async def main() -> list[Record]:
         writer = ListWriter()
@@ -137,7 +137,7 @@ def test_component_errors_become_error_records(llm_server: LLMServer) -> None:
     from livekit.plugins import openai
 
     from lkmetrics.agent.capture import Capture
-    from lkmetrics.agent.pipeline import Pipeline
+    from lkmetrics.pipeline import Pipeline
 
     async def main() -> list[Record]:
         writer = ListWriter()

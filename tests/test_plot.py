@@ -106,7 +106,7 @@ def test_html_report_in_headless_chromium(db: Path, tmp_path: Path) -> None:
         'xmlns="http://www.w3.org/2000/svg"', "") and "https://" not in text
     # 1 stage chart, a CDF per figure (the fixture has values for each), TTFT/e2e over time,
     # tokens per request
-    from lkmetrics.analysis.stats import FIGURES
+    from lkmetrics.figures import FIGURES
 
     n_charts = len(re.findall(r'<svg class="chart"', text))
     assert n_charts == 1 + len(FIGURES) + 2

@@ -11,10 +11,10 @@ import numpy as np
 import pytest
 from store_helpers import session_records
 
+from lkmetrics import units
 from lkmetrics.analysis import budgets, compare, report
-from lkmetrics.analysis.stats import FIGURES, FIGURES_BY_NAME
 from lkmetrics.errors import NotFoundError, UsageError
-from lkmetrics.render import units
+from lkmetrics.figures import FIGURES, FIGURES_BY_NAME
 from lkmetrics.store import Store
 
 pytestmark = pytest.mark.usefixtures("wide")  # whole table rows

@@ -75,7 +75,7 @@ def test_turn_stages_name_what_is_missing_and_show_overlap() -> None:
 def test_a_first_sentence_budget_breaks_and_holds(tmp_path: Any) -> None:
     from store_helpers import run, session_records, write_jsonl
 
-    from lkmetrics.analysis.stats import FIGURES_BY_NAME, describe, figure_value
+    from lkmetrics.figures import FIGURES_BY_NAME, describe, figure_value
 
     recs = list(session_records("s_stages", turns=12, seed=2))
     assert run("import", str(write_jsonl(tmp_path / "s.jsonl", recs))).exit_code == 0

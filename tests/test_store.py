@@ -20,9 +20,9 @@ from conftest import wait_gone
 from store_helpers import session_records, token_totals, write_jsonl
 
 from lkmetrics import store as store_mod
-from lkmetrics.agent.pipeline import Pipeline
-from lkmetrics.analysis.stats import FIGURES, FIGURES_BY_NAME, figure_value
 from lkmetrics.errors import NotFoundError, StoreError
+from lkmetrics.figures import FIGURES, FIGURES_BY_NAME, figure_value
+from lkmetrics.pipeline import Pipeline
 from lkmetrics.store import (
     FIGURE_COLUMNS,
     FLUSH_INTERVAL,
@@ -104,7 +104,7 @@ def test_migrates_a_first_version_database(tmp_path: Path) -> None:
 
     with Store.open(db) as s:
         assert s.schema_version == LATEST_VERSION
-        # the figure columns were backfilled from the JSON, as stats.figure_value reads them
+        # the figure columns were backfilled from the JSON, as figures.figure_value reads them
         for figure in FIGURES:
             col = FIGURE_COLUMNS[figure.name]
             stored = sorted(v for (v,) in s.conn.execute(

@@ -23,7 +23,7 @@ import pytest
 from click.testing import Result
 from store_helpers import run, session_records, write_jsonl
 
-from lkmetrics.analysis.stats import COST_FIGURES, FIGURES
+from lkmetrics.figures import COST_FIGURES, FIGURES
 from lkmetrics.store import Store, importer
 from lkmetrics.store.rows import Batch
 

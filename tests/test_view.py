@@ -14,7 +14,8 @@ from rich.console import Console
 from store_helpers import run, session_records, write_jsonl
 
 from lkmetrics.analysis import report
-from lkmetrics.analysis.stats import FIGURES, SummaryBuilder
+from lkmetrics.figures import FIGURES
+from lkmetrics.pipeline import SummaryBuilder
 from lkmetrics.records import Record, model_identity, model_label
 from lkmetrics.render.live import TableWriter
 from lkmetrics.store import Scope, Store, importer

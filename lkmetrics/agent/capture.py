@@ -24,8 +24,8 @@ from livekit.agents.voice.events import (
     SessionUsageUpdatedEvent,
 )
 
-from lkmetrics.agent.pipeline import Pipeline
 from lkmetrics.cost.compute import LiveTurnCost
+from lkmetrics.pipeline import Pipeline
 from lkmetrics.records import (
     Record,
     SessionBody,

@@ -21,9 +21,9 @@ from livekit.plugins import openai, silero  # plugins must register on the main 
 
 from lkmetrics import __version__
 from lkmetrics.agent.capture import Capture
-from lkmetrics.agent.pipeline import Pipeline
 from lkmetrics.agent.relay import RELAY_ENV, RelayWriter, in_owner_process
 from lkmetrics.config import AgentSettings, strip_userinfo
+from lkmetrics.pipeline import Pipeline
 from lkmetrics.records import SessionBody
 
 GREETING = "Greet the user and offer your assistance."

@@ -11,15 +11,15 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from lkmetrics.analysis.stats import (
+from lkmetrics.errors import BudgetExceeded, UsageError
+from lkmetrics.figures import (
     COST_FIGURES,
     COST_FIGURES_BY_NAME,
     FIGURES,
     FIGURES_BY_NAME,
     Figure,
 )
-from lkmetrics.errors import BudgetExceeded, UsageError
-from lkmetrics.render.units import fmt_value
+from lkmetrics.units import fmt_value
 
 __all__ = ["BUDGET_STATS", "Budget", "BudgetExceeded", "BudgetResult", "check_budgets",
            "fail_on_broken", "parse_budget"]

@@ -8,8 +8,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from lkmetrics.analysis.stats import COST_FIGURES, COST_MODEL, FIGURES, Figure, describe
 from lkmetrics.errors import NotFoundError, UsageError
+from lkmetrics.figures import COST_FIGURES, COST_MODEL, FIGURES, Figure, describe
 from lkmetrics.store import Scope, Store
 
 if TYPE_CHECKING:

@@ -1,6 +1,6 @@
 """Reports over the store: what a selection covers, its figures and its sessions.
 
-Statistics come from :mod:`lkmetrics.analysis.stats` (one percentile definition everywhere:
+Statistics come from :mod:`lkmetrics.figures` (one percentile definition everywhere:
 linear interpolation between the two nearest ranks, ``numpy.percentile``'s default). Nothing
 here prints; :mod:`lkmetrics.render.tables` turns the results into tables, JSON or CSV.
 """
@@ -14,13 +14,13 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from lkmetrics.analysis.stats import (
+from lkmetrics.errors import NotFoundError, UsageError
+from lkmetrics.figures import (
     COST_FIGURES,
     FIGURES,
     Figure,
     describe,
 )
-from lkmetrics.errors import NotFoundError, UsageError
 from lkmetrics.records import usage_identity
 from lkmetrics.store import Scope, SessionRow, Store
 

@@ -13,11 +13,11 @@ from typing import Any
 import typer
 
 from lkmetrics.agent import signals
-from lkmetrics.agent.pipeline import KeptOpen
 from lkmetrics.analysis.budgets import Budget
 from lkmetrics.bench import llm as core
 from lkmetrics.bench import voice
 from lkmetrics.config import AgentSettings, FleetOptions, check_credentials
+from lkmetrics.pipeline import KeptOpen
 
 
 def run_llm_bench(config: core.BenchConfig, *, json_out: bool, db: Path | None,

@@ -28,10 +28,10 @@ from livekit.agents.metrics import LLMMetrics
 from livekit.plugins import openai
 
 from lkmetrics import __version__
-from lkmetrics.agent.pipeline import Pipeline
 from lkmetrics.agent.signals import Stop, status_of
 from lkmetrics.bench.llm import BenchConfig, Prompt, RequestResult, RunResult
 from lkmetrics.config import strip_userinfo
+from lkmetrics.pipeline import Pipeline
 from lkmetrics.records import Record, metric_record
 
 # no retries: a retry hides the failure and adds its wait to the request's latency

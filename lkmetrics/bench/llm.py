@@ -16,8 +16,8 @@ from typing import Any
 
 from lkmetrics.analysis.budgets import Budget, BudgetResult, check_budgets, parse_budget
 from lkmetrics.analysis.report import FigureRow, Report
-from lkmetrics.analysis.stats import FIGURES, describe, figure_value
 from lkmetrics.errors import BenchFailed, UsageError
+from lkmetrics.figures import FIGURES, describe, figure_value
 from lkmetrics.records import Record
 
 SCHEMA = 1

@@ -8,7 +8,7 @@ from collections.abc import Callable, Iterator, Sequence
 from typing import IO
 
 from lkmetrics.bench.llm import FIGURE_NAMES, STATS, RunResult, document
-from lkmetrics.render.units import fmt_value
+from lkmetrics.units import fmt_value
 
 TITLES = {"ttft": "TTFT", "tpot": "TPOT", "itl": "ITL", "latency": "Latency"}
 

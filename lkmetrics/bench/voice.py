@@ -16,7 +16,6 @@ from typing import Any
 
 from lkmetrics.analysis.budgets import Budget, BudgetResult, check_budgets, parse_budget
 from lkmetrics.analysis.report import FigureRow, Report
-from lkmetrics.analysis.stats import FIGURES, describe, figure_value
 from lkmetrics.bench.llm import MAX_COUNT, parse_concurrency, raise_failures
 from lkmetrics.config import (
     DEFAULT_INSTRUCTIONS,
@@ -29,6 +28,7 @@ from lkmetrics.config import (
     make_settings,
 )
 from lkmetrics.errors import UsageError
+from lkmetrics.figures import FIGURES, describe, figure_value
 from lkmetrics.records import Record
 
 KIND = "bench_voice"

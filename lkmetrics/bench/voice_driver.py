@@ -20,11 +20,11 @@ from typing import Any
 
 import numpy as np
 
-from lkmetrics.agent.pipeline import Pipeline
 from lkmetrics.agent.server import Components, build_components, load_models
 from lkmetrics.agent.signals import Stop, status_of
 from lkmetrics.bench.voice import COMMAND, VoiceConfig, VoiceRun
 from lkmetrics.config import AgentSettings
+from lkmetrics.pipeline import Pipeline
 from lkmetrics.records import Record
 from lkmetrics.simulate.caller import TurnResult
 from lkmetrics.simulate.run import simulate

@@ -8,7 +8,7 @@ from typing import IO
 
 from lkmetrics.analysis.budgets import BudgetResult
 from lkmetrics.bench.voice import VoiceRun, document, knee, passed, ranked
-from lkmetrics.render.units import fmt_value
+from lkmetrics.units import fmt_value
 
 
 def write_json(bench_id: str, runs: Sequence[VoiceRun], checked: Sequence[BudgetResult],

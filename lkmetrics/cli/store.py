@@ -17,11 +17,11 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 from lkmetrics.analysis.report import PERCENTILE_HELP
-from lkmetrics.analysis.stats import FIGURES
 from lkmetrics.cli.app import app
 from lkmetrics.cli.options import format_option, given_on_command_line, resolve_format
 from lkmetrics.config import OutputFormat
 from lkmetrics.cost.cli import PricesOpt
+from lkmetrics.figures import FIGURES
 
 if TYPE_CHECKING:
     from lkmetrics.store import Store

@@ -14,9 +14,9 @@ import json
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from lkmetrics.analysis.stats import COST_FIGURES_BY_NAME
 from lkmetrics.cost.compute import CostSummary, CostTracker, Parts, SessionCost, TurnCost
 from lkmetrics.cost.prices import PriceBook
+from lkmetrics.figures import COST_FIGURES_BY_NAME
 from lkmetrics.store import Scope, Store
 from lkmetrics.store.db import in_lists
 from lkmetrics.store.digest import Digest

@@ -17,9 +17,9 @@ from typing import IO, Any
 from lkmetrics.analysis.budgets import BudgetResult
 from lkmetrics.analysis.compare import Comparison
 from lkmetrics.analysis.report import PERCENTILE_HELP, Report, SessionOverview
-from lkmetrics.analysis.stats import STAT_NAMES
+from lkmetrics.figures import STAT_NAMES
 from lkmetrics.render.layout import Column, Layout
-from lkmetrics.render.units import count, elapsed, fmt_value, ratio, short_time, signed
+from lkmetrics.units import count, elapsed, fmt_value, ratio, short_time, signed
 
 
 def _dumps(obj: Any) -> str:

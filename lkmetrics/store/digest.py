@@ -23,7 +23,7 @@ from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from lkmetrics.analysis.stats import Figure
+from lkmetrics.figures import Figure
 from lkmetrics.store.db import in_lists
 from lkmetrics.store.rows import FIGURE_COLUMNS, STORED_FIGURES
 

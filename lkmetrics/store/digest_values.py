@@ -13,7 +13,7 @@ from itertools import groupby
 from operator import itemgetter
 from typing import Any
 
-from lkmetrics.analysis.stats import describe
+from lkmetrics.figures import describe
 from lkmetrics.store import digest
 from lkmetrics.store.db import Database, in_lists
 from lkmetrics.store.digest import _COLUMNS, _NAME_OF_COLUMN, _SWAP, Digest, Record

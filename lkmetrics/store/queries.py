@@ -13,8 +13,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TextIO
 
-from lkmetrics.analysis.stats import Figure, figure_value
 from lkmetrics.errors import NotFoundError, UsageError
+from lkmetrics.figures import Figure, figure_value
 from lkmetrics.records import usage_identity
 from lkmetrics.store.db import Database, in_lists
 from lkmetrics.store.digest import Digest

@@ -1,4 +1,5 @@
-"""Where records go once captured: a queue drained by one thread that feeds the writers.
+"""Where records go once captured: a queue drained by one thread that feeds the writers, and
+the summary each session closes with.
 
 The agent's event loop only ever calls :meth:`Pipeline.put` (a lock-free ``SimpleQueue``
 append). Turning LiveKit objects into records, numbering them, summarising, rendering and
@@ -14,10 +15,20 @@ import time
 from collections.abc import Callable, Sequence
 from typing import Any, Protocol
 
-from lkmetrics.analysis.stats import SummaryBuilder
 from lkmetrics.background import QueueThread
 from lkmetrics.errors import Stopped
-from lkmetrics.records import Record, envelope
+from lkmetrics.figures import FIGURES, describe, figure_value
+from lkmetrics.records import (
+    LLM,
+    TURN,
+    USAGE,
+    FigureSummary,
+    Record,
+    SummaryBody,
+    envelope,
+    model_label,
+    summary_record,
+)
 
 log = logging.getLogger("lkmetrics")
 
@@ -153,3 +164,73 @@ class Pipeline(QueueThread):
                 w.write(record)
             except Exception as e:
                 self._error(f"{type(w).__name__}: {type(e).__name__}: {e}")
+
+
+class SummaryBuilder:
+    """Folds records into the figures of a session summary, one record at a time.
+
+    The summary's ``cost`` (lkmetrics.cost) prices the session's usage with the prices of
+    ``LKMETRICS_PRICES`` and the shipped ones; it holds each turn's cost by its ``seq``,
+    since a turn's reply usage may be reported after its turn record.
+    """
+
+    def __init__(self) -> None:
+        self.values: dict[str, list[float]] = {f.name: [] for f in FIGURES}
+        self.tokens = {"prompt": 0, "completion": 0, "total": 0}
+        self.usage: list[dict[str, Any]] = []
+        self.records = 0
+        self.turns = 0
+        self.by_model: dict[str, dict[str, int]] = {}
+        self._cost: Any = None  # a lkmetrics.cost.compute.CostTracker, made on first record
+        self._cost_error: str | None = None
+
+    def _add_cost(self, record: Record) -> None:
+        if self._cost is None and self._cost_error is None:
+            from lkmetrics.cost.compute import CostTracker
+            from lkmetrics.cost.prices import default_book
+            from lkmetrics.errors import LkmetricsError
+
+            try:
+                self._cost = CostTracker(default_book())
+            except LkmetricsError as e:
+                self._cost_error = str(e)
+        if self._cost is not None:
+            self._cost.add(record)
+
+    def add(self, record: Record) -> None:
+        self.records += 1
+        self._add_cost(record)
+        kind = record.get("kind")
+        for figure in FIGURES:
+            if figure.kind == kind:
+                value = figure_value(figure, record)
+                if value is not None:
+                    self.values[figure.name].append(value)
+        if kind == LLM:
+            self.tokens["prompt"] += int(record.get("prompt_tokens") or 0)
+            self.tokens["completion"] += int(record.get("completion_tokens") or 0)
+            self.tokens["total"] += int(record.get("total_tokens") or 0)
+            label = model_label(record) or str(record.get("label", "llm"))
+            counts = self.by_model.setdefault(label, {"requests": 0, "prompt_tokens": 0,
+                                                       "completion_tokens": 0})
+            counts["requests"] += 1
+            counts["prompt_tokens"] += int(record.get("prompt_tokens") or 0)
+            counts["completion_tokens"] += int(record.get("completion_tokens") or 0)
+        elif kind == TURN:
+            self.turns += 1
+        elif kind == USAGE:
+            self.usage = list(record.get("usage") or [])
+
+    def summary(self) -> Record:
+        """The closing ``summary`` record body (the pipeline adds the envelope)."""
+        figures: dict[str, FigureSummary] = {}
+        for name, values in self.values.items():
+            stats = describe(values)
+            figures[name] = {"count": int(stats["count"] or 0), "p50": stats["p50"],
+                             "p95": stats["p95"], "max": stats["max"]}
+        body: SummaryBody = {"kind": "summary", "records": self.records, "turns": self.turns,
+                             "figures": figures, "tokens": dict(self.tokens),
+                             "usage": self.usage,
+                             "cost": (self._cost.result().as_dict() if self._cost is not None
+                                      else {"error": self._cost_error})}
+        return summary_record(body)

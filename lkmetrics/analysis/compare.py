@@ -119,7 +119,7 @@ def compare(store: Store, a: str, b: str, by: str = "session",
                                   for scope, window in zip(scopes, windows, strict=True)))
         extra: tuple[Figure, ...] = COST_FIGURES if prices is not None else ()
         if prices is not None:
-            from lkmetrics.cost import collect
+            from lkmetrics.analysis import costs as collect
 
             for values, scope, window in zip((va, vb), scopes, windows, strict=True):
                 cost = collect.summarise(store, scope, prices, digests=window,
@@ -135,7 +135,7 @@ def compare(store: Store, a: str, b: str, by: str = "session",
         vb = {name: g.get(kb, []) for name, g in grouped.items()}
         extra = (COST_MODEL,) if prices is not None else ()
         if prices is not None:
-            from lkmetrics.cost import collect
+            from lkmetrics.analysis import costs as collect
 
             cost = collect.summarise(store, Scope(), prices, digests=digests, reprice=reprice)
             va[COST_MODEL.name] = list(collect.model_session_values(cost, ka))

@@ -248,7 +248,7 @@ def summarise(store: Store, selection: Selection, by: str | None = None,
     kinds = kind_totals(digests.values()) if by == "kind" else {}
     cost = None
     if prices is not None:
-        from lkmetrics.cost import collect
+        from lkmetrics.analysis import costs as collect
 
         cost = collect.summarise(store, scope, prices, by_session=by == "session",
                                  detail=detail, digests=digests, reprice=reprice)

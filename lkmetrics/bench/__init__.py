@@ -2,5 +2,5 @@
 
 ``bench llm`` (core in :mod:`lkmetrics.bench.llm`, the LiveKit-side driver in
 :mod:`lkmetrics.bench.driver`, output in :mod:`lkmetrics.bench.render`, wiring in
-:mod:`lkmetrics.bench.cli`). Nothing imported from here at start-up loads livekit.
+:mod:`lkmetrics.cli.bench`). Nothing imported from here at start-up loads livekit.
 """

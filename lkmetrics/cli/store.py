@@ -19,8 +19,8 @@ import typer
 from lkmetrics.analysis.report import PERCENTILE_HELP
 from lkmetrics.cli.app import app
 from lkmetrics.cli.options import format_option, given_on_command_line, resolve_format
+from lkmetrics.cli.prices import PricesOpt
 from lkmetrics.config import OutputFormat
-from lkmetrics.cost.cli import PricesOpt
 from lkmetrics.figures import FIGURES
 
 if TYPE_CHECKING:

@@ -98,7 +98,7 @@ def test_workers_count_failed_requests(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize("workers", [False, True])
 def test_prometheus_serves_the_llm_figures_of_every_run(tmp_path: Path, workers: bool) -> None:
-    from lkmetrics.bench import driver
+    from lkmetrics.bench import runner
     from lkmetrics.bench.command import _fleet_writers
 
     with server_process("--ttft", "0.05", "--tokens", "4") as url:
@@ -108,7 +108,7 @@ def test_prometheus_serves_the_llm_figures_of_every_run(tmp_path: Path, workers:
                              default_model="x/test-model", workers="2" if workers else "1")
         with _fleet_writers(FleetOptions(prometheus_port=0), config.budgets) as shared:
             (prom,) = [w.writer for w in shared]
-            runs, errors = driver.run(config, "b_test", db=None, record=False, fleet=shared)
+            runs, errors = runner.run(config, "b_test", db=None, record=False, fleet=shared)
             assert not errors and [r.errors for r in runs] == [0, 0]
             with urllib.request.urlopen(f"http://127.0.0.1:{prom.port}/metrics",
                                         timeout=5) as r:

@@ -43,10 +43,10 @@ def run_llm_bench(config: core.BenchConfig, *, json_out: bool, db: Path | None,
     with contextlib.ExitStack() as stack:
         shared = stack.enter_context(_fleet_writers(fleet or FleetOptions(), config.budgets))
         with render.progress(config.total_requests) as advance:
-            from lkmetrics.bench import driver
+            from lkmetrics.bench import runner
 
             stop = stack.enter_context(signals.stop_like_ctrl_c("bench llm"))
-            runs, write_errors = driver.run(config, bench_id, db=db, record=not no_record,
+            runs, write_errors = runner.run(config, bench_id, db=db, record=not no_record,
                                             progress=advance, fleet=shared, stop=stop)
     if json_out:
         render.write_json(runs, sys.stdout, bench_id)

@@ -32,7 +32,7 @@ from lkmetrics.agent.signals import Stop, status_of
 from lkmetrics.bench.llm import BenchConfig, Prompt, RequestResult, RunResult
 from lkmetrics.config import strip_userinfo
 from lkmetrics.pipeline import Pipeline
-from lkmetrics.records import Record, metric_record
+from lkmetrics.records import Record, convert_metric
 
 # no retries: a retry hides the failure and adds its wait to the request's latency
 NO_RETRY = APIConnectOptions(max_retry=0)
@@ -139,10 +139,6 @@ def session_record(model: str, base_url: str | None, concurrency: int, config: B
     }
 
 
-def _convert_metric(ev: Any) -> Record:
-    return metric_record(ev.model_dump(mode="json"))
-
-
 class _Recorder:
     """One run's session in the store and the fleet writers: a Pipeline of its own (so each
     session gets its own exit status). The LLM's handler only enqueues (O(1) on the loop)."""
@@ -163,7 +159,7 @@ class _Recorder:
         self.pipeline.put(self.session_id, session_info)
 
     def put_metric(self, metric: LLMMetrics) -> None:
-        self.pipeline.put(self.session_id, metric, _convert_metric)
+        self.pipeline.put(self.session_id, metric, convert_metric)
 
     def put_record(self, record: Record, t: float) -> None:
         """A record converted elsewhere (a worker process), stamped with its wall time there."""
@@ -247,10 +243,10 @@ async def run_target(target: Target, concurrency: int, config: BenchConfig,
         wall = time.perf_counter() - start
     finally:
         target.llm.off("metrics_collected", on_metrics)
-    return results, wall, [_convert_metric(m) for m in metrics]
+    return results, wall, [convert_metric(m) for m in metrics]
 
 
-async def _in_process(config: BenchConfig, bench: BenchRun) -> None:
+async def in_process(config: BenchConfig, bench: BenchRun) -> None:
     contexts = [chat_context(p) for p in config.prompts]
     for model in config.models:
         target = build_target(model, config.base_url, bench.local)
@@ -312,7 +308,7 @@ class BenchRun:
 
 
 @contextlib.contextmanager
-def _quiet_livekit() -> Iterator[None]:
+def quiet_livekit() -> Iterator[None]:
     """Failed requests are counted and shown once; LiveKit's per-request logs would repeat
     them for every request, so its loggers only pass critical messages while a bench runs."""
     loggers = [logging.getLogger(name) for name in ("livekit", "livekit.agents",
@@ -326,25 +322,3 @@ def _quiet_livekit() -> Iterator[None]:
     finally:
         for lg, level in zip(loggers, levels, strict=True):
             lg.setLevel(level)
-
-
-def run(config: BenchConfig, bench_id: str, *, db: Path | None, record: bool,
-        progress: Progress | None = None, fleet: Sequence[Any] = (),
-        stop: Stop | None = None) -> tuple[list[RunResult], list[str]]:
-    """Run the whole bench (starting the local LLM server first when ``local`` is asked): in
-    this process, or spread over worker processes when a run asks for more than one; the runs
-    and any write errors."""
-    with contextlib.ExitStack() as stack:
-        bench = BenchRun(config, bench_id, db, record, fleet, progress, stop=stop)
-        if "local" in config.models:
-            from lkmetrics.local.llm_server import start_local_llm
-
-            bench.local = start_local_llm(stack)
-        stack.enter_context(_quiet_livekit())
-        if max(config.workers_for(c) for c in config.concurrency) > 1:
-            from lkmetrics.bench.workers import run_with_workers
-
-            run_with_workers(config, bench)
-        else:
-            asyncio.run(_in_process(config, bench))
-        return bench.runs, bench.write_errors

@@ -24,7 +24,7 @@ from typing import Any
 from lkmetrics.bench.driver import BenchRun, Progress, abandon
 from lkmetrics.bench.llm import BenchConfig, RequestResult, RunResult
 from lkmetrics.errors import LkmetricsError
-from lkmetrics.records import Record
+from lkmetrics.records import Record, convert_metric
 
 POLL = 0.1  # seconds between the parent's looks at its workers
 
@@ -66,7 +66,7 @@ def _worker(conn: Connection, barrier: Any, counter: Any, done: Any, config: Ben
         metrics: list[tuple[float, Record]] = []
 
         def on_metrics(m: Any) -> None:
-            metrics.append((time.time(), driver._convert_metric(m)))
+            metrics.append((time.time(), convert_metric(m)))
 
         def finished(i: int, result: RequestResult) -> None:
             results.append((i, result))
@@ -83,7 +83,7 @@ def _worker(conn: Connection, barrier: Any, counter: Any, done: Any, config: Ben
             target.llm.off("metrics_collected", on_metrics)
         return start, end, results, metrics, target.provider
 
-    with driver._quiet_livekit():
+    with driver.quiet_livekit():
         try:
             while (message := conn.recv()) is not None:
                 model, slots = message

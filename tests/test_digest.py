@@ -14,11 +14,10 @@ from store_helpers import run, session_records, write_jsonl
 
 from lkmetrics.analysis import report
 from lkmetrics.cost.prices import default_book
-from lkmetrics.figures import FIGURES
+from lkmetrics.figures import FIGURES, STORED_FIGURES
 from lkmetrics.store import Scope, Store, digest_values
 from lkmetrics.store import digest as digest_module
 from lkmetrics.store.digest import grouped_values, kind_totals, token_totals
-from lkmetrics.store.rows import STORED_FIGURES
 
 Record = dict[str, Any]
 GROUPINGS = (None, "model", "session", "kind")

@@ -21,7 +21,7 @@ from store_helpers import session_records, token_totals, write_jsonl
 
 from lkmetrics import store as store_mod
 from lkmetrics.errors import NotFoundError, StoreError
-from lkmetrics.figures import FIGURES, FIGURES_BY_NAME, figure_value
+from lkmetrics.figures import FIGURES, FIGURES_BY_NAME, STORED_FIGURES, figure_value
 from lkmetrics.pipeline import Pipeline
 from lkmetrics.store import (
     FIGURE_COLUMNS,
@@ -33,7 +33,7 @@ from lkmetrics.store import (
     extract,
     importer,
 )
-from lkmetrics.store.rows import STORED_FIGURES, session_models
+from lkmetrics.store.rows import session_models
 
 pytestmark = pytest.mark.usefixtures("wide")  # whole table rows
 

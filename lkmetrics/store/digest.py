@@ -23,9 +23,8 @@ from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from lkmetrics.figures import Figure
+from lkmetrics.figures import FIGURE_COLUMNS, STORED_FIGURES, Figure
 from lkmetrics.store.db import in_lists
-from lkmetrics.store.rows import FIGURE_COLUMNS, STORED_FIGURES
 
 Stats = dict[str, float | int | None]
 Record = dict[str, Any]

@@ -14,12 +14,11 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from lkmetrics.errors import NotFoundError, UsageError
-from lkmetrics.figures import Figure, figure_value
+from lkmetrics.figures import FIGURE_COLUMNS, Figure, figure_value
 from lkmetrics.records import usage_identity
 from lkmetrics.store.db import Database, in_lists
 from lkmetrics.store.digest import Digest
 from lkmetrics.store.importer import BadLine, ImportResult
-from lkmetrics.store.rows import FIGURE_COLUMNS
 from lkmetrics.store.sources import Progress
 
 

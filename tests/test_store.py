@@ -32,6 +32,7 @@ from lkmetrics.store import (
     default_db_path,
     extract,
     importer,
+    parsing,
 )
 from lkmetrics.store.rows import session_models
 
@@ -412,7 +413,7 @@ def test_parallel_import_equals_serial_import(tmp_path: Path,
     src = write_jsonl(tmp_path / "all.jsonl", recs)
     with open(src, "a") as f:
         f.write("garbage\n")
-    monkeypatch.setattr(importer, "CHUNK_BYTES", 4096)  # many chunks
+    monkeypatch.setattr(parsing, "CHUNK_BYTES", 4096)  # many chunks
     monkeypatch.setattr(importer, "PARALLEL_MIN_BYTES", 0)
     bad_serial: list[int] = []
     bad_parallel: list[int] = []
@@ -431,7 +432,7 @@ def test_import_progress_adds_up_to_the_input_size(
 ) -> None:
     recs = [r for i in range(4) for r in session_records(f"s_{i}", turns=30, seed=i)]
     src = write_jsonl(tmp_path / "all.jsonl", recs)
-    monkeypatch.setattr(importer, "CHUNK_BYTES", 4096)
+    monkeypatch.setattr(parsing, "CHUNK_BYTES", 4096)
     monkeypatch.setattr(importer, "PARALLEL_MIN_BYTES", 0)
     steps: list[int] = []
     with Store.open(tmp_path / "p.db") as s:
@@ -538,13 +539,13 @@ def test_import_parses_lines_exactly_as_json_loads_and_check_record(
 ) -> None:
     if parser == "stdlib":
         monkeypatch.setitem(sys.modules, "orjson", None)  # import orjson raises ImportError
-    monkeypatch.setattr(importer, "_LOADS", None)
+    monkeypatch.setattr(parsing, "_LOADS", None)
     lines = _tricky_lines()
     data = b"\n".join(lines) + b"\n"
     rows, bad = _reference_parse(data, 7)
     assert len(rows) > 10 and len(bad) > 25  # the lines exercise both outcomes
 
-    batch, got_bad, count = importer._parse_chunk(data, 7)
+    batch, got_bad, count = parsing.parse_chunk(data, 7)
     assert count == len(lines)
     assert got_bad == bad
     got_rows = [row for group in batch.groups.values() for row in group]
@@ -585,7 +586,7 @@ def test_parallel_import_splits_a_file_on_line_boundaries(
     lines.insert(9, json.dumps({**recs[2], "seq": 500, "pad": "x" * 5000}).encode())
     lines.insert(12, b"\xff")
     data = b"\n".join(lines)  # no newline after the last line
-    monkeypatch.setattr(importer, "CHUNK_BYTES", chunk)
+    monkeypatch.setattr(parsing, "CHUNK_BYTES", chunk)
     monkeypatch.setattr(importer, "PARALLEL_MIN_BYTES", 0)
     serial = _import_lines(tmp_path, "serial", data, 0)
     assert serial[0].imported == len(recs) + 1 and serial[1] == [8, 13]
@@ -600,7 +601,7 @@ def test_import_worker_failures_reach_the_importer(
     if "fork" not in __import__("multiprocessing").get_all_start_methods():
         pytest.skip("the workers see this test's patches only when forked")
     src = write_jsonl(tmp_path / "a.jsonl", list(session_records("s_w", turns=20)))
-    monkeypatch.setattr(importer, "CHUNK_BYTES", 2000)
+    monkeypatch.setattr(parsing, "CHUNK_BYTES", 2000)
     monkeypatch.setattr(importer, "PARALLEL_MIN_BYTES", 0)
 
     def boom(data: bytes, first: int, *known: object) -> object:

@@ -24,7 +24,7 @@ from click.testing import Result
 from store_helpers import run, session_records, write_jsonl
 
 from lkmetrics.figures import COST_FIGURES, FIGURES
-from lkmetrics.store import Store, importer
+from lkmetrics.store import Store, importer, parsing
 from lkmetrics.store.rows import Batch
 
 pytestmark = pytest.mark.usefixtures("wide")  # whole table rows
@@ -345,7 +345,7 @@ def test_import_interrupted_by_ctrl_c_keeps_what_it_committed(
 ) -> None:
     recs = [r for i in range(20) for r in session_records(f"s_{i:02d}", turns=40, seed=i)]
     src = write_jsonl(tmp_path / "big.jsonl", recs)
-    monkeypatch.setattr(importer, "CHUNK_BYTES", 20_000)
+    monkeypatch.setattr(parsing, "CHUNK_BYTES", 20_000)
     monkeypatch.setattr(importer, "IMPORT_TX_SECONDS", 0.0)  # commit every chunk
     calls = 0
     real = Store.insert_rows
@@ -379,8 +379,9 @@ def test_real_sigint_during_import_reports_what_it_committed(tmp_path: Path,
     src = write_jsonl(tmp_path / "big.jsonl", recs)
     db = tmp_path / "m.db"
     # the real entry point, committing every small chunk, so the signal lands mid-import
-    code = ("import sys; from lkmetrics.store import importer; importer.CHUNK_BYTES = 30_000; "
-            "importer.IMPORT_TX_SECONDS = 0.0; from lkmetrics.cli import main; "
+    code = ("import sys; from lkmetrics.store import importer, parsing; "
+            "parsing.CHUNK_BYTES = 30_000; importer.IMPORT_TX_SECONDS = 0.0; "
+            "from lkmetrics.cli import main; "
             "sys.argv = ['lkmetrics', *sys.argv[1:]]; main()")
     p = subprocess.Popen([sys.executable, "-c", code, "import", str(src), "--db", str(db)],
                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)

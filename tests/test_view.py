@@ -18,7 +18,7 @@ from lkmetrics.figures import FIGURES
 from lkmetrics.pipeline import SummaryBuilder
 from lkmetrics.records import Record, model_identity, model_label
 from lkmetrics.render.live import TableWriter
-from lkmetrics.store import Scope, Store, importer
+from lkmetrics.store import Scope, Store, importer, parsing
 from lkmetrics.store.schema import m001_sessions_and_records, m002_figure_columns
 
 LOCAL_MODEL = "SmolLM2-135M-Instruct.Q4_1"
@@ -89,7 +89,7 @@ def test_two_local_and_two_base_url_runs_are_one_model_each(
             s.insert(records)
     else:
         if how == "parallel import":  # sessions split over worker processes and chunks
-            monkeypatch.setattr(importer, "CHUNK_BYTES", 3000)
+            monkeypatch.setattr(parsing, "CHUNK_BYTES", 3000)
             monkeypatch.setattr(importer, "PARALLEL_MIN_BYTES", 0)
         with Store.open(db) as s:
             s.import_files([write_jsonl(tmp_path / "r.jsonl", records)],

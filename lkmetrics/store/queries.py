@@ -259,19 +259,19 @@ class Store(Database):
     def digests(self, session_ids: Sequence[str] | None = None) -> dict[str, Digest]:
         """Each session's digest (record counts per kind, statistics of each stored figure),
         every session when ``session_ids`` is None; see :mod:`lkmetrics.store.digest`."""
-        from lkmetrics.store import digest
+        from lkmetrics.store import digest_values
 
         with self.errors():
-            return digest.load(self.conn, session_ids)
+            return digest_values.load(self.conn, session_ids)
 
     def window(self, scope: Scope) -> dict[str, Digest]:
         """Digests of the records in scope, by session (see
-        :func:`lkmetrics.store.digest.window`): whole sessions' stored digests, and for a
+        :func:`lkmetrics.store.digest_values.window`): whole sessions' stored digests, and for a
         session that ``since`` cuts, one of its records since then."""
-        from lkmetrics.store import digest
+        from lkmetrics.store import digest_values
 
         with self.errors():
-            return digest.window(self.conn, scope.session_ids, scope.since)
+            return digest_values.window(self.conn, scope.session_ids, scope.since)
 
     def figures(self, figures: Sequence[Figure], scope: Scope, by: str | None = None,
                 digests: Mapping[str, Digest] | None = None,

@@ -34,6 +34,8 @@ from lkmetrics.store import (
     importer,
     parsing,
 )
+from lkmetrics.store.export import export_jsonl
+from lkmetrics.store.importer import import_files
 from lkmetrics.store.rows import session_models
 
 pytestmark = pytest.mark.usefixtures("wide")  # whole table rows
@@ -396,11 +398,11 @@ def test_import_is_idempotent_and_reports_bad_lines(tmp_path: Path) -> None:
     src.write_text("\n".join(lines) + "\n")
     bad: list[tuple[str, int, str]] = []
     with Store.open(tmp_path / "m.db") as s:
-        r1 = s.import_files([src], lambda f, n, why: bad.append((f, n, why)))
+        r1 = import_files(s, [src], lambda f, n, why: bad.append((f, n, why)))
         assert (r1.imported, r1.duplicates, r1.bad) == (len(recs), 0, 3)
         assert [(f, n) for f, n, _ in bad] == [(str(src), 4), (str(src), 7), (str(src), 9)]
         assert "not JSON" in bad[0][2] and "object" in bad[1][2] and "seq" in bad[2][2]
-        r2 = s.import_files([src], lambda *a: None)
+        r2 = import_files(s, [src], lambda *a: None)
         assert (r2.imported, r2.duplicates) == (0, len(recs))
         assert s.count_records() == len(recs)
         assert s.session("s_i").llm == "openai/gpt-4.1-mini"
@@ -418,8 +420,8 @@ def test_parallel_import_equals_serial_import(tmp_path: Path,
     bad_serial: list[int] = []
     bad_parallel: list[int] = []
     with Store.open(tmp_path / "a.db") as a, Store.open(tmp_path / "b.db") as b:
-        ra = a.import_files([src], lambda f, n, w: bad_serial.append(n), workers=0)
-        rb = b.import_files([src], lambda f, n, w: bad_parallel.append(n), workers=2)
+        ra = import_files(a, [src], lambda f, n, w: bad_serial.append(n), workers=0)
+        rb = import_files(b, [src], lambda f, n, w: bad_parallel.append(n), workers=2)
         assert ra == rb and ra.imported == len(recs) and ra.bad == 1
         assert bad_serial == bad_parallel == [len(recs) + 1]
         dump = "SELECT session_id, seq, kind, json, e2e, llm_ttft FROM records ORDER BY 1, 2"
@@ -436,7 +438,7 @@ def test_import_progress_adds_up_to_the_input_size(
     monkeypatch.setattr(importer, "PARALLEL_MIN_BYTES", 0)
     steps: list[int] = []
     with Store.open(tmp_path / "p.db") as s:
-        s.import_files([src], lambda *a: None, workers=workers, progress=steps.append)
+        import_files(s, [src], lambda *a: None, workers=workers, progress=steps.append)
     size = src.stat().st_size
     assert sum(steps) == size
     # a chunk is 4096 bytes plus the rest of the line it ends in
@@ -565,7 +567,7 @@ def _import_lines(tmp_path: Path, name: str, data: bytes, workers: int) -> tuple
     src.write_bytes(data)
     bad: list[int] = []
     with Store.open(tmp_path / f"{name}.db") as s:
-        result = s.import_files([src], lambda f, n, why: bad.append(n), workers=workers)
+        result = import_files(s, [src], lambda f, n, why: bad.append(n), workers=workers)
         dump = s.conn.execute(
             "SELECT session_id, seq, kind, time, json, model, llm_ttft, prompt_tokens "
             "FROM records ORDER BY 1, 2").fetchall()
@@ -613,10 +615,10 @@ def test_import_worker_failures_reach_the_importer(
     with Store.open(tmp_path / "m.db") as s:
         monkeypatch.setattr(importer, "_parse_chunk", boom)
         with pytest.raises(RuntimeError, match="boom"):
-            s.import_files([src], lambda *a: None, workers=1)
+            import_files(s, [src], lambda *a: None, workers=1)
         monkeypatch.setattr(importer, "_parse_chunk", die)
         with pytest.raises(StoreError, match="worker stopped unexpectedly"):
-            s.import_files([src], lambda *a: None, workers=2)
+            import_files(s, [src], lambda *a: None, workers=2)
         assert s.count_records() == 0
         assert s.conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
 
@@ -625,8 +627,9 @@ IMPORTER = """
 import sys, time
 from pathlib import Path
 from lkmetrics import store
-from lkmetrics.store import importer
-importer.CHUNK_BYTES = 30_000
+from lkmetrics.store import importer, parsing
+from lkmetrics.store.importer import import_files
+parsing.CHUNK_BYTES = 30_000
 importer.PARALLEL_MIN_BYTES = 0
 importer.IMPORT_TX_SECONDS = 0.0  # commit every chunk
 real = store.Store.insert_rows
@@ -635,7 +638,7 @@ def slow(self, batch, status):
     return real(self, batch, status)
 store.Store.insert_rows = slow
 with store.Store.open(Path(sys.argv[1])) as s:
-    s.import_files([Path(sys.argv[2])], print, workers=int(sys.argv[3]))
+    import_files(s, [Path(sys.argv[2])], print, workers=int(sys.argv[3]))
 """
 
 
@@ -673,7 +676,7 @@ def test_kill_9_during_import_keeps_a_prefix_of_committed_chunks(
         file_order = [(r["session_id"], r["seq"]) for r in recs]
         assert 500 <= len(stored) < len(recs)
         assert sorted(stored) == sorted(file_order[:len(stored)])  # a prefix of the file
-        result = s.import_files([src], lambda *a: None, workers=workers)
+        result = import_files(s, [src], lambda *a: None, workers=workers)
         assert (result.imported, result.duplicates) == (len(recs) - len(stored), len(stored))
         assert s.count_records() == len(recs)
 
@@ -686,7 +689,7 @@ def test_export_streams_records_in_session_order(tmp_path: Path) -> None:
     with Store.open(tmp_path / "m.db") as s:
         s.insert(second + first)
         out = io.StringIO()
-        n = s.export_jsonl(s.session_ids_oldest_first(), out)
+        n = export_jsonl(s, s.session_ids_oldest_first(), out)
     assert n == len(first) + len(second)
     assert [json.loads(line) for line in out.getvalue().splitlines()] == first + second
 
@@ -702,7 +705,7 @@ def test_integers_beyond_sqlite_range_are_bad_lines_not_a_crash(tmp_path: Path) 
     bad: list[tuple[str, int, str]] = []
     store = Store.open(tmp_path / "m.db")
     try:
-        result = store.import_files([path], lambda f, n, why: bad.append((str(f), n, why)))
+        result = import_files(store, [path], lambda f, n, why: bad.append((str(f), n, why)))
     finally:
         store.close()
     # issue 8: a token count out of range is refused too (a sum of two would overflow)

@@ -19,6 +19,7 @@ from lkmetrics.pipeline import SummaryBuilder
 from lkmetrics.records import Record, model_identity, model_label
 from lkmetrics.render.live import TableWriter
 from lkmetrics.store import Scope, Store, importer, parsing
+from lkmetrics.store.importer import import_files
 from lkmetrics.store.schema import m001_sessions_and_records, m002_figure_columns
 
 LOCAL_MODEL = "SmolLM2-135M-Instruct.Q4_1"
@@ -92,7 +93,7 @@ def test_two_local_and_two_base_url_runs_are_one_model_each(
             monkeypatch.setattr(parsing, "CHUNK_BYTES", 3000)
             monkeypatch.setattr(importer, "PARALLEL_MIN_BYTES", 0)
         with Store.open(db) as s:
-            s.import_files([write_jsonl(tmp_path / "r.jsonl", records)],
+            import_files(s, [write_jsonl(tmp_path / "r.jsonl", records)],
                            lambda *a: None, workers=2 if how == "parallel import" else 0)
     monkeypatch.setenv("COLUMNS", "120")
     res = run("report", "--by", "model", "--db", str(db))

@@ -208,6 +208,7 @@ def export(
     """
     out_format = _format(ctx, fmt, EXPORT_FORMATS)
     from lkmetrics.errors import Interrupted
+    from lkmetrics.store.export import export_csv, export_jsonl
 
     with _open(db) as store:
         store.require_sessions()
@@ -215,9 +216,9 @@ def export(
                else store.session_ids_oldest_first())
         try:
             if out_format is OutputFormat.csv:
-                store.export_csv(ids, sys.stdout)
+                export_csv(store, ids, sys.stdout)
             else:
-                store.export_jsonl(ids, sys.stdout)
+                export_jsonl(store, ids, sys.stdout)
             sys.stdout.flush()
         except BrokenPipeError:
             _quiet_stdout()  # the reader went away (| head): stop without a traceback
@@ -250,6 +251,7 @@ def import_(
     from lkmetrics.errors import StoreError
     from lkmetrics.render.progress import MAX_BAD_LINES_SHOWN, ImportView
     from lkmetrics.store import check_import_paths
+    from lkmetrics.store.importer import import_files
 
     check_import_paths(files)  # before a database is created or a bar is shown
     view = ImportView()
@@ -262,7 +264,7 @@ def import_(
             view.say(f"{name}:{lineno}: skipped: {reason}")
 
     with _open(db, create=True) as store, view.showing(files):
-        result = store.import_files(files, on_bad, progress=view.advance)
+        result = import_files(store, files, on_bad, progress=view.advance)
         path = store.path
     if result.bad > MAX_BAD_LINES_SHOWN:
         typer.echo(f"... and {result.bad - MAX_BAD_LINES_SHOWN} more bad lines", err=True)

@@ -10,16 +10,13 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from pathlib import Path
-from typing import Any, TextIO
+from typing import Any
 
 from lkmetrics.errors import NotFoundError, UsageError
 from lkmetrics.figures import FIGURE_COLUMNS, Figure, figure_value
 from lkmetrics.records import usage_identity
 from lkmetrics.store.db import Database, in_lists
 from lkmetrics.store.digest import Digest
-from lkmetrics.store.importer import BadLine, ImportResult
-from lkmetrics.store.sources import Progress
 
 
 @dataclass(frozen=True)
@@ -76,27 +73,6 @@ class Scope:
 
 class Store(Database):
     """An open metrics database with its queries. ``Store.open(path)`` creates or migrates it."""
-
-    def import_files(
-        self, paths: Sequence[Path], on_bad: BadLine, *, workers: int | None = None,
-        progress: Progress | None = None,
-    ) -> ImportResult:
-        """Import JSON lines files; see :func:`lkmetrics.store.importer.import_files`."""
-        from lkmetrics.store.importer import import_files
-
-        return import_files(self, paths, on_bad, workers=workers, progress=progress)
-
-    def export_jsonl(self, session_ids: Sequence[str], out: TextIO) -> int:
-        """The records of the sessions as JSON lines; see :mod:`lkmetrics.store.export`."""
-        from lkmetrics.store.export import export_jsonl
-
-        return export_jsonl(self, session_ids, out)
-
-    def export_csv(self, session_ids: Sequence[str], out: TextIO) -> int:
-        """The records of the sessions as CSV; see :mod:`lkmetrics.store.export`."""
-        from lkmetrics.store.export import export_csv
-
-        return export_csv(self, session_ids, out)
 
     # -- reading --
 

@@ -107,6 +107,11 @@ def percentile(sorted_values: Sequence[float], p: float) -> float:
     return float(sorted_values[lo] + (sorted_values[hi] - sorted_values[lo]) * frac)
 
 
+PERCENTILE_HELP = (
+    "Percentiles interpolate linearly between the two nearest ranks of the sorted values "
+    "(rank = (n - 1) * p / 100; numpy.percentile's default, Excel's PERCENTILE.INC)."
+)
+
 STAT_NAMES = ("count", "mean", "p50", "p90", "p95", "p99", "max")
 
 

@@ -29,11 +29,6 @@ if TYPE_CHECKING:
     from lkmetrics.cost.prices import PriceBook
     from lkmetrics.store.digest import Digest
 
-PERCENTILE_HELP = (
-    "Percentiles interpolate linearly between the two nearest ranks of the sorted values "
-    "(rank = (n - 1) * p / 100; numpy.percentile's default, Excel's PERCENTILE.INC)."
-)
-
 GROUPINGS = ("model", "session", "kind")
 
 Stats = dict[str, float | int | None]

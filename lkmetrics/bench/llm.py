@@ -3,7 +3,7 @@
 Pure: no livekit, no I/O but reading the prompts file. The requests themselves are made by
 :mod:`lkmetrics.bench.driver` through LiveKit's LLM classes; this module turns what it measured
 into the figures vLLM's ``benchmark_serving`` and NVIDIA AIPerf report, with the same
-definitions (see :data:`DEFINITIONS`).
+definitions (see :data:`lkmetrics.cli.bench.DEFINITIONS`).
 """
 
 from __future__ import annotations
@@ -26,16 +26,6 @@ STATS = ("mean", "p50", "p90", "p95", "p99", "max")
 FIGURE_NAMES = ("ttft", "tpot", "itl", "latency")
 DEFAULT_PROMPT = "Explain in three sentences why the sky is blue."
 ROLES = ("system", "developer", "user", "assistant")
-
-DEFINITIONS = (
-    "Definitions (those of vLLM's benchmark_serving and NVIDIA AIPerf): TTFT = time from "
-    "sending the request to the first streamed chunk with content; ITL = the gaps between "
-    "consecutive content chunks; TPOT = (latency - TTFT) / (output tokens - 1), per request "
-    "with more than one output token; latency = time from sending the request to the end of "
-    "the stream; output tokens from the usage chunk (completion_tokens), else one per content "
-    "chunk; output tokens/s and requests/s over the run's wall time (first request sent to "
-    "last one done), counting successful requests. Each figure: mean, p50, p90, p95, p99, max."
-)
 
 Message = tuple[str, str]  # (role, content)
 Prompt = tuple[Message, ...]

@@ -12,7 +12,6 @@ from typing import Annotated
 
 import typer
 
-from lkmetrics.bench.llm import DEFINITIONS
 from lkmetrics.cli.options import (
     FLEET_OPTIONS,
     format_option,
@@ -37,6 +36,17 @@ bench_app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
     rich_markup_mode="rich",
+)
+
+# the figures of bench llm, shown in its help
+DEFINITIONS = (
+    "Definitions (those of vLLM's benchmark_serving and NVIDIA AIPerf): TTFT = time from "
+    "sending the request to the first streamed chunk with content; ITL = the gaps between "
+    "consecutive content chunks; TPOT = (latency - TTFT) / (output tokens - 1), per request "
+    "with more than one output token; latency = time from sending the request to the end of "
+    "the stream; output tokens from the usage chunk (completion_tokens), else one per content "
+    "chunk; output tokens/s and requests/s over the run's wall time (first request sent to "
+    "last one done), counting successful requests. Each figure: mean, p50, p90, p95, p99, max."
 )
 
 

@@ -112,6 +112,8 @@ PERCENTILE_HELP = (
     "(rank = (n - 1) * p / 100; numpy.percentile's default, Excel's PERCENTILE.INC)."
 )
 
+# the stats a budget can limit and a bench reports (count aside, those of describe)
+SPREAD_STATS = ("mean", "p50", "p90", "p95", "p99", "max")
 STAT_NAMES = ("count", "mean", "p50", "p90", "p95", "p99", "max")
 
 

@@ -17,6 +17,7 @@ from lkmetrics.figures import (
     COST_FIGURES_BY_NAME,
     FIGURES,
     FIGURES_BY_NAME,
+    SPREAD_STATS,
     Figure,
 )
 from lkmetrics.units import fmt_value
@@ -27,7 +28,7 @@ __all__ = ["BUDGET_STATS", "Budget", "BudgetExceeded", "BudgetResult", "check_bu
 if TYPE_CHECKING:
     from lkmetrics.analysis.report import Report
 
-BUDGET_STATS = ("mean", "p50", "p90", "p95", "p99", "max")
+BUDGET_STATS = SPREAD_STATS
 
 
 @dataclass(frozen=True)

@@ -17,12 +17,12 @@ from typing import Any
 from lkmetrics.analysis.budgets import Budget, BudgetResult, check_budgets, parse_budget
 from lkmetrics.analysis.report import FigureRow, Report
 from lkmetrics.errors import BenchFailed, UsageError
-from lkmetrics.figures import FIGURES, describe, figure_value
+from lkmetrics.figures import FIGURES, SPREAD_STATS, describe, figure_value
 from lkmetrics.records import Record
 
 SCHEMA = 1
 KIND = "bench_llm"
-STATS = ("mean", "p50", "p90", "p95", "p99", "max")
+STATS = SPREAD_STATS
 FIGURE_NAMES = ("ttft", "tpot", "itl", "latency")
 DEFAULT_PROMPT = "Explain in three sentences why the sky is blue."
 ROLES = ("system", "developer", "user", "assistant")

@@ -28,14 +28,14 @@ from lkmetrics.config import (
     make_settings,
 )
 from lkmetrics.errors import UsageError
-from lkmetrics.figures import FIGURES, describe, figure_value
+from lkmetrics.figures import FIGURES, SPREAD_STATS, describe, figure_value
 from lkmetrics.records import Record
 
 KIND = "bench_voice"
 SCHEMA = 1
 COMMAND = "bench voice"
 PAUSE = 0.5  # seconds a caller waits after a reply before its next utterance
-STATS = ("mean", "p50", "p90", "p95", "p99", "max")
+STATS = SPREAD_STATS
 
 # the run's figures: JSON name -> the turn record field (LiveKit's per-turn report, and the
 # caller's own heard latency)

@@ -202,7 +202,7 @@ def main() -> None:
 
 def llm_overhead(a: argparse.Namespace) -> None:
     server = subprocess.Popen(
-        [sys.executable, str(ROOT / "tests" / "llm_server.py"), "--ttft", str(a.ttft),
+        [sys.executable, str(ROOT / "tests" / "helpers" / "llm_server.py"), "--ttft", str(a.ttft),
          "--gap", str(a.gap), "--tokens", str(a.tokens)],
         stdout=subprocess.PIPE, text=True)
     try:

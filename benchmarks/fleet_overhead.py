@@ -29,13 +29,12 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
-
-from fleet_helpers import OtlpReceiver, free_port  # noqa: E402
-from store_helpers import session_records  # noqa: E402
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the tests package
 
 from lkmetrics.fleet import OtlpWriter, PrometheusWriter  # noqa: E402
 from lkmetrics.pipeline import Pipeline  # noqa: E402
+from tests.helpers.fleet import OtlpReceiver, free_port  # noqa: E402
+from tests.helpers.store import session_records  # noqa: E402
 
 TARGET_US = 100.0
 

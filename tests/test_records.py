@@ -8,12 +8,12 @@ import textwrap
 
 import numpy as np
 import pytest
-from conftest import ListWriter, subprocess_env
 
 from lkmetrics.agent.relay import RelayServer
 from lkmetrics.figures import FIGURES_BY_NAME, describe, figure_value, percentile
 from lkmetrics.pipeline import Pipeline, SummaryBuilder
 from lkmetrics.records import decode_rate, kind_of_metric, metric_record, model_label
+from tests.helpers.common import ListWriter, subprocess_env
 
 
 def test_decode_rate_excludes_the_wait_for_the_first_token() -> None:

@@ -41,7 +41,7 @@ def run_llm_bench(config: core.BenchConfig, *, json_out: bool, db: Path | None,
 
     bench_id = voice.new_bench_id()
     with contextlib.ExitStack() as stack:
-        shared = stack.enter_context(_fleet_writers(fleet or FleetOptions(), config.budgets))
+        shared = stack.enter_context(fleet_writers(fleet or FleetOptions(), config.budgets))
         with render.progress(config.total_requests) as advance:
             from lkmetrics.bench import runner
 
@@ -85,7 +85,7 @@ def run_voice_bench(config: voice.VoiceConfig, *, json_out: bool, db: Path | Non
     callers = sum(config.concurrency)
     turns = len(config.stacks) * callers * config.repeat * (len(config.say) or 3)
     with contextlib.ExitStack() as stack:
-        shared = stack.enter_context(_fleet_writers(fleet or FleetOptions(), config.budgets))
+        shared = stack.enter_context(fleet_writers(fleet or FleetOptions(), config.budgets))
         with render.progress(turns, "bench voice") as advance:
             from lkmetrics.bench import voice_driver
 
@@ -109,7 +109,7 @@ def run_voice_bench(config: voice.VoiceConfig, *, json_out: bool, db: Path | Non
 
 
 @contextlib.contextmanager
-def _fleet_writers(opts: FleetOptions, budgets: Sequence[Budget]) -> Iterator[list[Any]]:
+def fleet_writers(opts: FleetOptions, budgets: Sequence[Budget]) -> Iterator[list[Any]]:
     """--prometheus-port / --otlp for the whole bench; the --fail-over limits are buckets."""
     from lkmetrics.fleet import check_fleet_options, open_fleet_writers
 

@@ -358,12 +358,8 @@ def check(runs: Sequence[RunResult], budgets: Sequence[Budget]) -> list[BudgetRe
 
 def verdict(runs: Sequence[RunResult], checked: Sequence[BudgetResult]) -> None:
     """Raise BenchFailed naming the failed requests of each run and every broken budget."""
-    parts = []
-    for run in runs:
-        if run.errors:
-            parts.append(f"{run.errors} of {len(run.requests)} requests failed "
-                         f"({run.label}): {(run.first_error or '').rstrip('.')}")
-    raise_failures(parts, checked)
+    raise_failures([f"{r.errors} of {len(r.requests)} requests failed ({r.label}): "
+                    f"{(r.first_error or '').rstrip('.')}" for r in runs if r.errors], checked)
 
 
 def raise_failures(parts: list[str], checked: Sequence[BudgetResult]) -> None:

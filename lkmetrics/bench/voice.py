@@ -267,9 +267,6 @@ def document(bench_id: str, runs: Sequence[VoiceRun], checked: Sequence[BudgetRe
 
 def verdict(runs: Sequence[VoiceRun], checked: Sequence[BudgetResult]) -> None:
     """Raise BenchFailed naming the failed turns of each run and every broken budget."""
-    parts = []
-    for run in runs:
-        if run.errors:
-            parts.append(f"{run.errors} of {run.planned} turns failed ({run.label}): "
-                         f"{(run.first_error or 'not run').rstrip('.')}")
-    raise_failures(parts, checked)
+    raise_failures([f"{r.errors} of {r.planned} turns failed ({r.label}): "
+                    f"{(r.first_error or 'not run').rstrip('.')}" for r in runs if r.errors],
+                   checked)

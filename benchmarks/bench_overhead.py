@@ -134,8 +134,8 @@ def bench_llm_ttft(url: str, n: int, concurrency: int, max_tokens: int, workers:
 async def cpu_per_request(url: str, n: int, tokens: int) -> tuple[float, float]:
     """Client CPU seconds per request (``tokens`` chunks): LiveKit's path vs raw httpx."""
     sys.path.insert(0, str(ROOT))
-    from lkmetrics.bench import driver
-    from lkmetrics.bench.llm import load_prompts
+    from lkmetrics.bench.llm import driver
+    from lkmetrics.bench.llm.core import load_prompts
 
     target = driver.build_target("x/test-model", url, None)
     ctx = driver.chat_context(load_prompts(None, None)[0])

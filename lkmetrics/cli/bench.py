@@ -117,8 +117,8 @@ def llm(
     one invocation share a bench id (`lkmetrics report --bench ID`). Exit 0 when every request
     succeeded and every budget held, else 1.
     """
-    from lkmetrics.bench import llm as core
-    from lkmetrics.bench.command import run_llm_bench
+    from lkmetrics.bench.llm import core
+    from lkmetrics.bench.llm.command import run_llm_bench
     from lkmetrics.config import load_env_file
     from lkmetrics.errors import UsageError
 
@@ -208,8 +208,8 @@ def voice(
     is a session (command `bench voice`) under one bench id: `lkmetrics report --bench ID`.
     Exit 0 when every turn got a reply and every budget held, else 1.
     """
-    from lkmetrics.bench import voice as core
-    from lkmetrics.bench.command import run_voice_bench
+    from lkmetrics.bench.voice import core
+    from lkmetrics.bench.voice.command import run_voice_bench
     from lkmetrics.config import load_env_file
 
     out_format = resolve_format(ctx, fmt, BENCH_FORMATS, OutputFormat.table, parent_env=False)

@@ -16,12 +16,8 @@ from typing import Any
 import pytest
 from typer.testing import CliRunner
 
-from lkmetrics.bench.llm import (
-    RequestResult,
-    RunResult,
-    parse_concurrency,
-    parse_prompts_text,
-)
+from lkmetrics.bench.llm.core import RequestResult, RunResult, parse_prompts_text
+from lkmetrics.bench.shared import parse_concurrency
 from lkmetrics.cli import app
 from lkmetrics.errors import UsageError
 from tests.helpers.common import API_KEY, API_SECRET, TESTS, subprocess_env

@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 from typer.testing import CliRunner
 
-from lkmetrics.bench.llm import auto_workers, make_config, parse_workers
+from lkmetrics.bench.llm.core import auto_workers, make_config, parse_workers
 from lkmetrics.cli import app
 from lkmetrics.config import FleetOptions
 from lkmetrics.errors import UsageError
@@ -98,8 +98,8 @@ def test_workers_count_failed_requests(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize("workers", [False, True])
 def test_prometheus_serves_the_llm_figures_of_every_run(tmp_path: Path, workers: bool) -> None:
-    from lkmetrics.bench import runner
-    from lkmetrics.bench.command import fleet_writers
+    from lkmetrics.bench.llm import runner
+    from lkmetrics.bench.shared import fleet_writers
 
     with server_process("--ttft", "0.05", "--tokens", "4") as url:
         config = make_config(models=["x/test-model"], base_url=url, requests=3,

@@ -14,7 +14,8 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
-from lkmetrics.bench import voice
+from lkmetrics.bench.shared import new_bench_id
+from lkmetrics.bench.voice import core as voice
 from lkmetrics.cli import app
 from lkmetrics.config import AgentSettings
 from tests.helpers.common import API_KEY, API_SECRET, subprocess_env
@@ -53,7 +54,7 @@ def utterance(tmp_path: Path) -> str:
 def run_matrix(server: LLMServer, tmp_path: Path, concurrency: str, *fail_over: str,
                record: bool = True, fleet: list[Any] | None = None
                ) -> tuple[str, list[voice.VoiceRun], Path]:
-    from lkmetrics.bench import voice_driver
+    from lkmetrics.bench.voice import driver as voice_driver
 
     server.script.ttft = 0.2
     config = voice.make_config(stt=["fake/fast", "fake/slow"], llm=["test/test-model"],
@@ -63,7 +64,7 @@ def run_matrix(server: LLMServer, tmp_path: Path, concurrency: str, *fail_over: 
     for s in config.stacks:
         s.turn_detection = "vad"  # the fakes need no turn-detector model
     db = tmp_path / "bench.db"
-    bench_id = voice.new_bench_id()
+    bench_id = new_bench_id()
     runs, errors = voice_driver.run(config, bench_id, db=db, record=record,
                                     factory=factory(server), fleet=fleet or [])
     assert errors == []
@@ -125,7 +126,7 @@ def test_the_matrix_is_ranked_and_recorded_under_one_bench_id(
 def test_the_table_shows_the_load_curve(llm_server: LLMServer, tmp_path: Path) -> None:
     import io
 
-    from lkmetrics.bench import voice_render
+    from lkmetrics.bench.voice import render as voice_render
 
     bench_id, runs, _ = run_matrix(llm_server, tmp_path, "1,2", record=False)
     out = io.StringIO()
@@ -185,7 +186,7 @@ def test_one_prometheus_endpoint_covers_every_run_of_a_bench(
         llm_server: LLMServer, tmp_path: Path) -> None:
     import urllib.request
 
-    from lkmetrics.bench.command import fleet_writers
+    from lkmetrics.bench.shared import fleet_writers
     from lkmetrics.config import FleetOptions
 
     config = voice.make_config(stt=["fake/fast"], llm=["test/test-model"], tts=["fake/tts"],

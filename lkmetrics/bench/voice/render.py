@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from typing import IO
 
 from lkmetrics.analysis.budgets import BudgetResult
-from lkmetrics.bench.voice import VoiceRun, document, knee, passed, ranked
+from lkmetrics.bench.voice.core import VoiceRun, document, knee, passed, ranked
 from lkmetrics.units import fmt_value
 
 

@@ -29,7 +29,7 @@ from livekit.plugins import openai
 
 from lkmetrics import __version__
 from lkmetrics.agent.signals import Stop, status_of
-from lkmetrics.bench.llm import BenchConfig, Prompt, RequestResult, RunResult
+from lkmetrics.bench.llm.core import BenchConfig, Prompt, RequestResult, RunResult
 from lkmetrics.config import strip_userinfo
 from lkmetrics.pipeline import Pipeline
 from lkmetrics.records import Record, convert_metric

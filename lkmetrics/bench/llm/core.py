@@ -1,7 +1,7 @@
 """``bench llm``'s core: validated options, prompts, per-request results and the run figures.
 
 Pure: no livekit, no I/O but reading the prompts file. The requests themselves are made by
-:mod:`lkmetrics.bench.driver` through LiveKit's LLM classes; this module turns what it measured
+:mod:`lkmetrics.bench.llm.driver` through LiveKit's LLM classes; this module turns what it measured
 into the figures vLLM's ``benchmark_serving`` and NVIDIA AIPerf report, with the same
 definitions (see :data:`lkmetrics.cli.bench.DEFINITIONS`).
 """
@@ -16,7 +16,8 @@ from typing import Any
 
 from lkmetrics.analysis.budgets import Budget, BudgetResult, check_budgets, parse_budget
 from lkmetrics.analysis.report import FigureRow, Report
-from lkmetrics.errors import BenchFailed, UsageError
+from lkmetrics.bench.shared import MAX_COUNT, parse_concurrency, raise_failures
+from lkmetrics.errors import UsageError
 from lkmetrics.figures import FIGURES, SPREAD_STATS, describe, figure_value
 from lkmetrics.records import Record
 
@@ -35,8 +36,6 @@ Prompt = tuple[Message, ...]
 
 
 # bounds where an argument reaches an allocator or a loop: far above any real bench
-MAX_CONCURRENCY = 1_000
-MAX_COUNT = 1_000_000  # requests, warm-up requests, output tokens, repeats
 MAX_WORKERS = 64  # processes, each with LiveKit imported (~100 MB)
 PER_WORKER = 8  # --workers auto: one process per this many requests in flight
 
@@ -60,28 +59,6 @@ def parse_workers(value: str | None) -> int | None:
 def auto_workers(concurrency: int, cpus: int | None) -> int:
     """One process per PER_WORKER requests in flight, at most one per CPU."""
     return max(1, min(cpus or 1, -(-concurrency // PER_WORKER)))
-
-
-def parse_concurrency(values: Sequence[str] | None) -> list[int]:
-    """``--concurrency 1 --concurrency 4`` or ``--concurrency 1,4,16``: the distinct values,
-    in the order given. Default: 1."""
-    out: list[int] = []
-    for value in values or ["1"]:
-        for part in str(value).split(","):
-            text = part.strip()
-            try:
-                n = int(text)
-            except ValueError:
-                raise UsageError(
-                    f"--concurrency expects whole numbers, e.g. 1,4,16 (got {value!r})."
-                ) from None
-            if n < 1:
-                raise UsageError(f"--concurrency must be at least 1 (got {n}).")
-            if n > MAX_CONCURRENCY:
-                raise UsageError(f"--concurrency must be at most {MAX_CONCURRENCY:,} (got {n}).")
-            if n not in out:
-                out.append(n)
-    return out
 
 
 def _messages_of(value: Any) -> Prompt | None:
@@ -362,13 +339,3 @@ def verdict(runs: Sequence[RunResult], checked: Sequence[BudgetResult]) -> None:
                     f"{(r.first_error or '').rstrip('.')}" for r in runs if r.errors], checked)
 
 
-def raise_failures(parts: list[str], checked: Sequence[BudgetResult]) -> None:
-    """Raise BenchFailed naming ``parts`` (failed requests or turns) and every broken budget."""
-    from lkmetrics.analysis.budgets import BudgetExceeded, fail_on_broken
-
-    try:
-        fail_on_broken(checked)
-    except BudgetExceeded as e:
-        parts.append(str(e).rstrip("."))
-    if parts:
-        raise BenchFailed("; ".join(parts) + ".")

@@ -10,9 +10,9 @@ from pathlib import Path
 from typing import Any
 
 from lkmetrics.agent.signals import Stop
-from lkmetrics.bench.driver import BenchRun, Progress, in_process, quiet_livekit
-from lkmetrics.bench.llm import BenchConfig, RunResult
-from lkmetrics.bench.workers import run_with_workers
+from lkmetrics.bench.llm.core import BenchConfig, RunResult
+from lkmetrics.bench.llm.driver import BenchRun, Progress, in_process, quiet_livekit
+from lkmetrics.bench.llm.workers import run_with_workers
 
 
 def run(config: BenchConfig, bench_id: str, *, db: Path | None, record: bool,

@@ -9,14 +9,13 @@ times. Every caller is a session in the store; all the sessions of one bench sha
 
 from __future__ import annotations
 
-import secrets
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from lkmetrics.analysis.budgets import Budget, BudgetResult, check_budgets, parse_budget
 from lkmetrics.analysis.report import FigureRow, Report
-from lkmetrics.bench.llm import MAX_COUNT, parse_concurrency, raise_failures
+from lkmetrics.bench.shared import MAX_COUNT, parse_concurrency, raise_failures
 from lkmetrics.config import (
     DEFAULT_INSTRUCTIONS,
     DEFAULT_LLM,
@@ -47,10 +46,6 @@ TURN_FIGURES: dict[str, str] = {
     "llm_ttft": "llm_node_ttft",
     "tts_ttfb": "tts_node_ttfb",
 }
-
-
-def new_bench_id() -> str:
-    return "b_" + secrets.token_hex(4)
 
 
 # -- options ----------------------------------------------------------------------------------

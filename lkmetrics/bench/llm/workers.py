@@ -21,8 +21,8 @@ import time
 from multiprocessing.connection import Connection
 from typing import Any
 
-from lkmetrics.bench.driver import BenchRun, Progress, abandon
-from lkmetrics.bench.llm import BenchConfig, RequestResult, RunResult
+from lkmetrics.bench.llm.core import BenchConfig, RequestResult, RunResult
+from lkmetrics.bench.llm.driver import BenchRun, Progress, abandon
 from lkmetrics.errors import LkmetricsError
 from lkmetrics.records import Record, convert_metric
 
@@ -39,7 +39,7 @@ def _worker(conn: Connection, barrier: Any, counter: Any, done: Any, config: Ben
             local: tuple[str, str] | None) -> None:
     """A worker process: runs jobs ``(model, slots)`` until it receives None."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent handles Ctrl-C and stops us
-    from lkmetrics.bench import driver
+    from lkmetrics.bench.llm import driver
 
     loop = asyncio.new_event_loop()
     targets: dict[str, driver.Target] = {}

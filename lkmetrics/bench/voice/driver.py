@@ -22,7 +22,7 @@ import numpy as np
 
 from lkmetrics.agent.server import Components, build_components, load_models
 from lkmetrics.agent.signals import Stop, status_of
-from lkmetrics.bench.voice import COMMAND, VoiceConfig, VoiceRun
+from lkmetrics.bench.voice.core import COMMAND, VoiceConfig, VoiceRun
 from lkmetrics.config import AgentSettings
 from lkmetrics.pipeline import Pipeline
 from lkmetrics.records import Record
@@ -88,7 +88,7 @@ def run_one(settings: AgentSettings, concurrency: int, config: VoiceConfig,
             db: Path | None, record: bool, progress: Progress | None,
             fleet: Sequence[Any] = (), stop: Stop | None = None) -> tuple[VoiceRun, list[str]]:
     """One run: ``concurrency`` callers at once on a fresh event loop; blocks until done."""
-    from lkmetrics.bench.voice import stack_label
+    from lkmetrics.bench.voice.core import stack_label
 
     collector = Collector()
     writers: list[Any] = [collector, *fleet]

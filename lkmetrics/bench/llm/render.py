@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import contextlib
 import json
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Sequence
 from typing import IO
 
-from lkmetrics.bench.llm import FIGURE_NAMES, STATS, RunResult, document
+from lkmetrics.bench.llm.core import FIGURE_NAMES, STATS, RunResult, document
 from lkmetrics.units import fmt_value
 
 TITLES = {"ttft": "TTFT", "tpot": "TPOT", "itl": "ITL", "latency": "Latency"}
@@ -63,28 +62,3 @@ def write_table(runs: Sequence[RunResult], out: IO[str], bench_id: str | None = 
                       f"{bench_id}", soft_wrap=True)
 
 
-@contextlib.contextmanager
-def progress(total: int, title: str = "bench llm") -> Iterator[Callable[[str], None] | None]:
-    """On a terminal, a bar on stderr counting requests (or turns); yields the per-item
-    callback (None when stderr is not a terminal)."""
-    from rich.console import Console
-    from rich.progress import (
-        BarColumn,
-        MofNCompleteColumn,
-        Progress,
-        TimeElapsedColumn,
-    )
-
-    console = Console(stderr=True)
-    if not console.is_terminal:
-        yield None
-        return
-    with Progress("[progress.description]{task.description}", BarColumn(),
-                  MofNCompleteColumn(), TimeElapsedColumn(), console=console,
-                  transient=True) as bar:
-        task = bar.add_task(title, total=total)
-
-        def advance(label: str) -> None:
-            bar.update(task, advance=1, description=label)
-
-        yield advance

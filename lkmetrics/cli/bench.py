@@ -40,11 +40,14 @@ bench_app = typer.Typer(
 
 # the figures of bench llm, shown in its help
 DEFINITIONS = (
-    "Definitions (those of vLLM's benchmark_serving and NVIDIA AIPerf): TTFT = time from "
-    "sending the request to the first streamed chunk with content; ITL = the gaps between "
-    "consecutive content chunks; TPOT = (latency - TTFT) / (output tokens - 1), per request "
-    "with more than one output token; latency = time from sending the request to the end of "
-    "the stream; output tokens from the usage chunk (completion_tokens), else one per content "
+    "Definitions, with the names vLLM's benchmark_serving and NVIDIA AIPerf give them: "
+    "TTFT = time from sending the request to the first streamed chunk with content (vLLM "
+    "ttft, AIPerf time_to_first_token); ITL = the gaps between consecutive content chunks "
+    "(vLLM itl, AIPerf inter_chunk_latency); TPOT = (latency - TTFT) / (output tokens - 1), "
+    "per request with more than one output token (vLLM tpot, AIPerf inter_token_latency); "
+    "latency = time from sending the request to the end of the stream, after the usage chunk "
+    "and [DONE] (vLLM e2el; AIPerf's request_latency ends at the last content chunk "
+    "instead); output tokens from the usage chunk (completion_tokens), else one per content "
     "chunk; output tokens/s and requests/s over the run's wall time (first request sent to "
     "last one done), counting successful requests. Each figure: mean, p50, p90, p95, p99, max."
 )

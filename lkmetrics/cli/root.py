@@ -7,10 +7,10 @@ from typing import Annotated
 
 import typer
 
-from lkmetrics import __version__
 from lkmetrics.cli.agent import console
 from lkmetrics.cli.app import app
 from lkmetrics.cli.options import EnvFileOpt, FormatOpt, OutputOpt, given_on_command_line
+from lkmetrics.version import __version__
 
 
 def _version(value: bool) -> None:

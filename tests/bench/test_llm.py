@@ -388,3 +388,19 @@ def test_progress_bar_on_a_terminal(llm_server: LLMServer) -> None:
     child.expect(pexpect.EOF)
     child.close()
     assert child.exitstatus == 0
+
+
+def test_a_server_that_ignores_the_cap_is_named_and_both_cap_fields_are_sent(
+        llm_server: LLMServer) -> None:
+    """An OpenAI-compatible server gets the cap in both fields (llama-cpp-python reads only
+    max_tokens); one that still returns more tokens than --max-tokens is said to ignore it."""
+    llm_server.script.tokens = 6
+    result, doc = bench_json(llm_server, "-n", "2", "--max-tokens", "3", "--warmup", "0")
+    assert result.exit_code == 0, result.output
+    assert all(r["max_completion_tokens"] == 3 and r["max_tokens"] == 3
+               for r in llm_server.script.requests), llm_server.script.requests
+    warnings = [line for line in result.stderr.splitlines() if "--max-tokens 3" in line]
+    assert len(warnings) == 1 and "2 of 2 requests" in warnings[0], result.stderr
+    assert "(up to 6)" in warnings[0] and "ignores the cap" in warnings[0]
+    within, _ = bench_json(llm_server, "-n", "1", "--max-tokens", "6", "--warmup", "0")
+    assert "--max-tokens" not in within.stderr

@@ -3,6 +3,7 @@ options, against the real scripted server, a real SQLite store and a real /metri
 
 from __future__ import annotations
 
+import contextlib
 import json
 import urllib.request
 from pathlib import Path
@@ -216,10 +217,19 @@ def test_a_signal_mid_run_keeps_the_session(tmp_path: Path, workers: str, sig: s
     assert len(rows) == 1 and rows[0]["exit_status"] == status, rows
 
 
-def test_a_worker_killed_mid_run_ends_the_bench_with_one_error(tmp_path: Path) -> None:
-    """A worker process that dies (kill -9) while its requests are in flight: the bench
-    stops with one Error: line and exit 1, no traceback, no hang, and its session is
-    recorded as ended with an error."""
+# seconds after both workers exist: while they start (import LiveKit), while they warm up,
+# as the run starts, mid-request (each request waits 2 s for its first token), between the
+# two rounds of requests and as results come back
+KILL_MOMENTS = [0.0, 0.4, 1.2, 2.0, 3.0, 4.2, 5.5]
+
+
+@pytest.mark.parametrize("moment", KILL_MOMENTS)
+def test_a_worker_killed_at_any_moment_ends_the_bench_with_one_error(
+        tmp_path: Path, moment: float) -> None:
+    """A worker process that dies (kill -9) at any moment of a run: the bench stops within
+    30 s with one Error: line and exit 1, no traceback, no hang, its session is recorded as
+    ended with an error and no worker is left running. Whatever happens, the test kills
+    what it started."""
     import os
     import signal
     import subprocess
@@ -229,22 +239,33 @@ def test_a_worker_killed_mid_run_ends_the_bench_with_one_error(tmp_path: Path) -
     from tests.helpers.common import subprocess_env
 
     db = tmp_path / "m.db"
-    with server_process("--ttft", "3.0", "--tokens", "2") as url:
+    with server_process("--ttft", "2.0", "--tokens", "2") as url:
         proc = subprocess.Popen(
             [sys.executable, "-m", "lkmetrics", "bench", "llm", "--llm-base-url", url, "--llm",
-             "x/test-model", "-n", "4", "--concurrency", "4", "--workers", "2", "--warmup",
-             "0", "--db", str(db)],
-            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=subprocess_env())
-        deadline = time.monotonic() + 60
+             "x/test-model", "-n", "8", "--concurrency", "4", "--workers", "2", "--warmup",
+             "1", "--db", str(db)],
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=subprocess_env(),
+            start_new_session=True)
         workers: list[int] = []
-        while len(workers) < 2 and time.monotonic() < deadline:
-            workers = [p for p in _children(proc.pid)
-                       if b"spawn_main" in Path(f"/proc/{p}/cmdline").read_bytes()]
-            time.sleep(0.1)
-        assert len(workers) == 2, "the bench did not start two workers"
-        time.sleep(1.5)  # past the barrier: each worker's requests are waiting for a token
-        os.kill(workers[0], signal.SIGKILL)
-        out, err = proc.communicate(timeout=60)
+        try:
+            deadline = time.monotonic() + 60
+            while len(workers) < 2 and time.monotonic() < deadline:
+                workers = [p for p in _children(proc.pid)
+                           if b"spawn_main" in Path(f"/proc/{p}/cmdline").read_bytes()]
+                time.sleep(0.05)
+            assert len(workers) == 2, "the bench did not start two workers"
+            time.sleep(moment)
+            os.kill(workers[0], signal.SIGKILL)
+            killed = time.monotonic()
+            out, err = proc.communicate(timeout=30)
+            assert time.monotonic() - killed < 30
+        finally:
+            if proc.poll() is None:  # a hang: leave nothing behind
+                os.killpg(proc.pid, signal.SIGKILL)
+                proc.communicate()
+            for pid in workers:
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pid, signal.SIGKILL)
     assert proc.returncode == 1, (out, err)
     assert "Traceback" not in err
     errors = [line for line in err.splitlines() if line.startswith("Error:")]
@@ -253,6 +274,55 @@ def test_a_worker_killed_mid_run_ends_the_bench_with_one_error(tmp_path: Path) -
     assert len(rows) == 1 and rows[0]["exit_status"] == "error", rows
     assert not [p for p in workers[1:] if Path(f"/proc/{p}").exists()
                 and "Z" not in (Path(f"/proc/{p}/stat").read_text().rsplit(")", 1)[1].split()[0])]
+
+
+def test_an_idle_worker_killed_while_it_waits_ends_the_bench_at_once(tmp_path: Path) -> None:
+    """At concurrency 1 of `--concurrency 1,2 --workers 2` one worker has nothing to do and
+    waits for the next run (it used to sleep in a shared barrier, whose abort then waited for
+    ever on the dead sleeper). Killing it ends the bench within seconds, not after the run."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from tests.helpers.common import subprocess_env
+
+    db = tmp_path / "m.db"
+    with server_process("--ttft", "1.0", "--tokens", "2") as url:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "lkmetrics", "bench", "llm", "--llm-base-url", url, "--llm",
+             "x/test-model", "-n", "20", "--concurrency", "1,2", "--workers", "2",
+             "--warmup", "0", "--db", str(db)],
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=subprocess_env(),
+            start_new_session=True)
+        workers: list[int] = []
+        try:
+            deadline = time.monotonic() + 60
+            while len(workers) < 2 and time.monotonic() < deadline:
+                workers = sorted(p for p in _children(proc.pid)
+                                 if b"spawn_main" in Path(f"/proc/{p}/cmdline").read_bytes())
+                time.sleep(0.05)
+            assert len(workers) == 2, "the bench did not start two workers"
+            time.sleep(4.0)  # both have started; the first run (20 s at c=1) is under way
+            os.kill(workers[1], signal.SIGKILL)  # the second one started is the idle one
+            killed = time.monotonic()
+            out, err = proc.communicate(timeout=30)
+            ended_after = time.monotonic() - killed
+        finally:
+            if proc.poll() is None:
+                os.killpg(proc.pid, signal.SIGKILL)
+                proc.communicate()
+            for pid in workers:
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pid, signal.SIGKILL)
+    assert proc.returncode == 1, (out, err)
+    assert ended_after < 5, ended_after  # not after the rest of the 20 s run
+    assert "Traceback" not in err
+    errors = [line for line in err.splitlines() if line.startswith("Error:")]
+    assert len(errors) == 1 and "worker" in errors[0], err
+    rows = sessions(db)
+    assert len(rows) == 1 and rows[0]["exit_status"] == "error", rows
 
 
 def test_otlp_receives_the_llm_figures_of_every_run_from_the_command_line(

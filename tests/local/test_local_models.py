@@ -394,6 +394,74 @@ def test_llama_server_streams_a_completion_with_usage_and_stops(tmp_path: Path) 
     assert (tmp_path / "llama-server.log").read_text().strip()
 
 
+def test_concurrent_requests_are_all_answered_none_cut_off(tmp_path: Path) -> None:
+    """Two callers at once: the stock server cut the stream in progress off for the one
+    waiting (interrupt_requests); each must get its whole answer and its usage."""
+    import concurrent.futures
+
+    with LlamaServer(tmp_path) as server, concurrent.futures.ThreadPoolExecutor(3) as pool:
+        answers = list(pool.map(lambda _: stream_chat(server, QUESTION, 24), range(3)))
+    for answer in answers:
+        assert answer["ttft"] is not None and answer["text"].strip(), answers
+        assert answer["usage"]["completion_tokens"] > 0, answers
+
+
+def test_the_usage_chunk_comes_after_the_content_and_alone(tmp_path: Path) -> None:
+    """No content chunk is held back to carry the usage: the usage is its own last chunk
+    (no choices), and the finish chunk before it has none."""
+    with LlamaServer(tmp_path) as server:
+        request = chat_request(server, QUESTION, 12, stream=True)
+        with NO_PROXY.open(request, timeout=60) as resp:
+            chunks = [json.loads(line[6:]) for line in (r.decode().strip() for r in resp)
+                      if line.startswith("data: {")]
+    assert chunks[-1]["choices"] == [] and chunks[-1]["usage"]["completion_tokens"] > 0
+    assert all("usage" not in c for c in chunks[:-1])
+    assert any(c["choices"] and c["choices"][0]["delta"].get("content") for c in chunks[:-1])
+
+
+def test_each_chunk_is_passed_on_before_the_next_is_made() -> None:
+    """The usage patch never holds a chunk back until the next one exists (that added one
+    decode step to every time to first token)."""
+    from types import SimpleNamespace
+
+    from lkmetrics.local._llama_child import with_usage
+
+    made: list[int] = []
+
+    def chunks() -> Iterator[dict[str, Any]]:
+        for i in range(3):
+            made.append(i)
+            yield {"id": "c", "created": 1, "model": "m", "choices": [{"text": str(i)}]}
+
+    llama = SimpleNamespace(_lkmetrics_completion_tokens=3)
+    stream = with_usage(llama, 7, chunks())
+    for i in range(3):
+        assert next(stream)["choices"][0]["text"] == str(i)
+        assert made == list(range(i + 1))  # the next chunk is not made yet
+    usage = next(stream)
+    assert usage["choices"] == [] and usage["usage"] == {
+        "prompt_tokens": 7, "completion_tokens": 3, "total_tokens": 10}
+    assert next(stream, None) is None
+
+
+def test_thread_settings_come_from_the_environment(monkeypatch: pytest.MonkeyPatch,
+                                                   tmp_path: Path) -> None:
+    from lkmetrics.local.llm_server import THREADS_ENV, llama_threads
+
+    assert llama_threads() == (1, 1)
+    monkeypatch.setenv(THREADS_ENV, "2")
+    assert llama_threads() == (2, 2)
+    monkeypatch.setenv(THREADS_ENV, " 1,2 ")
+    assert llama_threads() == (1, 2)
+    command = LlamaServer(tmp_path, model_path=tmp_path / "m.gguf", port=1).command()
+    assert command[command.index("--n_threads_batch") + 1] == "2"
+    assert command[command.index("--interrupt_requests") + 1] == "False"
+    for bad in ("0", "x", "1,2,3", "-1", "1,"):
+        monkeypatch.setenv(THREADS_ENV, bad)
+        with pytest.raises(LkmetricsError, match=THREADS_ENV):
+            llama_threads()
+
+
 def test_llama_server_stops_when_the_with_block_raises(tmp_path: Path) -> None:
     pid = None
     with pytest.raises(RuntimeError, match="boom"), LlamaServer(tmp_path) as server:

@@ -50,6 +50,13 @@ def run_llm_bench(config: core.BenchConfig, *, json_out: bool, db: Path | None,
     sys.stdout.flush()
     for message in write_errors[:5]:
         typer.echo(f"lkmetrics: could not write a record: {message}", err=True)
+    for run in runs:
+        over = run.over_cap(config.max_tokens)
+        if over:
+            typer.echo(f"warning: {len(over)} of {len(run.ok)} requests of {run.label} returned "
+                       f"more tokens than --max-tokens {config.max_tokens} (up to {max(over)}): "
+                       "the server ignores the cap, so their latency is not comparable",
+                       err=True)
     checked = core.check(runs, config.budgets)
     if checked:
         from lkmetrics.render import tables

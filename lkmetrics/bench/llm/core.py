@@ -263,6 +263,11 @@ class RunResult:
     def label(self) -> str:
         return f"{self.model} @ concurrency {self.concurrency}"
 
+    def over_cap(self, max_tokens: int) -> list[int]:
+        """The output tokens of the successful requests that got more than ``max_tokens``
+        (a server that ignored the cap)."""
+        return [r.output_tokens for r in self.ok if r.output_tokens > max_tokens]
+
     def values(self, name: str) -> list[float]:
         """The values of figure ``name`` (ttft, tpot, itl, latency) over successful requests."""
         out: list[float] = []

@@ -27,12 +27,12 @@ from livekit.agents import llm as lk_llm
 from livekit.agents.metrics import LLMMetrics
 from livekit.plugins import openai
 
-from lkmetrics import __version__
 from lkmetrics.agent.signals import Stop, status_of
 from lkmetrics.bench.llm.core import BenchConfig, Prompt, RequestResult, RunResult
 from lkmetrics.config import strip_userinfo
 from lkmetrics.pipeline import Pipeline
 from lkmetrics.records import Record, convert_metric
+from lkmetrics.version import __version__
 
 # no retries: a retry hides the failure and adds its wait to the request's latency
 NO_RETRY = APIConnectOptions(max_retry=0)
@@ -49,9 +49,13 @@ class Target:
     llm: lk_llm.LLM[Any]
     provider: str
     base_url: str | None
-    # the request field that caps the output: OpenAI's current name, except for the local
-    # llama-cpp-python server, which only knows the older max_tokens
-    max_tokens_field: str = "max_completion_tokens"
+    # the request fields that cap the output: OpenAI's current name for the cloud; the older
+    # max_tokens too for any other OpenAI-compatible server (llama-cpp-python's reads only
+    # that one, and ignored the cap before), and only it for the local server
+    max_tokens_fields: tuple[str, ...] = ("max_completion_tokens",)
+
+    def cap(self, max_tokens: int) -> dict[str, int]:
+        return dict.fromkeys(self.max_tokens_fields, max_tokens)
 
 
 def model_name(model: str) -> str:
@@ -65,11 +69,12 @@ def build_target(model: str, base_url: str | None, local: tuple[str, str] | None
         assert local is not None
         url, name = local
         llm: lk_llm.LLM[Any] = openai.LLM(model=name, base_url=url, api_key="no-key")
-        return Target(model, llm, "local", url, max_tokens_field="max_tokens")
+        return Target(model, llm, "local", url, max_tokens_fields=("max_tokens",))
     if base_url is not None:
         llm = openai.LLM(model=model_name(model), base_url=base_url,
                          api_key=os.environ.get("OPENAI_API_KEY") or "no-key")
-        return Target(model, llm, llm.provider, base_url)
+        return Target(model, llm, llm.provider, base_url,
+                      max_tokens_fields=("max_completion_tokens", "max_tokens"))
     llm = inference.LLM(model=model)
     return Target(model, llm, llm.provider, None)
 
@@ -180,7 +185,7 @@ async def warm_up(target: Target, config: BenchConfig,
     """The warm-up requests (not counted, not recorded); then a full collection, frozen: a
     full collection over the large heap LiveKit's imports leave is a pause of tens of ms in
     the middle of a run's first burst."""
-    extra = {target.max_tokens_field: config.max_tokens}
+    extra = target.cap(config.max_tokens)
     for i in range(config.warmup):
         await timed_request(target.llm, contexts[i % len(contexts)], extra)
     gc.collect()
@@ -192,7 +197,7 @@ async def send_requests(target: Target, slots: int, config: BenchConfig,
                         done: Callable[[int, RequestResult], None]) -> None:
     """``slots`` requests in flight at once; each takes the next request index from
     ``take`` (None: no more) and hands its result to ``done``."""
-    extra = {target.max_tokens_field: config.max_tokens}
+    extra = target.cap(config.max_tokens)
 
     async def slot() -> None:
         while (i := take()) is not None:

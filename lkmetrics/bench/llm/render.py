@@ -19,7 +19,10 @@ def write_json(runs: Sequence[RunResult], out: IO[str], bench_id: str | None = N
 
 
 def _rate(value: float | None, unit: str) -> str:
-    return "-" if value is None else f"{value:.1f} {unit}"
+    """1 decimal, or 2 significant digits below 1 (one 52 s request is 0.019 req/s, not 0.0)."""
+    if value is None:
+        return "-"
+    return f"{value:.2g} {unit}" if 0 < value < 1 else f"{value:.1f} {unit}"
 
 
 def write_table(runs: Sequence[RunResult], out: IO[str], bench_id: str | None = None,
@@ -50,7 +53,8 @@ def write_table(runs: Sequence[RunResult], out: IO[str], bench_id: str | None = 
         errors = (f"[red]{run.errors} {noun}[/red] (first: {escape(run.first_error or '')})"
                   if run.errors else "0 errors")
         console.print(
-            f"  {len(run.requests)} requests, {errors}; {body['output_tokens']} output tokens "
+            f"  {len(run.requests)} request{'' if len(run.requests) == 1 else 's'}, {errors}; "
+            f"{body['output_tokens']} output tokens "
             f"in {body['wall_s']:.2f} s: {_rate(body['output_tokens_per_s'], 'tok/s')}, "
             f"{_rate(body['requests_per_s'], 'req/s')}"
             + (f"; session {run.session_id}" if run.session_id else ""),

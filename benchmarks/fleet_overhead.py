@@ -2,7 +2,7 @@
 
     python benchmarks/fleet_overhead.py [--records 200000] [--repeat 3]
 
-Feeds realistic records (tests/store_helpers.session_records: per turn vad, eou, stt, llm,
+Feeds realistic records (tests/helpers/store.session_records: per turn vad, eou, stt, llm,
 tts, turn, usage) to each writer's ``write`` directly, as the pipeline thread does, and prints
 the time per record (best of ``--repeat`` runs):
 

@@ -1,8 +1,9 @@
-"""Reading the store: sessions, figure values, tokens and usage for reports, and imports.
+"""Reading the store: sessions, figure values, tokens and usage for reports.
 
 :class:`Store` is :class:`~lkmetrics.store.db.Database` plus the queries that reports and
 ``sessions`` read (reports through the session digests, :meth:`Store.window`, never parsing
-JSON for a figure it has a column for) and the entry points of import and export.
+JSON for a figure it has a column for); import and export are lkmetrics.store.importer and
+lkmetrics.store.export.
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """What `lkmetrics bench llm` adds to the TTFT it measures: LiveKit's LLM classes vs raw httpx.
 
-Starts the scripted OpenAI-compatible server (tests/helpers/llm_server.py) in its own process with an
-injected TTFT, then at each concurrency and number of client processes (``--workers``) runs
+Starts the scripted OpenAI-compatible server (tests/helpers/llm_server.py) in its own process
+with an injected TTFT, then at each concurrency and number of client processes (``--workers``) runs
 - a raw client: httpx streaming POSTs, TTFT = time to the first SSE chunk with content, spread
   over the same number of processes as bench llm (each its share of the in-flight requests,
   one shared request counter, a start barrier), so both get the same CPUs;

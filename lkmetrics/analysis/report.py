@@ -90,11 +90,20 @@ def select(store: Store, session: str | None, since: str | None,
         ids = None
     else:
         sid = store.resolve_session(session)
-        desc = f"session {sid}"
+        desc = f"session {sid} ({store.session(sid).exit_status or 'status unknown'})"
         ids = (sid,)
     if start is not None:
         desc += f" since {_date(start)}"
     return Selection(Scope(ids, start), desc)
+
+
+def statuses(store: Store, selection: Selection) -> dict[str, str | None]:
+    """The exit status of each session the selection covers (None: still running)."""
+    ids = selection.scope.session_ids
+    rows = store.sessions() if ids is None else [store.session(sid) for sid in ids]
+    start = selection.scope.since
+    return {r.id: r.exit_status for r in rows
+            if start is None or r.ended is None or r.ended >= start}
 
 
 # -- report -----------------------------------------------------------------------------------

@@ -130,6 +130,14 @@ def report_cmd(
             show_default=False,
         ),
     ] = None,
+    allow_empty: Annotated[bool, typer.Option(
+        "--allow-empty", help="A --fail-over budget over a figure with no values is not "
+        "checked (without it, it is broken: a session that measured nothing fails).")] = False,
+    allow_status: Annotated[list[str] | None, typer.Option(
+        "--allow-status", metavar="STATUS",
+        help="With --fail-over, accept checked sessions that ended with STATUS (e.g. "
+        "interrupted); repeatable. Without it, any status but ok fails the check.",
+        show_default=False)] = None,
     db: DbOpt = None,
     prices: PricesOpt = None,
 ) -> None:
@@ -150,12 +158,14 @@ def report_cmd(
         result = report.summarise(store, selection, by.value if by else None,
                                   _price_book(prices), detail=out_format.value == "json",
                                   reprice=given_on_command_line(ctx, "prices"))
-    checked = budgets.check_budgets(result, wanted)
+        statuses = report.statuses(store, selection) if wanted else {}
+    checked = budgets.check_budgets(result, wanted, allow_empty=allow_empty)
     tables.report(result, out_format.value, sys.stdout, checked)
     if checked:
         sys.stdout.flush()
         tables.budgets(checked, sys.stderr)
         budgets.fail_on_broken(checked)
+        budgets.check_statuses(statuses, allow_status or [])
 
 
 report_cmd.__doc__ = f"{inspect.cleandoc(report_cmd.__doc__ or '')}\n\n{PERCENTILE_HELP}"
@@ -176,7 +186,8 @@ def compare(
     """Compare two sessions, or two models (--by model), side by side.
 
     For each figure: p50 and p95 of A and B, the difference (B - A) and the ratio (B / A),
-    with B marked faster or slower.
+    with a verdict for B (better, worse or unclear) from a bootstrap interval of each
+    difference.
     """
     out_format = _format(ctx, fmt, COMPARE_FORMATS)
     from lkmetrics.analysis import compare as comparison

@@ -165,7 +165,7 @@ def test_overview_counts_turns_and_median_latency(store: Store) -> None:
     assert [i.session.id for i in report.overview(store, 1)] == ["s_slow"]
 
 
-def test_compare_sessions_marks_faster_and_slower(store: Store) -> None:
+def test_compare_sessions_marks_better_and_worse(store: Store) -> None:
     cmp = compare.compare(store, "s_fast", "s_slow")
     records = _all(store)
     for f in cmp.figures:
@@ -176,20 +176,52 @@ def test_compare_sessions_marks_faster_and_slower(store: Store) -> None:
         assert f.p50.diff == pytest.approx(f.p50.b - f.p50.a)  # type: ignore[operator]
         assert f.p50.ratio == pytest.approx(f.p50.b / f.p50.a)  # type: ignore[operator]
     verdicts = {f.figure.name: f.verdict for f in cmp.figures}
-    # every latency of s_slow is scaled by 2: slower
-    assert verdicts["e2e"] == "slower" and verdicts["llm.ttft"] == "slower"
+    # every latency of s_slow is scaled by 2: worse
+    assert verdicts["e2e"] == "worse" and verdicts["llm.ttft"] == "worse"
+    assert cmp.verdict == "worse"
     # the reverse comparison calls A the slow one
-    assert {f.figure.name: f.verdict for f in compare.compare(store, "s_slow", "s_fast").figures
-            }["e2e"] == "faster"
+    back = compare.compare(store, "s_slow", "s_fast")
+    assert {f.figure.name: f.verdict for f in back.figures}["e2e"] == "better"
+    assert back.verdict == "better"
+    assert "gpt" in cmp.a_label and "/" in cmp.b_label
 
 
-def test_compare_rates_higher_is_faster() -> None:
-    cmp = compare.compare_values({"llm.decode_rate": [10.0, 20.0], "e2e": [1.0]},
-                                {"llm.decode_rate": [30.0, 40.0], "e2e": [1.0]})
+def test_compare_rates_higher_is_better() -> None:
+    rng = random.Random(1)
+    slow = [rng.gauss(20, 2) for _ in range(30)]
+    fast = [rng.gauss(40, 2) for _ in range(30)]
+    same = [rng.gauss(1.0, 0.05) for _ in range(30)]
+    cmp = compare.compare_values({"llm.decode_rate": slow, "e2e": same},
+                                {"llm.decode_rate": fast, "e2e": list(reversed(same))})
     verdicts = {f.figure.name: f.verdict for f in cmp}
-    assert verdicts["llm.decode_rate"] == "faster"
-    assert verdicts["e2e"] == "same"
-    assert verdicts["tts.ttfb"] is None  # no data on either side
+    assert verdicts["llm.decode_rate"] == "better"
+    assert verdicts["e2e"] == "unclear"  # the same values
+    assert verdicts["tts.ttfb"] == "unclear"  # no data on either side
+
+
+def test_compare_calls_noise_unclear_and_a_real_gap_worse() -> None:
+    """Two samples of one distribution are unclear; 200 ms against 600 ms is worse; three
+    values a side are too few; p50 better and p95 worse is unclear, not a win."""
+    rng = random.Random(7)
+
+    def ttft(centre: float, n: int = 20) -> list[float]:
+        return [rng.gauss(centre, centre * 0.1) for _ in range(n)]
+
+    def verdict(a: list[float], b: list[float]) -> tuple[str, str, str]:
+        (f,) = [f for f in compare.compare_values({"llm.ttft": a}, {"llm.ttft": b})
+                if f.figure.name == "llm.ttft"]
+        return f.p50.verdict, f.p95.verdict, f.verdict
+
+    for _ in range(10):
+        assert verdict(ttft(0.2), ttft(0.2))[2] == "unclear"
+    assert verdict(ttft(0.2), ttft(0.6)) == ("worse", "worse", "worse")
+    assert verdict(ttft(0.6), ttft(0.2))[2] == "better"
+    assert verdict([0.0002] * 3, [0.00021] * 3)[2] == "unclear"
+    # B: a faster middle and a much slower tail
+    a = [0.5 + 0.01 * i for i in range(40)]
+    b = [0.3 + 0.01 * i for i in range(32)] + [3.0 + 0.1 * i for i in range(8)]
+    p50, p95, overall = verdict(a, b)
+    assert (p50, p95, overall) == ("better", "worse", "unclear")
 
 
 def test_compare_models(store: Store) -> None:
@@ -234,10 +266,41 @@ def test_check_budgets_names_each_broken_one(store: Store) -> None:
     assert err.value.exit_code == 1
 
 
-def test_budget_on_a_figure_without_values_is_not_checked() -> None:
+def test_budget_on_a_figure_without_values_is_broken_unless_allowed() -> None:
     rep = report.Report("x", None, report.build_rows({}, None))
     (result,) = budgets.check_budgets(rep, [budgets.parse_budget("e2e.p95=1s")])
-    assert result.value is None and not result.broken
+    assert result.value is None and result.broken
+    with pytest.raises(budgets.BudgetExceeded, match=r"e2e\.p95 has no values"):
+        budgets.fail_on_broken([result])
+    (allowed,) = budgets.check_budgets(rep, [budgets.parse_budget("e2e.p95=1s")],
+                                       allow_empty=True)
+    assert allowed.value is None and not allowed.broken
+
+
+def test_a_session_that_timed_out_with_no_turns_fails_its_budgets(tmp_path: Path) -> None:
+    """`report last --fail-over ...` on a session that ended `timeout` with no turns: exit 1
+    naming the figure with no values; --allow-empty still fails on the status; with
+    --allow-status timeout too it passes."""
+    from tests.helpers.store import run, write_jsonl
+
+    db = tmp_path / "m.db"
+    records = [r for r in session_records("s_timeout", turns=0, summary=False)]
+    imported = run("import", str(write_jsonl(tmp_path / "r.jsonl", records)), "--db", str(db))
+    assert imported.exit_code == 0, imported.output
+    with Store.open(db) as st:
+        st.set_exit_status(["s_timeout"], "timeout")
+    args = ["report", "last", "--db", str(db), "--fail-over", "e2e.p95=1.2s",
+            "--fail-over", "llm.ttft.p95=1s"]
+    empty = run(*args)
+    assert empty.exit_code == 1, empty.output
+    error = [line for line in empty.stderr.splitlines() if line.startswith("Error:")]
+    assert len(error) == 1 and "e2e.p95 has no values" in error[0], empty.stderr
+    assert "llm.ttft.p95 has no values" in error[0]
+    status = run(*args, "--allow-empty")
+    assert status.exit_code == 1 and "s_timeout (timeout)" in status.stderr, status.output
+    allowed = run(*args, "--allow-empty", "--allow-status", "timeout")
+    assert allowed.exit_code == 0, allowed.output
+    assert "not checked: no values (allowed)" in allowed.stderr
 
 
 def test_usage_by_model_sums_sessions() -> None:

@@ -1,5 +1,6 @@
 """One in-process voice session through LiveKit's real pipeline: scripted STT, TTS and VAD
-(tests/helpers/fakes.py), the LLM over real HTTP (tests/helpers/llm_server.py), a paced caller speaking tones."""
+(tests/helpers/fakes.py), the LLM over real HTTP (tests/helpers/llm_server.py), a paced caller
+speaking tones."""
 
 from __future__ import annotations
 

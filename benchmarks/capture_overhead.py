@@ -21,7 +21,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from lkmetrics.agent.pipeline import Pipeline
+from lkmetrics.pipeline import Pipeline
 
 
 def make_metric(i: int):  # type: ignore[no-untyped-def]

@@ -26,7 +26,7 @@ import time
 from collections.abc import Iterator
 from urllib.parse import urlparse
 
-from lkmetrics.analysis.stats import percentile
+from lkmetrics.figures import percentile
 from lkmetrics.local.llm_server import LlamaServer
 
 SYSTEM = ("You are a helpful voice assistant. Your replies are spoken aloud, so keep them "

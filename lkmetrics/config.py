@@ -267,16 +267,6 @@ def check_server_url(url: str | None, command: str) -> str:
     return parse_url("--url", url, ("ws", "wss", "http", "https"), "wss://my-project.livekit.cloud")
 
 
-def app_dir() -> Path:
-    """The app directory: $LKMETRICS_HOME, else typer's per-user app dir."""
-    home = os.environ.get("LKMETRICS_HOME")
-    if home:
-        return Path(home)
-    import typer
-
-    return Path(typer.get_app_dir("lkmetrics"))
-
-
 def redact(text: str) -> str:
     """Replace the values of secret environment variables and URL userinfo in ``text``."""
     text = mask_userinfo(text)

@@ -24,11 +24,12 @@ from livekit.agents.voice.events import (
     SessionUsageUpdatedEvent,
 )
 
-from lkmetrics.agent.pipeline import Pipeline
 from lkmetrics.cost.compute import LiveTurnCost
+from lkmetrics.pipeline import Pipeline
 from lkmetrics.records import (
     Record,
     SessionBody,
+    convert_metric,
     error_record,
     metric_record,
     session_record,
@@ -39,10 +40,6 @@ from lkmetrics.records import (
 
 def new_session_id() -> str:
     return "s_" + secrets.token_hex(6)
-
-
-def _convert_metric(ev: Any) -> Record:
-    return metric_record(ev.model_dump(mode="json"))
 
 
 def _convert_error(ev: Any) -> Record:
@@ -118,7 +115,7 @@ class Capture:
     # -- loop-side handlers: enqueue only --
 
     def _on_metrics(self, ev: Any) -> None:
-        self.pipeline.put(self.session_id, ev, _convert_metric)
+        self.pipeline.put(self.session_id, ev, convert_metric)
 
     def _on_item(self, ev: ConversationItemAddedEvent) -> None:
         self.pipeline.put(self.session_id, ev.item, self._convert_item)

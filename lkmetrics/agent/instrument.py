@@ -22,11 +22,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from lkmetrics import __version__
 from lkmetrics.agent.capture import Capture
-from lkmetrics.agent.pipeline import Pipeline, Writer
 from lkmetrics.errors import UsageError
+from lkmetrics.pipeline import Pipeline, Writer
 from lkmetrics.records import SessionBody
+from lkmetrics.version import __version__
 
 COMMAND = "instrument"
 MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"

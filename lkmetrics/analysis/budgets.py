@@ -11,15 +11,16 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from lkmetrics.analysis.stats import (
+from lkmetrics.errors import BudgetExceeded, UsageError
+from lkmetrics.figures import (
     COST_FIGURES,
     COST_FIGURES_BY_NAME,
     FIGURES,
     FIGURES_BY_NAME,
+    SPREAD_STATS,
     Figure,
 )
-from lkmetrics.errors import BudgetExceeded, UsageError
-from lkmetrics.render.units import fmt_value
+from lkmetrics.units import fmt_value
 
 __all__ = ["BUDGET_STATS", "Budget", "BudgetExceeded", "BudgetResult", "check_budgets",
            "check_statuses",
@@ -28,7 +29,7 @@ __all__ = ["BUDGET_STATS", "Budget", "BudgetExceeded", "BudgetResult", "check_bu
 if TYPE_CHECKING:
     from lkmetrics.analysis.report import Report
 
-BUDGET_STATS = ("mean", "p50", "p90", "p95", "p99", "max")
+BUDGET_STATS = SPREAD_STATS
 
 
 @dataclass(frozen=True)

@@ -7,8 +7,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from lkmetrics.analysis.stats import COST_FIGURES, COST_MODEL, FIGURES, Figure, percentile
 from lkmetrics.errors import NotFoundError, UsageError
+from lkmetrics.figures import COST_FIGURES, COST_MODEL, FIGURES, Figure, percentile
 from lkmetrics.store import Scope, Store
 
 if TYPE_CHECKING:
@@ -171,7 +171,7 @@ def compare(store: Store, a: str, b: str, by: str = "session",
                                   for scope, window in zip(scopes, windows, strict=True)))
         extra: tuple[Figure, ...] = COST_FIGURES if prices is not None else ()
         if prices is not None:
-            from lkmetrics.cost import collect
+            from lkmetrics.analysis import costs as collect
 
             for values, scope, window in zip((va, vb), scopes, windows, strict=True):
                 cost = collect.summarise(store, scope, prices, digests=window,
@@ -187,7 +187,7 @@ def compare(store: Store, a: str, b: str, by: str = "session",
         vb = {name: g.get(kb, []) for name, g in grouped.items()}
         extra = (COST_MODEL,) if prices is not None else ()
         if prices is not None:
-            from lkmetrics.cost import collect
+            from lkmetrics.analysis import costs as collect
 
             cost = collect.summarise(store, Scope(), prices, digests=digests, reprice=reprice)
             va[COST_MODEL.name] = list(collect.model_session_values(cost, ka))

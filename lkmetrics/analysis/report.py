@@ -1,6 +1,6 @@
 """Reports over the store: what a selection covers, its figures and its sessions.
 
-Statistics come from :mod:`lkmetrics.analysis.stats` (one percentile definition everywhere:
+Statistics come from :mod:`lkmetrics.figures` (one percentile definition everywhere:
 linear interpolation between the two nearest ranks, ``numpy.percentile``'s default). Nothing
 here prints; :mod:`lkmetrics.render.tables` turns the results into tables, JSON or CSV.
 """
@@ -14,13 +14,13 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from lkmetrics.analysis.stats import (
+from lkmetrics.errors import NotFoundError, UsageError
+from lkmetrics.figures import (
     COST_FIGURES,
     FIGURES,
     Figure,
     describe,
 )
-from lkmetrics.errors import NotFoundError, UsageError
 from lkmetrics.records import usage_identity
 from lkmetrics.store import Scope, SessionRow, Store
 
@@ -28,11 +28,6 @@ if TYPE_CHECKING:
     from lkmetrics.cost.compute import CostSummary
     from lkmetrics.cost.prices import PriceBook
     from lkmetrics.store.digest import Digest
-
-PERCENTILE_HELP = (
-    "Percentiles interpolate linearly between the two nearest ranks of the sorted values "
-    "(rank = (n - 1) * p / 100; numpy.percentile's default, Excel's PERCENTILE.INC)."
-)
 
 GROUPINGS = ("model", "session", "kind")
 
@@ -257,7 +252,7 @@ def summarise(store: Store, selection: Selection, by: str | None = None,
     kinds = kind_totals(digests.values()) if by == "kind" else {}
     cost = None
     if prices is not None:
-        from lkmetrics.cost import collect
+        from lkmetrics.analysis import costs as collect
 
         cost = collect.summarise(store, scope, prices, by_session=by == "session",
                                  detail=detail, digests=digests, reprice=reprice)

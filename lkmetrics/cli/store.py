@@ -16,12 +16,11 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from lkmetrics.analysis.report import PERCENTILE_HELP
-from lkmetrics.analysis.stats import FIGURES
 from lkmetrics.cli.app import app
 from lkmetrics.cli.options import format_option, given_on_command_line, resolve_format
+from lkmetrics.cli.prices import PricesOpt
 from lkmetrics.config import OutputFormat
-from lkmetrics.cost.cli import PricesOpt
+from lkmetrics.figures import FIGURES, PERCENTILE_HELP
 
 if TYPE_CHECKING:
     from lkmetrics.store import Store
@@ -68,7 +67,7 @@ def _price_book(prices: Path | None) -> Any:
     return load_default(prices)
 
 
-def _open(db: Path | None, *, create: bool = False) -> Store:
+def open_store(db: Path | None, *, create: bool = False) -> Store:
     from lkmetrics.store import Store, default_db_path
 
     return Store.open(db if db is not None else default_db_path(), create=create)
@@ -88,7 +87,7 @@ def sessions(
     from lkmetrics.analysis import report
     from lkmetrics.render import tables
 
-    with _open(db) as store:
+    with open_store(db) as store:
         # 0, a negative or a limit beyond any store's size: every session
         items = report.overview(store, limit if 0 < limit <= 2**31 else None)
     tables.sessions(items, out_format.value, sys.stdout)
@@ -154,7 +153,7 @@ def report_cmd(
     from lkmetrics.render import tables
 
     wanted = [budgets.parse_budget(spec) for spec in fail_over or []]
-    with _open(db) as store:
+    with open_store(db) as store:
         selection = report.select(store, session, since, bench)
         result = report.summarise(store, selection, by.value if by else None,
                                   _price_book(prices), detail=out_format.value == "json",
@@ -194,7 +193,7 @@ def compare(
     from lkmetrics.analysis import compare as comparison
     from lkmetrics.render import tables
 
-    with _open(db) as store:
+    with open_store(db) as store:
         result = comparison.compare(store, a, b, by.value, _price_book(prices),
                                 reprice=given_on_command_line(ctx, "prices"))
     tables.compare(result, out_format.value, sys.stdout)
@@ -219,16 +218,17 @@ def export(
     """
     out_format = _format(ctx, fmt, EXPORT_FORMATS)
     from lkmetrics.errors import Interrupted
+    from lkmetrics.store.export import export_csv, export_jsonl
 
-    with _open(db) as store:
+    with open_store(db) as store:
         store.require_sessions()
         ids = ([store.resolve_session(session)] if session is not None
                else store.session_ids_oldest_first())
         try:
             if out_format is OutputFormat.csv:
-                store.export_csv(ids, sys.stdout)
+                export_csv(store, ids, sys.stdout)
             else:
-                store.export_jsonl(ids, sys.stdout)
+                export_jsonl(store, ids, sys.stdout)
             sys.stdout.flush()
         except BrokenPipeError:
             _quiet_stdout()  # the reader went away (| head): stop without a traceback
@@ -261,6 +261,7 @@ def import_(
     from lkmetrics.errors import StoreError
     from lkmetrics.render.progress import MAX_BAD_LINES_SHOWN, ImportView
     from lkmetrics.store import check_import_paths
+    from lkmetrics.store.importer import import_files
 
     check_import_paths(files)  # before a database is created or a bar is shown
     view = ImportView()
@@ -272,8 +273,8 @@ def import_(
         if shown <= MAX_BAD_LINES_SHOWN:
             view.say(f"{name}:{lineno}: skipped: {reason}")
 
-    with _open(db, create=True) as store, view.showing(files):
-        result = store.import_files(files, on_bad, progress=view.advance)
+    with open_store(db, create=True) as store, view.showing(files):
+        result = import_files(store, files, on_bad, progress=view.advance)
         path = store.path
     if result.bad > MAX_BAD_LINES_SHOWN:
         typer.echo(f"... and {result.bad - MAX_BAD_LINES_SHOWN} more bad lines", err=True)

@@ -108,7 +108,6 @@ class LlamaServer:
         self._proc: subprocess.Popen[bytes] | None = None
         self._log: IO[bytes] | None = None
         self._lock = threading.RLock()
-        self.startup_seconds: float | None = None
 
     @property
     def port(self) -> int:
@@ -179,7 +178,6 @@ class LlamaServer:
         except BaseException:  # a failed or interrupted start leaves nothing running
             self.stop()
             raise
-        self.startup_seconds = time.monotonic() - started
         return self
 
     def _child_env(self) -> dict[str, str]:
@@ -302,7 +300,7 @@ def start_local_llm(stack: contextlib.ExitStack) -> tuple[str, str]:
     """Start the local llama.cpp server for the duration of ``stack``; its URL and model."""
     from rich.console import Console
 
-    from lkmetrics.config import app_dir
+    from lkmetrics.home import app_dir
 
     err = Console(stderr=True)
     with err.status("Starting the local LLM server (SmolLM2-135M, llama.cpp)..."):

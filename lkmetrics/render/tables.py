@@ -16,10 +16,10 @@ from typing import IO, Any
 
 from lkmetrics.analysis.budgets import BudgetResult
 from lkmetrics.analysis.compare import ComparedStat, Comparison
-from lkmetrics.analysis.report import PERCENTILE_HELP, Report, SessionOverview
-from lkmetrics.analysis.stats import STAT_NAMES
+from lkmetrics.analysis.report import Report, SessionOverview
+from lkmetrics.figures import PERCENTILE_HELP, STAT_NAMES
 from lkmetrics.render.layout import Column, Layout
-from lkmetrics.render.units import count, elapsed, fmt_value, ratio, short_time, signed
+from lkmetrics.units import count, elapsed, fmt_value, ratio, short_time, signed
 
 
 def _dumps(obj: Any) -> str:

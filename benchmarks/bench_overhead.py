@@ -1,7 +1,7 @@
 """What `lkmetrics bench llm` adds to the TTFT it measures: LiveKit's LLM classes vs raw httpx.
 
-Starts the scripted OpenAI-compatible server (tests/llm_server.py) in its own process with an
-injected TTFT, then at each concurrency and number of client processes (``--workers``) runs
+Starts the scripted OpenAI-compatible server (tests/helpers/llm_server.py) in its own process
+with an injected TTFT, then at each concurrency and number of client processes (``--workers``) runs
 - a raw client: httpx streaming POSTs, TTFT = time to the first SSE chunk with content, spread
   over the same number of processes as bench llm (each its share of the in-flight requests,
   one shared request counter, a start barrier), so both get the same CPUs;
@@ -134,8 +134,8 @@ def bench_llm_ttft(url: str, n: int, concurrency: int, max_tokens: int, workers:
 async def cpu_per_request(url: str, n: int, tokens: int) -> tuple[float, float]:
     """Client CPU seconds per request (``tokens`` chunks): LiveKit's path vs raw httpx."""
     sys.path.insert(0, str(ROOT))
-    from lkmetrics.bench import driver
-    from lkmetrics.bench.llm import load_prompts
+    from lkmetrics.bench.llm import driver
+    from lkmetrics.bench.llm.core import load_prompts
 
     target = driver.build_target("x/test-model", url, None)
     ctx = driver.chat_context(load_prompts(None, None)[0])
@@ -202,7 +202,7 @@ def main() -> None:
 
 def llm_overhead(a: argparse.Namespace) -> None:
     server = subprocess.Popen(
-        [sys.executable, str(ROOT / "tests" / "llm_server.py"), "--ttft", str(a.ttft),
+        [sys.executable, str(ROOT / "tests" / "helpers" / "llm_server.py"), "--ttft", str(a.ttft),
          "--gap", str(a.gap), "--tokens", str(a.tokens)],
         stdout=subprocess.PIPE, text=True)
     try:

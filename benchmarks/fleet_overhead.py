@@ -2,7 +2,7 @@
 
     python benchmarks/fleet_overhead.py [--records 200000] [--repeat 3]
 
-Feeds realistic records (tests/store_helpers.session_records: per turn vad, eou, stt, llm,
+Feeds realistic records (tests/helpers/store.session_records: per turn vad, eou, stt, llm,
 tts, turn, usage) to each writer's ``write`` directly, as the pipeline thread does, and prints
 the time per record (best of ``--repeat`` runs):
 
@@ -29,13 +29,12 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the tests package
 
-from fleet_helpers import OtlpReceiver, free_port  # noqa: E402
-from store_helpers import session_records  # noqa: E402
-
-from lkmetrics.agent.pipeline import Pipeline  # noqa: E402
 from lkmetrics.fleet import OtlpWriter, PrometheusWriter  # noqa: E402
+from lkmetrics.pipeline import Pipeline  # noqa: E402
+from tests.helpers.fleet import OtlpReceiver, free_port  # noqa: E402
+from tests.helpers.store import session_records  # noqa: E402
 
 TARGET_US = 100.0
 

@@ -5,7 +5,7 @@
 Runs ``lkmetrics simulate --local`` as a child process, the way a user would: the built-in
 script of three spoken questions, repeated ``--turns`` times (4: twelve turns), no greeting,
 nothing recorded in the store, every record written as JSON lines to a file. Then prints the
-p50 and p95 of each stage, as ``lkmetrics report`` computes them (``lkmetrics.analysis.stats``: the
+p50 and p95 of each stage, as ``lkmetrics report`` computes them (``lkmetrics.figures``: the
 same figure definitions and the same percentile), the peak memory of the processes and the
 command that reproduces the run:
 
@@ -39,9 +39,9 @@ import threading
 import time
 from pathlib import Path
 
-from lkmetrics.analysis.stats import FIGURES_BY_NAME, figure_value, percentile
+from lkmetrics.figures import FIGURES_BY_NAME, figure_value, percentile
 
-# (label, figure in lkmetrics.stats, the record field it reads)
+# (label, figure in lkmetrics.figures, the record field it reads)
 STAGES = (
     ("EOU delay", "eou.delay", "eou.end_of_utterance_delay"),
     ("STT duration", "stt.duration", "stt.duration"),
@@ -105,7 +105,7 @@ class PeakWatcher:
 
 
 def stage_values(records: list[dict[str, object]]) -> dict[str, list[float]]:
-    """Each stage's values, sorted, read with lkmetrics.analysis.stats.figure_value."""
+    """Each stage's values, sorted, read with lkmetrics.figures.figure_value."""
     out: dict[str, list[float]] = {}
     for _, name, _ in STAGES:
         figure = FIGURES_BY_NAME[name]

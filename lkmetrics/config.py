@@ -285,16 +285,6 @@ def check_server_url(url: str | None, command: str) -> str:
     return parse_url("--url", url, ("ws", "wss", "http", "https"), "wss://my-project.livekit.cloud")
 
 
-def app_dir() -> Path:
-    """The app directory: $LKMETRICS_HOME, else typer's per-user app dir."""
-    home = os.environ.get("LKMETRICS_HOME")
-    if home:
-        return Path(home)
-    import typer
-
-    return Path(typer.get_app_dir("lkmetrics"))
-
-
 def redact(text: str) -> str:
     """Replace the values of secret environment variables and URL userinfo in ``text``."""
     text = mask_userinfo(text)
@@ -325,7 +315,7 @@ def make_settings(command: str, agent: AgentOptions, show: tuple[str, ...] = ())
     if settings.llm == "local" and settings.llm_base_url is not None:
         raise UsageError("--llm local starts its own server; leave out --llm-base-url.")
     if agent.agent is not None:
-        from lkmetrics.agent.user import parse_target
+        from lkmetrics.target import parse_target
 
         if "instructions" in agent.typed or "greet" in agent.typed:
             flag = "--instructions" if "instructions" in agent.typed else "--greet/--no-greet"

@@ -338,6 +338,11 @@ def metric_record(dump: dict[str, Any]) -> Record:
     return body
 
 
+def convert_metric(ev: Any) -> Record:
+    """A record body for a LiveKit metric object (anything with pydantic's ``model_dump``)."""
+    return metric_record(ev.model_dump(mode="json"))
+
+
 def to_json(record: Record) -> str:
     """One JSON line (without the newline), compact and stable."""
     return json.dumps(record, separators=(",", ":"), ensure_ascii=False, default=str)

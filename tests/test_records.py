@@ -8,18 +8,12 @@ import textwrap
 
 import numpy as np
 import pytest
-from conftest import ListWriter, subprocess_env
 
-from lkmetrics.agent.pipeline import Pipeline
 from lkmetrics.agent.relay import RelayServer
-from lkmetrics.analysis.stats import (
-    FIGURES_BY_NAME,
-    SummaryBuilder,
-    describe,
-    figure_value,
-    percentile,
-)
+from lkmetrics.figures import FIGURES_BY_NAME, describe, figure_value, percentile
+from lkmetrics.pipeline import Pipeline, SummaryBuilder
 from lkmetrics.records import decode_rate, kind_of_metric, metric_record, model_label
+from tests.helpers.common import ListWriter, subprocess_env
 
 
 def test_decode_rate_excludes_the_wait_for_the_first_token() -> None:
@@ -102,7 +96,7 @@ def test_records_from_a_job_process_reach_the_cli_process_intact() -> None:
     relay = RelayServer(p)
     child = textwrap.dedent(f"""
         from lkmetrics.agent.relay import RelayWriter
-        from lkmetrics.agent.pipeline import Pipeline
+        from lkmetrics.pipeline import Pipeline
         p = Pipeline([RelayWriter({relay.path!r})], summarise=False)
         for i in range(200):
             p.put("job-1", {{"kind": "llm", "ttft": 0.25, "duration": 1.0, "text": "é" * i}})

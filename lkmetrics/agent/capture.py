@@ -25,11 +25,12 @@ from livekit.agents.voice.events import (
     SessionUsageUpdatedEvent,
 )
 
-from lkmetrics.agent.pipeline import Pipeline
 from lkmetrics.cost.compute import LiveTurnCost
+from lkmetrics.pipeline import Pipeline
 from lkmetrics.records import (
     Record,
     SessionBody,
+    convert_metric,
     error_record,
     metric_record,
     session_record,
@@ -41,10 +42,6 @@ from lkmetrics.records import (
 
 def new_session_id() -> str:
     return "s_" + secrets.token_hex(6)
-
-
-def _convert_metric(ev: Any) -> Record:
-    return metric_record(ev.model_dump(mode="json"))
 
 
 def _convert_error(ev: Any) -> Record:
@@ -125,7 +122,7 @@ class Capture:
     # -- loop-side handlers: enqueue only --
 
     def _on_metrics(self, ev: Any) -> None:
-        self.pipeline.put(self.session_id, ev, _convert_metric)
+        self.pipeline.put(self.session_id, ev, convert_metric)
 
     def _agent_name(self) -> str | None:
         if not self.name_agents or self._session is None:

@@ -23,9 +23,9 @@ from livekit.agents.llm.tool_context import get_fnc_tool_names
 from livekit.agents.types import NOT_GIVEN
 
 from lkmetrics.agent.capture import Capture
-from lkmetrics.agent.pipeline import Pipeline
 from lkmetrics.agent.server import build_components, session_info
 from lkmetrics.config import AgentSettings
+from lkmetrics.pipeline import Pipeline
 
 STAGES = ("stt", "llm", "tts")
 FLAG = {"stt": "--stt", "llm": "--llm", "tts": "--tts"}

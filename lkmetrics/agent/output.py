@@ -7,9 +7,9 @@ import logging
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from lkmetrics.agent.pipeline import Pipeline, Writer
 from lkmetrics.config import OutputFormat, OutputOptions
 from lkmetrics.errors import UsageError
+from lkmetrics.pipeline import Pipeline, Writer
 
 if TYPE_CHECKING:
     from lkmetrics.store import StoreWriter

@@ -19,7 +19,7 @@ import tempfile
 import threading
 from pathlib import Path
 
-from lkmetrics.agent.pipeline import Pipeline
+from lkmetrics.pipeline import Pipeline
 from lkmetrics.records import Record, to_json
 
 log = logging.getLogger("lkmetrics")

@@ -19,12 +19,12 @@ from livekit.agents import tts as lk_tts
 from livekit.agents import vad as lk_vad
 from livekit.plugins import openai, silero  # plugins must register on the main thread
 
-from lkmetrics import __version__
 from lkmetrics.agent.capture import Capture
-from lkmetrics.agent.pipeline import Pipeline
 from lkmetrics.agent.relay import RELAY_ENV, RelayWriter, in_owner_process
 from lkmetrics.config import AgentSettings, strip_userinfo
+from lkmetrics.pipeline import Pipeline
 from lkmetrics.records import SessionBody
+from lkmetrics.version import __version__
 
 GREETING = "Greet the user and offer your assistance."
 LOCAL_MAX_TOKENS = 48

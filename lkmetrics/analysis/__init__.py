@@ -1,1 +1,1 @@
-"""Figures, percentiles, reports and budgets: pure functions over records and the store."""
+"""Reports, comparisons, budgets and costs over the store (the figures are lkmetrics.figures)."""

@@ -7,27 +7,29 @@ figure where higher is better (``llm.decode_rate``) is a floor (broken when unde
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from lkmetrics.analysis.stats import (
+from lkmetrics.errors import BudgetExceeded, UsageError
+from lkmetrics.figures import (
     COST_FIGURES,
     COST_FIGURES_BY_NAME,
     FIGURES,
     FIGURES_BY_NAME,
+    SPREAD_STATS,
     Figure,
 )
-from lkmetrics.errors import BudgetExceeded, UsageError
-from lkmetrics.render.units import fmt_value
+from lkmetrics.units import fmt_value
 
 __all__ = ["BUDGET_STATS", "Budget", "BudgetExceeded", "BudgetResult", "check_budgets",
+           "check_statuses",
            "fail_on_broken", "parse_budget"]
 
 if TYPE_CHECKING:
     from lkmetrics.analysis.report import Report
 
-BUDGET_STATS = ("mean", "p50", "p90", "p95", "p99", "max")
+BUDGET_STATS = SPREAD_STATS
 
 
 @dataclass(frozen=True)
@@ -45,15 +47,16 @@ class Budget:
 class BudgetResult:
     budget: Budget
     group: str
-    value: float | None  # None: the figure has no values here, not checked
+    value: float | None  # None: the figure has no values here
     unknown: tuple[str, ...] = ()  # a cost budget: models without a price (broken: unknown)
+    allow_empty: bool = False  # --allow-empty: no values is not checked, not broken
 
     @property
     def broken(self) -> bool:
         if self.unknown:
             return True
-        if self.value is None:
-            return False
+        if self.value is None:  # a broken agent measures nothing: that must not pass
+            return not self.allow_empty
         if self.budget.figure.higher_is_better:  # a floor
             return self.value < self.budget.limit
         return self.value > self.budget.limit
@@ -100,8 +103,10 @@ def parse_budget(spec: str) -> Budget:
     return Budget(spec.strip(), figure, stat, limit)
 
 
-def check_budgets(report: Report, budgets: Sequence[Budget]) -> list[BudgetResult]:
-    """Each budget against each group of the report that has the figure."""
+def check_budgets(report: Report, budgets: Sequence[Budget], *,
+                  allow_empty: bool = False) -> list[BudgetResult]:
+    """Each budget against each group of the report that has the figure. A figure with no
+    values breaks its budget, unless ``allow_empty``."""
     results: list[BudgetResult] = []
     for budget in budgets:
         if budget.figure.unit == "USD" and report.cost is not None and report.cost.unknown:
@@ -109,11 +114,29 @@ def check_budgets(report: Report, budgets: Sequence[Budget]) -> list[BudgetResul
             continue
         rows = [r for r in report.rows if r.figure.name == budget.figure.name]
         if not rows:
-            results.append(BudgetResult(budget, "all", None))
+            results.append(BudgetResult(budget, "all", None, allow_empty=allow_empty))
         for r in rows:
             value = r.stats.get(budget.stat)
-            results.append(BudgetResult(budget, r.group, None if value is None else float(value)))
+            results.append(BudgetResult(budget, r.group, None if value is None else float(value),
+                                        allow_empty=allow_empty))
     return results
+
+
+def check_statuses(statuses: Mapping[str, str | None], allowed: Sequence[str]) -> None:
+    """Budgets are checked on sessions that ended well: raise BudgetExceeded naming every
+    session whose status is not ``ok`` nor one of ``allowed``. None is a status the store
+    does not know (an imported session; one still running) and is not held against it."""
+    accepted = {"ok", *allowed}
+    bad = {sid: status for sid, status in statuses.items()
+           if status is not None and status not in accepted}
+    if not bad:
+        return
+    shown = ", ".join(f"{sid} ({status})" for sid, status in list(bad.items())[:5])
+    more = f" and {len(bad) - 5} more" if len(bad) > 5 else ""
+    noun = "session" if len(bad) == 1 else "sessions"
+    raise BudgetExceeded(
+        f"budgets not met: {len(bad)} checked {noun} did not end ok: {shown}{more} (pass "
+        f"--allow-status STATUS to accept a status).")
 
 
 def fail_on_broken(results: Sequence[BudgetResult]) -> None:
@@ -128,6 +151,10 @@ def fail_on_broken(results: Sequence[BudgetResult]) -> None:
         if r.unknown:
             parts.append(f"{r.budget.figure.name}.{r.budget.stat} is unknown: no price for "
                          f"{', '.join(r.unknown)} (add one with --prices FILE)")
+            continue
+        if r.value is None:
+            parts.append(f"{r.budget.figure.name}.{r.budget.stat} has no values{where} "
+                         "(pass --allow-empty to allow that)")
             continue
         op = "<" if r.budget.figure.higher_is_better else ">"
         parts.append(

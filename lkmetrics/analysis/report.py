@@ -1,6 +1,6 @@
 """Reports over the store: what a selection covers, its figures and its sessions.
 
-Statistics come from :mod:`lkmetrics.analysis.stats` (one percentile definition everywhere:
+Statistics come from :mod:`lkmetrics.figures` (one percentile definition everywhere:
 linear interpolation between the two nearest ranks, ``numpy.percentile``'s default). Nothing
 here prints; :mod:`lkmetrics.render.tables` turns the results into tables, JSON or CSV.
 """
@@ -14,14 +14,14 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from lkmetrics.analysis.stats import (
+from lkmetrics.errors import NotFoundError, UsageError
+from lkmetrics.figures import (
     COST_FIGURES,
     FIGURES,
     OPTIONAL_KINDS,
     Figure,
     describe,
 )
-from lkmetrics.errors import NotFoundError, UsageError
 from lkmetrics.records import usage_identity
 from lkmetrics.store import Scope, SessionRow, Store
 
@@ -29,11 +29,6 @@ if TYPE_CHECKING:
     from lkmetrics.cost.compute import CostSummary
     from lkmetrics.cost.prices import PriceBook
     from lkmetrics.store.digest import Digest
-
-PERCENTILE_HELP = (
-    "Percentiles interpolate linearly between the two nearest ranks of the sorted values "
-    "(rank = (n - 1) * p / 100; numpy.percentile's default, Excel's PERCENTILE.INC)."
-)
 
 GROUPINGS = ("model", "session", "kind", "tool")
 
@@ -112,11 +107,20 @@ def _select(store: Store, session: str | None, since: str | None,
         ids = None
     else:
         sid = store.resolve_session(session)
-        desc = f"session {sid}"
+        desc = f"session {sid} ({store.session(sid).exit_status or 'status unknown'})"
         ids = (sid,)
     if start is not None:
         desc += f" since {_date(start)}"
     return Selection(Scope(ids, start), desc)
+
+
+def statuses(store: Store, selection: Selection) -> dict[str, str | None]:
+    """The exit status of each session the selection covers (None: still running)."""
+    ids = selection.scope.session_ids
+    rows = store.sessions() if ids is None else [store.session(sid) for sid in ids]
+    start = selection.scope.since
+    return {r.id: r.exit_status for r in rows
+            if start is None or r.ended is None or r.ended >= start}
 
 
 # -- report -----------------------------------------------------------------------------------
@@ -267,7 +271,7 @@ def summarise(store: Store, selection: Selection, by: str | None = None,
     kinds = kind_totals(digests.values()) if by == "kind" else {}
     cost = None
     if prices is not None:
-        from lkmetrics.cost import collect
+        from lkmetrics.analysis import costs as collect
 
         cost = collect.summarise(store, scope, prices, by_session=by == "session",
                                  detail=detail, digests=digests, reprice=reprice)

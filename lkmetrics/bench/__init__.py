@@ -1,6 +1,7 @@
 """Benchmarks of the components an agent uses, measured through LiveKit's own classes.
 
-``bench llm`` (core in :mod:`lkmetrics.bench.llm`, the LiveKit-side driver in
-:mod:`lkmetrics.bench.driver`, output in :mod:`lkmetrics.bench.render`, wiring in
-:mod:`lkmetrics.bench.cli`). Nothing imported from here at start-up loads livekit.
+``bench llm`` in :mod:`lkmetrics.bench.llm` (``core``, ``driver``, ``workers``, ``runner``,
+``render``, ``command``), ``bench voice`` in :mod:`lkmetrics.bench.voice` (``core``, ``driver``,
+``render``, ``command``), what both use in :mod:`lkmetrics.bench.shared`; the Typer wiring in
+:mod:`lkmetrics.cli.bench`. Nothing imported from here at start-up loads livekit.
 """

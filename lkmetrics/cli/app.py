@@ -1,16 +1,13 @@
-"""The Typer app: the main callback (global options, bare ``lkmetrics`` prints help, global
-options alone run ``console``) and the mapping of every LkmetricsError to one line on stderr
-and its exit code."""
+"""The Typer app and the mapping of every LkmetricsError to one line on stderr and its exit
+code. Its main callback lives in :mod:`lkmetrics.cli.root`."""
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Any
 
 import typer
 from typer.core import TyperGroup
 
-from lkmetrics import __version__
-from lkmetrics.cli.options import EnvFileOpt, FormatOpt, OutputOpt, given_on_command_line
 from lkmetrics.errors import LkmetricsError
 
 
@@ -43,31 +40,6 @@ app = typer.Typer(
     pretty_exceptions_show_locals=False,
     context_settings={"help_option_names": ["-h", "--help"]},
 )
-
-
-def _version(value: bool) -> None:
-    if value:
-        typer.echo(f"lkmetrics {__version__}")
-        raise typer.Exit()
-
-
-@app.callback(invoke_without_command=True)
-def _main(
-    ctx: typer.Context,
-    fmt: FormatOpt = None,
-    output: OutputOpt = None,
-    env_file: EnvFileOpt = None,
-    version: Annotated[bool | None, typer.Option("--version", callback=_version,
-                                                 is_eager=True, help="Show the version.")] = None,
-) -> None:
-    """See where the time and the tokens of your LiveKit voice agent go."""
-    if ctx.invoked_subcommand is None:
-        if not any(given_on_command_line(ctx, p) for p in ("fmt", "output", "env_file")):
-            typer.echo(ctx.get_help())
-            raise typer.Exit()
-        from lkmetrics.cli.agent import console
-
-        ctx.invoke(console, ctx=ctx, fmt=fmt, output=output, env_file=env_file)
 
 
 def main() -> None:

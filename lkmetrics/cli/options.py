@@ -176,14 +176,14 @@ def _build_output(ctx: Any, kw: dict[str, Any]) -> OutputOptions:
         prometheus_host=kw["prometheus_host"],
         prometheus_port=kw["prometheus_port"],
         otlp=kw["otlp"],
-        view=_view(kw["view"]),
+        view=view_name(kw["view"]),
     )
 
 
 VIEWS = ("recipe", "compact")
 
 
-def _view(value: str | None) -> str:
+def view_name(value: str | None) -> str:
     name = (value or "recipe").strip().lower()
     if name not in VIEWS:
         raise UsageError(f"--view expects recipe or compact (got {value!r}).")

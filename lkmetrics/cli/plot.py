@@ -10,7 +10,7 @@ from typing import Annotated
 import typer
 
 from lkmetrics.cli.app import app
-from lkmetrics.cli.store import By, DbOpt, _open
+from lkmetrics.cli.store import By, DbOpt, open_store
 from lkmetrics.errors import UsageError
 
 OUT_SUFFIXES = (".html", ".png", ".svg")
@@ -50,7 +50,7 @@ def plot_cmd(
 
     if out is not None and out.suffix.lower() not in OUT_SUFFIXES:
         raise UsageError(f"--out expects a .html, .png or .svg file (got {out}).")
-    with _open(db) as store:
+    with open_store(db) as store:
         store.require_sessions()
         selection = report.select(store, session, since)
         data = plot_data.load(store, selection, by.value if by else None)

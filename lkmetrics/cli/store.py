@@ -16,12 +16,11 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from lkmetrics.analysis.report import PERCENTILE_HELP
-from lkmetrics.analysis.stats import FIGURES
 from lkmetrics.cli.app import app
 from lkmetrics.cli.options import format_option, given_on_command_line, resolve_format
+from lkmetrics.cli.prices import PricesOpt
 from lkmetrics.config import OutputFormat
-from lkmetrics.cost.cli import PricesOpt
+from lkmetrics.figures import FIGURES, PERCENTILE_HELP
 
 if TYPE_CHECKING:
     from lkmetrics.store import Store
@@ -69,7 +68,7 @@ def _price_book(prices: Path | None) -> Any:
     return load_default(prices)
 
 
-def _open(db: Path | None, *, create: bool = False) -> Store:
+def open_store(db: Path | None, *, create: bool = False) -> Store:
     from lkmetrics.store import Store, default_db_path
 
     return Store.open(db if db is not None else default_db_path(), create=create)
@@ -89,7 +88,7 @@ def sessions(
     from lkmetrics.analysis import report
     from lkmetrics.render import tables
 
-    with _open(db) as store:
+    with open_store(db) as store:
         # 0, a negative or a limit beyond any store's size: every session
         items = report.overview(store, limit if 0 < limit <= 2**31 else None)
     tables.sessions(items, out_format.value, sys.stdout)
@@ -136,6 +135,14 @@ def report_cmd(
             show_default=False,
         ),
     ] = None,
+    allow_empty: Annotated[bool, typer.Option(
+        "--allow-empty", help="A --fail-over budget over a figure with no values is not "
+        "checked (without it, it is broken: a session that measured nothing fails).")] = False,
+    allow_status: Annotated[list[str] | None, typer.Option(
+        "--allow-status", metavar="STATUS",
+        help="With --fail-over, accept checked sessions that ended with STATUS (e.g. "
+        "interrupted); repeatable. Without it, any status but ok fails the check.",
+        show_default=False)] = None,
     db: DbOpt = None,
     prices: PricesOpt = None,
 ) -> None:
@@ -151,17 +158,19 @@ def report_cmd(
     from lkmetrics.render import tables
 
     wanted = [budgets.parse_budget(spec) for spec in fail_over or []]
-    with _open(db) as store:
+    with open_store(db) as store:
         selection = report.select(store, session, since, bench, agent)
         result = report.summarise(store, selection, by.value if by else None,
                                   _price_book(prices), detail=out_format.value == "json",
                                   reprice=given_on_command_line(ctx, "prices"))
-    checked = budgets.check_budgets(result, wanted)
+        statuses = report.statuses(store, selection) if wanted else {}
+    checked = budgets.check_budgets(result, wanted, allow_empty=allow_empty)
     tables.report(result, out_format.value, sys.stdout, checked)
     if checked:
         sys.stdout.flush()
         tables.budgets(checked, sys.stderr)
         budgets.fail_on_broken(checked)
+        budgets.check_statuses(statuses, allow_status or [])
 
 
 report_cmd.__doc__ = f"{inspect.cleandoc(report_cmd.__doc__ or '')}\n\n{PERCENTILE_HELP}"
@@ -182,13 +191,14 @@ def compare(
     """Compare two sessions, or two models (--by model), side by side.
 
     For each figure: p50 and p95 of A and B, the difference (B - A) and the ratio (B / A),
-    with B marked faster or slower.
+    with a verdict for B (better, worse or unclear) from a bootstrap interval of each
+    difference.
     """
     out_format = _format(ctx, fmt, COMPARE_FORMATS)
     from lkmetrics.analysis import compare as comparison
     from lkmetrics.render import tables
 
-    with _open(db) as store:
+    with open_store(db) as store:
         result = comparison.compare(store, a, b, by.value, _price_book(prices),
                                 reprice=given_on_command_line(ctx, "prices"))
     tables.compare(result, out_format.value, sys.stdout)
@@ -213,16 +223,17 @@ def export(
     """
     out_format = _format(ctx, fmt, EXPORT_FORMATS)
     from lkmetrics.errors import Interrupted
+    from lkmetrics.store.export import export_csv, export_jsonl
 
-    with _open(db) as store:
+    with open_store(db) as store:
         store.require_sessions()
         ids = ([store.resolve_session(session)] if session is not None
                else store.session_ids_oldest_first())
         try:
             if out_format is OutputFormat.csv:
-                store.export_csv(ids, sys.stdout)
+                export_csv(store, ids, sys.stdout)
             else:
-                store.export_jsonl(ids, sys.stdout)
+                export_jsonl(store, ids, sys.stdout)
             sys.stdout.flush()
         except BrokenPipeError:
             _quiet_stdout()  # the reader went away (| head): stop without a traceback
@@ -255,6 +266,7 @@ def import_(
     from lkmetrics.errors import StoreError
     from lkmetrics.render.progress import MAX_BAD_LINES_SHOWN, ImportView
     from lkmetrics.store import check_import_paths
+    from lkmetrics.store.importer import import_files
 
     check_import_paths(files)  # before a database is created or a bar is shown
     view = ImportView()
@@ -266,8 +278,8 @@ def import_(
         if shown <= MAX_BAD_LINES_SHOWN:
             view.say(f"{name}:{lineno}: skipped: {reason}")
 
-    with _open(db, create=True) as store, view.showing(files):
-        result = store.import_files(files, on_bad, progress=view.advance)
+    with open_store(db, create=True) as store, view.showing(files):
+        result = import_files(store, files, on_bad, progress=view.advance)
         path = store.path
     if result.bad > MAX_BAD_LINES_SHOWN:
         typer.echo(f"... and {result.bad - MAX_BAD_LINES_SHOWN} more bad lines", err=True)

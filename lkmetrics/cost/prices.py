@@ -16,7 +16,7 @@ import json
 import math
 import os
 import re
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
@@ -385,6 +385,3 @@ def default_book() -> PriceBook:
         _DEFAULT[key] = load_default()
     return _DEFAULT[key]
 
-
-def all_entries(book: PriceBook) -> Iterable[Price]:
-    return book.entries

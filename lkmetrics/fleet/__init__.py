@@ -12,10 +12,10 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Callable, Sequence
 
-from lkmetrics.agent.pipeline import Writer
 from lkmetrics.fleet.otlp import OtlpWriter, resolve_otlp_url, start_livekit_tracing
 from lkmetrics.fleet.prometheus import PrometheusWriter, check_port
 from lkmetrics.fleet.series import LATENCY_BUCKETS, SERIES, latency_buckets
+from lkmetrics.pipeline import Writer
 
 DEFAULT_PROMETHEUS_HOST = "127.0.0.1"
 

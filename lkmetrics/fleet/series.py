@@ -14,7 +14,7 @@ from collections import OrderedDict
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
-from lkmetrics.analysis.stats import FIGURES_BY_NAME, figure_value
+from lkmetrics.figures import FIGURES, Figure, figure_value
 from lkmetrics.records import Record, model_identity, stage_identity
 
 # voice latency, in seconds: dense where budgets usually sit (0.2-1.5 s)
@@ -28,7 +28,6 @@ TOKEN_BUCKETS: tuple[float, ...] = (
 
 UNKNOWN = "unknown"
 LABELS = ("model", "provider")
-TOKEN_KINDS = ("prompt", "completion", "cached")
 
 
 @dataclass(frozen=True)
@@ -61,6 +60,9 @@ SERIES: tuple[Series, ...] = (
     Series("eou.transcription_delay", "lkmetrics_transcription_delay_seconds",
            "lkmetrics.eou.transcription_delay", "s", True,
            "End of user speech to the final transcript."),
+    Series("tool.duration", "lkmetrics_tool_duration_seconds", "lkmetrics.tool.duration", "s",
+           True, "Duration of a function tool call (tool records, --agent); labelled by the "
+           "session's LLM."),
     Series("llm.tokens", "lkmetrics_llm_tokens", "gen_ai.client.token.usage", "{token}", False,
            "LLM tokens by kind (prompt, completion, cached)."),
     Series("tts.characters", "lkmetrics_tts_characters", "lkmetrics.tts.characters",
@@ -78,19 +80,15 @@ SERIES: tuple[Series, ...] = (
     Series("cost", "lkmetrics_cost_usd", "lkmetrics.cost", "USD", False,
            "What each model's usage cost, in USD (turn records' cost; local models cost 0)."),
 )
-SERIES_BY_KEY = {s.key: s for s in SERIES}
 # counters that exist (at zero) for a model as soon as one of its sessions starts, so a rate
 # or a ratio over them reads 0 rather than "no data"
 ZERO_ON_SESSION = ("turns", "turns.interrupted", "errors")
 
-# histogram series fed straight from a record field (through stats.figure_value's validity
+# histogram series fed straight from a record field (through figures.figure_value's validity
 # rules: LiveKit's -1 "not measured" and a streaming STT's zero duration are skipped)
-_FIGURE_SERIES = {
-    "llm": (("llm.ttft", "llm.ttft"), ("llm.duration", "llm.duration")),
-    "tts": (("tts.ttfb", "tts.ttfb"),),
-    "stt": (("stt.duration", "stt.duration"),),
-    "eou": (("eou.delay", "eou.delay"), ("eou.transcription_delay", "eou.transcription_delay")),
-    "turn": (("turn.e2e", "e2e"),),
+_FIGURE_SERIES: dict[str, tuple[tuple[str, Figure], ...]] = {
+    kind: tuple((f.series, f) for f in FIGURES if f.kind == kind and f.series)
+    for kind in {f.kind for f in FIGURES}
 }
 
 
@@ -173,7 +171,7 @@ class Observer:
         else:
             model, provider = self.session_labels(sid)
         for key, figure in _FIGURE_SERIES.get(str(kind), ()):
-            value = figure_value(FIGURES_BY_NAME[figure], record)
+            value = figure_value(figure, record)
             if value is not None:
                 yield Observation(key, value, model, provider)
         if kind == "llm":

@@ -6,7 +6,8 @@ Run by LlamaServer as ``python -m lkmetrics.local._llama_child ARGS``, ARGS bein
 * the process exits as soon as its parent is gone, so even a SIGKILLed parent (which runs no
   atexit hook) leaves no server behind;
 * a streamed chat completion ends with an OpenAI-style usage chunk (``choices: []`` plus
-  ``usage``), which llama-cpp-python 0.3.x never sends; LiveKit's LLM metrics read their
+  ``usage``, after the last content chunk, holding none back), which llama-cpp-python 0.3.x
+  never sends; LiveKit's LLM metrics read their
   prompt and completion token counts from it. It is sent whether or not the request asked
   for ``stream_options.include_usage``, which the stock server does not parse.
 """
@@ -37,6 +38,31 @@ def watch_parent(parent: int, interval: float = 0.5) -> None:
     threading.Thread(target=watch, daemon=True, name="lkmetrics-parent-watch").start()
 
 
+def with_usage(llama: Any, prompt_tokens: int, chunks: Iterator[Any]) -> Iterator[Any]:
+    """``chunks`` as they come, then a usage chunk; ``llama`` counts the completion tokens."""
+    # every chunk passes at once (holding one back until the next exists would add a
+    # decode step to the time to first token); the usage follows as a chunk of its own,
+    # as OpenAI sends it: no choices, only usage
+    last: Any = None
+    for chunk in chunks:
+        yield chunk
+        last = chunk
+    if last is not None:
+        completion = int(llama._lkmetrics_completion_tokens)
+        yield {
+            "id": last["id"],
+            "object": last.get("object", "text_completion"),
+            "created": last["created"],
+            "model": last["model"],
+            "choices": [],
+            "usage": {
+                "prompt_tokens": prompt_tokens,
+                "completion_tokens": completion,
+                "total_tokens": prompt_tokens + completion,
+            },
+        }
+
+
 def add_stream_usage() -> None:
     """Patch llama_cpp so streamed chat completions end with a usage chunk."""
     import llama_cpp
@@ -60,34 +86,17 @@ def add_stream_usage() -> None:
         result = original_create_completion(self, prompt, *args, **kwargs)
         if not kwargs.get("stream") or not isinstance(prompt, list):
             return result
-        return _with_usage(self, len(prompt), result)
-
-    def _with_usage(self: Any, prompt_tokens: int, chunks: Iterator[Any]) -> Iterator[Any]:
         self._lkmetrics_completion_tokens = 0
-        last: Any = None
-        for chunk in chunks:
-            if last is not None:
-                yield last
-            last = chunk
-        if last is not None:
-            completion = int(self._lkmetrics_completion_tokens)
-            last = {
-                **last,
-                "usage": {
-                    "prompt_tokens": prompt_tokens,
-                    "completion_tokens": completion,
-                    "total_tokens": prompt_tokens + completion,
-                },
-            }
-            yield last
+        return with_usage(self, len(prompt), result)
 
     def to_chat(chunks: Iterator[Any]) -> Iterator[Any]:
         seen: dict[str, Any] = {}
 
         def track() -> Iterator[Any]:
             for chunk in chunks:
-                if "usage" in chunk:
-                    seen.update(chunk)
+                if not chunk.get("choices") and "usage" in chunk:
+                    seen.update(chunk)  # the usage chunk: sent after the chat chunks
+                    continue
                 yield chunk
 
         yield from original_to_chat(track())

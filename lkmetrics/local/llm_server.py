@@ -49,6 +49,33 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+THREADS_ENV = "LKMETRICS_LLAMA_THREADS"
+# one thread for decoding and one for prompt evaluation: llama-cpp-python's defaults (all
+# cores for prompt evaluation) made prompt evaluation 40-60x slower as soon as another
+# process held a core, since the batch threads wait on each other (see the README's local
+# pipeline section for the measurements; benchmarks/llama_threads.py repeats them)
+DEFAULT_THREADS = (1, 1)
+
+
+def llama_threads() -> tuple[int, int]:
+    """The local LLM's (decode, prompt) threads: ``LKMETRICS_LLAMA_THREADS`` as ``N`` or
+    ``N,BATCH``, else DEFAULT_THREADS."""
+    value = os.environ.get(THREADS_ENV, "").strip()
+    if not value:
+        return DEFAULT_THREADS
+    parts = value.split(",")
+    try:
+        numbers = [int(p) for p in parts]
+    except ValueError:
+        numbers = []
+    if len(numbers) not in (1, 2) or not all(1 <= n <= 256 for n in numbers):
+        raise LocalModelError(
+            f"{THREADS_ENV} must be N or N,BATCH with whole numbers from 1 to 256 "
+            f"(got {value!r}), e.g. {THREADS_ENV}=1,2"
+        )
+    return numbers[0], numbers[-1]
+
+
 class LlamaServer:
     """llama_cpp.server serving one GGUF model on 127.0.0.1; a context manager that stops it."""
 
@@ -61,6 +88,7 @@ class LlamaServer:
         port: int | None = None,
         n_ctx: int = 2048,
         n_threads: int | None = None,
+        n_threads_batch: int | None = None,
         startup_timeout: float = 120.0,
         stop_grace: float = 5.0,
         extra_args: Sequence[str] = (),
@@ -71,14 +99,15 @@ class LlamaServer:
         self._alias = model_alias
         self._port = port
         self._n_ctx = n_ctx
-        self._n_threads = n_threads
+        threads, batch = llama_threads()
+        self._n_threads = n_threads if n_threads is not None else threads
+        self._n_threads_batch = n_threads_batch if n_threads_batch is not None else batch
         self._startup_timeout = startup_timeout
         self._stop_grace = stop_grace
         self._extra_args = list(extra_args)
         self._proc: subprocess.Popen[bytes] | None = None
         self._log: IO[bytes] | None = None
         self._lock = threading.RLock()
-        self.startup_seconds: float | None = None
 
     @property
     def port(self) -> int:
@@ -117,8 +146,11 @@ class LlamaServer:
             "--port", str(self.port),
             "--n_ctx", str(self._n_ctx),
         ]  # fmt: skip
-        if self._n_threads is not None:
-            cmd += ["--n_threads", str(self._n_threads)]
+        cmd += ["--n_threads", str(self._n_threads),
+                "--n_threads_batch", str(self._n_threads_batch),
+                # a request in progress is never cut off for one that waits (the stock
+                # server's default is to interrupt it, so concurrent callers got nothing)
+                "--interrupt_requests", "False"]
         return cmd + self._extra_args
 
     def start(self) -> LlamaServer:
@@ -146,7 +178,6 @@ class LlamaServer:
         except BaseException:  # a failed or interrupted start leaves nothing running
             self.stop()
             raise
-        self.startup_seconds = time.monotonic() - started
         return self
 
     def _child_env(self) -> dict[str, str]:
@@ -269,7 +300,7 @@ def start_local_llm(stack: contextlib.ExitStack) -> tuple[str, str]:
     """Start the local llama.cpp server for the duration of ``stack``; its URL and model."""
     from rich.console import Console
 
-    from lkmetrics.config import app_dir
+    from lkmetrics.home import app_dir
 
     err = Console(stderr=True)
     with err.status("Starting the local LLM server (SmolLM2-135M, llama.cpp)..."):

@@ -7,7 +7,7 @@ import json
 from dataclasses import dataclass, field
 
 from lkmetrics.analysis.report import Report, Selection, summarise
-from lkmetrics.analysis.stats import FIGURES, percentile
+from lkmetrics.figures import FIGURES, percentile
 from lkmetrics.records import STAGE_NAMES, turn_stages
 from lkmetrics.store import Store
 

@@ -9,9 +9,9 @@ from __future__ import annotations
 import html
 from collections.abc import Sequence
 
-from lkmetrics.analysis.stats import FIGURES, STAT_NAMES
+from lkmetrics.figures import FIGURES, STAT_NAMES
 from lkmetrics.plots.data import PlotData, quantiles
-from lkmetrics.render.units import fmt_value
+from lkmetrics.units import fmt_value
 
 W, H = 720, 260
 PAD_L, PAD_R, PAD_T, PAD_B = 64, 16, 28, 36

@@ -8,7 +8,7 @@ from typing import IO
 from lkmetrics.plots.data import PlotData, quantiles
 from lkmetrics.plots.extra import need
 from lkmetrics.render.layout import terminal_width
-from lkmetrics.render.units import fmt_value
+from lkmetrics.units import fmt_value
 
 STAGE_COLORS = {"end_of_turn": "magenta", "llm_ttft": "cyan", "first_sentence": "blue",
                 "tts_ttfb": "green", "playback": "yellow", "unexplained": "gray"}

@@ -1,2 +1,3 @@
-"""Everything lkmetrics shows people: ``units`` (the one number formatter), ``live`` (a running
-session's tables), ``tables`` (the store commands' tables, JSON and CSV)."""
+"""Everything lkmetrics shows people: ``live`` and ``compact`` (a running session), ``tables``
+(the store commands' tables, JSON and CSV), ``jsonl`` and ``append`` (JSON lines out); numbers
+are formatted by lkmetrics.units."""

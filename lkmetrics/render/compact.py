@@ -9,7 +9,7 @@ from typing import Any
 from rich.text import Text
 
 from lkmetrics.records import Record, model_identity
-from lkmetrics.render.units import fmt_value, number
+from lkmetrics.units import fmt_value, number
 
 SPARKS = "▁▂▃▄▅▆▇█"
 

@@ -12,11 +12,11 @@ from rich.console import Console, Group, RenderableType
 from rich.table import Table
 from rich.text import Text
 
-from lkmetrics.analysis.stats import FIGURES
+from lkmetrics.figures import FIGURES
 from lkmetrics.records import STAGE_NAMES, Record, model_identity, turn_stages, usage_identity
 from lkmetrics.render.compact import clip, spark_line
 from lkmetrics.render.compact import metric_line as compact_line
-from lkmetrics.render.units import (
+from lkmetrics.units import (
     count,
     fmt_value,
     number,

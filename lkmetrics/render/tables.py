@@ -15,11 +15,11 @@ from collections.abc import Sequence
 from typing import IO, Any
 
 from lkmetrics.analysis.budgets import BudgetResult
-from lkmetrics.analysis.compare import Comparison
-from lkmetrics.analysis.report import PERCENTILE_HELP, Report, SessionOverview
-from lkmetrics.analysis.stats import STAT_NAMES
+from lkmetrics.analysis.compare import ComparedStat, Comparison
+from lkmetrics.analysis.report import Report, SessionOverview
+from lkmetrics.figures import PERCENTILE_HELP, STAT_NAMES
 from lkmetrics.render.layout import Column, Layout
-from lkmetrics.render.units import count, elapsed, fmt_value, ratio, short_time, signed
+from lkmetrics.units import count, elapsed, fmt_value, ratio, short_time, signed
 
 
 def _dumps(obj: Any) -> str:
@@ -231,7 +231,7 @@ def report(report: Report, fmt: str, out: IO[str],
 
 
 def budgets(results: Sequence[BudgetResult], err: IO[str]) -> None:
-    """One line per budget on stderr: ok, BROKEN, or not checked (no values)."""
+    """One line per budget on stderr: ok, BROKEN, or not checked (no values, allowed)."""
     for r in results:
         unit = r.budget.figure.unit
         where = "" if r.group == "all" else f" [{r.group}]"
@@ -239,7 +239,7 @@ def budgets(results: Sequence[BudgetResult], err: IO[str]) -> None:
         if r.unknown:
             state = f"BROKEN: unknown, no price for {', '.join(r.unknown)}"
         elif r.value is None:
-            state = "not checked: no values"
+            state = "BROKEN: no values" if r.broken else "not checked: no values (allowed)"
         else:
             state = ("BROKEN" if r.broken else "ok") + f": {fmt_value(r.value, unit)}"
         err.write(f"budget {r.budget.figure.name}.{r.budget.stat} <= {limit}{where}: {state}\n")
@@ -249,22 +249,27 @@ def budgets(results: Sequence[BudgetResult], err: IO[str]) -> None:
 
 
 def compare(cmp: Comparison, fmt: str, out: IO[str]) -> None:
+    def stat(s: ComparedStat) -> dict[str, Any]:
+        return {"a": s.a, "b": s.b, "diff": s.diff, "ratio": s.ratio,
+                "ci95": list(s.ci) if s.ci else None, "verdict": s.verdict}
+
     if fmt == "json":
         out.write(_dumps({
-            "by": cmp.by, "a": cmp.a, "b": cmp.b,
+            "by": cmp.by, "a": cmp.a, "b": cmp.b, "a_label": cmp.a_label,
+            "b_label": cmp.b_label, "verdict": cmp.verdict,
             **({"agent_a": cmp.agents.get(cmp.a), "agent_b": cmp.agents.get(cmp.b)}
                if cmp.agents else {}),
             "figures": [
                 {"figure": f.figure.name, "unit": f.figure.unit, "count_a": f.count_a,
-                 "count_b": f.count_b,
-                 "p50": {"a": f.p50.a, "b": f.p50.b, "diff": f.p50.diff, "ratio": f.p50.ratio},
-                 "p95": {"a": f.p95.a, "b": f.p95.b, "diff": f.p95.diff, "ratio": f.p95.ratio},
-                 "b_vs_a": f.verdict}
+                 "count_b": f.count_b, "p50": stat(f.p50), "p95": stat(f.p95),
+                 "verdict": f.verdict}
                 for f in cmp.figures
             ],
         }) + "\n")
         return
-    cols = [Column("Figure"), Column("A p50", right=True), Column("B p50", right=True),
+    cols = [Column("Figure"), Column("n A", right=True, drop=6), Column("n B", right=True,
+                                                                        drop=6),
+            Column("A p50", right=True), Column("B p50", right=True),
             Column("diff", right=True, drop=2), Column("ratio", right=True, drop=3),
             Column("A p95", right=True, drop=1), Column("B p95", right=True, drop=1),
             Column("diff", right=True, drop=4), Column("ratio", right=True, drop=5),
@@ -272,14 +277,22 @@ def compare(cmp: Comparison, fmt: str, out: IO[str]) -> None:
     for f in cmp.figures:
         unit = f.figure.unit
         for col, cell in zip(cols, (
-            f.figure.name,
+            f.figure.name, str(f.count_a), str(f.count_b),
             fmt_value(f.p50.a, unit, compact=True), fmt_value(f.p50.b, unit, compact=True),
             signed(f.p50.diff, unit, compact=True), ratio(f.p50.ratio),
             fmt_value(f.p95.a, unit, compact=True), fmt_value(f.p95.b, unit, compact=True),
-            signed(f.p95.diff, unit, compact=True), ratio(f.p95.ratio), f.verdict or "-",
+            signed(f.p95.diff, unit, compact=True), ratio(f.p95.ratio),
+            f.verdict if f.count_a and f.count_b else "-",
         ), strict=True):
             col.cells.append(cell)
-    a, b = (f"{k} (agent {cmp.agents[k]})" if k in cmp.agents else k for k in (cmp.a, cmp.b))
-    out.write(Layout(f"A = {a}\nB = {b}", cols, notes=[
-        "diff = B - A, ratio = B / A; faster: lower time or higher rate (tokens/s); "
-        "cheaper: lower cost (USD)"]).render())
+    def side(key: str, label: str) -> str:
+        parts = [p for p in (f"agent {cmp.agents[key]}" if key in cmp.agents else "", label) if p]
+        return key + (f" ({', '.join(parts)})" if parts else "")
+
+    a, b = f"A = {side(cmp.a, cmp.a_label)}", f"B = {side(cmp.b, cmp.b_label)}"
+    out.write(Layout(f"{a}\n{b}", cols, notes=[
+        "diff = B - A, ratio = B / A. B vs A: better or worse when the 95% bootstrap "
+        "interval of the difference of p50 (and of p95) lies wholly beyond 5% of A, with 5 "
+        "values a side (20 for p95); else unclear. Lower is better for times "
+        "and costs, higher for tokens/s.",
+        f"Overall: {cmp.verdict}"]).render())

@@ -13,9 +13,9 @@ import numpy as np
 from livekit import rtc
 
 from lkmetrics.agent.capture import Capture
-from lkmetrics.agent.pipeline import Pipeline
 from lkmetrics.agent.server import Components, session_info, start_session
 from lkmetrics.config import AgentSettings
+from lkmetrics.pipeline import Pipeline
 from lkmetrics.simulate.caller import Caller, PacedAudioInput, RealtimeSpeaker, TurnResult
 
 

@@ -11,8 +11,8 @@ from pathlib import Path
 
 import numpy as np
 
-from lkmetrics.config import app_dir
 from lkmetrics.errors import UsageError
+from lkmetrics.home import app_dir
 
 INPUT_RATE = 16000  # the caller's microphone rate
 

@@ -19,7 +19,6 @@ import numpy as np
 
 from lkmetrics.agent.capture import Capture
 from lkmetrics.agent.hooks import Hooks, activate
-from lkmetrics.agent.pipeline import Pipeline
 from lkmetrics.agent.user import (
     UserAgent,
     UserCodeError,
@@ -29,6 +28,7 @@ from lkmetrics.agent.user import (
 )
 from lkmetrics.config import AgentSettings
 from lkmetrics.errors import LkmetricsError
+from lkmetrics.pipeline import Pipeline
 from lkmetrics.simulate.caller import Caller, PacedAudioInput, RealtimeSpeaker, TurnResult
 from lkmetrics.simulate.run import save_turn_audio
 

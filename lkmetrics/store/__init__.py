@@ -9,11 +9,12 @@ figures that reports read in numeric columns with partial indexes. Modules: ``sc
 
 from __future__ import annotations
 
+from lkmetrics.figures import FIGURE_COLUMNS
 from lkmetrics.store.db import DB_NAME, default_db_path
 from lkmetrics.store.importer import ImportResult, check_import_paths
 from lkmetrics.store.queries import Scope, SessionRow, Store
 from lkmetrics.store.recorder import FLUSH_INTERVAL, StoreWriter
-from lkmetrics.store.rows import FIGURE_COLUMNS, check_record, extract, row_of
+from lkmetrics.store.rows import check_record, extract, row_of
 from lkmetrics.store.schema import LATEST_VERSION
 
 __all__ = [

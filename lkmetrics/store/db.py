@@ -28,7 +28,7 @@ D = TypeVar("D", bound="Database")
 
 def default_db_path() -> Path:
     """``$LKMETRICS_HOME/metrics.db``, else ``metrics.db`` in typer's per-user app dir."""
-    from lkmetrics.config import app_dir
+    from lkmetrics.home import app_dir
 
     return app_dir() / DB_NAME
 

@@ -12,7 +12,6 @@ that needs it, and saved when the store can be written. The building side is
 
 from __future__ import annotations
 
-import contextlib
 import functools
 import importlib
 import json
@@ -23,15 +22,14 @@ from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from lkmetrics.analysis.stats import Figure
+from lkmetrics.figures import FIGURE_COLUMNS, STORED_FIGURES, Figure
 from lkmetrics.store.db import in_lists
-from lkmetrics.store.rows import FIGURE_COLUMNS, STORED_FIGURES
 
 Stats = dict[str, float | int | None]
 Record = dict[str, Any]
-_COLUMNS = tuple(FIGURE_COLUMNS[f.name] for f in STORED_FIGURES)
-_NAME_OF_COLUMN = {FIGURE_COLUMNS[f.name]: f.name for f in STORED_FIGURES}
-_SWAP = sys.byteorder == "big"  # values are packed little-endian, whatever the machine
+COLUMNS = tuple(FIGURE_COLUMNS[f.name] for f in STORED_FIGURES)
+NAME_OF_COLUMN = {FIGURE_COLUMNS[f.name]: f.name for f in STORED_FIGURES}
+SWAP = sys.byteorder == "big"  # values are packed little-endian, whatever the machine
 
 
 @dataclass
@@ -127,7 +125,7 @@ def grouped_values(digests: Mapping[str, Digest], figures: Iterable[Figure],
                 if found is None:
                     found = groups[key] = array("d")
                 found.frombytes(packed)
-        if _SWAP:
+        if SWAP:
             for v in groups.values():
                 v.byteswap()
         out[figure.name] = {k: sorted(v) for k, v in groups.items() if v}
@@ -174,83 +172,3 @@ def current_changes(conn: sqlite3.Connection,
         out.update((str(s), int(c)) for s, c in conn.execute(
             f"SELECT id, changes FROM sessions WHERE id IN ({marks})", chunk))
     return out
-
-
-def load(conn: sqlite3.Connection, session_ids: Sequence[str] | None) -> dict[str, Digest]:
-    """The digests of these sessions (every session when None): stored ones that are still
-    valid, the others built now and saved if the store can be written at once."""
-    changes = current_changes(conn, session_ids)
-    found: dict[str, Digest] = {}
-    if session_ids is None:
-        rows = conn.execute(
-            "SELECT session_id, changes, data, packed FROM session_digests").fetchall()
-    else:
-        rows = []
-        for chunk, marks in in_lists(session_ids):
-            rows += conn.execute(
-                "SELECT session_id, changes, data, packed FROM session_digests "
-                f"WHERE session_id IN ({marks})", chunk).fetchall()
-    for sid, built_at, text, packed in rows:
-        if changes.get(sid) == built_at:
-            digest = Digest.from_row(text, packed)
-            if digest is not None:
-                found[sid] = digest
-    stale = [sid for sid in changes if sid not in found]
-    if stale:
-        from lkmetrics.store import digest_values  # the building side imports this one
-
-        built = digest_values.build(conn, stale)
-        found.update(built)
-        _try_save(conn, built, changes)
-    return {sid: found[sid] for sid in changes}
-
-
-def window(conn: sqlite3.Connection, session_ids: Sequence[str] | None,
-           since: float | None) -> dict[str, Digest]:
-    """Digests of the records in scope, by session: with no ``since``, those of
-    :func:`load`; with one, the digests of the sessions whose every record is that recent,
-    and for a session that began before it and went on after it, a digest of its records
-    since then (built now, not saved). Sessions with no record in scope are left out."""
-    if since is None:
-        return {sid: d for sid, d in load(conn, session_ids).items() if d.kinds}
-    wanted = None if session_ids is None else set(session_ids)
-    candidates = [str(sid) for (sid,) in conn.execute(
-        "SELECT id FROM sessions WHERE ended IS NULL OR ended >= ? ORDER BY id", (since,))
-        if wanted is None or sid in wanted]
-    out: dict[str, Digest] = {}
-    partial = []
-    for sid, d in load(conn, candidates).items():
-        if d.span is None or d.span[1] < since:
-            continue
-        if d.span[0] >= since:
-            out[sid] = d
-        else:
-            partial.append(sid)
-    from lkmetrics.store import digest_values
-
-    out.update((sid, d) for sid, d in digest_values.build(conn, partial, since).items()
-               if d.kinds)
-    return dict(sorted(out.items()))
-
-
-def _try_save(conn: sqlite3.Connection, digests: dict[str, Digest],
-              changes: dict[str, int]) -> None:
-    """Save digests unless another writer holds the store (or it is read-only): a read
-    never waits for a write it does not need."""
-    if conn.in_transaction:
-        return
-    timeout = conn.execute("PRAGMA busy_timeout").fetchone()[0]
-    conn.execute("PRAGMA busy_timeout = 0")
-    try:
-        with contextlib.suppress(sqlite3.Error):
-            conn.execute("BEGIN IMMEDIATE")
-            try:
-                # only those whose session did not change while they were built
-                now = current_changes(conn, list(digests))
-                save(conn, {s: d for s, d in digests.items() if now.get(s) == changes.get(s)},
-                     changes)
-                conn.execute("COMMIT")
-            except sqlite3.Error:
-                conn.execute("ROLLBACK")
-    finally:
-        conn.execute(f"PRAGMA busy_timeout = {int(timeout)}")

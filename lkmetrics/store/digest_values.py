@@ -1,9 +1,11 @@
 """Building session digests (:mod:`lkmetrics.store.digest`): from rows as the store inserts
-them (:class:`Values`), from a session's records in the store (:func:`build`), and along an
-import (:class:`Collector`)."""
+them (:class:`Values`), from a session's records in the store (:func:`build`), along an
+import (:class:`Collector`), and loading them with the stale ones rebuilt (:func:`load`,
+:func:`window`)."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import sqlite3
 from array import array
@@ -13,10 +15,10 @@ from itertools import groupby
 from operator import itemgetter
 from typing import Any
 
-from lkmetrics.analysis.stats import describe
+from lkmetrics.figures import describe
 from lkmetrics.store import digest
 from lkmetrics.store.db import Database, in_lists
-from lkmetrics.store.digest import _COLUMNS, _NAME_OF_COLUMN, _SWAP, Digest, Record
+from lkmetrics.store.digest import COLUMNS, NAME_OF_COLUMN, SWAP, Digest, Record
 from lkmetrics.store.rows import TOKEN_COLUMNS, Batch, spec
 
 HELD_ROWS = 500_000  # an import's rows held for digests before it saves finished sessions
@@ -42,8 +44,8 @@ class Values:
         found = self._positions.get(kind)
         if found is None:
             found = self._positions[kind] = [
-                (5 + i, _NAME_OF_COLUMN[c]) for i, c in enumerate(spec(kind).extra)
-                if c in _NAME_OF_COLUMN]
+                (5 + i, NAME_OF_COLUMN[c]) for i, c in enumerate(spec(kind).extra)
+                if c in NAME_OF_COLUMN]
         return found
 
     def add_rows(self, rows: Sequence[Sequence[Any]]) -> None:
@@ -105,7 +107,7 @@ class Values:
                 packed.extend(ordered)
                 whole.setdefault(name, []).extend(ordered)
         figures = {name: describe(vals) for name, vals in whole.items()}
-        if _SWAP:
+        if SWAP:
             packed.byteswap()
         tokens = [(m, *c) for m, c in self.tokens.get(sid, {}).items()]
         heads = {kind: _record(text) for kind, (_, text) in self.heads.get(sid, {}).items()}
@@ -123,7 +125,7 @@ def _record(text: str) -> Record | None:
 
 
 _SELECT = ("seq", "kind", "time", "CASE WHEN kind IN ('session', 'usage') THEN json END",
-           "model", *_COLUMNS, *TOKEN_COLUMNS)
+           "model", *COLUMNS, *TOKEN_COLUMNS)
 _INDEX = {c: i for i, c in enumerate(_SELECT)}
 
 
@@ -213,3 +215,79 @@ class Collector:
             self.values = Values()
             digests.update(build(conn, sorted(self.rebuild & self.seen)))
             digest.save(conn, digests, changes)
+
+
+def load(conn: sqlite3.Connection, session_ids: Sequence[str] | None) -> dict[str, Digest]:
+    """The digests of these sessions (every session when None): stored ones that are still
+    valid, the others built now and saved if the store can be written at once."""
+    changes = digest.current_changes(conn, session_ids)
+    found: dict[str, Digest] = {}
+    if session_ids is None:
+        rows = conn.execute(
+            "SELECT session_id, changes, data, packed FROM session_digests").fetchall()
+    else:
+        rows = []
+        for chunk, marks in in_lists(session_ids):
+            rows += conn.execute(
+                "SELECT session_id, changes, data, packed FROM session_digests "
+                f"WHERE session_id IN ({marks})", chunk).fetchall()
+    for sid, built_at, text, packed in rows:
+        if changes.get(sid) == built_at:
+            stored = Digest.from_row(text, packed)
+            if stored is not None:
+                found[sid] = stored
+    stale = [sid for sid in changes if sid not in found]
+    if stale:
+        built = build(conn, stale)
+        found.update(built)
+        _try_save(conn, built, changes)
+    return {sid: found[sid] for sid in changes}
+
+
+def window(conn: sqlite3.Connection, session_ids: Sequence[str] | None,
+           since: float | None) -> dict[str, Digest]:
+    """Digests of the records in scope, by session: with no ``since``, those of
+    :func:`load`; with one, the digests of the sessions whose every record is that recent,
+    and for a session that began before it and went on after it, a digest of its records
+    since then (built now, not saved). Sessions with no record in scope are left out."""
+    if since is None:
+        return {sid: d for sid, d in load(conn, session_ids).items() if d.kinds}
+    wanted = None if session_ids is None else set(session_ids)
+    candidates = [str(sid) for (sid,) in conn.execute(
+        "SELECT id FROM sessions WHERE ended IS NULL OR ended >= ? ORDER BY id", (since,))
+        if wanted is None or sid in wanted]
+    out: dict[str, Digest] = {}
+    partial = []
+    for sid, d in load(conn, candidates).items():
+        if d.span is None or d.span[1] < since:
+            continue
+        if d.span[0] >= since:
+            out[sid] = d
+        else:
+            partial.append(sid)
+    out.update((sid, d) for sid, d in build(conn, partial, since).items()
+               if d.kinds)
+    return dict(sorted(out.items()))
+
+
+def _try_save(conn: sqlite3.Connection, digests: dict[str, Digest],
+              changes: dict[str, int]) -> None:
+    """Save digests unless another writer holds the store (or it is read-only): a read
+    never waits for a write it does not need."""
+    if conn.in_transaction:
+        return
+    timeout = conn.execute("PRAGMA busy_timeout").fetchone()[0]
+    conn.execute("PRAGMA busy_timeout = 0")
+    try:
+        with contextlib.suppress(sqlite3.Error):
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                # only those whose session did not change while they were built
+                now = digest.current_changes(conn, list(digests))
+                digest.save(conn, {s: d for s, d in digests.items()
+                                   if now.get(s) == changes.get(s)}, changes)
+                conn.execute("COMMIT")
+            except sqlite3.Error:
+                conn.execute("ROLLBACK")
+    finally:
+        conn.execute(f"PRAGMA busy_timeout = {int(timeout)}")

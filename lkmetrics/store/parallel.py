@@ -9,15 +9,15 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, BinaryIO
 
 from lkmetrics.errors import StoreError
-from lkmetrics.store import importer
-from lkmetrics.store.importer import _Parsed
+from lkmetrics.store import parsing
+from lkmetrics.store.parsing import Parsed
 from lkmetrics.store.sources import Progress
 
 if TYPE_CHECKING:
     from multiprocessing.connection import Connection
 
 
-def _dumps(parsed: _Parsed) -> bytes:
+def _dumps(parsed: Parsed) -> bytes:
     """Pickle a parsed chunk without the memo: its objects are acyclic and not shared."""
     import io
     import pickle
@@ -65,7 +65,7 @@ def _parse_worker(
                 end = _line_start(f, (j + 1) * chunk_bytes) if j + 1 < chunks else -1
                 f.seek(start)
                 data = f.read(end - start) if end >= 0 else f.read()
-                out.send_bytes(_dumps(importer._parse_chunk(data, 1, known)))
+                out.send_bytes(_dumps(parsing.parse_chunk(data, 1, known)))
     except BaseException as e:  # the parent raises it
         try:
             payload = pickle.dumps(e)
@@ -77,7 +77,7 @@ def _parse_worker(
         out.close()
 
 
-def parallel_parse(path: Path, workers: int, progress: Progress) -> Iterator[_Parsed]:
+def parallel_parse(path: Path, workers: int, progress: Progress) -> Iterator[Parsed]:
     """Parse a file in ``workers`` processes, each reading its own chunks; yield in order.
 
     A worker blocks on its pipe until this process takes its next chunk, so at most a
@@ -88,7 +88,7 @@ def parallel_parse(path: Path, workers: int, progress: Progress) -> Iterator[_Pa
 
     method = "fork" if "fork" in multiprocessing.get_all_start_methods() else "spawn"
     ctx: Any = multiprocessing.get_context(method)
-    chunk_bytes = importer.CHUNK_BYTES
+    chunk_bytes = parsing.CHUNK_BYTES
     size = path.stat().st_size
     chunks = max(1, -(-size // chunk_bytes))
     workers = max(1, min(workers, chunks))

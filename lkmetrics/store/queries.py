@@ -1,8 +1,9 @@
-"""Reading the store: sessions, figure values, tokens and usage for reports, and imports.
+"""Reading the store: sessions, figure values, tokens and usage for reports.
 
 :class:`Store` is :class:`~lkmetrics.store.db.Database` plus the queries that reports and
 ``sessions`` read (reports through the session digests, :meth:`Store.window`, never parsing
-JSON for a figure it has a column for) and the entry points of import and export.
+JSON for a figure it has a column for); import and export are lkmetrics.store.importer and
+lkmetrics.store.export.
 """
 
 from __future__ import annotations
@@ -10,17 +11,13 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from pathlib import Path
-from typing import Any, TextIO
+from typing import Any
 
-from lkmetrics.analysis.stats import Figure, figure_value
 from lkmetrics.errors import NotFoundError, UsageError
+from lkmetrics.figures import FIGURE_COLUMNS, Figure, figure_value
 from lkmetrics.records import usage_identity
 from lkmetrics.store.db import Database, in_lists
 from lkmetrics.store.digest import Digest
-from lkmetrics.store.importer import BadLine, ImportResult
-from lkmetrics.store.rows import FIGURE_COLUMNS
-from lkmetrics.store.sources import Progress
 
 
 @dataclass(frozen=True)
@@ -77,27 +74,6 @@ class Scope:
 
 class Store(Database):
     """An open metrics database with its queries. ``Store.open(path)`` creates or migrates it."""
-
-    def import_files(
-        self, paths: Sequence[Path], on_bad: BadLine, *, workers: int | None = None,
-        progress: Progress | None = None,
-    ) -> ImportResult:
-        """Import JSON lines files; see :func:`lkmetrics.store.importer.import_files`."""
-        from lkmetrics.store.importer import import_files
-
-        return import_files(self, paths, on_bad, workers=workers, progress=progress)
-
-    def export_jsonl(self, session_ids: Sequence[str], out: TextIO) -> int:
-        """The records of the sessions as JSON lines; see :mod:`lkmetrics.store.export`."""
-        from lkmetrics.store.export import export_jsonl
-
-        return export_jsonl(self, session_ids, out)
-
-    def export_csv(self, session_ids: Sequence[str], out: TextIO) -> int:
-        """The records of the sessions as CSV; see :mod:`lkmetrics.store.export`."""
-        from lkmetrics.store.export import export_csv
-
-        return export_csv(self, session_ids, out)
 
     # -- reading --
 
@@ -264,19 +240,19 @@ class Store(Database):
     def digests(self, session_ids: Sequence[str] | None = None) -> dict[str, Digest]:
         """Each session's digest (record counts per kind, statistics of each stored figure),
         every session when ``session_ids`` is None; see :mod:`lkmetrics.store.digest`."""
-        from lkmetrics.store import digest
+        from lkmetrics.store import digest_values
 
         with self.errors():
-            return digest.load(self.conn, session_ids)
+            return digest_values.load(self.conn, session_ids)
 
     def window(self, scope: Scope) -> dict[str, Digest]:
         """Digests of the records in scope, by session (see
-        :func:`lkmetrics.store.digest.window`): whole sessions' stored digests, and for a
+        :func:`lkmetrics.store.digest_values.window`): whole sessions' stored digests, and for a
         session that ``since`` cuts, one of its records since then."""
-        from lkmetrics.store import digest
+        from lkmetrics.store import digest_values
 
         with self.errors():
-            return digest.window(self.conn, scope.session_ids, scope.since)
+            return digest_values.window(self.conn, scope.session_ids, scope.since)
 
     def figures(self, figures: Sequence[Figure], scope: Scope, by: str | None = None,
                 digests: Mapping[str, Digest] | None = None,

@@ -9,7 +9,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from lkmetrics.analysis.stats import COST_FIGURES_BY_NAME, FIGURES, Figure, figure_value
+from lkmetrics.figures import FIGURE_COLUMNS, STORED_FIGURES, figure_value
 from lkmetrics.records import (
     MODEL_KINDS,
     STAGE_OF_KIND,
@@ -20,24 +20,6 @@ from lkmetrics.records import (
 )
 from lkmetrics.store.validate import INT64_MAX, problem
 
-# figure name (stats.FIGURES) -> the numeric column holding it
-FIGURE_COLUMNS: dict[str, str] = {
-    "llm.ttft": "llm_ttft",
-    "llm.duration": "llm_duration",
-    "llm.decode_rate": "llm_decode_rate",
-    "tts.ttfb": "tts_ttfb",
-    "stt.duration": "stt_duration",
-    "eou.delay": "eou_delay",
-    "eou.transcription_delay": "eou_transcription_delay",
-    "e2e": "e2e",
-    "turn.first_sentence": "turn_first_sentence",
-    "turn.unexplained": "turn_unexplained",
-    "heard": "heard",
-    "tool.duration": "tool_duration",
-    "cost.turn": "cost",
-}
-# the figures a column holds: every reported figure and each turn's recorded cost
-STORED_FIGURES: tuple[Figure, ...] = (*FIGURES, COST_FIGURES_BY_NAME["cost.turn"])
 FIGURE_COLUMN_LIST = tuple(dict.fromkeys(FIGURE_COLUMNS.values()))
 TOKEN_COLUMNS = ("prompt_tokens", "completion_tokens", "total_tokens")
 COMPONENT_KINDS = frozenset({"llm", "stt", "tts", "realtime"})
@@ -97,7 +79,7 @@ class KindSpec:
         ``models``: the model identities of the record's session, when its opening record
         is known (see :func:`lkmetrics.records.model_identity`).
 
-        A figure column holds :func:`lkmetrics.stats.figure_value` of the record, so reports
+        A figure column holds :func:`lkmetrics.figures.figure_value` of the record, so reports
         read exactly what a session summary computes. The common cases (a positive float
         figure, an int token count) are taken without a call: at import speed each call
         costs more than the insert of the row.

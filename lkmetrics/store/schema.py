@@ -10,7 +10,7 @@ import json
 import sqlite3
 from collections.abc import Callable
 
-from lkmetrics.analysis.stats import FIGURES
+from lkmetrics.figures import FIGURES
 from lkmetrics.records import MODEL_KINDS, Record, stage_identity
 from lkmetrics.store.rows import COMPONENT_KINDS, Row, SessionModels, session_models, spec
 from lkmetrics.store.validate import TIME_MAX, problem

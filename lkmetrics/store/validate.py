@@ -17,7 +17,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from lkmetrics.analysis.stats import FIGURES
+from lkmetrics.figures import FIGURES
 from lkmetrics.records import SCHEMA_VERSION, TURN_FIELDS
 
 INT64_MAX = 2**63 - 1  # SQLite's INTEGER range

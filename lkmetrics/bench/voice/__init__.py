@@ -1,0 +1,2 @@
+"""``bench voice``: `core` (the matrix, figures, ranking, knee, verdict), `driver` (simulated
+callers), `render`, `command`."""

@@ -1,0 +1,59 @@
+"""``lkmetrics bench voice`` end to end: check credentials and the store, run every stack and
+concurrency with a progress bar, print the runs, check the budgets and give the verdict."""
+
+from __future__ import annotations
+
+import contextlib
+import sys
+from pathlib import Path
+
+import typer
+
+from lkmetrics.agent import signals
+from lkmetrics.bench.shared import fleet_writers, new_bench_id, progress
+from lkmetrics.bench.voice import core as voice
+from lkmetrics.config import FleetOptions, check_credentials
+
+
+def run_voice_bench(config: voice.VoiceConfig, *, json_out: bool, db: Path | None,
+                    record: bool, fleet: FleetOptions | None = None) -> str:
+    """``bench voice`` end to end; the bench id. Raises BenchFailed when a turn failed or a
+    budget broke (after printing the runs)."""
+    for settings in config.stacks:
+        check_credentials(settings)
+    if any(s.uses_local() for s in config.stacks):
+        from lkmetrics.local import require_local_extra
+
+        require_local_extra()
+    if record:  # a bad --db fails now, before any model is loaded
+        from lkmetrics.store import Store, default_db_path
+
+        Store.open(db or default_db_path()).close()
+
+    from lkmetrics.bench.voice import render as voice_render
+
+    bench_id = new_bench_id()
+    callers = sum(config.concurrency)
+    turns = len(config.stacks) * callers * config.repeat * (len(config.say) or 3)
+    with contextlib.ExitStack() as stack:
+        shared = stack.enter_context(fleet_writers(fleet or FleetOptions(), config.budgets))
+        with progress(turns, "bench voice") as advance:
+            from lkmetrics.bench.voice import driver as voice_driver
+
+            stop = stack.enter_context(signals.stop_like_ctrl_c("bench voice"))
+            runs, write_errors = voice_driver.run(config, bench_id, db=db, record=record,
+                                                  progress=advance, fleet=shared, stop=stop)
+    checked = voice.check(runs, config.budgets)
+    if json_out:
+        voice_render.write_json(bench_id, runs, checked, sys.stdout)
+    else:
+        voice_render.write_table(bench_id, runs, checked, sys.stdout, recorded=record)
+    sys.stdout.flush()
+    for message in write_errors[:5]:
+        typer.echo(f"lkmetrics: could not write a record: {message}", err=True)
+    if checked:
+        from lkmetrics.render import tables
+
+        tables.budgets(checked, sys.stderr)
+    voice.verdict(runs, checked)
+    return bench_id

@@ -1,0 +1,69 @@
+"""The README, .env.example and .ci/run are checked against the code, not hoped for."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import typer
+
+from lkmetrics.cli import app
+from lkmetrics.figures import FIGURES
+
+ROOT = Path(__file__).resolve().parents[2]
+README = (ROOT / "README.md").read_text()
+
+
+def cli_commands() -> dict[str, object]:
+    return dict(typer.main.get_command(app).commands)  # type: ignore[attr-defined]
+
+
+def test_readme_command_table_matches_the_cli() -> None:
+    table = re.findall(r"^\| `([a-z-]+)` \| ", README.split("Commands:", 1)[1], re.M)
+    table = table[: table.index("import") + 1]
+    assert sorted(table) == sorted(cli_commands())
+
+
+def test_every_command_and_option_has_help() -> None:
+    for name, command in cli_commands().items():
+        assert (command.help or "").strip(), name  # type: ignore[attr-defined]
+        for param in command.params:  # type: ignore[attr-defined]
+            if param.param_type_name == "option" and param.name not in ("help",):
+                assert (param.help or "").strip(), f"{name} {param.name}"
+
+
+def test_setup_commands_and_ci_agree() -> None:
+    blocks = re.findall(r"```bash\n(.*?)\n```", README, re.S)
+    # what install.sh makes: a project virtualenv (or a link to the Python you chose) in .venv
+    assert blocks[0] == "bash scripts/install.sh && .venv/bin/lkmetrics simulate --local"
+    assert blocks[1] == "bash scripts/install.sh && .venv/bin/python -m pytest"
+    install = (ROOT / "scripts" / "install.sh").read_text()
+    assert 'PY="$ROOT/.venv/bin/python"' in install
+    assert 'ln -sfn "$prefix" .venv' in install
+    ci = (ROOT / ".ci" / "run").read_text().splitlines()
+    assert "bash scripts/install.sh" in ci
+    assert blocks[1].split(" && ", 1)[1] in ci  # the README's test command, exactly
+    # every tool CI runs comes from the same virtualenv the README's commands use
+    runs = [line for line in ci if line and not line.startswith(("#", "set ", "cd ", "export "))]
+    assert all(line.startswith((".venv/bin/python -m ", ".venv/bin/lint-imports", "bash scripts/"))
+               for line in runs), runs
+
+
+def test_readme_lists_every_figure_and_env_var() -> None:
+    for figure in FIGURES:
+        assert f"`{figure.name}`" in README, figure.name
+    example = (ROOT / ".env.example").read_text()
+    for var in re.findall(r"^#?\s*([A-Z][A-Z_]+)=", example, re.M):
+        assert f"`{var}`" in README, var
+
+
+def test_readme_json_example_validates_as_a_livekit_metric() -> None:
+    import json
+
+    from livekit.agents.metrics import AgentMetrics, LLMMetrics
+    from pydantic import TypeAdapter
+
+    line = re.search(r"```json\n(.*?)\n```", README, re.S)
+    assert line
+    record = json.loads(line.group(1))
+    assert isinstance(TypeAdapter(AgentMetrics).validate_python(record), LLMMetrics)

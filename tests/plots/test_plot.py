@@ -1,0 +1,162 @@
+"""``lkmetrics plot``: the offline HTML report in headless Chromium, PNG/SVG images, terminal
+charts, and the one-line error of a missing plots extra."""
+
+from __future__ import annotations
+
+import re
+import shutil
+import socket
+import subprocess
+import threading
+from pathlib import Path
+
+import pytest
+
+from lkmetrics.errors import UsageError
+from lkmetrics.plots.extra import need
+from lkmetrics.store import Store
+from tests.helpers.store import run, session_records
+
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+
+
+@pytest.fixture
+def db(tmp_path: Path) -> Path:
+    path = tmp_path / "m.db"
+    with Store.open(path) as s:
+        s.insert([*session_records("s_3f9a0c2b7d41", turns=6),
+                  *session_records("s_8e1d5b7a2c90", turns=4, seed=3, llm="openai/gpt-4o",
+                                   start=1_764_250_000.0)])
+    return path
+
+
+class _Recorder:
+    """A loopback TCP listener used as the browser's proxy: counts every connection."""
+
+    def __init__(self) -> None:
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(16)
+        self.sock.settimeout(0.2)
+        self.port = self.sock.getsockname()[1]
+        self.requests: list[bytes] = []
+        self.stop = threading.Event()
+        self.thread = threading.Thread(target=self._serve, daemon=True)
+        self.thread.start()
+
+    def _serve(self) -> None:
+        while not self.stop.is_set():
+            try:
+                conn, _ = self.sock.accept()
+            except OSError:
+                continue
+            with conn:
+                conn.settimeout(1)
+                try:
+                    self.requests.append(conn.recv(4096))
+                except OSError:
+                    self.requests.append(b"?")
+
+    def close(self) -> None:
+        self.stop.set()
+        self.thread.join(5)
+        self.sock.close()
+
+
+def _chromium(page: Path, tmp: Path, *args: str) -> tuple[str, str, list[bytes]]:
+    """Open ``page`` from disk in headless Chromium with every request sent to a recording
+    proxy; returns (stdout, stderr with console messages, proxied requests)."""
+    assert CHROMIUM is not None
+    proxy = _Recorder()
+    try:
+        proc = subprocess.run(
+            [CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run",
+             "--disable-background-networking", "--disable-component-update",
+             "--disable-sync", "--disable-default-apps", f"--user-data-dir={tmp / 'profile'}",
+             f"--proxy-server=http://127.0.0.1:{proxy.port}", "--proxy-bypass-list=<-loopback>",
+             "--enable-logging=stderr", "--v=0", "--window-size=900,1600",
+             *args, page.as_uri()],
+            capture_output=True, text=True, timeout=120)
+    finally:
+        proxy.close()
+    return proc.stdout, proc.stderr, proxy.requests
+
+
+# the browser's own background calls (clock sync, updates), made whatever the page holds
+BROWSER_HOSTS = re.compile(rb"^(?:GET|CONNECT|POST) [^ ]*(?:google\.com|gvt1\.com|googleapis\.com)")
+
+
+def page_requests(requests: list[bytes]) -> list[bytes]:
+    return [r for r in requests if not BROWSER_HOSTS.match(r)]
+
+
+def _console_errors(stderr: str) -> list[str]:
+    return [line for line in stderr.splitlines() if "CONSOLE" in line
+            or "Uncaught" in line]
+
+
+@pytest.mark.skipif(CHROMIUM is None, reason="Debian chromium not installed "
+                    "(bash scripts/install.sh installs it)")
+def test_html_report_in_headless_chromium(db: Path, tmp_path: Path) -> None:
+    page = tmp_path / "report.html"
+    res = run("plot", "--db", str(db), "--out", str(page))
+    assert res.exit_code == 0, res.output
+    text = page.read_text()
+    assert "<script" not in text and "http://" not in text.replace(
+        'xmlns="http://www.w3.org/2000/svg"', "") and "https://" not in text
+    # 1 stage chart, a CDF per figure (the fixture has values for each but tool.duration: no
+    # --agent tool calls), TTFT/e2e over time, tokens per request
+    from lkmetrics.figures import FIGURES, OPTIONAL_KINDS
+
+    n_charts = len(re.findall(r'<svg class="chart"', text))
+    assert n_charts == 1 + len([f for f in FIGURES if f.kind not in OPTIONAL_KINDS]) + 2
+    assert "<table>" in text and "llm.ttft" in text
+
+    dom, err, requests = _chromium(page, tmp_path, "--dump-dom")
+    assert len(re.findall(r'<svg class="chart"', dom)) == n_charts  # the browser built them
+    assert _console_errors(err) == []
+    assert page_requests(requests) == []  # the page makes no network request
+
+    shot = tmp_path / "shot.png"
+    _, _, requests = _chromium(page, tmp_path, f"--screenshot={shot}")
+    assert shot.stat().st_size > 20_000 and page_requests(requests) == []
+
+    # the checks can fail: a page with a console error and a remote image is caught
+    bad = tmp_path / "bad.html"
+    bad.write_text('<html><body><script>console.error("boom")</script>'
+                   '<img src="http://example.invalid/x.png"></body></html>')
+    _, err, requests = _chromium(bad, tmp_path, "--dump-dom")
+    assert any("boom" in line for line in _console_errors(err))
+    assert any(b"example.invalid" in r for r in page_requests(requests))
+
+
+@pytest.mark.parametrize("suffix", [".png", ".svg"])
+def test_image_is_written_and_not_blank(suffix: str, db: Path, tmp_path: Path) -> None:
+    out = tmp_path / f"report{suffix}"
+    res = run("plot", "last", "--db", str(db), "--out", str(out))
+    assert res.exit_code == 0, res.output
+    assert out.stat().st_size > 20_000
+    if suffix == ".png":
+        from PIL import Image
+
+        with Image.open(out) as im:
+            assert im.width >= 1000 and im.height >= 1000
+            colors = im.convert("RGB").getcolors(maxcolors=1 << 20)
+            assert colors is not None and len(colors) > 50  # not blank
+    else:
+        assert out.read_text().count("<path") > 50
+
+
+def test_terminal_charts(db: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("COLUMNS", "100")
+    res = run("plot", "last", "--db", str(db))
+    assert res.exit_code == 0, res.output
+    assert "Per-turn latency by stage" in res.stdout
+    assert "e2e: 4 values" in res.stdout and "\x1b[" not in res.stdout
+
+
+def test_bad_out_and_missing_extra(db: Path, tmp_path: Path) -> None:
+    res = run("plot", "--db", str(db), "--out", str(tmp_path / "x.pdf"))
+    assert res.exit_code == 2 and "--out expects a .html, .png or .svg" in res.output
+    with pytest.raises(UsageError, match=r"pip install 'lkmetrics\[plots\]'"):
+        need("no_such_plotting_module")

@@ -264,10 +264,11 @@ class OtlpWriter:
         self._observer = Observer()
         self._closed = False
 
-    def _sink(self, key: str, model: str, provider: str, token_kind: str | None
+    def _sink(self, key: str, model: str, provider: str, token_kind: str | None,
+              tool: str | None = None
               ) -> tuple[Callable[[float, dict[str, str]], None], dict[str, str]]:
         """The instrument method and attributes for one series and label set (cached)."""
-        k = (key, model, provider, token_kind)
+        k = (key, model, provider, token_kind or tool)
         sink = self._sinks.get(k)
         if sink is not None:
             return sink
@@ -277,6 +278,8 @@ class OtlpWriter:
                      "gen_ai.request.model": model}
         else:
             attrs = {"model": model, "provider": provider}
+        if tool is not None:
+            attrs["gen_ai.tool.name"] = tool
         if token_kind == "cached":
             method = self._cached.add
         elif token_kind is not None:
@@ -291,7 +294,7 @@ class OtlpWriter:
 
     def write(self, record: Record) -> None:
         for o in self._observer.observe(record):
-            method, attrs = self._sink(o.key, o.model, o.provider, o.token_kind)
+            method, attrs = self._sink(o.key, o.model, o.provider, o.token_kind, o.tool)
             method(o.value, attrs)
             if o.key == "sessions" and (o.model, o.provider) not in self._zeroed:
                 self._zeroed.add((o.model, o.provider))

@@ -55,30 +55,31 @@ class PrometheusWriter:
         self._metrics: dict[str, Any] = {}
         self._histograms: set[str] = set()
         for s in SERIES:
-            labels = [*LABELS, "kind"] if s.key == "llm.tokens" else list(LABELS)
+            labels = [*LABELS, s.label] if s.label else list(LABELS)
             if s.histogram:
                 self._metrics[s.key] = Histogram(s.prom, s.help, labels, registry=self.registry,
                                                  buckets=self.buckets)
                 self._histograms.add(s.key)
             else:
                 self._metrics[s.key] = Counter(s.prom, s.help, labels, registry=self.registry)
-        self._children: dict[tuple[str, str, str, str | None], Any] = {}
+        self._children: dict[tuple[str, str, str, str | None], Any] = {}  # key, labels
         self._observer = Observer()
         self._server: Any = None
         self.host: str | None = None
         self.port: int | None = None
 
-    def _child(self, key: str, model: str, provider: str, token_kind: str | None = None) -> Any:
-        k = (key, model, provider, token_kind)
+    def _child(self, key: str, model: str, provider: str, extra: str | None = None) -> Any:
+        """The series' child for a label set (``extra``: the token kind or the tool name)."""
+        k = (key, model, provider, extra)
         child = self._children.get(k)
         if child is None:
-            labels = (model, provider) if token_kind is None else (model, provider, token_kind)
+            labels = (model, provider) if extra is None else (model, provider, extra)
             child = self._children[k] = self._metrics[key].labels(*labels)
         return child
 
     def write(self, record: Record) -> None:
         for o in self._observer.observe(record):
-            child = self._child(o.key, o.model, o.provider, o.token_kind)
+            child = self._child(o.key, o.model, o.provider, o.token_kind or o.tool)
             if o.key in self._histograms:
                 child.observe(o.value)
             else:

@@ -28,6 +28,9 @@ TOKEN_BUCKETS: tuple[float, ...] = (
 
 UNKNOWN = "unknown"
 LABELS = ("model", "provider")
+# tool names are the functions an agent declares; past this many, the rest share OTHER_TOOLS
+MAX_TOOLS = 64
+OTHER_TOOLS = "other"
 
 
 @dataclass(frozen=True)
@@ -40,6 +43,7 @@ class Series:
     unit: str  # UCUM, for OTel: "s", "{token}", ...
     histogram: bool
     help: str
+    label: str | None = None  # a third label besides LABELS ("kind" of token, "tool" name)
 
 
 SERIES: tuple[Series, ...] = (
@@ -61,10 +65,10 @@ SERIES: tuple[Series, ...] = (
            "lkmetrics.eou.transcription_delay", "s", True,
            "End of user speech to the final transcript."),
     Series("tool.duration", "lkmetrics_tool_duration_seconds", "lkmetrics.tool.duration", "s",
-           True, "Duration of a function tool call (tool records, --agent); labelled by the "
-           "session's LLM."),
+           True, "Duration of a function tool call (tool records), by tool name and the "
+           "session's LLM.", "tool"),
     Series("llm.tokens", "lkmetrics_llm_tokens", "gen_ai.client.token.usage", "{token}", False,
-           "LLM tokens by kind (prompt, completion, cached)."),
+           "LLM tokens by kind (prompt, completion, cached).", "kind"),
     Series("tts.characters", "lkmetrics_tts_characters", "lkmetrics.tts.characters",
            "{character}", False, "Characters sent to TTS."),
     Series("stt.audio", "lkmetrics_stt_audio_seconds", "lkmetrics.stt.audio_duration", "s", False,
@@ -121,6 +125,7 @@ class Observation:
     model: str
     provider: str
     token_kind: str | None = None  # only for llm.tokens
+    tool: str | None = None  # only for tool.duration
 
 
 def _number(value: object) -> float | None:
@@ -141,6 +146,7 @@ class Observer:
     def __init__(self, max_sessions: int = 4096) -> None:
         self._sessions: OrderedDict[str, Record] = OrderedDict()  # each one's session record
         self._max = max_sessions
+        self._tools: set[str] = set()
 
     def stage_labels(self, session_id: str, stage: str = "llm") -> tuple[str, str]:
         """(model, provider) of a session's stage, by the one model identity."""
@@ -150,6 +156,16 @@ class Observer:
 
     def session_labels(self, session_id: str) -> tuple[str, str]:
         return self.stage_labels(session_id, "llm")
+
+    def _tool_label(self, record: Record) -> str:
+        """The tool's name; bounded: past MAX_TOOLS names, the rest are OTHER_TOOLS."""
+        name = record.get("name")
+        name = name if isinstance(name, str) and name else UNKNOWN
+        if name not in self._tools:
+            if len(self._tools) >= MAX_TOOLS:
+                return OTHER_TOOLS
+            self._tools.add(name)
+        return name
 
     def observe(self, record: Record) -> Iterator[Observation]:
         kind = record.get("kind")
@@ -170,10 +186,11 @@ class Observer:
             model, provider = split_label(model_identity(record, self._sessions.get(sid)))
         else:
             model, provider = self.session_labels(sid)
+        tool = self._tool_label(record) if kind == "tool" else None
         for key, figure in _FIGURE_SERIES.get(str(kind), ()):
             value = figure_value(figure, record)
             if value is not None:
-                yield Observation(key, value, model, provider)
+                yield Observation(key, value, model, provider, tool=tool)
         if kind == "llm":
             for token_kind, field in (("prompt", "prompt_tokens"),
                                       ("completion", "completion_tokens"),

@@ -3,6 +3,7 @@ exposition promtool accepts, and bad input refused before anything starts."""
 
 from __future__ import annotations
 
+import re
 import shutil
 import socket
 import subprocess
@@ -21,7 +22,7 @@ from lkmetrics.fleet import (
     open_fleet_writers,
 )
 from lkmetrics.fleet.otlp import signal_url
-from lkmetrics.fleet.series import Observer, split_label
+from lkmetrics.fleet.series import MAX_TOOLS, Observer, split_label
 from tests.helpers.fleet import free_port
 from tests.helpers.store import session_records
 
@@ -303,7 +304,7 @@ def test_an_otlp_url_with_a_space_is_refused_and_its_password_never_shown() -> N
     assert "SECRETPW" not in str(e.value)
 
 
-def test_tool_calls_feed_the_tool_histogram_under_the_sessions_llm() -> None:
+def test_tool_calls_feed_the_tool_histogram_by_tool_name_bounded() -> None:
     w = PrometheusWriter()
     for r in session_records("s_tools", turns=1, llm="openai/gpt-4.1-mini"):
         w.write(r)
@@ -311,11 +312,17 @@ def test_tool_calls_feed_the_tool_histogram_under_the_sessions_llm() -> None:
             for seconds in (0.25, 0.75):
                 w.write({"kind": "tool", "session_id": "s_tools", "name": "lookup_weather",
                          "duration": seconds, "ok": True})
+            for i in range(MAX_TOOLS + 5):  # a runaway set of names shares one label
+                w.write({"kind": "tool", "session_id": "s_tools", "name": f"t{i}",
+                         "duration": 0.1, "ok": True})
     text = w.exposition().decode()
     check = subprocess.run([str(shutil.which("promtool")), "check", "metrics"], input=text,
                            text=True, capture_output=True)
     assert check.returncode == 0, check.stdout + check.stderr
-    labels = 'model="gpt-4.1-mini",provider="openai"'
+    labels = 'model="gpt-4.1-mini",provider="openai",tool="lookup_weather"'
     assert f"lkmetrics_tool_duration_seconds_count{{{labels}}} 2.0" in text
     assert f"lkmetrics_tool_duration_seconds_sum{{{labels}}} 1.0" in text
     assert f'lkmetrics_tool_duration_seconds_bucket{{le="0.5",{labels}}} 1.0' in text
+    tools = set(re.findall(r'lkmetrics_tool_duration_seconds_count\{.*tool="([^"]+)"', text))
+    assert len(tools) == MAX_TOOLS + 1 and "other" in tools and "t0" in tools
+    assert 'tool="other"} 6.0' in text  # the 6 names past the first MAX_TOOLS

@@ -18,7 +18,7 @@ from lkmetrics.bench.shared import new_bench_id
 from lkmetrics.bench.voice import core as voice
 from lkmetrics.cli import app
 from lkmetrics.config import AgentSettings
-from tests.helpers.common import API_KEY, API_SECRET, subprocess_env
+from tests.helpers.common import API_KEY, API_SECRET, ROOT, subprocess_env
 from tests.helpers.fakes import EnergyVAD, ScriptedSTT, ScriptedTTS, tone
 from tests.helpers.llm_server import LLMServer
 
@@ -165,7 +165,7 @@ def test_local_models_with_two_callers_at_once(tmp_path: Path) -> None:
     db = tmp_path / "bench.db"
     proc = subprocess.run(
         [sys.executable, "-m", "lkmetrics", "bench", "voice", "--local", "--concurrency", "2",
-         "--say", str(Path(voice.__file__).parent.parent / "data" / "question1.wav"),
+         "--say", str(ROOT / "lkmetrics" / "data" / "question1.wav"),
          "--format", "json", "--db", str(db), "--timeout", "120"],
         capture_output=True, text=True, env=subprocess_env(), timeout=880)
     # on a loaded 2-core machine a caller may wait past its timeout: that is a counted failed

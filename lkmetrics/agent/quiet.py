@@ -12,6 +12,8 @@ from typing import Any
 
 # the loggers LiveKit reports provider failures on
 LOGGERS = ("livekit.agents", "livekit.plugins.openai")
+# what LiveKit logs when it gives up on a session after repeated failures
+CLOSING = "AgentSession is closing due to unrecoverable error"
 
 
 def _api_error(exc: BaseException | None) -> BaseException | None:
@@ -28,19 +30,27 @@ def _api_error(exc: BaseException | None) -> BaseException | None:
 
 
 class OneLineApiErrors(logging.Filter):
-    """Drops LiveKit's per-retry warnings and turns a failed request's traceback into one line."""
+    """Drops LiveKit's per-retry warnings and turns a failed request's traceback into one line;
+    with ``reported`` (simulate, bench voice: the caller names the failure itself) drops it."""
+
+    reported = False
 
     def filter(self, record: logging.LogRecord) -> bool:
         message = record.getMessage()
         if record.levelno == logging.WARNING and "retrying in" in message and (
                 message.startswith("failed to")):
             return False  # the final failure is reported once, below
+        if self.reported and message.startswith(CLOSING):
+            return False
         exc = record.exc_info[1] if record.exc_info else None
         api = _api_error(exc)
         if api is None:
             return True
-        cause = _api_error(api.__cause__) or api
-        record.msg = f"{message.rstrip('.')}: {type(cause).__name__}: {cause}"
+        if self.reported:
+            return False
+        from lkmetrics.agent.failures import cause
+
+        record.msg = f"{message.rstrip('.')}: {cause(api)}"
         record.args = ()
         record.exc_info = None
         record.exc_text = None
@@ -50,9 +60,11 @@ class OneLineApiErrors(logging.Filter):
 _FILTER = OneLineApiErrors()
 
 
-def install(loggers: Any = LOGGERS) -> None:
+def install(loggers: Any = LOGGERS, *, reported: bool = False) -> None:
     """Attach the filter to LiveKit's loggers (idempotent; in every process that runs a
-    session)."""
+    session). ``reported``: the caller reports failed requests, so LiveKit's lines about them
+    are dropped."""
+    _FILTER.reported = reported
     for name in loggers:
         logger = logging.getLogger(name)
         if _FILTER not in logger.filters:

@@ -1,4 +1,5 @@
-"""One line per failed LLM, STT or TTS request instead of LiveKit's tracebacks and retry notes.
+"""One line per failed LLM, STT or TTS request instead of LiveKit's tracebacks and retry notes;
+LiveKit's notes that do not apply to an lkmetrics run dropped, the others explained.
 
 An unreachable ``--llm-base-url`` makes LiveKit log a warning per retry and a traceback when it
 gives up, for every turn. The failure itself is still recorded (an ``error`` record, from the
@@ -57,7 +58,51 @@ class OneLineApiErrors(logging.Filter):
         return True
 
 
+class LiveKitNotes(logging.Filter):
+    """LiveKit's notes that do not apply to an lkmetrics run, dropped, and those that do, said
+    in words that explain them (at info level: they are not problems)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        msg = str(record.msg)
+        if msg.startswith("failed to create AdaptiveInterruptionDetector"):
+            # no LiveKit Inference credentials: interruptions come from the VAD, as intended
+            record.msg = ("interruptions are detected by the VAD (adaptive interruption "
+                          "detection needs LiveKit Inference credentials)")
+            record.args = ()
+            record.levelno, record.levelname = logging.INFO, "INFO"
+        elif msg.startswith("LIVEKIT_INFERENCE_URL is set but"):
+            # said whether or not the URL is set: what happens is the local model is used
+            record.msg = ("turn detection uses the local turn-detector-v1-mini model (LiveKit "
+                          "Inference's needs %s)")
+            record.levelno, record.levelname = logging.INFO, "INFO"
+        return True
+
+
 _FILTER = OneLineApiErrors()
+_NOTES = LiveKitNotes()
+DEPRECATED_CONSOLE = "console mode is deprecated"
+
+
+def quiet_console() -> None:
+    """Drop LiveKit's "console mode is deprecated, use lk agent console" banner: lkmetrics
+    runs LiveKit's console on purpose, ``lk agent console`` would not measure anything."""
+    try:
+        from livekit.agents.cli import _legacy
+
+        console = _legacy.AgentsConsole.get_instance()
+    except Exception:  # a LiveKit release without it: nothing to quiet
+        return
+    shown = console.print
+    if getattr(shown, "lkmetrics_quiet", False):
+        return
+
+    def print_(child: Any, **kw: Any) -> None:
+        if isinstance(child, str) and child.startswith(DEPRECATED_CONSOLE):
+            return
+        shown(child, **kw)
+
+    print_.lkmetrics_quiet = True  # type: ignore[attr-defined]
+    console.print = print_  # type: ignore[method-assign]
 
 
 def install(loggers: Any = LOGGERS, *, reported: bool = False) -> None:
@@ -67,5 +112,6 @@ def install(loggers: Any = LOGGERS, *, reported: bool = False) -> None:
     _FILTER.reported = reported
     for name in loggers:
         logger = logging.getLogger(name)
-        if _FILTER not in logger.filters:
-            logger.addFilter(_FILTER)
+        for f in (_FILTER, _NOTES):
+            if f not in logger.filters:
+                logger.addFilter(f)

@@ -45,7 +45,7 @@ def plot_cmd(
     """Chart the recorded figures: per-turn stages, each figure's distribution (CDF with p50
     and p95), TTFT and e2e over time, tokens per request, and the summary table.
 
-    Terminal charts and images need the plots extra (pip install 'lkmetrics[plots]');
+    Terminal charts and images need the plots extra (pip install 'lkmetrics\\[plots]');
     the HTML file needs nothing and opens offline.
     """
     from lkmetrics.analysis import report

@@ -7,7 +7,8 @@
 # installed lkmetrics afterwards: for a Python you chose, .venv becomes a link to its prefix.
 #
 # Safe to run again: what is already installed is skipped, and llama.cpp is compiled once per
-# machine (the wheel is kept under the app directory, keyed by version, Python and build flags).
+# machine (the wheel is kept in ${XDG_CACHE_HOME:-~/.cache}/lkmetrics/wheels, keyed by version,
+# Python and build flags, whatever LKMETRICS_HOME is; scripts/wheel_cache.sh).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT="$(pwd -P)"
@@ -89,13 +90,13 @@ LLAMA_REQ="$(grep -o 'llama-cpp-python\[server\]==[0-9][0-9.]*' pyproject.toml)"
 LLAMA_VERSION="${LLAMA_REQ##*==}"
 # llama.cpp's native build crashes in its AMX kernel on some CPUs: pin the instruction sets
 LLAMA_CMAKE_ARGS="-DGGML_NATIVE=OFF -DGGML_AVX=ON -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON -DGGML_BMI2=ON"
-APP_DIR="${LKMETRICS_HOME:-${XDG_CONFIG_HOME:-$HOME/.config}/lkmetrics}"
 flags_hash="$(printf '%s' "$LLAMA_CMAKE_ARGS" | sha256sum | cut -c1-12)"
 py_tag="$("$PY" -c 'import sys, sysconfig
 print(f"{sys.implementation.cache_tag}-{sysconfig.get_platform()}")')"
-WHEEL_DIR="$APP_DIR/wheels/llama-cpp-python-$LLAMA_VERSION-$py_tag-$flags_hash"
+# WHEEL_CACHE, WHEEL_DIR and cached_wheel: the user's cache, whatever LKMETRICS_HOME is
+# shellcheck source=scripts/wheel_cache.sh
+source "$ROOT/scripts/wheel_cache.sh"
 have_llama() { "$PY" -c "import llama_cpp.server" >/dev/null 2>&1; }
-cached_wheel() { compgen -G "$WHEEL_DIR/llama_cpp_python-*.whl" | head -n1 || true; }
 
 need=()
 ldconfig -p 2>/dev/null | grep -q "libportaudio.so.2" || need+=(libportaudio2)
@@ -122,8 +123,8 @@ else
   if [ -z "$(cached_wheel)" ]; then
     say "building llama-cpp-python $LLAMA_VERSION (compiles llama.cpp: 5-7 minutes on 2" \
       "cores, once per machine; kept in $WHEEL_DIR)"
-    mkdir -p "$APP_DIR/wheels"
-    tmp="$(mktemp -d "$APP_DIR/wheels/.build.XXXXXX")"
+    mkdir -p "$WHEEL_CACHE"
+    tmp="$(mktemp -d "$WHEEL_CACHE/.build.XXXXXX")"
     trap 'rm -rf "$tmp"' EXIT
     CMAKE_ARGS="$LLAMA_CMAKE_ARGS" \
       "$PY" -m pip wheel --no-deps --no-cache-dir -q -w "$tmp" "llama-cpp-python==$LLAMA_VERSION"

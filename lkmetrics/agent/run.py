@@ -83,8 +83,12 @@ def _delegate(command: str, livekit_args: list[str], settings: AgentSettings,
     # LiveKit's console shutdown schedules aclose() on a loop that is already closing
     warnings.filterwarnings("ignore", message="coroutine 'AgentServer.aclose' was never awaited")
 
-    from lkmetrics.agent import server
+    from lkmetrics.agent import quiet, server
     from lkmetrics.agent.relay import RelayServer
+
+    quiet.install()  # LiveKit's notes that do not apply, in this process too
+    if command == "console":
+        quiet.quiet_console()
 
     relay = RelayServer(pipeline)
     relay.export_env()

@@ -74,11 +74,13 @@ class Selection:
 
 
 def select(store: Store, session: str | None, since: str | None,
-           bench: str | None = None, agent: str | None = None) -> Selection:
-    """The records of SESSION (an id, a prefix, or ``last``; None: every session), or of the
-    sessions of BENCH (a bench id, a prefix, or ``last``), since; with AGENT, only the
-    sessions of that user agent (``--agent``) among them."""
-    selection = _select(store, session, since, bench)
+           bench: str | None = None, agent: str | None = None, *,
+           include_bench: bool = False) -> Selection:
+    """The records of SESSION (an id, a prefix, or ``last``; None: every session but the
+    benchmarks', unless ``include_bench``), or of the sessions of BENCH (a bench id, a prefix,
+    or ``last``), since; with AGENT, only the sessions of that user agent (``--agent``) among
+    them."""
+    selection = _select(store, session, since, bench, include_bench)
     if agent is None:
         return selection
     from lkmetrics.store.agents import agent_sessions
@@ -91,8 +93,50 @@ def select(store: Store, session: str | None, since: str | None,
     return Selection(Scope(ids, scope.since), f"{selection.description}, agent {agent}")
 
 
+def is_bench(command: str | None) -> bool:
+    """A session of ``bench llm`` or ``bench voice`` (reported apart from agent sessions)."""
+    return (command or "").startswith("bench")
+
+
+def _plural(n: int, word: str) -> str:
+    return f"{n} {word}{'s' if n != 1 else ''}"
+
+
+def describe_sessions(rows: Sequence[SessionRow], start: float | None) -> str:
+    """``12 sessions (simulate 10, console 2), 2025-11-27 14:00 to 2025-12-05 18:02``: how many
+    sessions, of which commands, over which time span (those with records since ``start``)."""
+    commands: dict[str, int] = {}
+    for r in rows:
+        commands[r.command or "unknown"] = commands.get(r.command or "unknown", 0) + 1
+    kinds = ", ".join(f"{c} {n}" for c, n in sorted(commands.items(), key=lambda x: -x[1]))
+    times = [t for r in rows for t in (r.started, r.ended) if t is not None]
+    span = ""
+    if times:
+        first = max(min(times), start) if start is not None else min(times)
+        span = f", {_date(first)[:16]} to {_date(max(times))[:16]}"
+    return f"{_plural(len(rows), 'session')} ({kinds}){span}" if rows else "no sessions"
+
+
+def _all_sessions(store: Store, start: float | None,
+                  include_bench: bool) -> tuple[tuple[str, ...] | None, str]:
+    """Every session (None) or every agent session, and the words that say which."""
+    rows = [r for r in store.sessions()
+            if start is None or r.ended is None or r.ended >= start]
+    bench = [r for r in rows if is_bench(r.command)]
+    since = "" if start is None else f" since {_date(start)}"
+    if include_bench or not bench:
+        return None, describe_sessions(rows, start) + since
+    kept = [r for r in rows if not is_bench(r.command)]
+    if not kept:
+        raise NotFoundError(f"only benchmark sessions ({len(bench)}) are in scope: add "
+                            "--include-bench, or --bench ID|last for one run.")
+    return (tuple(r.id for r in kept),
+            f"{describe_sessions(kept, start)}{since}; {_plural(len(bench), 'bench session')} "
+            "left out (--include-bench)")
+
+
 def _select(store: Store, session: str | None, since: str | None,
-            bench: str | None = None) -> Selection:
+            bench: str | None = None, include_bench: bool = False) -> Selection:
     store.require_sessions()
     start = parse_since(since) if since else None
     ids: tuple[str, ...] | None
@@ -103,8 +147,8 @@ def _select(store: Store, session: str | None, since: str | None,
         desc = f"bench {bench_id} ({len(members)} session{'s' if len(members) != 1 else ''})"
         ids = tuple(members)
     elif session is None:
-        desc = "all sessions"
-        ids = None
+        ids, desc = _all_sessions(store, start, include_bench)
+        return Selection(Scope(ids, start), desc)
     else:
         sid = store.resolve_session(session)
         desc = f"session {sid} ({store.session(sid).exit_status or 'status unknown'})"

@@ -19,8 +19,32 @@ def fail(err: LkmetricsError) -> typer.Exit:
     return typer.Exit(err.exit_code)
 
 
+def hide_flag_metavars(command: Any, ctx: Any = None) -> None:
+    """No ``<bool>`` after an on/off flag in the help (it takes no value), -h/--help included,
+    in ``command`` and every command under it."""
+    params = list(command.params)
+    if ctx is not None:
+        params.append(command.get_help_option(ctx))
+    for param in params:
+        if (param is not None and param.param_type_name == "option"
+                and getattr(param, "is_flag", False) and param.metavar is None):
+            param.metavar = ""
+    for sub in getattr(command, "commands", {}).values():
+        hide_flag_metavars(sub, ctx)
+
+
 class _Group(TyperGroup):
     """Maps every LkmetricsError raised by a command to one line on stderr and its exit code."""
+
+    def get_command(self, ctx: Any, cmd_name: str) -> Any:
+        command = super().get_command(ctx, cmd_name)
+        if command is not None:
+            hide_flag_metavars(command, ctx)
+        return command
+
+    def format_help(self, ctx: Any, formatter: Any) -> None:
+        hide_flag_metavars(self, ctx)
+        super().format_help(ctx, formatter)
 
     def invoke(self, ctx: Any) -> Any:
         try:

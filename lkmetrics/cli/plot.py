@@ -22,7 +22,7 @@ def plot_cmd(
         str | None,
         typer.Argument(metavar="[SESSION|last]", show_default=False,
                        help="A session id (or a unique prefix of one), or 'last'. "
-                       "Default: all sessions."),
+                       "Default: all sessions but the benchmarks'."),
     ] = None,
     since: Annotated[
         str | None,
@@ -31,6 +31,9 @@ def plot_cmd(
     ] = None,
     by: Annotated[By | None, typer.Option(
         help="Group the distributions by model, session or kind.")] = None,
+    include_bench: Annotated[bool, typer.Option(
+        "--include-bench", help="With no SESSION, also the sessions of `bench llm` and "
+        "`bench voice`.")] = False,
     out: Annotated[
         Path | None,
         typer.Option("--out", dir_okay=False, metavar="FILE",
@@ -42,7 +45,7 @@ def plot_cmd(
     """Chart the recorded figures: per-turn stages, each figure's distribution (CDF with p50
     and p95), TTFT and e2e over time, tokens per request, and the summary table.
 
-    Terminal charts and images need the plots extra (pip install 'lkmetrics[plots]');
+    Terminal charts and images need the plots extra (pip install 'lkmetrics\\[plots]');
     the HTML file needs nothing and opens offline.
     """
     from lkmetrics.analysis import report
@@ -52,7 +55,7 @@ def plot_cmd(
         raise UsageError(f"--out expects a .html, .png or .svg file (got {out}).")
     with open_store(db) as store:
         store.require_sessions()
-        selection = report.select(store, session, since)
+        selection = report.select(store, session, since, include_bench=include_bench)
         data = plot_data.load(store, selection, by.value if by else None)
     if out is None:
         from lkmetrics.plots.terminal import draw

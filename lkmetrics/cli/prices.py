@@ -9,7 +9,7 @@ from typing import Annotated
 import typer
 
 from lkmetrics.cli.options import format_option, resolve_format
-from lkmetrics.config import OutputFormat
+from lkmetrics.config import DEFAULT_LLM, OutputFormat
 from lkmetrics.cost.prices import PRICES_ENV
 
 PricesOpt = Annotated[
@@ -32,7 +32,8 @@ def prices(
         str | None,
         typer.Argument(metavar="[MODEL]", show_default=False,
                        help="PROVIDER/MODEL (e.g. openai/gpt-4.1-mini, deepgram/nova-3) or a "
-                       "model name. Default: every STT/TTS price in the files."),
+                       "model name. Default: every price in the files, and the default "
+                       "LLM's."),
     ] = None,
     fmt: Annotated[str | None, format_option(PRICES_FORMATS)] = None,
     prices_file: PricesOpt = None,
@@ -49,9 +50,9 @@ def prices(
 
     out_format = resolve_format(ctx, fmt, PRICES_FORMATS, OutputFormat.table, parent_env=False)
     book = load_default(prices_file)
-    found = book.lookup_name(model) if model else list(book.entries)
+    found = book.lookup_name(model) if model else view.listing(book, DEFAULT_LLM)
     if model and not found:
         raise NotFoundError(f"no price known for {model!r}; add one with --prices FILE "
                             "(format in README, section Cost).")
-    view.prices(found, out_format.value, sys.stdout, book)
+    view.prices(found, out_format.value, sys.stdout, book, listing=model is None)
 

@@ -101,7 +101,8 @@ def report_cmd(
         str | None,
         typer.Argument(
             metavar="[SESSION|last]",
-            help="A session id (or a unique prefix of one), or 'last'. Default: all sessions.",
+            help="A session id (or a unique prefix of one), or 'last'. Default: all sessions "
+            "but the benchmarks'.",
             show_default=False,
         ),
     ] = None,
@@ -110,6 +111,10 @@ def report_cmd(
         typer.Option(help="Only records since 30m, 1h, 1d, 2w ago, or since a DATE "
                      "(2025-11-27 or 2025-11-27T14:00, local time).", metavar="1h|1d|DATE"),
     ] = None,
+    include_bench: Annotated[bool, typer.Option(
+        "--include-bench", help="With no SESSION, also the sessions of `bench llm` and "
+        "`bench voice` (left out by default: concurrent benchmark requests are not an "
+        "agent's turns).")] = False,
     by: Annotated[By | None, typer.Option(help="Group the figures by model, session or kind.")
                   ] = None,
     bench: Annotated[str | None, typer.Option(
@@ -159,7 +164,8 @@ def report_cmd(
 
     wanted = [budgets.parse_budget(spec) for spec in fail_over or []]
     with open_store(db) as store:
-        selection = report.select(store, session, since, bench, agent)
+        selection = report.select(store, session, since, bench, agent,
+                                  include_bench=include_bench)
         result = report.summarise(store, selection, by.value if by else None,
                                   _price_book(prices), detail=out_format.value == "json",
                                   reprice=given_on_command_line(ctx, "prices"))

@@ -13,7 +13,8 @@ session's records in ``seq`` order:
 Usage after the last turn record that no turn claims counts for the session only, so the
 turns' costs add up to at most the session's. A model without a known price makes the part
 it belongs to (llm, stt or tts) and the total unknown (None) wherever its usage grew; it is
-named in ``unknown``. A model lkmetrics runs locally costs 0.
+named in ``unknown``. A model lkmetrics runs locally (``--local``) costs 0; an endpoint on
+loopback is priced like any other.
 """
 
 from __future__ import annotations
@@ -21,9 +22,8 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
-from urllib.parse import urlsplit
 
-from lkmetrics.cost.prices import KINDS, Price, PriceBook, is_loopback, usage_kind
+from lkmetrics.cost.prices import KINDS, Price, PriceBook, usage_kind
 from lkmetrics.records import stage_identity, usage_identity
 
 Record = dict[str, Any]
@@ -146,14 +146,9 @@ class CostTracker:
 
     def _session(self, record: Mapping[str, Any]) -> None:
         self._stages = {stage: stage_identity(record, stage) for stage in ("llm", "stt", "tts")}
-        for k in KINDS:
+        for k in KINDS:  # only lkmetrics' own local models are free, not any loopback URL
             if record.get(k) == "local":
                 self.local_kinds.add(k)
-        base = record.get("llm_base_url")
-        if isinstance(base, str) and base:
-            host = urlsplit(base).netloc.rsplit("@", 1)[-1]
-            if is_loopback(host):
-                self.local_kinds.add("llm")
 
     def price(self, kind: str, provider: str, model: str) -> Price | None:
         key = (kind, provider, model)
@@ -239,6 +234,15 @@ class CostSummary:
         total = self.totals().total
         minutes = sum(s.duration or 0.0 for s in self.sessions) / 60
         return None if total is None or not minutes else total / minutes
+
+    def prices_used(self) -> list[Price]:
+        """Every price a session in here was costed with (each once)."""
+        found: dict[tuple[str, str], Price] = {}
+        for s in self.sessions:
+            for m in s.models:
+                if m.price is not None:
+                    found.setdefault((m.price.kind, m.price.model), m.price)
+        return list(found.values())
 
     def by_model(self) -> list[dict[str, Any]]:
         """Per (type, model): sessions, cost (None when unknown) and the price's source."""

@@ -16,8 +16,9 @@ import json
 import math
 import os
 import re
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import date
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -118,8 +119,50 @@ def is_loopback(host: str) -> bool:
 
 
 def is_local(provider: str, model: str) -> bool:
-    """A model lkmetrics runs on this machine: provider ``local`` or a loopback endpoint."""
-    return provider.strip().lower() == "local" or (bool(provider) and is_loopback(provider))
+    """A model lkmetrics itself runs on this machine (provider ``local``: ``--local``, Whisper,
+    Piper, SmolLM2). Any other endpoint, loopback included (a gateway or a proxy on
+    localhost), is priced by its model name or stays unknown."""
+    return provider.strip().lower() == "local"
+
+
+def is_endpoint(provider: str) -> bool:
+    """A provider that is a host (``127.0.0.1:8080``, ``api.example.com``): the OpenAI plugin
+    names an ``--llm-base-url`` endpoint so; its model is priced by its name alone."""
+    p = provider.strip()
+    return bool(p) and (is_loopback(p) or ":" in p or "." in p)
+
+
+# -- age --------------------------------------------------------------------------------------
+
+STALE_DAYS = 180
+
+
+def stale(found: Iterable[Price], today: date | None = None) -> list[Price]:
+    """The prices (each once) whose date is more than :data:`STALE_DAYS` days before today."""
+    today = today or date.today()
+    out: dict[tuple[str, str], Price] = {}
+    for p in found:
+        try:
+            taken = date.fromisoformat(p.date) if p.date else None
+        except ValueError:
+            taken = None
+        if taken is not None and (today - taken).days > STALE_DAYS:
+            out.setdefault((p.kind, p.model), p)
+    return list(out.values())
+
+
+def stale_note(found: Iterable[Price], today: date | None = None) -> str | None:
+    """One line naming the prices older than :data:`STALE_DAYS` days, or None."""
+    old = stale(found, today)
+    if not old:
+        return None
+    oldest = min(p.date for p in old)
+    names = ", ".join(sorted(p.model for p in old))
+    if len(names) > 120:
+        names = f"{len(old)} models"
+    return (f"Note: prices older than {STALE_DAYS} days (oldest {oldest}) for {names}: "
+            "prices change; check them against their sources (lkmetrics prices MODEL) or "
+            "give current ones with --prices FILE.")
 
 
 # -- files ------------------------------------------------------------------------------------
@@ -331,12 +374,19 @@ class PriceBook:
             found = self._index.get((kind, name))
             if found is not None:
                 return found
+        endpoint = is_endpoint(provider)
+        if endpoint:  # an --llm-base-url endpoint: its model by name (gpt-4.1-mini)
+            bare = _norm(model.rsplit("/", 1)[-1])
+            found = next((e for (k, n), e in self._index.items()
+                          if k == kind and n.rsplit("/", 1)[-1] == bare), None)
+            if found is not None:
+                return found
         if kind != "llm" or not self.use_genai:
             return None
         prov, name = provider, model
         if "/" in model:
             prov, name = model.split("/", 1)
-        elif prov.lower() == "livekit":
+        elif prov.lower() == "livekit" or endpoint:
             prov = ""
         return _genai_price(prov, name.split(":", 1)[0])
 

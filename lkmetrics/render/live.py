@@ -306,7 +306,7 @@ class TableWriter:
                 for k in ("stt", "llm", "tts"))
             return Text.from_markup(f"[bold]lkmetrics[/bold] session {r.get('session_id')}: "
                                     f"{models}")
-        if kind == "usage":
+        if kind in ("usage", "error"):  # a failed request is one line on stderr already
             return None
         return metric_line(r)
 

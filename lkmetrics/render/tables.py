@@ -17,6 +17,7 @@ from typing import IO, Any
 from lkmetrics.analysis.budgets import BudgetResult
 from lkmetrics.analysis.compare import ComparedStat, Comparison
 from lkmetrics.analysis.report import Report, SessionOverview
+from lkmetrics.cost.prices import stale, stale_note
 from lkmetrics.figures import PERCENTILE_HELP, STAT_NAMES
 from lkmetrics.render.layout import Column, Layout
 from lkmetrics.units import count, elapsed, fmt_value, ratio, short_time, signed
@@ -131,6 +132,7 @@ def _cost_dict(report: Report) -> dict[str, Any]:
         **cost.totals().as_dict(),
         "per_minute": cost.per_minute(),
         "unknown": cost.unknown,
+        "stale_prices": sorted(p.model for p in stale(cost.prices_used())),
         "models": cost.by_model(),
         "sessions": [
             {"session_id": s.session_id, **s.parts.as_dict(), "per_minute": s.per_minute,
@@ -163,6 +165,9 @@ def _cost_tables(report: Report, out: IO[str]) -> None:
     if cost.unknown:
         notes.append(f"No price for {', '.join(cost.unknown)}: its cost is unknown; add it "
                      "with --prices FILE (see `lkmetrics prices --help`).")
+    old = stale_note(cost.prices_used())
+    if old:
+        notes.append(old)
     out.write(Layout("Cost per model (USD; `lkmetrics prices MODEL` shows the unit prices)",
                      cols, notes=notes).render())
 

@@ -179,6 +179,10 @@ class RealtimeSpeaker(io.AudioOutput):
         return frames
 
 
+class ProviderFailed(Exception):
+    """An LLM, STT or TTS request failed for good; the message names the provider and why."""
+
+
 @dataclass
 class TurnResult:
     index: int
@@ -203,10 +207,15 @@ class Caller:
     _idle: asyncio.Event = field(default_factory=asyncio.Event)
     # told each turn's heard latency on the loop, as it is measured (Capture.note_heard)
     on_heard: Callable[[float], None] | None = None
+    # the endpoints the user gave, by LLM/STT/TTS, to name in a failure
+    base_urls: dict[str, str | None] = field(default_factory=dict)
+    failure: str | None = None  # a request LiveKit gave up on, in one line
+    _failed: asyncio.Event = field(default_factory=asyncio.Event)
 
     def __post_init__(self) -> None:
         self.session.on("conversation_item_added", self._on_item)
         self.session.on("agent_state_changed", self._on_state)
+        self.session.on("error", self._on_error)
         if getattr(self.session, "agent_state", None) not in ("speaking", "thinking"):
             self._idle.set()
 
@@ -217,6 +226,33 @@ class Caller:
                 self._replies.put_nowait(item)
             elif item.role == "user":
                 self._users.append(item.text_content or "")
+
+    def _on_error(self, ev: Any) -> None:
+        """A request LiveKit gave up on (after its retries) ends the turn waiting for it."""
+        from lkmetrics.agent import failures
+
+        if failures.is_final(ev) and self.failure is None:
+            self.failure = failures.describe(ev, self.base_urls)
+            self._failed.set()
+
+    async def _until(self, aw: Any, timeout: float) -> Any:
+        """Await ``aw`` for at most ``timeout`` seconds; raises :class:`ProviderFailed` as soon
+        as a provider fails for good, asyncio.TimeoutError when the time is up."""
+        if self.failure is not None:
+            raise ProviderFailed(self.failure)
+        task = asyncio.ensure_future(aw)
+        failed = asyncio.ensure_future(self._failed.wait())
+        try:
+            done, _ = await asyncio.wait({task, failed}, timeout=max(0.0, timeout),
+                                         return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            failed.cancel()
+        if task in done:
+            return task.result()
+        task.cancel()
+        if self.failure is not None:
+            raise ProviderFailed(self.failure)
+        raise asyncio.TimeoutError
 
     def _on_state(self, ev: AgentStateChangedEvent) -> None:
         if ev.new_state in ("speaking", "thinking"):
@@ -231,7 +267,7 @@ class Caller:
             await self._replies.get()
             await self._idle.wait()
 
-        await asyncio.wait_for(greeted(), timeout)
+        await self._until(greeted(), timeout)
 
     async def settle(self, grace: float, timeout: float) -> None:
         """Let an agent that speaks on its own (a greeting in ``on_enter``) finish: after
@@ -263,11 +299,14 @@ class Caller:
 
         self.speaker.expect_audio(audible)
         try:
-            await asyncio.wait_for(self.mic.say(pcm, speech_ended), timeout)
             deadline = t0 + timeout
-            left = max(0.0, deadline - time.monotonic())
-            reply = await asyncio.wait_for(self._replies.get(), left)
-            await asyncio.wait_for(self._idle.wait(), max(0.0, deadline - time.monotonic()))
+            await self._until(self.mic.say(pcm, speech_ended), timeout)
+            reply = await self._until(self._replies.get(), deadline - time.monotonic())
+            await self._until(self._idle.wait(), deadline - time.monotonic())
+        except ProviderFailed as e:
+            self.speaker.expect_audio(None)
+            text = self._users[-1] if len(self._users) > users_before else None
+            return TurnResult(index, False, str(e), text, None, time.monotonic() - t0)
         except asyncio.TimeoutError:
             self.speaker.expect_audio(None)
             text = self._users[-1] if len(self._users) > users_before else None

@@ -101,9 +101,9 @@ def _simulate(script: Script, settings: AgentSettings, out: OutputOptions, err: 
                               record_dir=script.record_audio)
         failed = [r for r in results if not r.ok]
         missing = len(utterances) - len(results)
-        for r in failed:
-            err.print(f"[red]turn {r.index} ({utterances[r.index - 1].label}): "
-                      f"{r.error}[/red]")
+        for r in failed:  # one line each, however narrow the terminal
+            err.print(f"turn {r.index} ({utterances[r.index - 1].label}): {r.error}",
+                      style="red", markup=False, soft_wrap=True, highlight=False)
         if missing:
             err.print(f"[red]{missing} turn(s) not run after the failure[/red]")
         code = 1 if failed or missing else 0

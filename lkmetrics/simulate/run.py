@@ -16,7 +16,13 @@ from lkmetrics.agent.capture import Capture
 from lkmetrics.agent.server import Components, session_info, start_session
 from lkmetrics.config import AgentSettings
 from lkmetrics.pipeline import Pipeline
-from lkmetrics.simulate.caller import Caller, PacedAudioInput, RealtimeSpeaker, TurnResult
+from lkmetrics.simulate.caller import (
+    Caller,
+    PacedAudioInput,
+    ProviderFailed,
+    RealtimeSpeaker,
+    TurnResult,
+)
 
 
 async def simulate(
@@ -38,7 +44,7 @@ async def simulate(
     ``on_turn`` is called on the loop with each turn's result as it ends."""
     from lkmetrics.agent import quiet
 
-    quiet.install()  # a failed request is one line on stderr, not LiveKit's tracebacks
+    quiet.install(reported=True)  # the caller names a failed request; LiveKit's logs do not
     from livekit.agents import AgentSession
 
     capture = Capture(pipeline)
@@ -52,9 +58,11 @@ async def simulate(
     session: AgentSession | None = None  # type: ignore[type-arg]
     try:
         session = await start_session(settings, components, capture, mic=mic, speaker=speaker)
-        caller = Caller(session, mic, speaker, on_heard=capture.note_heard)
+        caller = Caller(session, mic, speaker, on_heard=capture.note_heard,
+                        base_urls={"LLM": settings.llm_base_url})
         if settings.greet:
-            with contextlib.suppress(asyncio.TimeoutError):  # no greeting: talk anyway
+            # no greeting: talk anyway (a provider that failed for good fails turn 1 at once)
+            with contextlib.suppress(asyncio.TimeoutError, ProviderFailed):
                 await caller.wait_greeting(timeout)
             speaker.take_frames()
         for i, pcm in enumerate(utterances, start=1):

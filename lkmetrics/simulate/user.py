@@ -65,7 +65,7 @@ async def simulate_user(
 
     from lkmetrics.agent import quiet
 
-    quiet.install()
+    quiet.install(reported=True)  # the caller names a failed request
     mic = PacedAudioInput()
     speaker = RealtimeSpeaker()
     speaker.keep_frames = record_dir is not None

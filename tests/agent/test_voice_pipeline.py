@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import sys
 from typing import Any
 
 import numpy as np
@@ -165,17 +166,48 @@ def test_component_errors_become_error_records(llm_server: LLMServer) -> None:
 def test_a_failing_llm_is_one_line_per_turn_not_livekits_tracebacks(
     llm_server: LLMServer, caplog: pytest.LogCaptureFixture
 ) -> None:
+    """Under simulate the caller names the failure (one line, from the turn's result) and
+    LiveKit's own lines about it (retry warnings, the traceback) are dropped."""
     llm_server.script.fail_every = 1  # every request: HTTP 500
     with caplog.at_level(logging.INFO):
         records, results, _ = asyncio.run(voice_session(llm_server, ["Hello?"], timeout=12))
     assert [r.ok for r in results] == [False]
     assert len(llm_server.script.requests) > 1  # LiveKit retried...
+    n = len(llm_server.script.requests)
+    # ...and the turn says why, once, naming the endpoint and the provider's message
+    assert results[0].error == (f"LLM at {llm_server.url}: HTTP 500 Internal Server Error: "
+                                f"scripted failure of request {n}")
     livekit = [r for r in caplog.records if r.name.startswith("livekit")]
     assert not [r for r in livekit if r.exc_info], "a traceback reached the log"
     assert not [r for r in livekit if "retrying in" in r.getMessage()]
-    failures = [r for r in livekit if "scripted failure" in r.getMessage()]
-    assert len(failures) == 1, [r.getMessage() for r in livekit]  # ...and said so once
-    assert "APIStatusError" in failures[0].getMessage()
+    assert not [r for r in livekit if "scripted failure" in r.getMessage()]
     errors = by_kind(records, "error")  # the record keeps every attempt
     assert len(errors) == len(llm_server.script.requests)
     assert errors[-1]["recoverable"] is False
+
+
+def test_outside_simulate_a_failed_request_is_one_line_naming_the_cause() -> None:
+    """console and the agent server keep LiveKit's line, as one line with the cause."""
+    from livekit.agents import APIConnectionError
+
+    from lkmetrics.agent.quiet import OneLineApiErrors
+
+    try:
+        try:
+            raise ConnectionRefusedError(111, "Connect call failed")
+        except OSError as e:
+            raise APIConnectionError() from e
+    except APIConnectionError:
+        info = sys.exc_info()
+
+    def record() -> logging.LogRecord:
+        return logging.LogRecord("livekit.agents", logging.ERROR, __file__, 1,
+                                 "Error in _llm_inference_task", (), info)
+
+    quiet = OneLineApiErrors()
+    line = record()
+    assert quiet.filter(line)
+    assert line.getMessage() == "Error in _llm_inference_task: connection refused"
+    assert line.exc_info is None
+    quiet.reported = True  # simulate: the caller says it
+    assert not quiet.filter(record())

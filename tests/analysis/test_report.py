@@ -337,3 +337,35 @@ def test_percentiles_on_random_data_match_numpy(tmp_path: Path) -> None:
                    "e2e_latency": v} for i, v in enumerate(values)])
         rep = report.summarise(s, report.select(s, "s_r", None))
     _check(rep.row("e2e").stats, values)  # type: ignore[union-attr]
+
+
+def test_report_leaves_benchmark_sessions_out_unless_asked(tmp_path: Path) -> None:
+    """`report` with no session covers the agent sessions; a `bench llm` run's concurrent
+    requests join them only with --include-bench, and the header says what is covered."""
+    from tests.helpers.store import run, write_jsonl
+
+    db = tmp_path / "m.db"
+    agent = [*session_records("s_fast", turns=7, seed=11, start=FAST_START),
+             *session_records("s_slow", turns=5, seed=12, start=SLOW_START)]
+    bench = list(session_records("s_bench", turns=30, seed=13, start=SLOW_START + 500,
+                                 scale=5.0))
+    bench[0]["command"] = "bench llm"
+    imported = run("import", str(write_jsonl(tmp_path / "r.jsonl", agent + bench)),
+                   "--db", str(db))
+    assert imported.exit_code == 0, imported.output
+    with Store.open(db) as st:
+        plain = report.summarise(st, report.select(st, None, None))
+        wide = report.summarise(st, report.select(st, None, None, include_bench=True))
+    ttft = {r.figure.name: r for r in plain.rows}["llm.ttft"]
+    _check(ttft.stats, _values(agent, "llm.ttft"))
+    _check({r.figure.name: r for r in wide.rows}["llm.ttft"].stats,
+           _values(agent + bench, "llm.ttft"))
+    first = datetime.fromtimestamp(FAST_START).isoformat(sep=" ", timespec="minutes")
+    assert plain.description.startswith(f"2 sessions (console 2), {first} to ")
+    assert plain.description.endswith("; 1 bench session left out (--include-bench)")
+    assert wide.description.startswith("3 sessions (console 2, bench llm 1), ")
+    out = run("report", "--db", str(db), "--format", "json")
+    import json
+
+    assert json.loads(out.stdout)["scope"] == plain.description
+    assert run("report", "--db", str(db), "--include-bench").exit_code == 0

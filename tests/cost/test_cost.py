@@ -203,17 +203,62 @@ def test_local_models_cost_nothing(hand_book: PriceBook) -> None:
             u["provider"], u["model"] = "local", "whatever-unpriced"
     cost = compute.session_cost(records, hand_book)
     assert cost.parts.as_dict() == {"total": 0.0, "llm": 0.0, "stt": 0.0, "tts": 0.0}
-    # a loopback --llm-base-url: the LLM is local whatever it reports
+    assert prices.is_local("local", "m") and not prices.is_local("openai", "m")
+
+
+@pytest.mark.parametrize("host", ["127.0.0.1:8080", "localhost:4000", "[::1]:80"])
+def test_a_loopback_gateway_is_priced_by_its_model_name_or_unknown(hand_book: PriceBook,
+                                                                   host: str) -> None:
+    """A gateway or proxy on localhost is not free: only lkmetrics' own local models are.
+    Its model is priced by name (the hand-priced gpt-4.1-mini), or stays unknown."""
     records = scripted_session()
-    records[0]["llm_base_url"] = "http://127.0.0.1:8080/v1"
+    records[0]["llm_base_url"] = f"http://{host}/v1"
     for r in records:
         for u in r.get("usage", []):
             if u["type"] == "llm_usage":
-                u["provider"], u["model"] = "api.example", "SmolLM2-135M"
+                u["provider"], u["model"] = host, "gpt-4.1-mini"
     cost = compute.session_cost(records, hand_book)
-    assert cost.parts.llm == 0.0 and cost.unknown == []
-    assert prices.is_local("127.0.0.1:41234", "SmolLM2") and prices.is_local("[::1]:80", "m")
-    assert prices.is_local("localhost:8000", "m") and not prices.is_local("openai", "m")
+    assert cost.parts.llm == pytest.approx(hand_llm(2600, 1024, 95))
+    assert cost.parts.llm is not None and cost.parts.llm > 0 and cost.unknown == []
+    for r in records:
+        for u in r.get("usage", []):
+            if u["type"] == "llm_usage":
+                u["model"] = "SmolLM2-135M"
+    cost = compute.session_cost(records, hand_book)
+    assert cost.parts.llm is None
+    assert [u.rsplit("/", 1)[1] for u in cost.unknown] == ["SmolLM2-135M"]
+    # genai-prices prices a gateway's model by its name too
+    price = prices.load().lookup("llm", host, "gpt-4o")
+    assert price is not None and price.genai == ("gpt-4o", "openai")
+
+
+def test_prices_older_than_180_days_are_flagged_once(tmp_path: Path) -> None:
+    from datetime import date, timedelta
+
+    today = date.today()
+    fresh, old = (today - timedelta(days=30)).isoformat(), (today - timedelta(days=200))
+    book = prices.load([write(tmp_path / "p.json", {"currency": "USD", "prices": [
+        {"type": "stt", "model": "acme/ears", "per_minute": 0.01, "source": "t", "date": fresh},
+        {"type": "tts", "model": "acme/voice", "per_million_characters": 10.0, "source": "t",
+         "date": old.isoformat()}]})], use_genai=False)
+    ears, voice = book.lookup("stt", "acme", "ears"), book.lookup("tts", "acme", "voice")
+    assert ears is not None and voice is not None
+    assert prices.stale([ears, voice, voice]) == [voice]
+    note = prices.stale_note([ears, voice, voice])
+    assert note is not None and f"(oldest {old.isoformat()}) for acme/voice:" in note
+    assert prices.stale_note([ears]) is None
+    r = run("prices", "--prices", str(tmp_path / "p.json"))
+    assert r.exit_code == 0, r.stderr
+    assert r.stdout.count("older than 180 days") == 1
+    assert "lkmetrics prices PROVIDER/MODEL" in r.stdout  # how to see the LLM prices
+    db = tmp_path / "m.db"
+    with Store.open(db) as st:  # a session priced with the old TTS price
+        st.insert(session_records("s_old", turns=2, stt="acme/ears", tts="acme/voice"))
+    r = run("report", "--db", str(db), "--prices", str(tmp_path / "p.json"))
+    assert r.exit_code == 0, r.stderr
+    assert r.stdout.count("older than 180 days") == 1 and "for acme/voice:" in r.stdout
+    r = run("report", "--db", str(db), "--prices", str(tmp_path / "p.json"), "--format", "json")
+    assert json.loads(r.stdout)["cost"]["stale_prices"] == ["acme/voice"]
 
 
 # -- price files --------------------------------------------------------------------------
@@ -278,8 +323,9 @@ def test_prices_command_shows_unit_prices_source_and_date(tmp_path: Path) -> Non
     r = run("prices", "acme/voice-9")
     assert r.exit_code == 1 and "no price known for 'acme/voice-9'" in r.stderr
     r = run("prices", "--format", "json")
-    kinds = {json.loads(line)["type"] for line in r.stdout.splitlines()}
-    assert kinds == {"stt", "tts"}
+    rows = [json.loads(line) for line in r.stdout.splitlines()]
+    assert {row["type"] for row in rows} == {"stt", "tts", "llm"}
+    assert [row["model"] for row in rows if row["type"] == "llm"] == ["openai/gpt-4.1-mini"]
 
 
 @pytest.fixture
@@ -434,7 +480,9 @@ def test_live_turn_records_carry_their_cost(llm_server: Any, tmp_path: Path,
             {"type": "stt", "model": "fake/scripted", "per_minute": per_minute,
              "source": "test", "date": "2026-01-01"},
             {"type": "tts", "model": "fake/scripted", "per_million_characters": per_million,
-             "source": "test", "date": "2026-01-01"}]})))
+             "source": "test", "date": "2026-01-01"},
+            {"type": "llm", "model": "test/test-model", "input_per_million_tokens": 2.0,
+             "output_per_million_tokens": 8.0, "source": "test", "date": "2026-01-01"}]})))
     from lkmetrics.cost import prices as prices_mod
 
     prices_mod._DEFAULT.clear()
@@ -449,12 +497,16 @@ def test_live_turn_records_carry_their_cost(llm_server: Any, tmp_path: Path,
         chars = sum(r["characters_count"] for r in between if r["kind"] == "tts")
         assert audio > 0 and chars > 0
         cost = t["cost"]
-        assert cost["llm"] == 0.0  # the scripted LLM is on loopback: it runs locally
+        # the scripted LLM is on loopback, yet not free: priced by its model name
+        assert cost["llm"] > 0
         assert cost["stt"] == pytest.approx(audio / 60 * per_minute)
         assert cost["tts"] == pytest.approx(chars / 1e6 * per_million)
-        assert cost["total"] == pytest.approx(cost["stt"] + cost["tts"])
+        assert cost["total"] == pytest.approx(cost["stt"] + cost["tts"] + cost["llm"])
         last_seq = t["seq"]
     summary = records[-1]
+    llms = [r for r in records if r["kind"] == "llm"]
+    assert summary["cost"]["llm"] == pytest.approx(sum(
+        r["prompt_tokens"] * 2.0 + r["completion_tokens"] * 8.0 for r in llms) / 1e6)
     assert summary["cost"]["total"] == pytest.approx(sum(t["cost"]["total"] for t in turns))
     # report reads these turn costs from the turn records, and the session's from its last
     # usage record

@@ -25,6 +25,9 @@ class Script:
     prompt_tokens: int = 42
     text: str = "Paris is the capital of France."
     fail_every: int = 0  # > 0: every Nth chat request (N, 2N, ...) gets HTTP 500
+    # an HTTP status (401, 404, ...) every chat request gets, with an OpenAI-style error body
+    status: int = 0
+    status_message: str = "scripted error"
     pieces: list[str] | None = None  # the streamed pieces, instead of ``tokens`` cuts of text
     requests: list[dict[str, Any]] = field(default_factory=list)
     auth: list[str] = field(default_factory=list)
@@ -68,6 +71,10 @@ class _Handler(BaseHTTPRequestHandler):
             number = len(script.requests)
         if not self.path.rstrip("/").endswith("/chat/completions"):
             self._json(404, {"error": "not found"})
+            return
+        if script.status:
+            self._json(script.status, {"error": {"message": script.status_message,
+                                                 "type": "invalid_request_error"}})
             return
         if script.fail_every and number % script.fail_every == 0:
             self._json(500, {"error": {"message": f"scripted failure of request {number}",

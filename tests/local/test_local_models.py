@@ -533,3 +533,47 @@ def test_llama_server_exits_when_the_parent_is_killed(
     proc.kill()  # no atexit, no __exit__: the child's watchdog has to notice
     proc.wait()
     assert wait_gone(server_pid, 5)
+
+
+def wheel_lookup(home: Path, **env: str) -> tuple[str, str]:
+    """What scripts/wheel_cache.sh (sourced by install.sh) finds, run by bash: the wheel
+    directory it builds into and the built wheel it would reuse ("" for none)."""
+    script = Path(__file__).resolve().parents[2] / "scripts" / "wheel_cache.sh"
+    shell = (f'LLAMA_VERSION=0.3.9 py_tag=cpython-311-linux-x86_64 flags_hash=abc123 && '
+             f'source {shlex.quote(str(script))} && echo "$WHEEL_DIR" && cached_wheel')
+    clean = {k: v for k, v in os.environ.items()
+             if k not in ("LKMETRICS_HOME", "XDG_CACHE_HOME", "XDG_CONFIG_HOME")}
+    proc = subprocess.run(["bash", "-c", shell], capture_output=True, text=True, timeout=30,
+                          env={**clean, "HOME": str(home), **env})
+    assert proc.returncode == 0, proc.stderr
+    lines = proc.stdout.splitlines()
+    return lines[0], lines[1] if len(lines) > 1 else ""
+
+
+def test_built_wheels_live_in_the_cache_whatever_lkmetrics_home_is(tmp_path: Path) -> None:
+    """Setting LKMETRICS_HOME before install.sh does not force the llama.cpp build again:
+    the wheel goes to ${XDG_CACHE_HOME:-~/.cache}/lkmetrics/wheels, and one an earlier
+    install.sh kept under the default app directory is reused."""
+    home = tmp_path / "home"
+    name = "llama-cpp-python-0.3.9-cpython-311-linux-x86_64-abc123"
+    wheel_dir, found = wheel_lookup(home)
+    assert wheel_dir == str(home / ".cache" / "lkmetrics" / "wheels" / name) and found == ""
+    assert wheel_lookup(home, LKMETRICS_HOME=str(tmp_path / "elsewhere"))[0] == wheel_dir
+    xdg = wheel_lookup(home, XDG_CACHE_HOME=str(tmp_path / "xdg"))[0]
+    assert xdg == str(tmp_path / "xdg" / "lkmetrics" / "wheels" / name)
+    # a wheel built by an earlier install.sh under the default app directory
+    old = home / ".config" / "lkmetrics" / "wheels" / name
+    old.mkdir(parents=True)
+    (old / "llama_cpp_python-0.3.9-cp311-cp311-linux_x86_64.whl").write_bytes(b"wheel")
+    _, found = wheel_lookup(home, LKMETRICS_HOME=str(tmp_path / "elsewhere"))
+    assert found == str(old / "llama_cpp_python-0.3.9-cp311-cp311-linux_x86_64.whl")
+    # the cache wins over the old place
+    new = Path(wheel_dir)
+    new.mkdir(parents=True)
+    (new / "llama_cpp_python-0.3.9-cp311-cp311-linux_x86_64.whl").write_bytes(b"wheel")
+    assert wheel_lookup(home)[1] == str(new / "llama_cpp_python-0.3.9-cp311-cp311-"
+                                        "linux_x86_64.whl")
+    # install.sh builds into the cache, not the app directory
+    install = (Path(__file__).resolve().parents[2] / "scripts" / "install.sh").read_text()
+    assert 'source "$ROOT/scripts/wheel_cache.sh"' in install
+    assert 'mktemp -d "$WHEEL_CACHE/.build.XXXXXX"' in install

@@ -29,6 +29,7 @@ from lkmetrics.records import (
     model_label,
     summary_record,
 )
+from lkmetrics.safety import redact_value
 
 log = logging.getLogger("lkmetrics")
 
@@ -134,6 +135,7 @@ class Pipeline(QueueThread):
         record = convert(item) if convert is not None else item
         if record is None:
             return
+        record = redact_value(record)  # no known secret reaches a writer (terminal, file, store)
         if "seq" not in record:
             record = self._number(session_id, record, t)
         else:  # numbered elsewhere (a job process): keep counting from there

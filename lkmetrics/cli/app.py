@@ -23,10 +23,13 @@ class _Group(TyperGroup):
     """Maps every LkmetricsError raised by a command to one line on stderr and its exit code."""
 
     def invoke(self, ctx: Any) -> Any:
-        try:
-            return super().invoke(ctx)
-        except LkmetricsError as e:
-            raise fail(e) from None
+        from lkmetrics.safety import redacted_streams
+
+        with redacted_streams():  # no known secret leaves on stdout or stderr
+            try:
+                return super().invoke(ctx)
+            except LkmetricsError as e:
+                raise fail(e) from None
 
 
 app = typer.Typer(

@@ -31,6 +31,13 @@ class Script:
     # tools to call, one per request that answers a user message ("" calls none): the model
     # asks for the tool, and the request that carries its output gets ``text``
     tool_calls: list[str] = field(default_factory=list)
+    # hostile servers: every chat request answered with this HTTP status (0: 200), its error
+    # message holding the request's Authorization header in place of "{auth}"
+    status: int = 0
+    error: str = "invalid credentials: {auth}"
+    usage: dict[str, Any] | None = None  # the usage chunk sent instead of the real counts
+    raw: bytes | None = None  # the whole event-stream body sent after the first chunk
+    drip: float = 0.0  # > 0: after the first chunk, an SSE comment every ``drip`` s, forever
 
 
 _LOCK = threading.Lock()
@@ -68,6 +75,11 @@ class _Handler(BaseHTTPRequestHandler):
             number = len(script.requests)
         if not self.path.rstrip("/").endswith("/chat/completions"):
             self._json(404, {"error": "not found"})
+            return
+        if script.status:
+            auth = self.headers.get("Authorization", "")
+            self._json(script.status, {"error": {"message": script.error.format(auth=auth),
+                                                 "type": "invalid_request_error"}})
             return
         if script.fail_every and number % script.fail_every == 0:
             self._json(500, {"error": {"message": f"scripted failure of request {number}",
@@ -113,15 +125,33 @@ class _Handler(BaseHTTPRequestHandler):
             self.close_connection = True
             return
         chunk({"role": "assistant", "content": pieces[0]})
+        if script.raw is not None or script.drip:
+            self._hostile(script)
+            return
         for piece in pieces[1:]:
             time.sleep(script.gap)
             chunk({"content": piece})
         chunk({}, finish="stop")
-        chunk({}, usage={"prompt_tokens": script.prompt_tokens,
-                         "completion_tokens": script.tokens,
-                         "total_tokens": script.prompt_tokens + script.tokens})
+        chunk({}, usage=script.usage or {"prompt_tokens": script.prompt_tokens,
+                                         "completion_tokens": script.tokens,
+                                         "total_tokens": script.prompt_tokens + script.tokens})
         self.wfile.write(b"data: [DONE]\n\n")
         self.wfile.flush()
+        self.close_connection = True
+
+
+    def _hostile(self, script: Script) -> None:
+        """A malformed stream (``raw``) or one that never ends (``drip``)."""
+        try:
+            if script.raw is not None:
+                self.wfile.write(script.raw)
+                self.wfile.flush()
+            while script.drip:
+                time.sleep(script.drip)
+                self.wfile.write(b": keep-alive\n\n")
+                self.wfile.flush()
+        except OSError:  # the client gave up
+            pass
         self.close_connection = True
 
 

@@ -17,6 +17,7 @@ import base64
 import binascii
 import contextlib
 import csv
+import io
 import json
 import os
 import re
@@ -191,8 +192,13 @@ class RedactingStream:
 @contextlib.contextmanager
 def redacted_streams() -> Iterator[None]:
     """``sys.stdout`` and ``sys.stderr`` redacted while the block runs (every command's output,
-    LiveKit's log lines included)."""
+    LiveKit's log lines included); on a stream that cannot encode Unicode, what it cannot
+    encode is written backslash-escaped."""
     saved = sys.stdout, sys.stderr
+    for stream in saved:  # a terminal that is not UTF-8: never an UnicodeEncodeError
+        if not unicode_ok(stream) and hasattr(stream, "reconfigure"):
+            with contextlib.suppress(Exception):
+                stream.reconfigure(errors="backslashreplace")
     if not isinstance(sys.stdout, RedactingStream):
         sys.stdout = RedactingStream(sys.stdout)
     if not isinstance(sys.stderr, RedactingStream):
@@ -271,11 +277,21 @@ def csv_cell(value: Any) -> Any:
 
 
 class _SafeWriter:
+    """Rows end in ``\n``; a cell holding a carriage return is quoted too (the csv module
+    quotes only the characters of its line terminator, so rows are written with ``\r\n``
+    and that ending replaced)."""
+
     def __init__(self, out: IO[str]) -> None:
-        self._w = csv.writer(out, lineterminator="\n")
+        self._out = out
+        self._buf = io.StringIO()
+        self._w = csv.writer(self._buf, lineterminator="\r\n")
 
     def writerow(self, row: Iterable[Any]) -> None:
         self._w.writerow([csv_cell(redact_value(v)) for v in row])
+        line = self._buf.getvalue()
+        self._buf.seek(0)
+        self._buf.truncate()
+        self._out.write(line[:-2] + "\n")
 
     def writerows(self, rows: Iterable[Iterable[Any]]) -> None:
         for row in rows:

@@ -27,8 +27,9 @@ def prices(found: Sequence[Price], fmt: str, out: IO[str], book: PriceBook) -> N
         for p in found:
             out.write(json.dumps(price_dict(p), separators=(",", ":")) + "\n")
         return
-    from rich.console import Console
     from rich.table import Table
+
+    from lkmetrics.safety import console
 
     files = ", ".join(map(str, book.files)) or "none"
     t = Table(title=f"Prices in USD (user prices file: {files})", title_justify="left")
@@ -36,4 +37,4 @@ def prices(found: Sequence[Price], fmt: str, out: IO[str], book: PriceBook) -> N
         t.add_column(name, overflow="fold")
     for p in found:
         t.add_row(p.kind, p.model, _rates(p), p.source, p.date or "-")
-    Console(file=out, highlight=False, soft_wrap=False).print(t)
+    console(file=out, soft_wrap=False).print(t)

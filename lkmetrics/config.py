@@ -248,11 +248,11 @@ def _load_dotenv(path: Path, what: str) -> None:
     """Load a .env file that must be UTF-8 text (a binary file is a usage error)."""
     from dotenv import load_dotenv
 
+    from lkmetrics.safety import read_bytes
+
+    data = read_bytes(path, what.split(" ")[0], max_bytes=1024 * 1024)
     try:
-        data = path.read_bytes()
         text = data.decode("utf-8")
-    except OSError as e:
-        raise UsageError(f"cannot read {what} ({e.strerror or e}).") from None
     except UnicodeDecodeError:
         raise UsageError(f"{what} is not a text file (not UTF-8); pass a .env file of "
                          "NAME=value lines (see .env.example).") from None

@@ -310,8 +310,17 @@ MAX_JSON_DEPTH = 64
 
 
 def read_text(path: Path | str, what: str, *, max_bytes: int = MAX_FILE_BYTES) -> str:
-    """The UTF-8 text of a regular file of at most ``max_bytes``; a FIFO, a device (a symlink
-    to /dev/zero), a directory, a file too large or not text is one UsageError."""
+    """The UTF-8 text of a regular file of at most ``max_bytes`` (:func:`read_bytes`); a file
+    that is not text is one UsageError too."""
+    try:
+        return read_bytes(path, what, max_bytes=max_bytes).decode("utf-8-sig")
+    except UnicodeDecodeError:
+        raise UsageError(f"{what} {path} is not a text file (not UTF-8).") from None
+
+
+def read_bytes(path: Path | str, what: str, *, max_bytes: int = MAX_FILE_BYTES) -> bytes:
+    """The bytes of a regular file of at most ``max_bytes``; a FIFO (never waited on), a device
+    (a symlink to /dev/zero), a directory, a missing or too large file is one UsageError."""
     p = Path(path)
     try:
         fd = os.open(p, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
@@ -342,10 +351,7 @@ def read_text(path: Path | str, what: str, *, max_bytes: int = MAX_FILE_BYTES) -
         raise UsageError(f"cannot read {what} {p} ({e.strerror or e}).") from None
     finally:
         os.close(fd)
-    try:
-        return b"".join(chunks).decode("utf-8-sig")
-    except UnicodeDecodeError:
-        raise UsageError(f"{what} {p} is not a text file (not UTF-8).") from None
+    return b"".join(chunks)
 
 
 _STRING = re.compile(r'"(?:\\.|[^"\\])*"')
@@ -364,12 +370,18 @@ def json_depth(text: str) -> int:
     return deepest
 
 
-def loads(text: str, what: str, *, max_depth: int = MAX_JSON_DEPTH) -> Any:
-    """JSON ``text`` nested at most ``max_depth`` deep; anything else is one UsageError."""
+def check_depth(text: str, what: str, *, max_depth: int = MAX_JSON_DEPTH) -> None:
+    """UsageError when JSON ``text`` nests deeper than ``max_depth`` (before parsing it: a
+    deep document is a RecursionError in the parser or in whatever walks it)."""
     if ("[" * (max_depth + 1) in text or "{" * (max_depth + 1) in text
             or json_depth(text) > max_depth):
         raise UsageError(f"{what} is nested more than {max_depth} levels deep; it is not a "
                          "file lkmetrics reads.")
+
+
+def loads(text: str, what: str, *, max_depth: int = MAX_JSON_DEPTH) -> Any:
+    """JSON ``text`` nested at most ``max_depth`` deep; anything else is one UsageError."""
+    check_depth(text, what, max_depth=max_depth)
     try:
         return json.loads(text)
     except RecursionError:

@@ -20,6 +20,7 @@ from lkmetrics.bench.shared import MAX_COUNT, parse_concurrency, raise_failures
 from lkmetrics.errors import UsageError
 from lkmetrics.figures import FIGURES, SPREAD_STATS, describe, figure_value
 from lkmetrics.records import Record
+from lkmetrics.safety import check_depth, read_text
 
 SCHEMA = 1
 KIND = "bench_llm"
@@ -93,6 +94,7 @@ def parse_prompts_text(text: str, name: str) -> list[Prompt]:
             continue
         if line[0] in "[{\"":
             where = f"{name}:{lineno}"
+            check_depth(line, where)
             try:
                 value = json.loads(line)
             except json.JSONDecodeError as e:
@@ -115,14 +117,9 @@ def load_prompts(prompt: str | None, prompts_file: Path | None) -> list[Prompt]:
     if prompt is not None and prompts_file is not None:
         raise UsageError("give --prompt or --prompts, not both.")
     if prompts_file is not None:
-        try:
-            text = prompts_file.read_text(encoding="utf-8")
-        except FileNotFoundError:
-            raise UsageError(f"--prompts {prompts_file}: no such file.") from None
-        except IsADirectoryError:
-            raise UsageError(f"--prompts {prompts_file} is a directory; give a file.") from None
-        except (OSError, UnicodeDecodeError) as e:
-            raise UsageError(f"--prompts {prompts_file}: cannot read it ({e}).") from None
+        if not prompts_file.exists():
+            raise UsageError(f"--prompts {prompts_file}: no such file.")
+        text = read_text(prompts_file, "--prompts")
         prompts = parse_prompts_text(text, str(prompts_file))
         if not prompts:
             raise UsageError(f"--prompts {prompts_file} holds no prompts (it is empty).")

@@ -157,6 +157,7 @@ class BenchConfig:
     warmup: int
     budgets: list[Budget] = field(default_factory=list)
     workers: int | None = 1  # None: auto
+    request_timeout: float | None = None  # None: default_request_timeout(max_tokens)
 
     def workers_for(self, concurrency: int) -> int:
         """The processes a run at ``concurrency`` uses (never more than its requests in
@@ -177,7 +178,8 @@ def make_config(*, models: Sequence[str] | None, base_url: str | None, requests:
                 concurrency: Sequence[str] | None, prompt: str | None,
                 prompts_file: Path | None, max_tokens: int, warmup: int,
                 fail_over: Sequence[str] | None, default_model: str,
-                workers: str | None = "1") -> BenchConfig:
+                workers: str | None = "1", request_timeout: float | None = None
+                ) -> BenchConfig:
     """Validate the command line (no livekit import)."""
     from lkmetrics.config import check_base_url, parse_model
 
@@ -187,6 +189,9 @@ def make_config(*, models: Sequence[str] | None, base_url: str | None, requests:
         raise UsageError(f"--max-tokens must be at least 1 (got {max_tokens}).")
     if warmup < 0:
         raise UsageError(f"--warmup must be 0 or more (got {warmup}).")
+    if request_timeout is not None and not 0 < request_timeout <= 86_400:
+        raise UsageError("--request-timeout must be more than 0 and at most 86400 seconds "
+                         f"(got {request_timeout:g}).")
     for option, n in (("-n/--requests", requests), ("--max-tokens", max_tokens),
                       ("--warmup", warmup)):
         if n > MAX_COUNT:
@@ -204,7 +209,16 @@ def make_config(*, models: Sequence[str] | None, base_url: str | None, requests:
         concurrency=parse_concurrency(concurrency),
         prompts=load_prompts(prompt, prompts_file), max_tokens=max_tokens, warmup=warmup,
         budgets=parse_budgets(fail_over), workers=parse_workers(workers),
+        request_timeout=(request_timeout if request_timeout is not None
+                         else default_request_timeout(max_tokens)),
     )
+
+
+def default_request_timeout(max_tokens: int) -> float:
+    """The deadline of a whole request without --request-timeout: 30 s to connect and reach
+    the first token, plus 0.25 s per token of --max-tokens (4 tokens/s, far below any
+    server that is working), so a stream that never ends cannot hang a bench."""
+    return 30.0 + 0.25 * max_tokens
 
 
 # -- results ----------------------------------------------------------------------------------

@@ -130,7 +130,8 @@ def test_impossible_usage_keeps_the_record_with_the_field_invalid(
     export = cli("export", "--db", str(db), "--format", "jsonl").stdout
     llm = [json.loads(line) for line in export.splitlines() if '"kind":"llm"' in line]
     assert len(llm) == 2
-    bad = "prompt_tokens" if server.script.usage["prompt_tokens"] < 0 else "completion_tokens"
+    usage = server.script.usage or {}
+    bad = "prompt_tokens" if usage["prompt_tokens"] < 0 else "completion_tokens"
     for rec in llm:
         assert rec[bad] is None and "not a token count" in rec["invalid"][bad]
         assert rec["ttft"] > 0

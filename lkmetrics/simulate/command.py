@@ -28,6 +28,16 @@ class Script:
     record_audio: Path | None = None
 
 
+def refuse_silent_agent(settings: AgentSettings) -> None:
+    """The simulated caller waits for a reply it hears: an agent without a TTS never speaks,
+    so every turn would only time out. Refused, before anything loads."""
+    if settings.tts is None and (settings.agent is None or "tts" in settings.replace):
+        raise UsageError(
+            "--tts none cannot be simulated: the simulated caller measures the reply it hears, "
+            "and without a TTS the agent never speaks. Give a TTS (e.g. --tts local), or use "
+            "`lkmetrics console --tts none` for text replies.")
+
+
 def run_simulation(script: Script, agent: AgentOptions, out: OutputOptions) -> int:
     """0 when every turn got a reply, 1 when any timed out or failed, 130 on Ctrl-C."""
     if not 1 <= script.turns <= MAX_TURNS:
@@ -36,6 +46,7 @@ def run_simulation(script: Script, agent: AgentOptions, out: OutputOptions) -> i
         raise UsageError(f"--timeout must be above 0 and --pause at least 0, both at most "
                          f"{MAX_SECONDS:,} seconds (got {script.timeout}, {script.pause}).")
     settings = prepare("simulate", agent, out.show)
+    refuse_silent_agent(settings)
     if settings.stt is None:
         settings.turn_detection = "vad"  # nothing to detect turns from but the audio
     from lkmetrics.fleet import check_fleet_options

@@ -174,3 +174,15 @@ def test_timed_out_turn_records_timeout(tmp_path: Path) -> None:
     with Store.open(db) as s:
         (exit_status,) = s.conn.execute("SELECT exit_status FROM sessions").fetchone()
     assert exit_status == "timeout"
+
+
+def test_tts_none_is_refused_with_one_line() -> None:
+    from typer.testing import CliRunner
+
+    from lkmetrics.cli import app
+
+    result = CliRunner().invoke(app, ["simulate", "--stt", "local", "--llm", "local", "--tts",
+                                      "none", "--turns", "1"])
+    assert result.exit_code == 2, result.output
+    assert result.stderr.startswith("Error: --tts none cannot be simulated")
+    assert len(result.stderr.splitlines()) == 1 and "Traceback" not in result.output

@@ -42,6 +42,30 @@ class Writer(Protocol):
     def close(self) -> None: ...
 
 
+class FirstError:
+    """A writer keeping the first ``error`` record of a run (a component's failure), so a
+    command that sees only its consequence (a turn with no reply) can name the cause first."""
+
+    def __init__(self) -> None:
+        self.record: Record | None = None
+
+    def write(self, record: Record) -> None:
+        if self.record is None and record.get("kind") == "error":
+            self.record = record
+
+    def close(self) -> None:
+        pass
+
+    def explain(self, consequence: str) -> str:
+        """``consequence`` ("timed out after 20s (no reply)") after the cause, when known:
+        "llm_error from openai/x: APIStatusError: 401 ...; then timed out after 20s"."""
+        r = self.record
+        if r is None:
+            return consequence
+        source = f" from {r['source']}" if r.get("source") else ""
+        return f"{r.get('error_type')}{source}: {r.get('message')}; then {consequence}"
+
+
 class KeptOpen:
     """A writer shared by several pipelines (a bench's runs): each passes records on, and
     closing one pipeline does not close it; its owner does."""

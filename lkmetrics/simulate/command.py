@@ -52,9 +52,9 @@ def run_simulation(script: Script, agent: AgentOptions, out: OutputOptions) -> i
     from lkmetrics.fleet import check_fleet_options
 
     settings.otlp_url = check_fleet_options(out.prometheus_port, out.otlp)
-    from rich.console import Console
+    from lkmetrics.safety import console
 
-    err = Console(stderr=True)
+    err = console(stderr=True)
     code = 1
     # SIGTERM does what Ctrl-C does; Ctrl-C stays asyncio's (it cancels the session's task)
     with signals.recorded(signals.ctrl_c, (signal.SIGTERM,)) as stop, \
@@ -91,6 +91,10 @@ def _simulate(script: Script, settings: AgentSettings, out: OutputOptions, err: 
 
         user = load_user(settings.agent)
     output = open_output(out, settings.show)
+    from lkmetrics.pipeline import FirstError
+
+    first_error = FirstError()  # a turn that got no reply names the component that failed
+    output.writers.append(first_error)
     pipeline = output.pipeline()
     if settings.otlp_url:
         from lkmetrics.fleet import start_livekit_tracing
@@ -112,11 +116,15 @@ def _simulate(script: Script, settings: AgentSettings, out: OutputOptions, err: 
                               record_dir=script.record_audio)
         failed = [r for r in results if not r.ok]
         missing = len(utterances) - len(results)
+        from lkmetrics.safety import text
+
+        pipeline.flush()
         for r in failed:
-            err.print(f"[red]turn {r.index} ({utterances[r.index - 1].label}): "
-                      f"{r.error}[/red]")
+            why = first_error.explain(r.error or "") if r.timed_out else r.error
+            err.print(text(f"turn {r.index} ({utterances[r.index - 1].label}): {why}", "red"),
+                      soft_wrap=True)
         if missing:
-            err.print(f"[red]{missing} turn(s) not run after the failure[/red]")
+            err.print(text(f"{missing} turn(s) not run after the failure", "red"))
         code = 1 if failed or missing else 0
         if any(r.timed_out for r in failed):
             status = "timeout"

@@ -186,3 +186,20 @@ def test_tts_none_is_refused_with_one_line() -> None:
     assert result.exit_code == 2, result.output
     assert result.stderr.startswith("Error: --tts none cannot be simulated")
     assert len(result.stderr.splitlines()) == 1 and "Traceback" not in result.output
+
+
+def test_a_401_names_the_llm_error_not_only_the_timeout(tmp_path: Path) -> None:
+    from tests.helpers.llm_server import LLMServer, Script
+
+    server = LLMServer(Script(status=401, error="invalid api key"))
+    try:
+        result = lkmetrics("simulate", "--stt", "local", "--tts", "local", "--llm",
+                           "x/test-model", "--llm-base-url", server.url, "--no-greet",
+                           "--no-record", "--format", "json", "--say", "What time is it?",
+                           "--timeout", "15")
+    finally:
+        server.close()
+    assert result.returncode == 1, result.stderr[-3000:]
+    line = next(x for x in result.stderr.splitlines() if x.startswith("turn 1"))
+    cause = line.index("401")  # the cause comes first, then its consequence
+    assert "llm" in line[:cause] and cause < line.index("timed out"), line

@@ -117,3 +117,42 @@ def test_hostile_files_are_one_usage_error(tmp_path: Path) -> None:
     with pytest.raises(UsageError, match="too large"):
         safety.load_json(big, "--prices", max_bytes=1000)
     assert safety.load_json(big, "--prices")[:2] == [1, 1]
+
+
+def test_the_root_cause_is_named_first() -> None:
+    """A wrapper's generic message ("Connection error.") after the cause it was raised from:
+    EMFILE by its errno name, a malformed stream as such (issue 22, item 11)."""
+    import errno
+
+    from lkmetrics.errors import cause_first
+
+    def wrapped(cause: BaseException) -> BaseException:
+        try:
+            try:
+                raise cause
+            except Exception as e:
+                raise RuntimeError("Connection error.") from e
+        except RuntimeError as outer:
+            return outer
+
+    emfile = wrapped(OSError(errno.EMFILE, "Too many open files"))
+    assert cause_first(emfile, "Connection error.") == \
+        "Too many open files (EMFILE); Connection error."
+    bad = wrapped(json.JSONDecodeError("Expecting value", "x", 0))
+    assert cause_first(bad, "Connection error.").startswith("malformed response stream")
+    plain = RuntimeError("timed out")
+    assert cause_first(plain, "timed out") == "timed out"  # its own cause: unchanged
+
+
+def test_first_error_puts_the_component_failure_before_its_consequence() -> None:
+    from lkmetrics.pipeline import FirstError
+
+    tap = FirstError()
+    assert tap.explain("timed out after 20s (no reply)") == "timed out after 20s (no reply)"
+    tap.write({"kind": "llm", "ttft": 0.1})
+    tap.write({"kind": "error", "source": "openai/x", "error_type": "llm_error",
+               "message": "APIStatusError: 401 invalid key"})
+    tap.write({"kind": "error", "error_type": "tts_error", "message": "later"})
+    assert tap.explain("timed out after 20s (no reply)") == (
+        "llm_error from openai/x: APIStatusError: 401 invalid key; then timed out after 20s "
+        "(no reply)")

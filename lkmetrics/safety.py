@@ -48,9 +48,14 @@ _USERINFO = re.compile(r"(?i)\b([a-z][a-z0-9+.\-]*://)[^/\s@\"'<>]*@")
 _KEY_FIELD = re.compile(r"(?i)([\"']?(?:api[_-]?key|api[_-]?secret|password|secret|"
                         r"access[_-]?token)[\"']?\s*[:=]\s*[\"']?)([^\s\"',;&}]{4,})")
 
+# cheap checks before the regular expressions (most texts hold none of these words)
+_KEY_WORDS = ("api_key", "api-key", "apikey", "secret", "password", "access_token",
+              "access-token", "accesstoken")
+_AUTH_WORDS = ("bearer", "basic", "token ", "token%20", "token\t")
 _lock = threading.Lock()
 _registered: set[str] = set()
 _cache: tuple[frozenset[str], re.Pattern[str] | None] = (frozenset(), None)
+_env_cache: tuple[object, set[str]] = (None, set())
 
 
 def add_secret(value: str | None) -> None:
@@ -112,10 +117,21 @@ def variants(secret: str) -> set[str]:
     return {v for v in out if len(v) >= MIN_SECRET}
 
 
+def _env_snapshot() -> set[str]:
+    """:func:`env_secrets`, recomputed only when the environment changed (redact runs on
+    every record and every imported line)."""
+    global _env_cache
+    data = getattr(os.environ, "_data", None)
+    key = tuple(data.items()) if isinstance(data, dict) else None
+    if key is None or key != _env_cache[0]:
+        _env_cache = (key, env_secrets())
+    return _env_cache[1]
+
+
 def _pattern() -> re.Pattern[str] | None:
     global _cache
     with _lock:
-        known = frozenset(_registered | env_secrets())
+        known = frozenset(_registered | _env_snapshot())
         if known == _cache[0]:
             return _cache[1]
     forms: set[str] = set()
@@ -158,9 +174,14 @@ def redact(text: str) -> str:
     pattern = _pattern()
     if pattern is not None and pattern.search(text):
         text = _mask_runs(text, pattern)
-    text = _USERINFO.sub(rf"\1{MASK}@", text)
-    text = _BEARER.sub(rf"\1\2{MASK}", text)
-    return _KEY_FIELD.sub(rf"\1{MASK}", text)
+    if "@" in text and "://" in text:
+        text = _USERINFO.sub(rf"\1{MASK}@", text)
+    lower = text.lower()
+    if any(w in lower for w in _AUTH_WORDS):
+        text = _BEARER.sub(rf"\1\2{MASK}", text)
+    if any(w in lower for w in _KEY_WORDS):
+        text = _KEY_FIELD.sub(rf"\1{MASK}", text)
+    return text
 
 
 def redact_value(value: Any) -> Any:

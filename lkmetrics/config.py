@@ -124,6 +124,9 @@ def parse_url(option: str, url: str, schemes: tuple[str, ...], example: str) -> 
     """
     from urllib.parse import urlsplit
 
+    from lkmetrics.safety import add_url
+
+    add_url(url)  # its credentials are masked wherever they come back
     shown = mask_userinfo(url)
     allowed = ", ".join(f"{s}://" for s in schemes)
     problem = None
@@ -245,11 +248,11 @@ def _load_dotenv(path: Path, what: str) -> None:
     """Load a .env file that must be UTF-8 text (a binary file is a usage error)."""
     from dotenv import load_dotenv
 
+    from lkmetrics.safety import read_bytes
+
+    data = read_bytes(path, what.split(" ")[0], max_bytes=1024 * 1024)
     try:
-        data = path.read_bytes()
         text = data.decode("utf-8")
-    except OSError as e:
-        raise UsageError(f"cannot read {what} ({e.strerror or e}).") from None
     except UnicodeDecodeError:
         raise UsageError(f"{what} is not a text file (not UTF-8); pass a .env file of "
                          "NAME=value lines (see .env.example).") from None
@@ -286,13 +289,10 @@ def check_server_url(url: str | None, command: str) -> str:
 
 
 def redact(text: str) -> str:
-    """Replace the values of secret environment variables and URL userinfo in ``text``."""
-    text = mask_userinfo(text)
-    for var in SECRET_ENV:
-        value = os.environ.get(var)
-        if value and len(value) >= 4:
-            text = text.replace(value, "***")
-    return text
+    """Every known secret and credential masked in ``text`` (:func:`lkmetrics.safety.redact`)."""
+    from lkmetrics.safety import redact as redact_known
+
+    return redact_known(text)
 
 
 ROOM_COMMANDS = ("run", "dev", "connect")

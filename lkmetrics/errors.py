@@ -66,6 +66,39 @@ class LocalModelError(LkmetricsError):
     exit_code = 1
 
 
+def root_cause(err: BaseException) -> BaseException:
+    """The innermost exception ``err`` was raised from (``raise ... from``, or while handling)."""
+    seen = {id(err)}
+    while True:
+        nxt = err.__cause__ or err.__context__
+        if nxt is None or id(nxt) in seen:
+            return err
+        seen.add(id(nxt))
+        err = nxt
+
+
+def cause_first(err: BaseException, text: str) -> str:
+    """``text`` (a wrapper's message, e.g. "Connection error.") with the real cause named
+    first: "malformed response stream (JSONDecodeError: ...)", "Too many open files (EMFILE)
+    ...". Unchanged when ``err`` is its own root cause or the text already names it."""
+    import errno as errnos
+    import json
+
+    root = root_cause(err)
+    if root is err:
+        return text
+    if isinstance(root, json.JSONDecodeError | UnicodeDecodeError):
+        cause = f"malformed response stream from the server ({type(root).__name__}: {root})"
+    elif isinstance(root, OSError) and root.errno is not None:
+        name = errnos.errorcode.get(root.errno, str(root.errno))
+        cause = f"{root.strerror or root} ({name})"
+    else:
+        cause = " ".join(f"{type(root).__name__}: {root}".split())
+    if cause in text:
+        return text
+    return f"{cause}; {text.split(' (caused by ')[0]}" if text else cause
+
+
 class Stopped(Exception):
     """Internal, never shown: :meth:`lkmetrics.background.QueueThread.get` reached the stop mark
     (everything put before it has been handled)."""

@@ -29,6 +29,7 @@ from lkmetrics.records import (
     model_label,
     summary_record,
 )
+from lkmetrics.safety import redact_value
 
 log = logging.getLogger("lkmetrics")
 
@@ -39,6 +40,30 @@ class Writer(Protocol):
     def write(self, record: Record) -> None: ...
 
     def close(self) -> None: ...
+
+
+class FirstError:
+    """A writer keeping the first ``error`` record of a run (a component's failure), so a
+    command that sees only its consequence (a turn with no reply) can name the cause first."""
+
+    def __init__(self) -> None:
+        self.record: Record | None = None
+
+    def write(self, record: Record) -> None:
+        if self.record is None and record.get("kind") == "error":
+            self.record = record
+
+    def close(self) -> None:
+        pass
+
+    def explain(self, consequence: str) -> str:
+        """``consequence`` ("timed out after 20s (no reply)") after the cause, when known:
+        "llm_error from openai/x: APIStatusError: 401 ...; then timed out after 20s"."""
+        r = self.record
+        if r is None:
+            return consequence
+        source = f" from {r['source']}" if r.get("source") else ""
+        return f"{r.get('error_type')}{source}: {r.get('message')}; then {consequence}"
 
 
 class KeptOpen:
@@ -134,6 +159,7 @@ class Pipeline(QueueThread):
         record = convert(item) if convert is not None else item
         if record is None:
             return
+        record = redact_value(record)  # no known secret reaches a writer (terminal, file, store)
         if "seq" not in record:
             record = self._number(session_id, record, t)
         else:  # numbered elsewhere (a job process): keep counting from there

@@ -325,13 +325,44 @@ def decode_rate(completion_tokens: int, duration: float, ttft: float) -> float |
     return completion_tokens / window
 
 
+TOKEN_MAX = 2**40  # a token count beyond this is no count a server can have produced
+USAGE_COUNTS = ("prompt_tokens", "prompt_cached_tokens", "completion_tokens", "total_tokens")
+# the figures LiveKit and lkmetrics derive from completion_tokens
+DERIVED_FROM_COMPLETION = ("tokens_per_second",)
+
+
+def mark_impossible(body: Record) -> Record:
+    """An ``llm`` record body whose usage counts are impossible (negative, not an integer, over
+    2^40, as a misbehaving server or gateway may report): each such count null, its reason in
+    ``invalid`` ({field: reason}), the rates derived from completion_tokens null too. The
+    record and its timings are kept: a TTFT budget still sees them, and no figure is computed
+    from a count that cannot be."""
+    invalid: dict[str, str] = dict(body.get("invalid") or {})
+    for name in USAGE_COUNTS:
+        n = body.get(name)
+        if n is None or name not in body:
+            continue
+        if type(n) is not int or not 0 <= n <= TOKEN_MAX:
+            invalid[name] = f"{n!r} is not a token count (an integer from 0 to 2^40)"
+            body[name] = None
+    if "completion_tokens" in invalid:
+        for name in DERIVED_FROM_COMPLETION:
+            if name in body:
+                invalid[name] = "derived from an invalid completion_tokens"
+                body[name] = None
+    if invalid:
+        body["invalid"] = invalid
+    return body
+
+
 def metric_record(dump: dict[str, Any]) -> Record:
     """A record body for a LiveKit metric already dumped with ``model_dump(mode="json")``."""
     body: Record = {"kind": kind_of_metric(str(dump.get("type", "unknown")))}
     body.update(dump)
     if body["kind"] == LLM:
+        mark_impossible(body)
         body["decode_rate"] = decode_rate(
-            int(dump.get("completion_tokens", 0)),
+            int(body.get("completion_tokens") or 0),
             float(dump.get("duration", 0.0)),
             float(dump.get("ttft", -1.0)),
         )

@@ -26,6 +26,7 @@ from livekit.agents.voice.events import (
 )
 
 from lkmetrics.cost.compute import LiveTurnCost
+from lkmetrics.errors import cause_first
 from lkmetrics.pipeline import Pipeline
 from lkmetrics.records import (
     Record,
@@ -52,7 +53,7 @@ def _convert_error(ev: Any) -> Record:
     cause = getattr(err, "error", err)
     return error_record(source=str(source) if source else None,
                         error_type=str(getattr(err, "type", type(err).__name__)),
-                        message=f"{type(cause).__name__}: {cause}"[:500],
+                        message=cause_first(cause, f"{type(cause).__name__}: {cause}")[:500],
                         recoverable=getattr(err, "recoverable", None),
                         created_at=getattr(ev, "created_at", None))
 

@@ -81,9 +81,8 @@ def open_output(opts: OutputOptions, show: list[str], *, console: Any = None) ->
     if opts.format is OutputFormat.json:
         out.writers.insert(0, JsonlWriter(data_stream_for_json()))
     elif opts.format is OutputFormat.table:
-        from rich.console import Console
-
         from lkmetrics.render.live import TableWriter
+        from lkmetrics.safety import console as safe_console
 
-        out.writers.insert(0, TableWriter(console or Console(), show, view=opts.view))
+        out.writers.insert(0, TableWriter(console or safe_console(), show, view=opts.view))
     return out

@@ -62,9 +62,12 @@ class BudgetResult:
         return self.value > self.budget.limit
 
 
+# ASCII digits only (a full-width "１" is refused, not read as 1); spaces around "=" and before
+# the unit are allowed ("e2e.p95 = 1.2 s")
 _BUDGET_RE = re.compile(
     r"^(?P<name>[A-Za-z0-9_.]+)\.(?P<stat>[a-z0-9]+)\s*=\s*"
-    r"(?P<dollar>\$)?(?P<num>\d+(?:\.\d*)?|\.\d+)\s*(?P<unit>ms|s|tok/s|USD)?$"
+    r"(?P<dollar>\$)?(?P<num>[0-9]+(?:\.[0-9]*)?|\.[0-9]+)\s*(?P<unit>ms|s|tok/s|USD)?$",
+    re.ASCII,
 )
 
 

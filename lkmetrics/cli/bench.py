@@ -92,6 +92,10 @@ def llm(
         "--warmup", metavar="N",
         help="Requests sent before each run (by each worker process) and not counted or "
         "recorded.")] = 1,
+    request_timeout: Annotated[float | None, typer.Option(
+        "--request-timeout", metavar="SECONDS",
+        help="The deadline of each whole request (a request past it is an error); default "
+        "30 s plus 0.25 s per --max-tokens token.", show_default=False)] = None,
     workers: Annotated[str, typer.Option(
         "--workers", metavar="N|auto",
         help="Worker processes each run's in-flight requests are spread over, each with its "
@@ -133,7 +137,8 @@ def llm(
     config = core.make_config(
         models=model, base_url=llm_base_url, requests=requests, concurrency=concurrency,
         prompt=prompt, prompts_file=prompts, max_tokens=max_tokens, warmup=warmup,
-        fail_over=fail_over, default_model=DEFAULT_LLM, workers=workers)
+        fail_over=fail_over, default_model=DEFAULT_LLM, workers=workers,
+        request_timeout=request_timeout)
     run_llm_bench(config, json_out=out_format is OutputFormat.json, db=db,
                   record=not no_record, fleet=fleet)
 

@@ -75,11 +75,26 @@ def command_name(ctx: Any) -> str:
     return " ".join(reversed(names)) or "console"
 
 
+def check_format_env() -> None:
+    """One rule for every command: LKMETRICS_FORMAT sets the format of agent commands only,
+    but a value that is no format at all (a typo, ``xml``) is refused by every command, never
+    silently ignored by some."""
+    import os
+
+    value = os.environ.get("LKMETRICS_FORMAT", "").strip()
+    if value and value.lower() not in {f.value for f in OutputFormat}:
+        raise UsageError(
+            f"LKMETRICS_FORMAT={value!r} is not an output format; set it to one of "
+            f"{', '.join(f.value for f in AGENT_FORMATS)} (it sets agent commands' --format) "
+            "or unset it.")
+
+
 def resolve_format(ctx: Any, own: str | None, allowed: Sequence[OutputFormat],
                    default: OutputFormat | None = None, *, parent_env: bool = True
                    ) -> OutputFormat:
     """The command's output format; without one, ``default`` or, for agent commands, ``table``
     on a terminal and ``json`` otherwise."""
+    check_format_env()
     value = inherited(ctx, "fmt", own, parent_env=parent_env)
     if value is None or str(value).strip() == "":
         if default is not None:

@@ -174,6 +174,9 @@ def _bad(where: str, msg: str) -> UsageError:
 
 def parse_prices(text: str, name: str) -> list[Price]:
     """The entries of a price file's text; UsageError naming the line or field when bad."""
+    from lkmetrics.safety import check_depth
+
+    check_depth(text, f"prices file {name}")
     try:
         data = json.loads(text)
     except json.JSONDecodeError as e:
@@ -237,12 +240,11 @@ def _entry(raw: Any, where: str) -> Price:
 
 def load_file(path: Path) -> list[Price]:
     """The entries of a user's price file, with their source defaulting to the file."""
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise UsageError(f"prices file {path} does not exist.") from None
-    except (OSError, UnicodeDecodeError) as e:
-        raise UsageError(f"cannot read prices file {path} ({e}).") from None
+    from lkmetrics.safety import read_text
+
+    if not Path(path).exists():
+        raise UsageError(f"prices file {path} does not exist.")
+    text = read_text(path, "prices file", max_bytes=4 * 1024 * 1024)
     out = []
     for p in parse_prices(text, str(path)):
         out.append(p if p.source else Price(p.kind, p.model, p.rates, str(path), p.date,

@@ -48,8 +48,9 @@ def prices(found: Sequence[Price], fmt: str, out: IO[str], book: PriceBook, *,
             out.write(json.dumps(price_dict(p, (p.kind, p.model) in old),
                                  separators=(",", ":")) + "\n")
         return
-    from rich.console import Console
     from rich.table import Table
+
+    from lkmetrics.safety import console
 
     files = ", ".join(map(str, book.files)) or "none"
     t = Table(title=f"Prices in USD (user prices file: {files})", title_justify="left")
@@ -57,8 +58,8 @@ def prices(found: Sequence[Price], fmt: str, out: IO[str], book: PriceBook, *,
         t.add_column(name, overflow="fold")
     for p in found:
         t.add_row(p.kind, p.model, _rates(p), p.source, p.date or "-")
-    console = Console(file=out, highlight=False, soft_wrap=False)
-    console.print(t)
+    con = console(file=out, soft_wrap=False)
+    con.print(t)
     for line in (LLM_HINT if listing else None, stale_note(found)):
         if line:
-            console.print(line, markup=False)
+            con.print(line)

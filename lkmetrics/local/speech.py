@@ -52,10 +52,9 @@ def read_wav_pcm16_mono(path: str | Path, target_rate: int) -> Pcm16:
     The RIFF chunks are parsed here rather than by ``wave``, which on Python 3.11 rejects
     WAVE_FORMAT_EXTENSIBLE and float files (what many tools write for 24- and 32-bit audio).
     """
-    try:
-        data = Path(path).read_bytes()
-    except OSError as exc:
-        raise UsageError(f"Cannot read the WAV file {path}: {exc.strerror or exc}.") from exc
+    from lkmetrics.safety import read_bytes
+
+    data = read_bytes(path, "the WAV file", max_bytes=512 * 1024 * 1024)
     tag, channels, rate, width, payload = _parse_riff(data, path)
     samples = _decode(payload, tag, width, path)
     usable = samples.size - samples.size % channels

@@ -9,6 +9,7 @@ from typing import Any
 from rich.text import Text
 
 from lkmetrics.records import Record, model_identity
+from lkmetrics.safety import printable
 from lkmetrics.units import fmt_value, number
 
 SPARKS = "▁▂▃▄▅▆▇█"
@@ -30,7 +31,7 @@ def metric_line(r: Record, session: Mapping[str, Any] | None) -> Text:
     line.append(f"{kind:<4}", style=f"bold {_STYLES.get(kind, 'white')}")
     model = model_identity(r, session) if kind != "eou" else None
     if model:
-        line.append(f" {model}", style="dim")
+        line.append(f" {printable(model)}", style="dim")
     for key, label, unit in _FIGURES.get(kind, ()):
         v = number(r.get(key))
         if v is None:

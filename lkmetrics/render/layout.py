@@ -10,10 +10,16 @@ from __future__ import annotations
 
 import os
 import shutil
+import sys
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
+
+from lkmetrics.safety import printable, unicode_ok
 
 MIN_WIDTH = 40
+
+# the rules drawn in ASCII on a stream that cannot encode box drawing (LC_ALL=C, ascii)
+ASCII_RULES = str.maketrans("─┌┬┐├┼┤└┴┘│", "-+++++++++|")
 
 
 def terminal_width(default: int = 80) -> int:
@@ -64,10 +70,16 @@ class Layout:
     sections: list[tuple[str | None, int]] = field(default_factory=list)  # (heading, rows)
     notes: list[str] = field(default_factory=list)
 
-    def render(self, width: int | None = None) -> str:
-        """The table as text lines no wider than ``width`` (unless a kept column is)."""
+    def render(self, width: int | None = None, *, ascii: bool | None = None) -> str:
+        """The table as text lines no wider than ``width`` (unless a kept column is). Every
+        value is shown printable (lkmetrics.safety.printable: a control character or a newline
+        never reaches the terminal); ``ascii`` (default: when stdout cannot encode box
+        drawing) draws the rules in ASCII."""
         width = terminal_width() if width is None else width
-        cols = fit(self.columns, width)
+        ascii = not unicode_ok(sys.stdout) if ascii is None else ascii
+        columns = [replace(c, header=printable(c.header), cells=[printable(x) for x in c.cells])
+                   for c in self.columns]
+        cols = fit(columns, width)
         widths = [c.width for c in cols]
         inner = sum(w + 3 for w in widths) - 1
 
@@ -79,7 +91,7 @@ class Layout:
                      for c, w, r in zip(cells, widths, rights, strict=True)]
             return "│ " + " │ ".join(parts) + " │"
 
-        out = [self.title]
+        out = [printable(line) for line in self.title.split("\n")]
         out.append(rule("┌", "┬", "┐"))
         out.append(line([c.header for c in cols], [c.right for c in cols]))
         out.append(rule("├", "┼", "┤", "─"))
@@ -89,13 +101,14 @@ class Layout:
             if i:
                 out.append(rule("├", "┼", "┤"))
             if heading is not None:
-                out.append("│ " + heading.ljust(inner - 1) + "│")
+                out.append("│ " + printable(heading).ljust(inner - 1) + "│")
             for r in range(row, row + n):
                 out.append(line([c.cells[r] for c in cols], [c.right for c in cols]))
             row += n
         out.append(rule("└", "┴", "┘"))
-        dropped = [c.header for c in self.columns if c not in cols]
+        dropped = [c.header for c in columns if all(c is not k for k in cols)]
         if dropped:
             out.append(f"(hidden at {width} columns: {', '.join(dropped)})")
-        out.extend(self.notes)
-        return "\n".join(out) + "\n"
+        out.extend(printable(n) for n in self.notes)
+        text = "\n".join(out) + "\n"
+        return text.translate(ASCII_RULES) if ascii else text

@@ -16,6 +16,7 @@ from lkmetrics.figures import FIGURES
 from lkmetrics.records import STAGE_NAMES, Record, model_identity, turn_stages, usage_identity
 from lkmetrics.render.compact import clip, spark_line
 from lkmetrics.render.compact import metric_line as compact_line
+from lkmetrics.safety import printable, text
 from lkmetrics.units import (
     count,
     fmt_value,
@@ -30,8 +31,8 @@ STAGE_COLORS = {"end_of_turn": "magenta", "llm_ttft": "cyan", "first_sentence": 
                 "tts_ttfb": "green", "playback": "yellow", "unexplained": "grey50"}
 
 
-def _s(value: Any) -> str:
-    return f"[white]{recipe_seconds(value)}[/white]"
+def _s(value: Any) -> Text:
+    return Text(recipe_seconds(value), style="white")
 
 
 def _ts(value: Any) -> str:
@@ -42,9 +43,9 @@ def _check(flag: Any) -> str:
     return "✓" if flag else "✗"
 
 
-def _report_table(title: str, rows: Iterable[tuple[str, str]]) -> Table:
+def _report_table(title: str, rows: Iterable[tuple[str, str | Text]]) -> Table:
     table = Table(
-        title=f"[bold blue]{title}[/bold blue]",
+        title=Text(title, style="bold blue"),
         box=box.ROUNDED,
         highlight=True,
         show_header=True,
@@ -53,11 +54,11 @@ def _report_table(title: str, rows: Iterable[tuple[str, str]]) -> Table:
     table.add_column("Metric", style="bold green")
     table.add_column("Value", style="yellow")
     for name, value in rows:
-        table.add_row(name, value)
+        table.add_row(name, value if isinstance(value, Text) else text(value))
     return table
 
 
-def _request_rows(r: Record, session: Record | None = None) -> list[tuple[str, str]]:
+def _request_rows(r: Record, session: Record | None = None) -> list[tuple[str, str | Text]]:
     """The rows every component table starts with: what made the request, and when."""
     return [
         ("Type", str(r.get("type"))),
@@ -128,10 +129,10 @@ def eou_table(r: Record) -> Table:
 
 
 def vad_line(r: Record) -> Text:
-    return Text.from_markup(
-        f"[dim]VAD {r.get('inference_count')} inferences, "
+    return text(
+        f"VAD {r.get('inference_count')} inferences, "
         f"{seconds(float(r.get('inference_duration_total') or 0))} total, "
-        f"idle {seconds(float(r.get('idle_time') or 0))}[/dim]"
+        f"idle {seconds(float(r.get('idle_time') or 0))}", "dim"
     )
 
 
@@ -202,14 +203,15 @@ def turn_line(r: Record, width: int = 80, *, compact: bool = False) -> Renderabl
         head.append(parts)
     for key, label in (("user_text", "heard"), ("agent_text", "said ")):
         if r.get(key):
-            text = clip(r[key], width - 9) if compact else str(r[key])
-            lines.append(Text.assemble((f"  {label}: ", "dim"), text))
+            said = clip(r[key], width - 9) if compact else str(r[key])
+            lines.append(Text.assemble((f"  {label}: ", "dim"), printable(said)))
     return Group(*lines)
 
 
 def summary_renderable(r: Record, e2e: list[float | None] | None = None,
                        session: Record | None = None) -> RenderableType:
-    table = Table(title=f"[bold]Session summary[/bold] {r.get('session_id')}", box=box.ROUNDED,
+    table = Table(title=Text.assemble(("Session summary", "bold"),
+                                      f" {printable(r.get('session_id'))}"), box=box.ROUNDED,
                   header_style="bold cyan")
     table.add_column("Figure", style="bold green")
     for col in ("count", "p50", "p95", "max"):
@@ -261,7 +263,7 @@ def metric_line(r: Record) -> Text:
         parts.append(f"{key}={value:.4g}" if isinstance(value, float) else f"{key}={value}")
     model = model_identity(r)
     head = f"{r.get('kind')}" + (f" ({model})" if model else "")
-    return Text(f"{head}: " + " ".join(parts), style="dim")
+    return text(f"{head}: " + " ".join(parts), "dim")
 
 
 class TableWriter:
@@ -304,8 +306,8 @@ class TableWriter:
             models = " · ".join(
                 f"{k} {model_identity({'kind': k}, r) or r.get(k) or 'none'}"
                 for k in ("stt", "llm", "tts"))
-            return Text.from_markup(f"[bold]lkmetrics[/bold] session {r.get('session_id')}: "
-                                    f"{models}")
+            return Text.assemble(("lkmetrics", "bold"),
+                                 printable(f" session {r.get('session_id')}: {models}"))
         if kind in ("usage", "error"):  # a failed request is one line on stderr already
             return None
         return metric_line(r)

@@ -8,7 +8,6 @@ is one JSON document per line, so ``| jq`` always works. Tables are laid out by
 
 from __future__ import annotations
 
-import csv
 import json
 import math
 from collections.abc import Sequence
@@ -20,6 +19,7 @@ from lkmetrics.analysis.report import Report, SessionOverview
 from lkmetrics.cost.prices import stale, stale_note
 from lkmetrics.figures import PERCENTILE_HELP, STAT_NAMES
 from lkmetrics.render.layout import Column, Layout
+from lkmetrics.safety import csv_writer, printable
 from lkmetrics.units import count, elapsed, fmt_value, ratio, short_time, signed
 
 
@@ -65,7 +65,7 @@ def sessions(items: Sequence[SessionOverview], fmt: str, out: IO[str]) -> None:
             out.write(_dumps(_session_dict(item)) + "\n")
         return
     if fmt == "csv":
-        w = csv.writer(out, lineterminator="\n")
+        w = csv_writer(out)
         w.writerow(SESSION_CSV_COLUMNS)
         for item in items:
             d = _session_dict(item)
@@ -178,7 +178,7 @@ def report(report: Report, fmt: str, out: IO[str],
         out.write(_dumps(_report_dict(report, budgets)) + "\n")
         return
     if fmt == "csv":
-        w = csv.writer(out, lineterminator="\n")
+        w = csv_writer(out)
         w.writerow(REPORT_CSV_COLUMNS)
         for r in report.rows:
             w.writerow([r.group, r.figure.name, r.figure.title, r.figure.unit,
@@ -295,7 +295,7 @@ def compare(cmp: Comparison, fmt: str, out: IO[str]) -> None:
         return key + (f" ({', '.join(parts)})" if parts else "")
 
     a, b = f"A = {side(cmp.a, cmp.a_label)}", f"B = {side(cmp.b, cmp.b_label)}"
-    out.write(Layout(f"{a}\n{b}", cols, notes=[
+    out.write(Layout(f"{printable(a)}\n{printable(b)}", cols, notes=[
         "diff = B - A, ratio = B / A. B vs A: better or worse when the 95% bootstrap "
         "interval of the difference of p50 (and of p95) lies wholly beyond 5% of A, with 5 "
         "values a side (20 for p95); else unclear. Lower is better for times "

@@ -28,6 +28,16 @@ class Script:
     record_audio: Path | None = None
 
 
+def refuse_silent_agent(settings: AgentSettings) -> None:
+    """The simulated caller waits for a reply it hears: an agent without a TTS never speaks,
+    so every turn would only time out. Refused, before anything loads."""
+    if settings.tts is None and (settings.agent is None or "tts" in settings.replace):
+        raise UsageError(
+            "--tts none cannot be simulated: the simulated caller measures the reply it hears, "
+            "and without a TTS the agent never speaks. Give a TTS (e.g. --tts local), or use "
+            "`lkmetrics console --tts none` for text replies.")
+
+
 def run_simulation(script: Script, agent: AgentOptions, out: OutputOptions) -> int:
     """0 when every turn got a reply, 1 when any timed out or failed, 130 on Ctrl-C."""
     if not 1 <= script.turns <= MAX_TURNS:
@@ -36,14 +46,15 @@ def run_simulation(script: Script, agent: AgentOptions, out: OutputOptions) -> i
         raise UsageError(f"--timeout must be above 0 and --pause at least 0, both at most "
                          f"{MAX_SECONDS:,} seconds (got {script.timeout}, {script.pause}).")
     settings = prepare("simulate", agent, out.show)
+    refuse_silent_agent(settings)
     if settings.stt is None:
         settings.turn_detection = "vad"  # nothing to detect turns from but the audio
     from lkmetrics.fleet import check_fleet_options
 
     settings.otlp_url = check_fleet_options(out.prometheus_port, out.otlp)
-    from rich.console import Console
+    from lkmetrics.safety import console
 
-    err = Console(stderr=True)
+    err = console(stderr=True)
     code = 1
     # SIGTERM does what Ctrl-C does; Ctrl-C stays asyncio's (it cancels the session's task)
     with signals.recorded(signals.ctrl_c, (signal.SIGTERM,)) as stop, \
@@ -80,6 +91,10 @@ def _simulate(script: Script, settings: AgentSettings, out: OutputOptions, err: 
 
         user = load_user(settings.agent)
     output = open_output(out, settings.show)
+    from lkmetrics.pipeline import FirstError
+
+    first_error = FirstError()  # a turn that got no reply names the component that failed
+    output.writers.append(first_error)
     pipeline = output.pipeline()
     if settings.otlp_url:
         from lkmetrics.fleet import start_livekit_tracing
@@ -101,11 +116,15 @@ def _simulate(script: Script, settings: AgentSettings, out: OutputOptions, err: 
                               record_dir=script.record_audio)
         failed = [r for r in results if not r.ok]
         missing = len(utterances) - len(results)
+        from lkmetrics.safety import text
+
+        pipeline.flush()
         for r in failed:  # one line each, however narrow the terminal
-            err.print(f"turn {r.index} ({utterances[r.index - 1].label}): {r.error}",
-                      style="red", markup=False, soft_wrap=True, highlight=False)
+            why = first_error.explain(r.error or "") if r.timed_out else r.error
+            err.print(text(f"turn {r.index} ({utterances[r.index - 1].label}): {why}", "red"),
+                      soft_wrap=True)
         if missing:
-            err.print(f"[red]{missing} turn(s) not run after the failure[/red]")
+            err.print(text(f"{missing} turn(s) not run after the failure", "red"))
         code = 1 if failed or missing else 0
         if any(r.timed_out for r in failed):
             status = "timeout"

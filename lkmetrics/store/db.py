@@ -16,6 +16,7 @@ from typing import Any, TypeVar
 
 from lkmetrics.errors import NotFoundError, StoreError
 from lkmetrics.records import Record, stage_identity
+from lkmetrics.safety import create_private
 from lkmetrics.store.rows import SESSION_FIELDS, Batch, SessionTracker
 from lkmetrics.store.schema import LATEST_VERSION, MIGRATIONS, refill
 
@@ -104,6 +105,8 @@ class Database:
                     f"cannot create the folder of --db {path} ({e.strerror or e}); "
                     "pass --db with a writable path."
                 ) from None
+            with contextlib.suppress(OSError):  # SQLite gives its -wal and -shm the same mode
+                create_private(path)  # readable by its owner only: records may hold prompts
         try:
             conn = sqlite3.connect(
                 path, timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None,

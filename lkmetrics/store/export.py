@@ -3,10 +3,10 @@ constant memory, oldest session first."""
 
 from __future__ import annotations
 
-import csv
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, TextIO
 
+from lkmetrics.safety import csv_writer
 from lkmetrics.store.rows import FIGURE_COLUMN_LIST, TOKEN_COLUMNS
 
 if TYPE_CHECKING:
@@ -35,8 +35,9 @@ def export_jsonl(store: Store, session_ids: Sequence[str], out: TextIO) -> int:
 
 
 def export_csv(store: Store, session_ids: Sequence[str], out: TextIO) -> int:
-    """Write the records as CSV: envelope, indexed figures, tokens and the whole JSON."""
-    writer = csv.writer(out, lineterminator="\n")
+    """Write the records as CSV: envelope, indexed figures, tokens and the whole JSON; a
+    cell a spreadsheet would run as a formula is neutralised (lkmetrics.safety.csv_cell)."""
+    writer = csv_writer(out)
     writer.writerow(EXPORT_CSV_COLUMNS)
     cols = ", ".join(EXPORT_CSV_COLUMNS)
     n = 0

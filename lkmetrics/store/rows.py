@@ -18,6 +18,7 @@ from lkmetrics.records import (
     stage_identity,
     to_json,
 )
+from lkmetrics.safety import redact, redact_value
 from lkmetrics.store.validate import INT64_MAX, problem
 
 FIGURE_COLUMN_LIST = tuple(dict.fromkeys(FIGURE_COLUMNS.values()))
@@ -188,6 +189,11 @@ class Batch:
         self.unresolved: set[str] = set()
 
     def add(self, record: Record, text: str | None = None) -> None:
+        if text is not None:  # an import: its line is kept exactly, unless it holds a secret
+            if redact(text) != text:
+                record, text = redact_value(record), None
+        else:
+            record = redact_value(record)
         sid = record["session_id"]
         kind = record["kind"]
         if kind == "session":

@@ -118,7 +118,7 @@ def test_wav_header_claiming_1_hz_is_refused(tmp_path: Path) -> None:
 
 def test_wav_with_1_hz_rate_through_simulate_is_one_line(tmp_path: Path) -> None:
     code, out = run("simulate", "--say", str(_wav(tmp_path / "bad.wav", 1)), "--stt", "none",
-                    "--llm-base-url", "http://127.0.0.1:9/v1", "--tts", "none", "--no-record")
+                    "--llm-base-url", "http://127.0.0.1:9/v1", "--tts", "local", "--no-record")
     assert_one_line_error(code, out, "sample rate of 1 Hz")
 
 
@@ -193,3 +193,15 @@ def test_decode_rate_budget_is_a_floor(store: Path) -> None:
     assert code == 1 and "llm.decode_rate.p50 = " in out and " < " in out, out
     code, out = run("report", "--fail-over", "e2e.p50=1ms")  # a time: still a ceiling
     assert code == 1 and " > " in out, out
+
+
+@pytest.mark.parametrize("argv", [["sessions"], ["report"], ["prices"], ["export"],
+                                  ["bench", "llm", "--llm", "x/m", "--llm-base-url",
+                                   "http://127.0.0.1:9/v1", "--no-record"]])
+def test_a_format_env_that_is_no_format_is_refused_by_every_command(
+        argv: list[str], monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("LKMETRICS_FORMAT", "xml")
+    result = CliRunner().invoke(app, argv)
+    assert result.exit_code == 2, result.output
+    assert result.stderr.startswith("Error: LKMETRICS_FORMAT='xml' is not an output format")
+    assert len(result.stderr.splitlines()) == 1

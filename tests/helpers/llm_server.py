@@ -25,15 +25,20 @@ class Script:
     prompt_tokens: int = 42
     text: str = "Paris is the capital of France."
     fail_every: int = 0  # > 0: every Nth chat request (N, 2N, ...) gets HTTP 500
-    # an HTTP status (401, 404, ...) every chat request gets, with an OpenAI-style error body
-    status: int = 0
-    status_message: str = "scripted error"
     pieces: list[str] | None = None  # the streamed pieces, instead of ``tokens`` cuts of text
     requests: list[dict[str, Any]] = field(default_factory=list)
     auth: list[str] = field(default_factory=list)
     # tools to call, one per request that answers a user message ("" calls none): the model
     # asks for the tool, and the request that carries its output gets ``text``
     tool_calls: list[str] = field(default_factory=list)
+    # an HTTP status (401, 404, ...; 0: 200) every chat request gets, with an OpenAI-style error
+    # body: ``status_message``, else ``error`` with the request's Authorization for "{auth}"
+    status: int = 0
+    status_message: str | None = None
+    error: str = "invalid credentials: {auth}"
+    usage: dict[str, Any] | None = None  # the usage chunk sent instead of the real counts
+    raw: bytes | None = None  # the whole event-stream body sent after the first chunk
+    drip: float = 0.0  # > 0: after the first chunk, an SSE comment every ``drip`` s, forever
 
 
 _LOCK = threading.Lock()
@@ -73,7 +78,9 @@ class _Handler(BaseHTTPRequestHandler):
             self._json(404, {"error": "not found"})
             return
         if script.status:
-            self._json(script.status, {"error": {"message": script.status_message,
+            auth = self.headers.get("Authorization", "")
+            message = script.status_message or script.error.format(auth=auth)
+            self._json(script.status, {"error": {"message": message,
                                                  "type": "invalid_request_error"}})
             return
         if script.fail_every and number % script.fail_every == 0:
@@ -120,15 +127,33 @@ class _Handler(BaseHTTPRequestHandler):
             self.close_connection = True
             return
         chunk({"role": "assistant", "content": pieces[0]})
+        if script.raw is not None or script.drip:
+            self._hostile(script)
+            return
         for piece in pieces[1:]:
             time.sleep(script.gap)
             chunk({"content": piece})
         chunk({}, finish="stop")
-        chunk({}, usage={"prompt_tokens": script.prompt_tokens,
-                         "completion_tokens": script.tokens,
-                         "total_tokens": script.prompt_tokens + script.tokens})
+        chunk({}, usage=script.usage or {"prompt_tokens": script.prompt_tokens,
+                                         "completion_tokens": script.tokens,
+                                         "total_tokens": script.prompt_tokens + script.tokens})
         self.wfile.write(b"data: [DONE]\n\n")
         self.wfile.flush()
+        self.close_connection = True
+
+
+    def _hostile(self, script: Script) -> None:
+        """A malformed stream (``raw``) or one that never ends (``drip``)."""
+        try:
+            if script.raw is not None:
+                self.wfile.write(script.raw)
+                self.wfile.flush()
+            while script.drip:
+                time.sleep(script.drip)
+                self.wfile.write(b": keep-alive\n\n")
+                self.wfile.flush()
+        except OSError:  # the client gave up
+            pass
         self.close_connection = True
 
 

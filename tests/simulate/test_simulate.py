@@ -174,3 +174,32 @@ def test_timed_out_turn_records_timeout(tmp_path: Path) -> None:
     with Store.open(db) as s:
         (exit_status,) = s.conn.execute("SELECT exit_status FROM sessions").fetchone()
     assert exit_status == "timeout"
+
+
+def test_tts_none_is_refused_with_one_line() -> None:
+    from typer.testing import CliRunner
+
+    from lkmetrics.cli import app
+
+    result = CliRunner().invoke(app, ["simulate", "--stt", "local", "--llm", "local", "--tts",
+                                      "none", "--turns", "1"])
+    assert result.exit_code == 2, result.output
+    assert result.stderr.startswith("Error: --tts none cannot be simulated")
+    assert len(result.stderr.splitlines()) == 1 and "Traceback" not in result.output
+
+
+def test_a_401_names_the_llm_error_not_only_the_timeout(tmp_path: Path) -> None:
+    from tests.helpers.llm_server import LLMServer, Script
+
+    server = LLMServer(Script(status=401, error="invalid api key"))
+    try:
+        result = lkmetrics("simulate", "--stt", "local", "--tts", "local", "--llm",
+                           "x/test-model", "--llm-base-url", server.url, "--no-greet",
+                           "--no-record", "--format", "json", "--say", "What time is it?",
+                           "--timeout", "15")
+    finally:
+        server.close()
+    assert result.returncode == 1, result.stderr[-3000:]
+    line = next(x for x in result.stderr.splitlines() if x.startswith("turn 1"))
+    cause = line.index("401")  # the cause comes first, then its consequence
+    assert "llm" in line[:cause] and cause < line.index("timed out"), line

@@ -20,6 +20,7 @@ from lkmetrics.bench.shared import MAX_COUNT, parse_concurrency, raise_failures
 from lkmetrics.errors import UsageError
 from lkmetrics.figures import FIGURES, SPREAD_STATS, describe, figure_value
 from lkmetrics.records import Record
+from lkmetrics.safety import check_depth, read_text
 
 SCHEMA = 1
 KIND = "bench_llm"
@@ -93,6 +94,7 @@ def parse_prompts_text(text: str, name: str) -> list[Prompt]:
             continue
         if line[0] in "[{\"":
             where = f"{name}:{lineno}"
+            check_depth(line, where)
             try:
                 value = json.loads(line)
             except json.JSONDecodeError as e:
@@ -115,14 +117,9 @@ def load_prompts(prompt: str | None, prompts_file: Path | None) -> list[Prompt]:
     if prompt is not None and prompts_file is not None:
         raise UsageError("give --prompt or --prompts, not both.")
     if prompts_file is not None:
-        try:
-            text = prompts_file.read_text(encoding="utf-8")
-        except FileNotFoundError:
-            raise UsageError(f"--prompts {prompts_file}: no such file.") from None
-        except IsADirectoryError:
-            raise UsageError(f"--prompts {prompts_file} is a directory; give a file.") from None
-        except (OSError, UnicodeDecodeError) as e:
-            raise UsageError(f"--prompts {prompts_file}: cannot read it ({e}).") from None
+        if not prompts_file.exists():
+            raise UsageError(f"--prompts {prompts_file}: no such file.")
+        text = read_text(prompts_file, "--prompts")
         prompts = parse_prompts_text(text, str(prompts_file))
         if not prompts:
             raise UsageError(f"--prompts {prompts_file} holds no prompts (it is empty).")
@@ -160,6 +157,7 @@ class BenchConfig:
     warmup: int
     budgets: list[Budget] = field(default_factory=list)
     workers: int | None = 1  # None: auto
+    request_timeout: float | None = None  # None: default_request_timeout(max_tokens)
 
     def workers_for(self, concurrency: int) -> int:
         """The processes a run at ``concurrency`` uses (never more than its requests in
@@ -180,7 +178,8 @@ def make_config(*, models: Sequence[str] | None, base_url: str | None, requests:
                 concurrency: Sequence[str] | None, prompt: str | None,
                 prompts_file: Path | None, max_tokens: int, warmup: int,
                 fail_over: Sequence[str] | None, default_model: str,
-                workers: str | None = "1") -> BenchConfig:
+                workers: str | None = "1", request_timeout: float | None = None
+                ) -> BenchConfig:
     """Validate the command line (no livekit import)."""
     from lkmetrics.config import check_base_url, parse_model
 
@@ -190,6 +189,9 @@ def make_config(*, models: Sequence[str] | None, base_url: str | None, requests:
         raise UsageError(f"--max-tokens must be at least 1 (got {max_tokens}).")
     if warmup < 0:
         raise UsageError(f"--warmup must be 0 or more (got {warmup}).")
+    if request_timeout is not None and not 0 < request_timeout <= 86_400:
+        raise UsageError("--request-timeout must be more than 0 and at most 86400 seconds "
+                         f"(got {request_timeout:g}).")
     for option, n in (("-n/--requests", requests), ("--max-tokens", max_tokens),
                       ("--warmup", warmup)):
         if n > MAX_COUNT:
@@ -207,7 +209,16 @@ def make_config(*, models: Sequence[str] | None, base_url: str | None, requests:
         concurrency=parse_concurrency(concurrency),
         prompts=load_prompts(prompt, prompts_file), max_tokens=max_tokens, warmup=warmup,
         budgets=parse_budgets(fail_over), workers=parse_workers(workers),
+        request_timeout=(request_timeout if request_timeout is not None
+                         else default_request_timeout(max_tokens)),
     )
+
+
+def default_request_timeout(max_tokens: int) -> float:
+    """The deadline of a whole request without --request-timeout: 30 s to connect and reach
+    the first token, plus 0.25 s per token of --max-tokens (4 tokens/s, far below any
+    server that is working), so a stream that never ends cannot hang a bench."""
+    return 30.0 + 0.25 * max_tokens
 
 
 # -- results ----------------------------------------------------------------------------------

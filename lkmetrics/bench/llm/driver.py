@@ -89,23 +89,29 @@ def chat_context(prompt: Prompt) -> lk_llm.ChatContext:
 def error_text(err: BaseException) -> str:
     """One line for a failed request: LiveKit's API error message (with the HTTP status),
     else the exception's text, else its type."""
+    from lkmetrics.errors import cause_first
+
     message = getattr(err, "message", None)
     text = " ".join(str(message if isinstance(message, str) and message else err).split())
     status = getattr(err, "status_code", None)
     if isinstance(status, int) and status > 0 and str(status) not in text:
         text = f"HTTP {status}: {text}"
-    return text or type(err).__name__
+    return cause_first(err, text or type(err).__name__)
 
 
 async def timed_request(llm: lk_llm.LLM[Any], ctx: lk_llm.ChatContext,
-                        extra: dict[str, Any]) -> RequestResult:
-    """One streamed request: TTFT and each gap measured at the content chunks as they arrive."""
+                        extra: dict[str, Any], deadline: float | None = None) -> RequestResult:
+    """One streamed request: TTFT and each gap measured at the content chunks as they arrive.
+    The whole request (connection, every chunk, the end of the stream) must be over within
+    ``deadline`` seconds, else it is an error naming the deadline."""
     result = RequestResult()
     chunks = 0
     completion_tokens: int | None = None
     last = 0.0
     sent = time.perf_counter()
-    try:
+
+    async def stream_all() -> None:
+        nonlocal chunks, completion_tokens, last
         async with llm.chat(chat_ctx=ctx, conn_options=NO_RETRY,
                             extra_kwargs=extra) as stream:
             async for chunk in stream:
@@ -119,16 +125,29 @@ async def timed_request(llm: lk_llm.LLM[Any], ctx: lk_llm.ChatContext,
                     chunks += 1
                 if chunk.usage is not None:
                     completion_tokens = chunk.usage.completion_tokens
-            result.latency = time.perf_counter() - sent
+
+    try:
+        await asyncio.wait_for(stream_all(), deadline)
+        result.latency = time.perf_counter() - sent
     except asyncio.CancelledError:
         raise
+    except asyncio.TimeoutError:
+        got = (f"{chunks} content chunk{'' if chunks == 1 else 's'} received"
+               if chunks else "no content received")
+        result.error = (f"the request did not finish within its {deadline:g} s deadline "
+                        f"({got}; --request-timeout sets it)")
+        return result
     except Exception as e:
         result.error = error_text(e)
         return result
     if chunks == 0:
         result.error = "the response streamed no content"
         return result
-    result.output_tokens = completion_tokens if completion_tokens else chunks
+    from lkmetrics.records import TOKEN_MAX
+
+    # an impossible count (a gateway reporting -5 or 2^62) is not used: the chunks are counted
+    valid = completion_tokens is not None and 0 < completion_tokens <= TOKEN_MAX
+    result.output_tokens = completion_tokens if valid and completion_tokens else chunks
     return result
 
 
@@ -187,7 +206,8 @@ async def warm_up(target: Target, config: BenchConfig,
     the middle of a run's first burst."""
     extra = target.cap(config.max_tokens)
     for i in range(config.warmup):
-        await timed_request(target.llm, contexts[i % len(contexts)], extra)
+        await timed_request(target.llm, contexts[i % len(contexts)], extra,
+                            config.request_timeout)
     gc.collect()
     gc.freeze()
 
@@ -201,7 +221,8 @@ async def send_requests(target: Target, slots: int, config: BenchConfig,
 
     async def slot() -> None:
         while (i := take()) is not None:
-            done(i, await timed_request(target.llm, contexts[i % len(contexts)], extra))
+            done(i, await timed_request(target.llm, contexts[i % len(contexts)], extra,
+                                        config.request_timeout))
 
     await asyncio.gather(*(slot() for _ in range(slots)))
 

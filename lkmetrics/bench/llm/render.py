@@ -30,16 +30,18 @@ def write_table(runs: Sequence[RunResult], out: IO[str], bench_id: str | None = 
     """One table per run: each figure's mean, p50, p90, p95, p99 and max; then throughput;
     then the bench id (for ``report --bench``) when the runs were recorded."""
     from rich import box
-    from rich.console import Console
-    from rich.markup import escape
     from rich.table import Table
+    from rich.text import Text
 
-    console = Console(file=out, highlight=False)
+    from lkmetrics.safety import console as safe_console
+    from lkmetrics.safety import text
+
+    console = safe_console(file=out)
     for run in runs:
         body = run.to_json()
         table = Table(
-            title=f"[bold]{run.model}[/bold]  concurrency {run.concurrency}  "
-            f"({run.provider})",
+            title=Text.assemble(text(run.model, "bold"),
+                                text(f"  concurrency {run.concurrency}  ({run.provider})")),
             box=box.SIMPLE_HEAVY, title_justify="left",
         )
         table.add_column("figure")
@@ -50,14 +52,15 @@ def write_table(runs: Sequence[RunResult], out: IO[str], bench_id: str | None = 
             table.add_row(TITLES[name], *(fmt_value(stats[s], "s") for s in STATS))
         console.print(table)
         noun = "error" if run.errors == 1 else "errors"
-        errors = (f"[red]{run.errors} {noun}[/red] (first: {escape(run.first_error or '')})"
-                  if run.errors else "0 errors")
-        console.print(
-            f"  {len(run.requests)} request{'' if len(run.requests) == 1 else 's'}, {errors}; "
-            f"{body['output_tokens']} output tokens "
+        errors = (Text.assemble(text(f"{run.errors} {noun}", "red"),
+                                text(f" (first: {run.first_error or ''})"))
+                  if run.errors else Text("0 errors"))
+        console.print(Text.assemble(
+            f"  {len(run.requests)} request{'' if len(run.requests) == 1 else 's'}, ", errors,
+            f"; {body['output_tokens']} output tokens "
             f"in {body['wall_s']:.2f} s: {_rate(body['output_tokens_per_s'], 'tok/s')}, "
             f"{_rate(body['requests_per_s'], 'req/s')}"
-            + (f"; session {run.session_id}" if run.session_id else ""),
+            + (f"; session {run.session_id}" if run.session_id else "")),
             soft_wrap=True,
         )
         console.print()

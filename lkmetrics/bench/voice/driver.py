@@ -24,7 +24,8 @@ from lkmetrics.agent.server import Components, build_components, load_models
 from lkmetrics.agent.signals import Stop, status_of
 from lkmetrics.bench.voice.core import COMMAND, VoiceConfig, VoiceRun
 from lkmetrics.config import AgentSettings
-from lkmetrics.pipeline import Pipeline
+from lkmetrics.errors import cause_first
+from lkmetrics.pipeline import FirstError, Pipeline
 from lkmetrics.records import Record
 from lkmetrics.simulate.caller import TurnResult
 from lkmetrics.simulate.run import simulate
@@ -91,7 +92,8 @@ def run_one(settings: AgentSettings, concurrency: int, config: VoiceConfig,
     from lkmetrics.bench.voice.core import stack_label
 
     collector = Collector()
-    writers: list[Any] = [collector, *fleet]
+    first_error = FirstError()  # a turn that got no reply names the component that failed
+    writers: list[Any] = [collector, first_error, *fleet]
     store_writer = None
     if record:
         from lkmetrics.store import StoreWriter, default_db_path
@@ -115,14 +117,17 @@ def run_one(settings: AgentSettings, concurrency: int, config: VoiceConfig,
         pipeline.close()
         raise
     wall = time.perf_counter() - t0
+    pipeline.flush()
     errors: list[str] = []
     ok = 0
     for outcome in outcomes:
         if isinstance(outcome, BaseException):
-            errors.append(f"{type(outcome).__name__}: {outcome}")
+            errors.append(cause_first(outcome, f"{type(outcome).__name__}: {outcome}"))
             continue
         ok += sum(1 for r in outcome if r.ok)
-        errors.extend(f"turn {r.index}: {r.error}" for r in outcome if r.error)
+        errors.extend(f"turn {r.index}: "
+                      f"{first_error.explain(r.error) if r.timed_out else r.error}"
+                      for r in outcome if r.error)
     run = VoiceRun(stt=settings.stt, llm=settings.llm, tts=settings.tts,
                    concurrency=concurrency, planned=concurrency * len(utterances),
                    errors_seen=errors, records=[], wall_s=wall, turns_ok=ok)

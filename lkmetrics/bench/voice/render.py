@@ -23,16 +23,18 @@ def write_table(bench_id: str, runs: Sequence[VoiceRun], checked: Sequence[Budge
     """One row per combination and concurrency, fastest combination first; then, with more
     than one concurrency, the highest one each combination passed at."""
     from rich import box
-    from rich.console import Console
-    from rich.markup import escape
     from rich.table import Table
+    from rich.text import Text
 
-    console = Console(file=out, highlight=False)
+    from lkmetrics.safety import console as safe_console
+    from lkmetrics.safety import text
+
+    console = safe_console(file=out)
     order = ranked(runs)
-    console.print(f"[bold]bench voice[/bold] {bench_id}: combinations ranked by e2e p50 "
-                  "(STT | LLM | TTS)", soft_wrap=True)
+    console.print(Text.assemble(("bench voice", "bold"), f" {bench_id}: combinations ranked by "
+                                "e2e p50 (STT | LLM | TTS)"), soft_wrap=True)
     for rank, combination in enumerate(order, 1):
-        console.print(f"  {rank}  {escape(combination)}", soft_wrap=True)
+        console.print(text(f"  {rank}  {combination}"), soft_wrap=True)
     table = Table(box=box.SIMPLE_HEAVY, caption="stages: p50 of LiveKit's per-turn report",
                   caption_justify="left")
     for name in ("#", "callers", "e2e p50", "e2e p95", "heard p50", "heard p95", "EOU",
@@ -40,30 +42,31 @@ def write_table(bench_id: str, runs: Sequence[VoiceRun], checked: Sequence[Budge
         table.add_column(name, justify="right")
     for run in sorted(runs, key=lambda r: (order.index(r.combination), r.concurrency)):
         e2e, heard = run.stats("e2e"), run.stats("heard")
-        errors = (f"[red]{run.errors}/{run.planned}[/red]" if run.errors
-                  else f"0/{run.planned}")
-        mark = "" if not checked or passed(run, checked) else " [red]✗[/red]"
+        errors = (Text(f"{run.errors}/{run.planned}", style="red") if run.errors
+                  else Text(f"0/{run.planned}"))
+        mark = "" if not checked or passed(run, checked) else " ✗"
         table.add_row(
             str(order.index(run.combination) + 1),
             str(run.concurrency), fmt_value(e2e["p50"], "s"), fmt_value(e2e["p95"], "s"),
             fmt_value(heard["p50"], "s"), fmt_value(heard["p95"], "s"),
             *(fmt_value(run.stats(n)["p50"], "s") for n in
               ("eou_delay", "transcription_delay", "llm_ttft", "tts_ttfb")),
-            errors + mark,
+            errors.append(mark, style="red"),
         )
     console.print(table)
     for run in runs:
         if run.first_error:
-            console.print(f"  [red]{escape(run.label)}[/red]: first error: "
-                          f"{escape(run.first_error)}", soft_wrap=True)
+            console.print(Text.assemble(text(f"  {run.label}", "red"),
+                                        text(f": first error: {run.first_error}")),
+                          soft_wrap=True)
     levels = sorted({r.concurrency for r in runs})
     if len(levels) > 1:
         what = "every budget held" if checked else "no turn failed"
         for combination, best in knee(runs, checked).items():
-            text = (f"up to {best} callers" if best is not None
+            upto = (f"up to {best} callers" if best is not None
                     else f"not even at {levels[0]}")
-            console.print(f"  {escape(combination)}: {what} {text} (of "
-                          f"{', '.join(map(str, levels))})", soft_wrap=True)
+            console.print(text(f"  {combination}: {what} {upto} (of "
+                               f"{', '.join(map(str, levels))})"), soft_wrap=True)
     if recorded:
         console.print(f"  sessions recorded under bench id {bench_id}: lkmetrics report "
                       f"--bench {bench_id} --by session", soft_wrap=True)

@@ -122,10 +122,10 @@ def test_impossible_usage_keeps_the_record_with_the_field_invalid(
     assert run["output_tokens_per_s"] < 1e6
     from tests.helpers.store import run as cli
 
-    report = cli("report", "--db", str(db), "--format", "json")
+    report = cli("report", "--db", str(db), "--include-bench", "--format", "json")
     figures = {f["figure"]: f for f in json.loads(report.stdout)["figures"]}
     assert figures["llm.ttft"]["count"] == 2  # every llm record kept, its timings counted
-    budget = cli("report", "--db", str(db), "--fail-over", "llm.ttft.p95=1ms")
+    budget = cli("report", "--db", str(db), "--include-bench", "--fail-over", "llm.ttft.p95=1ms")
     assert budget.exit_code == 1  # a budget is checked on them (and broken here)
     export = cli("export", "--db", str(db), "--format", "jsonl").stdout
     llm = [json.loads(line) for line in export.splitlines() if '"kind":"llm"' in line]

@@ -251,9 +251,11 @@ def error_record(*, source: str | None, error_type: str, message: str,
 
 class FigureSummary(TypedDict):
     count: int
+    mean: float | None
     p50: float | None
     p95: float | None
     max: float | None
+    sum: float  # the session's total: of a count figure (backchannels...), its count
 
 
 class SummaryBody(TypedDict):

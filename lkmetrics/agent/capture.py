@@ -60,6 +60,8 @@ def caller_dynamics(notes: dict[str, Any], livekit: dict[str, Any]) -> dict[str,
         from lkmetrics.analysis.wer import word_error_rate
 
         out["stt_wer"] = word_error_rate(spoken, heard)
+    if "talk_over" in out:  # the caller measured this reply: LiveKit's events count from 0
+        out["livekit_false_interruptions"] = 0
     out.update(livekit)
     return out
 

@@ -369,6 +369,8 @@ class Caller:
                 self._reply_at = t
                 if self.on_heard is not None:
                     self.on_heard(self._heard)
+                if self.behaviour.backchannel is not None:  # counted from zero
+                    self._note({"backchannels": 0, "false_interruptions": 0})
                 if self._measuring and self._reply_task is None:
                     self._reply_task = asyncio.ensure_future(self._during_reply(t))
         elif event == "stopped":

@@ -74,3 +74,52 @@ def test_wer_of_a_known_wrong_transcript(llm_server: LLMServer) -> None:
     assert second["stt_wer"] == 0.0  # case and punctuation do not count
     assert first["spoken_text"] == "What is the capital of France?"
     assert first["stt_text"] == "what is the capitol of France"
+
+
+def test_wer_reaches_the_summary_and_the_live_line(llm_server: LLMServer) -> None:
+    from lkmetrics.render.live import dynamics_note
+
+    records, _, _ = asyncio.run(voice_session(
+        llm_server, ["what is the capitol of France", "Hello, world!"],
+        spoken=["What is the capital of France?", "hello world"], llm_ttft=0.1))
+    summary = records[-1]
+    assert summary["figures"]["stt.wer"]["count"] == 2
+    assert summary["figures"]["stt.wer"]["mean"] == pytest.approx(1 / 12)
+    assert dynamics_note(turns(records)[0]) == "WER 0.17"
+
+
+def test_backchannel_that_pauses_the_agent_is_a_false_interruption_it_resumes(
+        llm_server: LLMServer) -> None:
+    llm_server.script.text = "word " * 100  # 5 s of scripted TTS audio
+    backchannel = tone(0.7, freq=180.0)  # long enough (>= 0.5 s) for LiveKit to pause
+    records, results, _ = asyncio.run(voice_session(
+        llm_server, ["First line.", ""], llm_ttft=0.1,  # the backchannel transcribes to ""
+        behaviour=Behaviour(backchannel=1.0), backchannel=backchannel, timeout=30))
+    [turn] = turns(records)
+    assert turn["backchannels"] == 1
+    # the agent paused once it had heard MIN_INTERRUPTION of it, then resumed when no words
+    # came (LiveKit's resume_false_interruption), and said so in its own event
+    assert turn["false_interruptions"] == 1 and turn["resumed"] is True
+    assert turn["livekit_false_interruptions"] == 1 and turn["livekit_resumed"] is True
+    assert turn["interrupted"] is False
+    assert MIN_INTERRUPTION - FRAME <= turn["talk_over"] <= MIN_INTERRUPTION + FRAME + SCHEDULING
+    assert results[0].dynamics["backchannels"] == 1
+    from lkmetrics.render.live import dynamics_note
+
+    assert dynamics_note(turn) == "1 backchannel, agent stopped and resumed"
+
+
+@pytest.mark.parametrize(("pause", "early"), [(0.2, 0), (1.5, 1)])
+def test_a_long_mid_line_pause_is_answered_early(llm_server: LLMServer, pause: float,
+                                                  early: int) -> None:
+    # a 0.2 s pause is shorter than the fake VAD's 0.3 s silence: one utterance; a 1.5 s one
+    # ends the turn (0.3 s of silence, then LiveKit's 0.5 s endpointing) before the rest comes
+    transcripts = ["What is the capital"] if early == 0 else ["What is", "the capital"]
+    records, results, _ = asyncio.run(voice_session(
+        llm_server, transcripts, speech=[np.concatenate([tone(1.6), silence(0.25)])],
+        spoken=["What is the capital?"], llm_ttft=0.1,
+        behaviour=Behaviour(pause_mid=pause), timeout=30))
+    assert results[0].ok
+    assert results[0].dynamics["eot_mispredictions"] == early
+    assert sum(t.get("eot_mispredictions") or 0 for t in turns(records)) == early
+    assert turns(records)[-1]["stt_wer"] == 0.0  # both halves heard, joined

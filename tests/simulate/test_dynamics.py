@@ -123,3 +123,24 @@ def test_a_long_mid_line_pause_is_answered_early(llm_server: LLMServer, pause: f
     assert results[0].dynamics["eot_mispredictions"] == early
     assert sum(t.get("eot_mispredictions") or 0 for t in turns(records)) == early
     assert turns(records)[-1]["stt_wer"] == 0.0  # both halves heard, joined
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    (["--barge-in", "-1"], "--barge-in takes seconds above 0"),
+    (["--barge-in", "0"], "--barge-in takes seconds above 0"),
+    (["--backchannel", "nan"], "--backchannel takes seconds above 0"),
+    (["--pause-mid", "1e9"], "--pause-mid takes seconds above 0"),
+    (["--barge-in", "1", "--say", "Hello there."], "the script has one line"),
+])
+def test_bad_behaviour_is_one_line_and_exit_2(args: list[str], message: str) -> None:
+    import subprocess
+    import sys
+
+    from tests.helpers.common import subprocess_env
+
+    proc = subprocess.run([sys.executable, "-m", "lkmetrics", "simulate", "--local", *args],
+                          capture_output=True, text=True, env=subprocess_env(), timeout=60)
+    assert proc.returncode == 2
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("Error: ") and message in lines[0], lines
+    assert proc.stdout == ""

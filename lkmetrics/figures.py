@@ -26,9 +26,10 @@ class Figure:
     title: str
     kind: str
     field: str  # a key of the record, or "outer.inner" for one inside a dict field
-    unit: str  # "s", "tok/s" or "USD"
+    unit: str  # "s", "tok/s", "USD", "count" (per turn) or "ratio" (a word error rate)
     column: str | None = None  # the store's indexed column holding it
     series: str | None = None  # the fleet series (lkmetrics.fleet.series.SERIES key) it feeds
+    optional: bool = False  # only some runs measure it (simulate --barge-in): shown where they did
 
     @property
     def higher_is_better(self) -> bool:
@@ -58,6 +59,25 @@ FIGURES: tuple[Figure, ...] = (
            "heard"),
     Figure("tool.duration", "Function tool duration", "tool", "duration", "s",
            "tool_duration", "tool.duration"),
+    # the simulated caller's conversation dynamics (simulate --barge-in, --backchannel,
+    # --pause-mid; stt.wer wherever it knows the words it said), on its own clock
+    Figure("turn.time_to_yield", "Time to yield (caller's barge-in -> agent quiet)", "turn",
+           "time_to_yield", "s", "time_to_yield", "turn.time_to_yield", optional=True),
+    Figure("talk_over", "Talk-over (caller and agent at once)", "turn", "talk_over", "s",
+           "talk_over", "turn.talk_over", optional=True),
+    Figure("backchannels", "Backchannels said by the caller", "turn", "backchannels", "count",
+           "backchannels", "turn.backchannels", optional=True),
+    Figure("false_interruptions", "False interruptions (agent stopped for a backchannel)",
+           "turn", "false_interruptions", "count", "false_interruptions",
+           "turn.false_interruptions", optional=True),
+    Figure("eot_mispredictions", "Premature ends of turn (half a line answered)", "turn",
+           "eot_mispredictions", "count", "eot_mispredictions", "turn.eot_mispredictions",
+           optional=True),
+    Figure("livekit.false_interruptions", "LiveKit's agent_false_interruption events", "turn",
+           "livekit_false_interruptions", "count", "livekit_false_interruptions",
+           optional=True),
+    Figure("stt.wer", "STT word error rate (caller's words)", "turn", "stt_wer", "ratio",
+           "stt_wer", "stt.wer", optional=True),
 )
 
 FIGURES_BY_NAME = {f.name: f for f in FIGURES}
@@ -66,9 +86,10 @@ FIGURES_BY_NAME = {f.name: f for f in FIGURES}
 # are shown only where they were measured
 OPTIONAL_KINDS = frozenset({"tool"})
 
-# kinds that only some agents record (tool: --agent agents with function tools): their figures
-# are shown only where they were measured
-OPTIONAL_KINDS = frozenset({"tool"})
+
+def shown_only_if_measured(figure: Figure) -> bool:
+    """Whether a report leaves the figure out where it has no values."""
+    return figure.optional or figure.kind in OPTIONAL_KINDS
 
 # costs are computed from usage records and prices (lkmetrics.cost); a turn record carries the
 # cost it had when it was recorded (``cost.total``), which the store keeps in a column

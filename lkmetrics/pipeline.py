@@ -252,8 +252,9 @@ class SummaryBuilder:
         figures: dict[str, FigureSummary] = {}
         for name, values in self.values.items():
             stats = describe(values)
-            figures[name] = {"count": int(stats["count"] or 0), "p50": stats["p50"],
-                             "p95": stats["p95"], "max": stats["max"]}
+            figures[name] = {"count": int(stats["count"] or 0), "mean": stats["mean"],
+                             "p50": stats["p50"], "p95": stats["p95"], "max": stats["max"],
+                             "sum": float(sum(values))}
         body: SummaryBody = {"kind": "summary", "records": self.records, "turns": self.turns,
                              "figures": figures, "tokens": dict(self.tokens),
                              "usage": self.usage,

@@ -63,6 +63,19 @@ TURN_FIELDS = (
     "started_speaking_at",
     "stopped_speaking_at",
 )
+# the simulated caller's conversation dynamics in a turn record (numbers; ``None`` or absent:
+# not measured): seconds from its barge-in onset to the agent's audio stopping, the counts of
+# the turn, seconds both spoke at once, the word error rate of its line's transcript, and
+# LiveKit's own agent_false_interruption events counted beside them
+DYNAMICS_FIELDS = (
+    "time_to_yield",
+    "backchannels",
+    "false_interruptions",
+    "eot_mispredictions",
+    "talk_over",
+    "stt_wer",
+    "livekit_false_interruptions",
+)
 
 
 class SessionBody(TypedDict, total=False):
@@ -238,9 +251,11 @@ def error_record(*, source: str | None, error_type: str, message: str,
 
 class FigureSummary(TypedDict):
     count: int
+    mean: float | None
     p50: float | None
     p95: float | None
     max: float | None
+    sum: float  # the session's total: of a count figure (backchannels...), its count
 
 
 class SummaryBody(TypedDict):
@@ -265,9 +280,12 @@ def turn_record(turn: int, item_id: str, report: dict[str, Any], *, user_text: s
                 agent_text: str | None, interrupted: bool,
                 heard_latency: float | None = None,
                 cost: dict[str, float | None] | None = None,
-                tools: float | None = None) -> Record:
+                tools: float | None = None,
+                dynamics: dict[str, Any] | None = None) -> Record:
     """A ``turn`` body from the merged user and assistant ``ChatMessage.metrics`` reports, and
-    the simulated caller's heard latency when a caller measured one."""
+    the simulated caller's heard latency when a caller measured one; ``dynamics`` adds what
+    the caller measured of the conversation (:data:`DYNAMICS_FIELDS`, ``yielded``,
+    ``resumed``, ``barge_in``, ``spoken_text``, ``stt_text``, ``livekit_resumed``)."""
     body: TurnBody = {
         "kind": TURN, "turn": turn, "item_id": item_id,
         "e2e_latency": report.get("e2e_latency"),
@@ -286,7 +304,9 @@ def turn_record(turn: int, item_id: str, report: dict[str, Any], *, user_text: s
         "cost": cost,
         "user_text": user_text, "agent_text": agent_text, "interrupted": interrupted,
     }
-    return cast(Record, body)
+    record = cast(Record, body)
+    record.update(dynamics or {})
+    return record
 
 
 def usage_record(usage: list[dict[str, Any]]) -> Record:

@@ -40,6 +40,10 @@ def fmt_value(value: float | int | None, unit: str, *, compact: bool = False) ->
         return f"{value:.1f}{sep}{'/s' if compact else 'tok/s'}"
     if unit == "USD":
         return f"${value:.5f}" if abs(value) < 0.1 else f"${value:.4f}"
+    if unit == "count":
+        return f"{value:.2f}".rstrip("0").rstrip(".")
+    if unit == "ratio":
+        return f"{value:.3f}"
     return f"{value:g}{sep}{unit}".strip()
 
 

@@ -67,8 +67,9 @@ def test_summary_counts_tokens_and_figures() -> None:
                "completion_tokens": 7, "total_tokens": 12, "decode_rate": 10.0})
     b.add({"kind": "turn", "e2e_latency": 1.0})
     s = b.summary()
-    assert s["figures"]["llm.ttft"] == {"count": 3, "p50": 0.2, "p95": pytest.approx(0.29),
-                                        "max": 0.3}
+    assert s["figures"]["llm.ttft"] == {"count": 3, "mean": pytest.approx(0.2), "p50": 0.2,
+                                        "p95": pytest.approx(0.29), "max": 0.3,
+                                        "sum": pytest.approx(0.6)}
     assert s["tokens"] == {"prompt": 15, "completion": 21, "total": 36}
     assert s["turns"] == 1
 

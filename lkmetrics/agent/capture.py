@@ -18,6 +18,7 @@ from livekit.agents import llm as lk_llm
 from livekit.agents.metrics import EOUMetrics
 from livekit.agents.voice import AgentSession
 from livekit.agents.voice.events import (
+    AgentFalseInterruptionEvent,
     CloseEvent,
     ConversationItemAddedEvent,
     ErrorEvent,
@@ -39,6 +40,31 @@ from lkmetrics.records import (
     turn_record,
     usage_record,
 )
+
+
+def merge_counts(into: dict[str, Any], note: dict[str, Any]) -> None:
+    """Fold a note into another: counts (ints) add up, anything else is replaced."""
+    for key, value in note.items():
+        old = into.get(key)
+        if type(value) is int and type(old) is int:
+            into[key] = old + value
+        else:
+            into[key] = value
+
+
+def caller_dynamics(notes: dict[str, Any], livekit: dict[str, Any]) -> dict[str, Any]:
+    """The turn record's conversation-dynamics fields: the caller's notes, ``stt_wer`` of
+    what it said against what the STT heard, and LiveKit's own interruption events."""
+    out = dict(notes)
+    spoken, heard = out.get("spoken_text"), out.get("stt_text")
+    if isinstance(spoken, str) and isinstance(heard, str):
+        from lkmetrics.analysis.wer import word_error_rate
+
+        out["stt_wer"] = word_error_rate(spoken, heard)
+    if "talk_over" in out:  # the caller measured this reply: LiveKit's events count from 0
+        out["livekit_false_interruptions"] = 0
+    out.update(livekit)
+    return out
 
 
 def new_session_id() -> str:
@@ -68,6 +94,8 @@ class Capture:
         self._turn = 0
         self._last_usage: str | None = None
         self._heard: float | None = None  # pipeline thread: the caller's note for the next turn
+        self._notes: dict[str, Any] = {}  # pipeline thread: the caller's other notes, likewise
+        self._livekit: dict[str, Any] = {}  # pipeline thread: LiveKit's interruption events
         self._cost = LiveTurnCost()  # pipeline thread: each turn's cost from the usage so far
         self._components: list[Any] = []
         self._session: AgentSession[Any] | None = None
@@ -102,6 +130,7 @@ class Capture:
         session.on("error", self._on_error)
         session.on("close", self._on_close)
         session.on("function_tools_executed", self._on_tools)
+        session.on("agent_false_interruption", self._on_false_interruption)
 
     def detach(self) -> None:
         for comp in self._components:
@@ -113,6 +142,7 @@ class Capture:
             self._session.off("error", self._on_error)
             self._session.off("close", self._on_close)
             self._session.off("function_tools_executed", self._on_tools)
+            self._session.off("agent_false_interruption", self._on_false_interruption)
             self._session = None
 
     def end(self) -> None:
@@ -148,6 +178,9 @@ class Capture:
     def _on_close(self, ev: CloseEvent) -> None:
         self.end()
 
+    def _on_false_interruption(self, ev: AgentFalseInterruptionEvent) -> None:
+        self.pipeline.put(self.session_id, bool(ev.resumed), self._convert_false_interruption)
+
     def note_heard(self, latency: float) -> None:
         """The simulated caller's heard latency for the reply now playing. O(1), loop-safe.
 
@@ -158,10 +191,23 @@ class Capture:
         """
         self.pipeline.put(self.session_id, latency, self._convert_heard)
 
+    def note(self, fields: dict[str, Any]) -> None:
+        """The simulated caller's measurements for the reply now playing or coming (time to
+        yield, backchannels, what it said...). O(1), loop-safe; folded into the next assistant
+        turn record as :meth:`note_heard` is, counts added up."""
+        self.pipeline.put(self.session_id, fields, self._convert_note)
+
     # -- pipeline-thread converters --
 
     def _convert_heard(self, latency: float) -> None:
         self._heard = latency
+
+    def _convert_note(self, fields: dict[str, Any]) -> None:
+        merge_counts(self._notes, fields)
+
+    def _convert_false_interruption(self, resumed: bool) -> None:
+        merge_counts(self._livekit, {"livekit_false_interruptions": 1,
+                                     "livekit_resumed": resumed})
 
     def _convert_tool(self, item: tuple[Any, Any, str | None]) -> Record:
         call, out, agent = item
@@ -206,11 +252,14 @@ class Capture:
         self._last_user = None
         user_report: dict[str, Any] = dict(user.metrics or {}) if user else {}
         heard, self._heard = self._heard, None
+        notes, self._notes = self._notes, {}
+        livekit, self._livekit = self._livekit, {}
         record = turn_record(self._turn, item.id, {**user_report, **report},
                              user_text=user.text_content if user else None,
                              agent_text=item.text_content, interrupted=item.interrupted,
                              heard_latency=heard, cost=self._cost.turn(),
-                             tools=self._tools_stage(user_report))
+                             tools=self._tools_stage(user_report),
+                             dynamics=caller_dynamics(notes, livekit))
         if agent is not None:
             record["agent"] = agent
         if self._tools:

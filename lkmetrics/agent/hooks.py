@@ -113,6 +113,8 @@ class Hooks:
             kw[stage] = new
         if self.settings.uses_local():
             self._offline_turn_detection(kw)
+        if self.io is not None and "aec_warmup_duration" not in kw:
+            kw["aec_warmup_duration"] = None  # simulate: no echo (see server.start_session)
         return kw
 
     def _flag(self, stage: str) -> str:

@@ -182,6 +182,11 @@ async def start_session(
         parts["stt"] = components.stt
     if components.tts is not None:
         parts["tts"] = components.tts
+    if mic is not None:
+        # the simulated caller hears the agent through no room, so nothing echoes back:
+        # LiveKit's AEC warm-up (no interruptions in the first 3 s the agent speaks, as it
+        # does for its own simulations) would make the first barge-in unmeasurable
+        parts["aec_warmup_duration"] = None
     session: AgentSession[Any] = AgentSession(**parts)
     agent = MetricsAgent(settings.instructions, greet=settings.greet)
     if mic is not None:

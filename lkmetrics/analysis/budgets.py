@@ -73,7 +73,8 @@ _BUDGET_RE = re.compile(
 
 def parse_budget(spec: str) -> Budget:
     """Parse ``e2e.p95=1.2s``, ``llm.ttft.p50=500ms``, ``llm.decode_rate.p50=40tok/s``,
-    ``cost.turn.p95=0.002`` (USD; ``$0.002`` and ``0.002USD`` too)."""
+    ``cost.turn.p95=0.002`` (USD; ``$0.002`` and ``0.002USD`` too), ``stt.wer.mean=0.15``,
+    ``eot_mispredictions.max=0``."""
     example = "e.g. --fail-over e2e.p95=1.2s or --fail-over llm.ttft.p50=500ms"
     m = _BUDGET_RE.match(spec.strip())
     if not m:
@@ -101,6 +102,11 @@ def parse_budget(spec: str) -> Budget:
             raise UsageError(f"--fail-over: {name} is a time; give ms or s (got {spec!r}).")
         if unit == "ms":
             limit /= 1000
+    elif figure.unit in ("count", "ratio"):
+        if unit is not None:
+            what = "a count per turn" if figure.unit == "count" else "a ratio (0.15 is 15%)"
+            raise UsageError(f"--fail-over: {name} is {what}, a plain number, e.g. "
+                             f"{name}.max=0 (got {spec!r}).")
     elif unit in ("ms", "s"):
         raise UsageError(f"--fail-over: {name} is a rate in tok/s (got {spec!r}).")
     return Budget(spec.strip(), figure, stat, limit)

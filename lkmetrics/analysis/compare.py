@@ -12,9 +12,9 @@ from lkmetrics.figures import (
     COST_FIGURES,
     COST_MODEL,
     FIGURES,
-    OPTIONAL_KINDS,
     Figure,
     percentile,
+    shown_only_if_measured,
 )
 from lkmetrics.store import Scope, Store
 
@@ -147,7 +147,7 @@ def compare_values(
     return [compared_figure(figure, list(a_values.get(figure.name, [])),
                             list(b_values.get(figure.name, [])))
             for figure in (*FIGURES, *extra)
-            if figure.kind not in OPTIONAL_KINDS
+            if not shown_only_if_measured(figure)
             or a_values.get(figure.name) or b_values.get(figure.name)]
 
 

@@ -18,9 +18,9 @@ from lkmetrics.errors import NotFoundError, UsageError
 from lkmetrics.figures import (
     COST_FIGURES,
     FIGURES,
-    OPTIONAL_KINDS,
     Figure,
     describe,
+    shown_only_if_measured,
 )
 from lkmetrics.records import usage_identity
 from lkmetrics.store import Scope, SessionRow, Store
@@ -213,7 +213,7 @@ def build_rows(values: Mapping[str, Mapping[str, Sequence[float]]], by: str | No
     if by is None:
         for figure in FIGURES:
             vals = values.get(figure.name, {}).get("all", [])
-            if not vals and figure.kind in OPTIONAL_KINDS:
+            if not vals and shown_only_if_measured(figure):
                 continue
             rows.append(FigureRow("all", figure, describe(vals)))
         return rows

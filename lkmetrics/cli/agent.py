@@ -97,8 +97,9 @@ def simulate(
     out: OutputOptions,
     say: Annotated[list[str] | None, typer.Option(
         "--say", metavar="WAV|TEXT",
-        help="A turn: a WAV file (any rate, mono or stereo) or text spoken with the local "
-        "Piper voice. Repeatable. Default: three built-in spoken questions.")] = None,
+        help="A turn: a WAV file (any rate, mono or stereo; FILE.wav=THE WORDS gives its "
+        "words, for stt.wer) or text spoken with the local Piper voice. Repeatable. Default: "
+        "three built-in spoken questions.")] = None,
     turns: Annotated[int, typer.Option("--turns", help="Repeat the script N times.")] = 1,
     pause: Annotated[float, typer.Option("--pause", help="Seconds of silence between turns.")]
     = 1.0,
@@ -107,6 +108,18 @@ def simulate(
     record_audio: Annotated[Path | None, typer.Option(
         "--record-audio", metavar="DIR", file_okay=False,
         help="Also write each turn's user and agent audio as WAV files in DIR.")] = None,
+    barge_in: Annotated[float | None, typer.Option(
+        "--barge-in", metavar="SECONDS",
+        help="SECONDS into each reply's audio, say the next line over it; measures "
+        "turn.time_to_yield (the caller's onset -> the agent's audio stops).")] = None,
+    backchannel: Annotated[float | None, typer.Option(
+        "--backchannel", metavar="SECONDS",
+        help="SECONDS into each reply's audio, say \"mm-hmm\" and keep listening; counts "
+        "backchannels and false_interruptions (the agent stopped for it).")] = None,
+    pause_mid: Annotated[float | None, typer.Option(
+        "--pause-mid", metavar="SECONDS",
+        help="Say each line in two halves with SECONDS of silence between; counts "
+        "eot_mispredictions (the agent took the first half for the whole turn).")] = None,
 ) -> None:
     """Talk to the agent with a headless scripted caller: no microphone, no room.
 
@@ -117,5 +130,8 @@ def simulate(
     from lkmetrics.simulate.command import Script, run_simulation
 
     load_env_file(out.env_file)
-    script = Script(tuple(say or ()), turns, pause, timeout, record_audio)
+    from lkmetrics.simulate.script import Behaviour
+
+    script = Script(tuple(say or ()), turns, pause, timeout, record_audio,
+                    Behaviour(barge_in, backchannel, pause_mid))
     raise typer.Exit(run_simulation(script, agent, out))

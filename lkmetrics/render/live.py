@@ -169,6 +169,34 @@ def stacked_bar(stages: list[tuple[str, float]], width: int = BAR_WIDTH) -> Text
     return bar
 
 
+def dynamics_note(r: Record) -> str:
+    """What the simulated caller measured of the turn's dynamics, in words: ``interrupted,
+    yielded in 240 ms``, ``no barge-in (reply ended at 1.2 s)``, ``1 backchannel, agent
+    stopped and resumed``, ``answered half the line``, ``WER 0.17``; empty if nothing."""
+    parts: list[str] = []
+    ttl = number(r.get("time_to_yield"))
+    if ttl is not None:
+        parts.append(f"interrupted, yielded in {seconds(ttl)}")
+    elif r.get("yielded") is False:
+        parts.append("barged in, agent did not yield")
+    elif isinstance(r.get("barge_in"), str):
+        parts.append(str(r["barge_in"]))
+    bc = number(r.get("backchannels"))
+    if bc:
+        n = int(bc)
+        said = f"{n} backchannel{'s' if n != 1 else ''}"
+        if number(r.get("false_interruptions")):
+            said += ", agent stopped" + (" and resumed" if r.get("resumed") else "")
+        parts.append(said)
+    eot = number(r.get("eot_mispredictions"))
+    if eot:
+        parts.append("answered half the line" if eot == 1 else f"answered early {int(eot)}x")
+    wer = number(r.get("stt_wer"))
+    if wer is not None:
+        parts.append(f"WER {wer:.2f}")
+    return ", ".join(parts)
+
+
 def turn_line(r: Record, width: int = 80, *, compact: bool = False) -> RenderableType:
     """The turn: e2e, a stacked bar of its stages (only with an e2e latency) that takes the
     room the line leaves, the stages, and what was heard and said (one line each when
@@ -188,6 +216,9 @@ def turn_line(r: Record, width: int = 80, *, compact: bool = False) -> Renderabl
     heard = number(r.get("heard_latency"))
     if heard is not None:  # what the simulated caller heard, on its own clock
         head.append(f"  heard {seconds(heard)}")
+    dynamics = dynamics_note(r)
+    if dynamics:
+        head.append(f"  {dynamics}", style="magenta")
     lines: list[RenderableType] = [head]
     if e2e is not None and stages:
         room = width - head.cell_len - len(parts) - 2

@@ -12,6 +12,7 @@ from typing import Any
 from lkmetrics.agent import signals
 from lkmetrics.config import AgentOptions, AgentSettings, OutputOptions, prepare
 from lkmetrics.errors import UsageError
+from lkmetrics.simulate.script import BUILTIN_SCRIPT, Behaviour
 
 MAX_TURNS = 100_000  # each turn holds its utterance's audio in memory
 MAX_SECONDS = 86_400.0  # NaN fails every comparison, so it is refused too
@@ -26,6 +27,7 @@ class Script:
     pause: float = 1.0
     timeout: float = 60.0
     record_audio: Path | None = None
+    behaviour: Behaviour = Behaviour()
 
 
 def refuse_silent_agent(settings: AgentSettings) -> None:
@@ -45,6 +47,7 @@ def run_simulation(script: Script, agent: AgentOptions, out: OutputOptions) -> i
     if not (0 < script.timeout <= MAX_SECONDS and 0 <= script.pause <= MAX_SECONDS):
         raise UsageError(f"--timeout must be above 0 and --pause at least 0, both at most "
                          f"{MAX_SECONDS:,} seconds (got {script.timeout}, {script.pause}).")
+    script.behaviour.check((len(script.say) or len(BUILTIN_SCRIPT)) * script.turns)
     settings = prepare("simulate", agent, out.show)
     refuse_silent_agent(settings)
     if settings.stt is None:
@@ -72,9 +75,12 @@ def _simulate(script: Script, settings: AgentSettings, out: OutputOptions, err: 
 
     with err.status("Loading LiveKit and the models..."):
         from lkmetrics.simulate import run as sim
-        from lkmetrics.simulate.script import load_utterances
+        from lkmetrics.simulate.caller import Line
+        from lkmetrics.simulate.script import backchannel_pcm, load_utterances
 
         utterances = load_utterances(script.say, script.turns)
+        lines = [Line(u.pcm, u.text) for u in utterances]
+        backchannel = backchannel_pcm() if script.behaviour.backchannel is not None else None
     if settings.llm == "local":
         from lkmetrics.local.llm_server import start_local_llm
 
@@ -106,14 +112,15 @@ def _simulate(script: Script, settings: AgentSettings, out: OutputOptions, err: 
         if user is not None:
             from lkmetrics.simulate import user as user_sim
 
-            results = user_sim.run(settings, user, userdata, pipeline,
-                                   [u.pcm for u in utterances], pause=script.pause,
-                                   timeout=script.timeout, record_dir=script.record_audio)
+            results = user_sim.run(settings, user, userdata, pipeline, lines,
+                                   pause=script.pause, timeout=script.timeout,
+                                   record_dir=script.record_audio,
+                                   behaviour=script.behaviour, backchannel=backchannel)
         else:
             assert components is not None
-            results = sim.run(settings, components, pipeline, [u.pcm for u in utterances],
-                              pause=script.pause, timeout=script.timeout,
-                              record_dir=script.record_audio)
+            results = sim.run(settings, components, pipeline, lines, pause=script.pause,
+                              timeout=script.timeout, record_dir=script.record_audio,
+                              behaviour=script.behaviour, backchannel=backchannel)
         failed = [r for r in results if not r.ok]
         missing = len(utterances) - len(results)
         from lkmetrics.safety import text

@@ -18,19 +18,35 @@ from lkmetrics.config import AgentSettings
 from lkmetrics.pipeline import Pipeline
 from lkmetrics.simulate.caller import (
     Caller,
+    Line,
     PacedAudioInput,
     ProviderFailed,
     RealtimeSpeaker,
     TurnResult,
 )
+from lkmetrics.simulate.script import Behaviour
+
+
+def as_lines(utterances: Sequence[np.ndarray | Line]) -> list[Line]:
+    return [u if isinstance(u, Line) else Line(u) for u in utterances]
+
+
+def audio_saver(record_dir: Path | None, rate: int
+                ) -> Callable[[int, Line], Callable[[list[rtc.AudioFrame]], None]] | None:
+    """What the caller calls with each turn's audio for --record-audio (None: nothing)."""
+    if record_dir is None:
+        return None
+    return lambda i, line: functools.partial(save_turn_audio, record_dir, i, line.pcm, rate)
 
 
 async def simulate(
     settings: AgentSettings,
     components: Components,
     pipeline: Pipeline,
-    utterances: Sequence[np.ndarray],
+    utterances: Sequence[np.ndarray | Line],
     *,
+    behaviour: Behaviour | None = None,
+    backchannel: np.ndarray | None = None,
     pause: float = 1.0,
     timeout: float = 60.0,
     record_dir: Path | None = None,
@@ -38,7 +54,8 @@ async def simulate(
     on_turn: Callable[[TurnResult], None] | None = None,
 ) -> list[TurnResult]:
     """Run one session: greet (if asked), then speak each utterance (int16 mono 16 kHz) and
-    wait for the reply. Records go to ``pipeline``; the session is closed on every path.
+    wait for the reply, behaving as ``behaviour`` says (``backchannel``: what a backchannel
+    says). Records go to ``pipeline``; the session is closed on every path.
 
     ``info`` adds fields to the session record (bench voice: its bench id, the caller);
     ``on_turn`` is called on the loop with each turn's result as it ends."""
@@ -59,24 +76,16 @@ async def simulate(
     try:
         session = await start_session(settings, components, capture, mic=mic, speaker=speaker)
         caller = Caller(session, mic, speaker, on_heard=capture.note_heard,
-                        base_urls={"LLM": settings.llm_base_url})
+                        base_urls={"LLM": settings.llm_base_url},
+                        on_note=capture.note, behaviour=behaviour or Behaviour(),
+                        backchannel=backchannel)
         if settings.greet:
             # no greeting: talk anyway (a provider that failed for good fails turn 1 at once)
             with contextlib.suppress(asyncio.TimeoutError, ProviderFailed):
                 await caller.wait_greeting(timeout)
             speaker.take_frames()
-        for i, pcm in enumerate(utterances, start=1):
-            save = None
-            if record_dir is not None:
-                save = functools.partial(save_turn_audio, record_dir, i, pcm, mic.sample_rate)
-            result = await caller.turn(i, pcm, timeout, on_audio=save)
-            results.append(result)
-            if on_turn is not None:
-                on_turn(result)
-            if not result.ok:
-                break
-            if i < len(utterances):
-                await asyncio.sleep(pause)
+        results = await caller.converse(as_lines(utterances), timeout, pause, on_turn=on_turn,
+                                        on_audio=audio_saver(record_dir, mic.sample_rate))
     finally:
         mic.close()
         if session is not None:
@@ -103,8 +112,10 @@ def save_turn_audio(record_dir: Path, index: int, user_pcm: np.ndarray, user_rat
 
 
 def run(settings: AgentSettings, components: Components, pipeline: Pipeline,
-        utterances: Sequence[np.ndarray], *, pause: float, timeout: float,
-        record_dir: Path | None) -> list[TurnResult]:
+        utterances: Sequence[np.ndarray | Line], *, pause: float, timeout: float,
+        record_dir: Path | None, behaviour: Behaviour | None = None,
+        backchannel: np.ndarray | None = None) -> list[TurnResult]:
     """Run :func:`simulate` on a fresh event loop (blocking)."""
     return asyncio.run(simulate(settings, components, pipeline, utterances, pause=pause,
-                                timeout=timeout, record_dir=record_dir))
+                                timeout=timeout, record_dir=record_dir, behaviour=behaviour,
+                                backchannel=backchannel))

@@ -1,9 +1,11 @@
 """The caller's script: the built-in spoken questions, WAV files, or text spoken with the
-local Piper voice (cached in the app directory), as int16 mono PCM at the caller's rate."""
+local Piper voice (cached in the app directory), as int16 mono PCM at the caller's rate; and
+how the caller behaves around the agent's replies (:class:`Behaviour`)."""
 
 from __future__ import annotations
 
 import hashlib
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from importlib import resources
@@ -17,10 +19,68 @@ from lkmetrics.home import app_dir
 INPUT_RATE = 16000  # the caller's microphone rate
 
 
+# a sample louder than this (int16, about -54 dBFS) is speech or agent audio, not silence
+AUDIBLE = 64
+MAX_BEHAVIOUR_SECONDS = 600.0  # a barge-in, backchannel or pause longer than this is a typo
+BACKCHANNEL_TEXT = "Mm-hmm."
+
+
+def audible_bounds(samples: np.ndarray) -> tuple[int, int] | None:
+    """The index of the first audible sample and one past the last one, or None if silent."""
+    loud = np.flatnonzero(np.abs(samples.astype(np.int32)) > AUDIBLE)
+    if loud.size == 0:
+        return None
+    return int(loud[0]), int(loud[-1]) + 1
+
+
 @dataclass
 class Utterance:
     label: str  # the file name or the text
     pcm: np.ndarray  # int16 mono at INPUT_RATE
+    text: str | None = None  # the words spoken, when known (stt.wer compares against them)
+
+
+@dataclass(frozen=True)
+class Behaviour:
+    """How the caller talks like a person: ``--barge-in``, ``--backchannel``, ``--pause-mid``
+    (seconds each; None: not done)."""
+
+    barge_in: float | None = None  # into the agent's audio, the caller says its next line
+    backchannel: float | None = None  # into the agent's audio, "mm-hmm", and keeps listening
+    pause_mid: float | None = None  # each line said in two halves with this pause between
+
+    def check(self, lines: int) -> None:
+        """One UsageError line for seconds that are not a sane positive number, or a
+        barge-in with no next line to say."""
+        for option, value in (("--barge-in", self.barge_in),
+                              ("--backchannel", self.backchannel),
+                              ("--pause-mid", self.pause_mid)):
+            if value is not None and not (math.isfinite(value)
+                                          and 0 < value <= MAX_BEHAVIOUR_SECONDS):
+                raise UsageError(f"{option} takes seconds above 0 and at most "
+                                 f"{MAX_BEHAVIOUR_SECONDS:g} (got {value}).")
+        if self.barge_in is not None and lines < 2:
+            raise UsageError("--barge-in: the caller barges in with its next line, and the "
+                             "script has one line; give two or more (--say twice, or --turns "
+                             "2).")
+
+
+def split_in_two(pcm: np.ndarray, rate: int = INPUT_RATE) -> tuple[np.ndarray, np.ndarray]:
+    """A line cut in two between words: at the quietest 20 ms near its middle (35-65% of its
+    speech), so neither half ends mid-syllable."""
+    bounds = audible_bounds(pcm)
+    if bounds is None:
+        mid = len(pcm) // 2
+        return pcm[:mid], pcm[mid:]
+    start, end = bounds
+    win = rate // 50
+    lo, hi = start + (end - start) * 35 // 100, start + (end - start) * 65 // 100
+    best, best_energy = (lo + hi) // 2, math.inf
+    for i in range(lo, max(lo, hi - win) + 1, win // 2):
+        energy = float(np.mean(np.abs(pcm[i:i + win].astype(np.int32))))
+        if energy < best_energy:
+            best, best_energy = i + win // 2, energy
+    return pcm[:best], pcm[best:]
 
 
 BUILTIN_SCRIPT = (
@@ -40,16 +100,36 @@ def load_utterances(say: Sequence[str], turns: int = 1) -> list[Utterance]:
         data = resources.files("lkmetrics") / "data"
         for name, text in BUILTIN_SCRIPT:
             with resources.as_file(data / name) as path:
-                script.append(Utterance(text, read_wav_pcm16_mono(path, INPUT_RATE)))
+                script.append(Utterance(text, read_wav_pcm16_mono(path, INPUT_RATE), text))
     for item in say:
-        path = Path(item).expanduser()
-        if item.lower().endswith(".wav") or path.is_file():
+        wav, words = split_say(item)
+        path = Path(wav).expanduser()
+        if wav.lower().endswith(".wav") or path.is_file():
             if not path.is_file():
-                raise UsageError(f"--say {item}: no such WAV file (give a path or some text).")
-            script.append(Utterance(path.name, read_wav_pcm16_mono(path, INPUT_RATE)))
+                raise UsageError(f"--say {wav}: no such WAV file (give a path or some text).")
+            script.append(Utterance(path.name, read_wav_pcm16_mono(path, INPUT_RATE), words))
         else:
-            script.append(Utterance(item, read_wav_pcm16_mono(spoken(item), INPUT_RATE)))
+            script.append(Utterance(item, read_wav_pcm16_mono(spoken(item), INPUT_RATE), item))
     return script * turns
+
+
+def split_say(item: str) -> tuple[str, str | None]:
+    """``file.wav=the words`` -> (``file.wav``, ``the words``); anything else -> (item, None)."""
+    head, sep, words = item.partition("=")
+    if sep and head.lower().endswith(".wav"):
+        words = words.strip()
+        if not words:
+            raise UsageError(f"--say {item}: give the words after '=' (file.wav=the words), "
+                             "or no '='.")
+        return head, words
+    return item, None
+
+
+def backchannel_pcm() -> np.ndarray:
+    """The caller's backchannel, "Mm-hmm." in the local Piper voice."""
+    from lkmetrics.local.speech import read_wav_pcm16_mono
+
+    return read_wav_pcm16_mono(spoken(BACKCHANNEL_TEXT), INPUT_RATE)
 
 
 def spoken(text: str) -> Path:

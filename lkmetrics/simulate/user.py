@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import functools
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -29,8 +28,9 @@ from lkmetrics.agent.user import (
 from lkmetrics.config import AgentSettings
 from lkmetrics.errors import LkmetricsError
 from lkmetrics.pipeline import Pipeline
-from lkmetrics.simulate.caller import Caller, PacedAudioInput, RealtimeSpeaker, TurnResult
-from lkmetrics.simulate.run import save_turn_audio
+from lkmetrics.simulate.caller import Caller, Line, PacedAudioInput, RealtimeSpeaker, TurnResult
+from lkmetrics.simulate.run import as_lines, audio_saver
+from lkmetrics.simulate.script import Behaviour
 
 START_TIMEOUT = 30.0  # seconds for the entrypoint to start its AgentSession
 GREETING_GRACE = 1.0  # seconds for an agent that speaks first to begin
@@ -47,8 +47,10 @@ async def simulate_user(
     user: UserAgent,
     userdata: dict[Any, Any],
     pipeline: Pipeline,
-    utterances: Sequence[np.ndarray],
+    utterances: Sequence[np.ndarray | Line],
     *,
+    behaviour: Behaviour | None = None,
+    backchannel: np.ndarray | None = None,
     pause: float = 1.0,
     timeout: float = 60.0,
     record_dir: Path | None = None,
@@ -105,8 +107,12 @@ async def simulate_user(
                         f"within {start_timeout:.0f}s" + (" (it returned)" if task.done() else "")
                         + ".")
             else:
-                results = await _talk(first.result(), mic, speaker, utterances, pause=pause,
-                                      timeout=timeout, record_dir=record_dir, on_turn=on_turn)
+                caller = Caller(first.result()[0], mic, speaker,
+                                on_heard=first.result()[1].note_heard,
+                                on_note=first.result()[1].note,
+                                behaviour=behaviour or Behaviour(), backchannel=backchannel)
+                results = await _talk(caller, utterances, pause=pause, timeout=timeout,
+                                      record_dir=record_dir, on_turn=on_turn)
             if task.done() and not task.cancelled() and task.exception() is not None:
                 failure = task.exception()
             await _close(hooks, ctx, user, task)
@@ -130,29 +136,14 @@ async def simulate_user(
 load_user = load_reporting
 
 
-async def _talk(started: tuple[Any, Capture], mic: PacedAudioInput, speaker: RealtimeSpeaker,
-                utterances: Sequence[np.ndarray], *, pause: float, timeout: float,
-                record_dir: Path | None, on_turn: Callable[[TurnResult], None] | None
-                ) -> list[TurnResult]:
+async def _talk(caller: Caller, utterances: Sequence[np.ndarray | Line], *, pause: float,
+                timeout: float, record_dir: Path | None,
+                on_turn: Callable[[TurnResult], None] | None) -> list[TurnResult]:
     """The scripted caller's turns with the session (after any greeting of its own)."""
-    session, capture = started
-    caller = Caller(session, mic, speaker, on_heard=capture.note_heard)
     await caller.settle(GREETING_GRACE, timeout)
-    speaker.take_frames()
-    results: list[TurnResult] = []
-    for i, pcm in enumerate(utterances, start=1):
-        save = None
-        if record_dir is not None:
-            save = functools.partial(save_turn_audio, record_dir, i, pcm, mic.sample_rate)
-        result = await caller.turn(i, pcm, timeout, on_audio=save)
-        results.append(result)
-        if on_turn is not None:
-            on_turn(result)
-        if not result.ok:
-            break
-        if i < len(utterances):
-            await asyncio.sleep(pause)
-    return results
+    caller.speaker.take_frames()
+    return await caller.converse(as_lines(utterances), timeout, pause, on_turn=on_turn,
+                                 on_audio=audio_saver(record_dir, caller.mic.sample_rate))
 
 
 async def _close(hooks: Hooks, ctx: Any, user: UserAgent, task: asyncio.Task[Any]) -> None:
@@ -176,8 +167,10 @@ async def _maybe_await(value: Any) -> None:
 
 
 def run(settings: AgentSettings, user: UserAgent, userdata: dict[Any, Any], pipeline: Pipeline,
-        utterances: Sequence[np.ndarray], *, pause: float, timeout: float,
-        record_dir: Path | None) -> list[TurnResult]:
+        utterances: Sequence[np.ndarray | Line], *, pause: float, timeout: float,
+        record_dir: Path | None, behaviour: Behaviour | None = None,
+        backchannel: np.ndarray | None = None) -> list[TurnResult]:
     """Run :func:`simulate_user` on a fresh event loop (blocking)."""
     return asyncio.run(simulate_user(settings, user, userdata, pipeline, utterances,
-                                     pause=pause, timeout=timeout, record_dir=record_dir))
+                                     pause=pause, timeout=timeout, record_dir=record_dir,
+                                     behaviour=behaviour, backchannel=backchannel))

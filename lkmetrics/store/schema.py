@@ -142,6 +142,19 @@ def m007_tool_duration(conn: sqlite3.Connection) -> None:
     conn.execute("ALTER TABLE records ADD COLUMN tool_duration REAL")
 
 
+# the conversation-dynamics columns as version 8 made them (frozen)
+_V8_FIGURE_COLUMNS = ("time_to_yield", "talk_over", "backchannels", "false_interruptions",
+                      "eot_mispredictions", "livekit_false_interruptions", "stt_wer")
+
+
+def m008_conversation_dynamics(conn: sqlite3.Connection) -> None:
+    """Version 8: the simulated caller's conversation dynamics in turn records (time to
+    yield, talk-over, backchannels, false interruptions, premature ends of turn, LiveKit's
+    false interruption events, the STT's word error rate) as figure columns."""
+    for column in _V8_FIGURE_COLUMNS:
+        conn.execute(f"ALTER TABLE records ADD COLUMN {column} REAL")
+
+
 def _sessions(conn: sqlite3.Connection) -> dict[str, Record]:
     """The opening record of every session, by session id."""
     out: dict[str, Record] = {}
@@ -232,6 +245,7 @@ MIGRATIONS: tuple[Callable[[sqlite3.Connection], None], ...] = (
     m005_model_identity,
     m006_turn_cost_and_digests,
     m007_tool_duration,
+    m008_conversation_dynamics,
 )
 LATEST_VERSION = len(MIGRATIONS)
 

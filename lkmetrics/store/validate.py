@@ -18,7 +18,7 @@ import math
 from typing import Any
 
 from lkmetrics.figures import FIGURES
-from lkmetrics.records import SCHEMA_VERSION, TURN_FIELDS
+from lkmetrics.records import DYNAMICS_FIELDS, SCHEMA_VERSION, TURN_FIELDS
 
 INT64_MAX = 2**63 - 1  # SQLite's INTEGER range
 # record times are Unix seconds between 1970 and the end of year 9999 (what dates can show)
@@ -48,7 +48,7 @@ def _known_types() -> dict[str, tuple[tuple[str, tuple[type, ...]], ...]]:
         out.setdefault(f.kind, []).append((f.field, _NUM_OR_NONE))
     for kind in COMPONENT_KINDS:
         out.setdefault(kind, []).append(("label", _STR_OR_NONE))
-    out["turn"] = [(name, _NUM_OR_NONE) for name in TURN_FIELDS] + [
+    out["turn"] = [(name, _NUM_OR_NONE) for name in (*TURN_FIELDS, *DYNAMICS_FIELDS)] + [
         ("turn", _INT_OR_NONE), ("user_text", _STR_OR_NONE), ("agent_text", _STR_OR_NONE)]
     out["session"] = [(name, _STR_OR_NONE) for name in SESSION_TEXT_FIELDS] + [
         ("turns", _INT_OR_NONE), ("pid", _INT_OR_NONE)]

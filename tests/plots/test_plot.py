@@ -104,12 +104,12 @@ def test_html_report_in_headless_chromium(db: Path, tmp_path: Path) -> None:
     text = page.read_text()
     assert "<script" not in text and "http://" not in text.replace(
         'xmlns="http://www.w3.org/2000/svg"', "") and "https://" not in text
-    # 1 stage chart, a CDF per figure (the fixture has values for each but tool.duration: no
-    # --agent tool calls), TTFT/e2e over time, tokens per request
-    from lkmetrics.figures import FIGURES, OPTIONAL_KINDS
+    # 1 stage chart, a CDF per figure (the fixture has values for each but tool.duration and
+    # the simulated caller's dynamics), TTFT/e2e over time, tokens per request
+    from lkmetrics.figures import FIGURES, shown_only_if_measured
 
     n_charts = len(re.findall(r'<svg class="chart"', text))
-    assert n_charts == 1 + len([f for f in FIGURES if f.kind not in OPTIONAL_KINDS]) + 2
+    assert n_charts == 1 + len([f for f in FIGURES if not shown_only_if_measured(f)]) + 2
     assert "<table>" in text and "llm.ttft" in text
 
     dom, err, requests = _chromium(page, tmp_path, "--dump-dom")

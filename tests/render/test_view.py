@@ -13,7 +13,7 @@ import pytest
 from rich.console import Console
 
 from lkmetrics.analysis import report
-from lkmetrics.figures import FIGURES
+from lkmetrics.figures import FIGURES, shown_only_if_measured
 from lkmetrics.pipeline import SummaryBuilder
 from lkmetrics.records import Record, model_identity, model_label
 from lkmetrics.render.live import TableWriter
@@ -195,7 +195,8 @@ def store_db(tmp_path: Path) -> Path:
     return db
 
 
-FIGURE_NAMES = [f.name for f in FIGURES if f.kind != "tool"]  # no --agent tool calls here
+# no --agent tool calls or simulated caller dynamics here
+FIGURE_NAMES = [f.name for f in FIGURES if not shown_only_if_measured(f)]
 IDS = ["s_3f9a0c2b7d41", "s_8e1d5b7a2c90", "s_aaaaaaaaaaa1", "s_bbbbbbbbbbb2"]
 
 

@@ -28,6 +28,18 @@ from lkmetrics.config import AgentSettings
 from lkmetrics.pipeline import Pipeline
 
 STAGES = ("stt", "llm", "tts")
+# the keys that the plugins' constructors insist on (deepgram.STT(), openai.LLM(), ...): the
+# agent builds its models before lkmetrics replaces them, so with every model replaced each
+# gets a placeholder unless set (never sent anywhere: the replaced models are not used)
+PLACEHOLDER = "lkmetrics-replaced-model-key-never-sent"  # 32+ bytes: some sign JWTs with it
+PROVIDER_KEYS = ("LIVEKIT_API_KEY", "LIVEKIT_API_SECRET", "OPENAI_API_KEY", "DEEPGRAM_API_KEY",
+                 "CARTESIA_API_KEY", "GROQ_API_KEY", "ELEVEN_API_KEY", "ASSEMBLYAI_API_KEY",
+                 "ANTHROPIC_API_KEY", "GOOGLE_API_KEY", "CEREBRAS_API_KEY", "RIME_API_KEY",
+                 "SPEECHMATICS_API_KEY", "INWORLD_API_KEY", "AZURE_SPEECH_KEY",
+                 "AZURE_SPEECH_REGION", "FIREWORKS_API_KEY", "TOGETHER_API_KEY",
+                 "MISTRAL_API_KEY", "XAI_API_KEY", "HUME_API_KEY", "NEUPHONIC_API_KEY",
+                 "SARVAM_API_KEY", "GLADIA_API_KEY", "SONIOX_API_KEY", "RESEMBLE_API_KEY",
+                 "LMNT_API_KEY", "PLAYHT_API_KEY", "PLAYHT_USER_ID", "SPITCH_API_KEY")
 FLAG = {"stt": "--stt", "llm": "--llm", "tts": "--tts"}
 
 
@@ -76,10 +88,11 @@ class Hooks:
         self._said: set[str] = set()
         self._lock = threading.Lock()
         if set(settings.replace) == set(STAGES):
-            # every model the agent builds is replaced, but LiveKit Inference's classes
-            # (inference.STT(...) in the agent's code) refuse to be built without a key
-            for var in ("LIVEKIT_API_KEY", "LIVEKIT_API_SECRET"):
-                os.environ.setdefault(var, "lkmetrics-replaced")
+            # every model the agent builds is replaced, but LiveKit Inference's classes and
+            # the plugins' (inference.STT(...), deepgram.STT() in the agent's code) refuse to
+            # be built without a key
+            for var in PROVIDER_KEYS:
+                os.environ.setdefault(var, PLACEHOLDER)
 
     # -- messages --
 
@@ -118,8 +131,8 @@ class Hooks:
         return kw
 
     def _flag(self, stage: str) -> str:
-        return "--local" if self.settings.uses_local() and getattr(
-            self.settings, stage) == "local" and len(self.settings.replace) == 3 else FLAG[stage]
+        every = all(getattr(self.settings, s) == "local" for s in STAGES)
+        return "--local" if every and len(self.settings.replace) == 3 else FLAG[stage]
 
     def _offline_turn_detection(self, kw: dict[str, Any]) -> None:
         handling = kw.get("turn_handling")
@@ -175,6 +188,26 @@ class Hooks:
                   "(LiveKit Cloud only; local models run offline)")
         return dataclasses.replace(options, audio_input=dataclasses.replace(
             audio, noise_cancellation=None))
+
+    async def check_prompt(self, agent: Any) -> None:
+        """Under ``--local``, refuse an agent whose instructions do not fit the local
+        LLM's context (one error naming the sizes, instead of a reply that never comes)."""
+        if ("llm" not in self.settings.replace or self.settings.llm != "local"
+                or not self.settings.llm_base_url):
+            return
+        import asyncio
+
+        from lkmetrics.agent.server import LOCAL_MAX_TOKENS
+        from lkmetrics.local.context import check_fits, prompt_tokens
+
+        # the instructions only: the local server's chat template leaves the tool schemas out
+        text = str(getattr(agent, "instructions", "") or "")
+        try:
+            tokens = await asyncio.to_thread(prompt_tokens, self.settings.llm_base_url, text)
+        except Exception:  # a server without the count endpoint: let the request tell
+            return
+        # the template, the caller's words and the reply need room too
+        check_fits(type(agent).__name__, tokens, LOCAL_MAX_TOKENS + 64)
 
     # -- capture --
 
@@ -249,6 +282,7 @@ def activate(hooks: Hooks | None) -> None:
     """Make ``hooks`` act on the sessions this process starts from now on (None: stop)."""
     global _active
     _install()
+    _patch_turn_detector()
     _active = hooks
 
 
@@ -258,6 +292,64 @@ def active() -> Hooks | None:
 
 def _stderr(line: str) -> None:
     print(line, file=sys.stderr, flush=True)
+
+
+_patched_detector = False
+
+
+def _patch_turn_detector() -> None:
+    """LiveKit's turn-detector models (``MultilingualModel()``, ``EnglishModel()``) read their
+    downloaded files when built, in the agent's code, before lkmetrics sees the session. Under
+    ``--local`` they are built without them (the session then uses VAD endpointing, see
+    :meth:`Hooks.session_kwargs`); otherwise they are built as LiveKit builds them."""
+    global _patched_detector
+    base = sys.modules.get("livekit.plugins.turn_detector.base")
+    if _patched_detector or base is None or not hasattr(base, "EOUModelBase"):
+        return
+    _patched_detector = True
+    original = base.EOUModelBase.__init__
+
+    @functools.wraps(original)
+    def init(self: Any, *args: Any, **kw: Any) -> None:
+        hooks = _active
+        if hooks is not None and hooks.settings.uses_local():
+            kw["load_languages"] = False
+        original(self, *args, **kw)
+
+    base.EOUModelBase.__init__ = init
+
+
+def _patch_background_audio() -> None:
+    """``BackgroundAudioPlayer.start(room=ctx.room)`` publishes a track in the room; under
+    ``simulate`` there is no room (the caller is the session's audio I/O), so the player runs
+    (its ``play()`` handles complete, the thinking sound follows the agent's state) and its
+    mixed audio is dropped at the pace it plays. Elsewhere it runs as LiveKit runs it."""
+    import asyncio
+
+    from livekit.agents.voice import background_audio
+
+    player = background_audio.BackgroundAudioPlayer
+    publish = player._publish_track
+    mix = player._run_mixer_task
+
+    @functools.wraps(publish)
+    async def publish_track(self: Any) -> None:
+        hooks = _active
+        if hooks is None or hooks.io is None:
+            return await publish(self)
+        hooks.note("lkmetrics: the agent's BackgroundAudioPlayer plays to no one (simulate has "
+                   "no room)")
+
+    @functools.wraps(mix)
+    async def run_mixer(self: Any) -> None:
+        hooks = _active
+        if hooks is None or hooks.io is None:
+            return await mix(self)
+        async for frame in self._audio_mixer:
+            await asyncio.sleep(frame.duration)
+
+    player._publish_track = publish_track  # type: ignore[method-assign]
+    player._run_mixer_task = run_mixer  # type: ignore[method-assign]
 
 
 def _install() -> None:
@@ -281,6 +373,7 @@ def _install() -> None:
         if hooks is None or id(self) in hooks.captures:
             return await session_start(self, agent, **kw)
         kw = hooks.start_kwargs(self, kw)
+        await hooks.check_prompt(agent)
         capture = hooks.started(self, agent)
         try:
             result = await session_start(self, agent, **kw)
@@ -302,6 +395,7 @@ def _install() -> None:
         hooks = _active
         agent_init(self, **(hooks.agent_kwargs(self, kw) if hooks is not None else kw))
 
+    _patch_background_audio()
     AgentSession.__init__ = init  # type: ignore[method-assign]
     AgentSession.start = start  # type: ignore[method-assign]
     AgentSession.update_agent = update  # type: ignore[method-assign]

@@ -18,6 +18,7 @@ from lkmetrics.agent import server
 from lkmetrics.agent.hooks import Hooks, activate, active
 from lkmetrics.agent.user import UserAgent, describe_failure, load_reporting, print_traceback
 from lkmetrics.config import AgentSettings
+from lkmetrics.errors import LkmetricsError
 
 log = logging.getLogger("lkmetrics")
 START_TIMEOUT = 30.0  # seconds: an entrypoint that starts no AgentSession by then is named
@@ -60,6 +61,9 @@ async def entrypoint(ctx: JobContext) -> None:
     watch = asyncio.ensure_future(_watch_start(hooks, settings))
     try:
         await user.entrypoint(ctx)
+    except LkmetricsError as e:  # lkmetrics' own refusal (e.g. a prompt too long for --local)
+        log.error("Error: %s", e)
+        raise
     except Exception as e:
         print_traceback(e)
         log.error(describe_failure(settings.agent or "", "the entrypoint"))

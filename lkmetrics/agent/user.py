@@ -7,6 +7,7 @@ fails before livekit loads); :func:`load` imports the module and resolves NAME.
 
 from __future__ import annotations
 
+import ast
 import importlib
 import importlib.util
 import inspect
@@ -98,6 +99,11 @@ def resolve(module: Any, target: Target) -> UserAgent:
         servers = [k for k, v in members.items() if isinstance(v, AgentServer)]
         workers = [k for k, v in members.items() if isinstance(v, WorkerOptions)]
         entries = [k for k, v in members.items() if _is_entrypoint(v, mod_name)]
+        if not servers and not workers:
+            main = main_block_worker(module)
+            if main is not None:  # cli.run_app(WorkerOptions(...)) under __main__
+                members["__main__"] = main
+                workers = ["__main__"]
         for found, what in ((servers, "AgentServer"), (workers, "WorkerOptions"),
                             (entries, "entrypoint")):
             if len(found) > 1:
@@ -128,6 +134,55 @@ def resolve(module: Any, target: Target) -> UserAgent:
         return UserAgent(target, resolved, "entrypoint", obj)
     raise UsageError(f"--agent {target.spec}: {name} is a {type(obj).__name__}, not an "
                      "AgentServer, WorkerOptions or entrypoint(ctx: JobContext).")
+
+
+WORKER_FIELDS = ("entrypoint_fnc", "prewarm_fnc", "request_fnc", "agent_name")
+
+
+def main_block_worker(module: Any) -> Any:
+    """The ``WorkerOptions(entrypoint_fnc=..., prewarm_fnc=...)`` that the module's
+    ``if __name__ == "__main__":`` block gives ``cli.run_app`` (the most common shape of
+    LiveKit's examples), built from the module's own functions without running the block;
+    None when there is none or its arguments are not plain names and constants."""
+    from livekit.agents import WorkerOptions
+
+    path = getattr(module, "__file__", None)
+    if not path:
+        return None
+    try:
+        with open(path, encoding="utf-8") as f:
+            tree = ast.parse(f.read())
+    except (OSError, SyntaxError, ValueError):
+        return None
+    for node in tree.body:
+        if isinstance(node, ast.If) and _is_main_test(node.test):
+            for call in ast.walk(node):
+                if isinstance(call, ast.Call) and _called(call) == "WorkerOptions":
+                    kwargs: dict[str, Any] = {}
+                    for kw in call.keywords:
+                        if kw.arg not in WORKER_FIELDS:
+                            continue
+                        if isinstance(kw.value, ast.Name) and hasattr(module, kw.value.id):
+                            kwargs[kw.arg] = getattr(module, kw.value.id)
+                        elif isinstance(kw.value, ast.Constant):
+                            kwargs[kw.arg] = kw.value.value
+                        else:
+                            return None
+                    if callable(kwargs.get("entrypoint_fnc")):
+                        return WorkerOptions(**kwargs)
+    return None
+
+
+def _is_main_test(test: ast.expr) -> bool:
+    return (isinstance(test, ast.Compare) and isinstance(test.left, ast.Name)
+            and test.left.id == "__name__" and len(test.comparators) == 1
+            and isinstance(test.comparators[0], ast.Constant)
+            and test.comparators[0].value == "__main__")
+
+
+def _called(call: ast.Call) -> str:
+    func = call.func
+    return func.attr if isinstance(func, ast.Attribute) else getattr(func, "id", "")
 
 
 def _found(members: dict[str, Any], mod_name: str) -> str:

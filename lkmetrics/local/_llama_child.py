@@ -63,6 +63,19 @@ def with_usage(llama: Any, prompt_tokens: int, chunks: Iterator[Any]) -> Iterato
         }
 
 
+def too_long(llama: Any, prompt: Any) -> None:
+    """Raise llama_cpp's own context-window error before a streamed completion starts.
+
+    llama_cpp raises it from inside the stream, after the server has answered 200, so the
+    client sees a broken stream; raised here, the server's error handler answers 400 with
+    OpenAI's ``context_length_exceeded`` (the prompt's size and the window's)."""
+    tokens = prompt if isinstance(prompt, list) else llama.tokenize(
+        str(prompt).encode("utf-8"), special=True)
+    window = int(llama.n_ctx())
+    if len(tokens) >= window:
+        raise ValueError(f"Requested tokens ({len(tokens)}) exceed context window of {window}")
+
+
 def add_stream_usage() -> None:
     """Patch llama_cpp so streamed chat completions end with a usage chunk."""
     import llama_cpp
@@ -83,6 +96,8 @@ def add_stream_usage() -> None:
             yield token
 
     def create_completion(self: Any, prompt: Any, *args: Any, **kwargs: Any) -> Any:
+        if kwargs.get("stream"):
+            too_long(self, prompt)
         result = original_create_completion(self, prompt, *args, **kwargs)
         if not kwargs.get("stream") or not isinstance(prompt, list):
             return result

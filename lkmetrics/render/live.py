@@ -197,6 +197,16 @@ def dynamics_note(r: Record) -> str:
     return ", ".join(parts)
 
 
+def tool_calls(r: Record) -> str:
+    """The turn's function tool calls in order, e.g. ``lookup_weather 0.31 s · order 0.00 s
+    (error)``; empty for a turn without tools."""
+    found = r.get("tools")
+    calls = found if isinstance(found, list) else []
+    return " · ".join(
+        f"{c.get('name')} {fmt_value(number(c.get('duration')), 's')}"
+        + ("" if c.get("ok", True) else " (error)") for c in calls if isinstance(c, dict))
+
+
 def turn_line(r: Record, width: int = 80, *, compact: bool = False) -> RenderableType:
     """The turn: e2e, a stacked bar of its stages (only with an e2e latency) that takes the
     room the line leaves, the stages, and what was heard and said (one line each when
@@ -232,6 +242,9 @@ def turn_line(r: Record, width: int = 80, *, compact: bool = False) -> Renderabl
             lines.append(Text(parts))
     elif stages:
         head.append(parts)
+    calls = tool_calls(r)
+    if calls:
+        lines.append(Text.assemble(("  tools: ", "dim"), printable(calls)))
     for key, label in (("user_text", "heard"), ("agent_text", "said ")):
         if r.get(key):
             said = clip(r[key], width - 9) if compact else str(r[key])

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import sys
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -62,10 +63,10 @@ async def simulate_user(
 
     Raises :class:`UserCodeError` (after printing the user's traceback) when the user's code
     fails, and LkmetricsError when no session starts within ``start_timeout``."""
-    from livekit import rtc
     from livekit.agents.testing import fake_job_context
 
     from lkmetrics.agent import quiet
+    from lkmetrics.simulate.room import SimulatedRoom
 
     quiet.install(reported=True)  # the caller names a failed request
     mic = PacedAudioInput()
@@ -89,7 +90,7 @@ async def simulate_user(
     task: asyncio.Task[Any] | None = None
     failure: BaseException | None = None
     try:
-        with fake_job_context(room=rtc.Room()) as ctx:
+        with fake_job_context(room=SimulatedRoom()) as ctx:
             try:
                 if user.setup is not None:
                     user.setup(ctx.proc)
@@ -128,6 +129,8 @@ async def simulate_user(
                     await session.aclose()
         hooks.end_all()
         activate(None)
+    if isinstance(failure, LkmetricsError):  # lkmetrics' own refusal (e.g. prompt too long)
+        raise failure
     if failure is not None:
         raise fail(failure, settings.agent or "", "the entrypoint") from None
     return results
@@ -151,14 +154,26 @@ async def _close(hooks: Hooks, ctx: Any, user: UserAgent, task: asyncio.Task[Any
     callbacks (the user's, e.g. logging usage), then stop a still-running entrypoint."""
     for session in hooks.sessions:
         await session.aclose()
-    if user.on_session_end is not None:
-        await _maybe_await(user.on_session_end(ctx))
+    if user.on_session_end is not None and hooks.sessions:  # none started: no session to end
+        await _user_hook("on_session_end", user.on_session_end, ctx)
     for callback in list(getattr(ctx, "_shutdown_callbacks", [])):
-        await _maybe_await(callback("simulation ended"))
+        await _user_hook("shutdown callback", callback, "simulation ended")
     if not task.done():
         task.cancel()
     with contextlib.suppress(BaseException):  # its failure was taken before
         await task
+
+
+async def _user_hook(what: str, fn: Callable[..., Any], *args: Any) -> None:
+    """Call one of the user's end-of-job functions; if it raises, its traceback and one line
+    (as LiveKit logs it), and the job ends as it would: the records are kept."""
+    try:
+        await _maybe_await(fn(*args))
+    except Exception as e:
+        print_traceback(e)
+        print(f"lkmetrics: the agent's {what} {getattr(fn, '__name__', '')} raised "
+              f"{type(e).__name__} (the traceback above is from the agent's code)",
+              file=sys.stderr, flush=True)
 
 
 async def _maybe_await(value: Any) -> None:

@@ -282,3 +282,24 @@ def test_view_option_and_env(monkeypatch: pytest.MonkeyPatch) -> None:
 
     with pytest.raises(UsageError, match="--view expects recipe or compact"):
         view_name("fancy")
+
+
+def test_turn_line_lists_the_turns_tool_calls() -> None:
+    """The live view's turn shows each tool it called, its time and a failure."""
+    from lkmetrics.render.live import turn_line
+
+    turn: Record = {"kind": "turn", "turn": 2, "e2e_latency": 1.2,
+                    "stages": {"end_of_turn": 0.3, "tools": 0.5, "llm_ttft": 0.2,
+                               "first_sentence": 0.1, "tts_ttfb": 0.1, "playback": 0.0,
+                               "unexplained": 0.0, "overlap": 0.0},
+                    "tools": [{"name": "lookup_weather", "duration": 0.31, "ok": True},
+                              {"name": "order_item", "duration": 0.002, "ok": False}]}
+    console = Console(width=120, record=True, color_system=None)
+    console.print(turn_line(turn, 120))
+    lines = console.export_text().splitlines()
+    (tools,) = [line for line in lines if line.strip().startswith("tools:")]
+    assert tools.strip() == "tools: lookup_weather 310 ms · order_item 2.0 ms (error)"
+    turn["tools"] = []
+    console = Console(width=120, record=True, color_system=None)
+    console.print(turn_line(turn, 120))
+    assert "tools:" not in console.export_text()

@@ -111,7 +111,8 @@ async def simulate_user(
                 caller = Caller(first.result()[0], mic, speaker,
                                 on_heard=first.result()[1].note_heard,
                                 on_note=first.result()[1].note,
-                                behaviour=behaviour or Behaviour(), backchannel=backchannel)
+                                behaviour=behaviour or Behaviour(), backchannel=backchannel,
+                                base_urls={"LLM": settings.llm_base_url})
                 results = await _talk(caller, utterances, pause=pause, timeout=timeout,
                                       record_dir=record_dir, on_turn=on_turn)
             if task.done() and not task.cancelled() and task.exception() is not None:

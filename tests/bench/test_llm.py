@@ -82,8 +82,11 @@ def test_ttft_itl_tpot_match_the_injected_values() -> None:
             assert abs(run[name][stat] - injected) <= TOLERANCE, (name, stat, run[name])
         # the tail of 20 requests is one or two of them: a scheduler hiccup on a shared
         # 2-core machine must not fail the test, a systematic error still does
-        for stat in ("p95", "p99", "max"):
+        for stat in ("p95", "p99"):
             assert abs(run[name][stat] - injected) <= 3 * TOLERANCE, (name, stat, run[name])
+        # the max is the one worst value (of 180 gaps for ITL): bounded, not pinned (a CI run
+        # saw one 55 ms gap while other work shared the cores)
+        assert injected - TOLERANCE <= run[name]["max"] <= injected + 0.1, (name, run[name])
     # latency = TTFT + 9 gaps
     assert abs(run["latency"]["p50"] - (0.1 + 9 * 0.02)) <= 2 * TOLERANCE
     assert run["output_tokens"] == 20 * 10  # from the usage chunk

@@ -22,7 +22,7 @@ import pexpect
 import pytest
 from click.testing import Result
 
-from lkmetrics.figures import COST_FIGURES, OPTIONAL_KINDS
+from lkmetrics.figures import COST_FIGURES, shown_only_if_measured
 from lkmetrics.figures import FIGURES as ALL_FIGURES
 from lkmetrics.store import Store, importer, parsing
 from lkmetrics.store.rows import Batch
@@ -38,7 +38,7 @@ ENTRY = (
 )
 
 # the figures these sessions have (no --agent tool calls)
-FIGURES = tuple(f for f in ALL_FIGURES if f.kind not in OPTIONAL_KINDS)
+FIGURES = tuple(f for f in ALL_FIGURES if not shown_only_if_measured(f))
 
 
 def digest(path: Path) -> str:

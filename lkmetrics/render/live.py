@@ -136,7 +136,7 @@ def vad_line(r: Record) -> Text:
     )
 
 
-# the compact view's stage names (README: "A turn, stage by stage")
+# the compact view's stage names (docs/live-view.md: "A turn, stage by stage")
 SHORT_STAGE_NAMES = {"end_of_turn": "eot", "llm_ttft": "ttft", "first_sentence": "sentence",
                      "tts_ttfb": "ttfb", "playback": "play", "unexplained": "other"}
 

@@ -1,4 +1,5 @@
-"""The README, .env.example and .ci/run are checked against the code, not hoped for."""
+"""The README, its docs/ pages, .env.example and .ci/run are checked against the code, not
+hoped for."""
 
 from __future__ import annotations
 
@@ -12,6 +13,9 @@ from lkmetrics.figures import FIGURES
 
 ROOT = Path(__file__).resolve().parents[2]
 README = (ROOT / "README.md").read_text()
+# the docs/ pages the README links to hold what moved out of it (internals, long references)
+DOCS = {path.name: path.read_text() for path in sorted((ROOT / "docs").glob("*.md"))}
+MAX_README_LINES = 400
 
 
 def cli_commands() -> dict[str, object]:
@@ -50,11 +54,11 @@ def test_setup_commands_and_ci_agree() -> None:
 
 
 def test_readme_lists_every_figure_and_env_var() -> None:
-    for figure in FIGURES:
+    for figure in FIGURES:  # the README's figure table
         assert f"`{figure.name}`" in README, figure.name
     example = (ROOT / ".env.example").read_text()
     for var in re.findall(r"^#?\s*([A-Z][A-Z_]+)=", example, re.M):
-        assert f"`{var}`" in README, var
+        assert f"`{var}`" in README, var  # the README's table
 
 
 def test_readme_json_example_validates_as_a_livekit_metric() -> None:
@@ -63,7 +67,27 @@ def test_readme_json_example_validates_as_a_livekit_metric() -> None:
     from livekit.agents.metrics import AgentMetrics, LLMMetrics
     from pydantic import TypeAdapter
 
-    line = re.search(r"```json\n(.*?)\n```", README, re.S)
+    line = re.search(r"```json\n(.*?)\n```", DOCS["records.md"], re.S)
     assert line
     record = json.loads(line.group(1))
     assert isinstance(TypeAdapter(AgentMetrics).validate_python(record), LLMMetrics)
+
+
+def test_readme_is_short_and_its_docs_links_exist() -> None:
+    lines = README.count("\n") + (not README.endswith("\n"))
+    assert lines <= MAX_README_LINES, f"README.md has {lines} lines (at most {MAX_README_LINES})"
+    links = re.findall(r"\]\((docs/[^)#\s]+)(?:#[^)\s]*)?\)", README)
+    assert any(link.endswith(".md") for link in links), "the README links no docs/ page"
+    missing = sorted({link for link in links if not (ROOT / link).is_file()})
+    assert not missing, f"the README links docs that do not exist: {missing}"
+    # every docs page is reachable from the README, so nothing that moved is hidden
+    unlinked = sorted(set(DOCS) - {link.removeprefix("docs/") for link in links})
+    assert not unlinked, f"docs pages the README does not link: {unlinked}"
+
+
+def test_readme_examples_name_files_that_exist() -> None:
+    # a WAV given to --say, or a file given to --agent, must ship with the checkout
+    paths = re.findall(r"(?:--say|--agent) ((?:[\w./-]+)\.(?:wav|py))\b", README)
+    assert paths
+    missing = sorted({p for p in paths if not (ROOT / p).is_file()})
+    assert not missing, missing

@@ -45,8 +45,7 @@ def metric_line(r: Record, session: Mapping[str, Any] | None, width: int = 0) ->
         items.append(Text(f"{r.get('characters_count')} chars"))
     requests = number(r.get("requests"))
     if kind == "tts" and requests is not None:
-        n = int(requests)
-        items.append(Text(f"{n} request{'s' if n != 1 else ''}"))
+        items.append(Text(f"{int(requests)} req"))  # short: the line fits 80 columns
     if r.get("cancelled"):
         items.append(Text("cancelled", style="red"))
     return Text("\n").join(fold(items, width or 10**6, indent=5, sep="  ", first_indent=0))

@@ -72,7 +72,7 @@ def test_four_turns_fit_in_160_lines_at_80_columns(llm_server: LLMServer) -> Non
     tts_lines = [line for line in lines if line.startswith("tts ")]
     assert len(tts_lines) == 4, tts_lines
     counts = [int(m.group(1)) for line in tts_lines
-              if (m := re.search(r"(\d+) requests?", line))]
+              if (m := re.search(r"(\d+) req\b", line))]
     assert sum(counts) == kinds.count("tts")
     assert "TTS Metrics Report" not in text and "STT Metrics Report" not in text
     assert text.count("bar: 40 cols = ") == 1  # the scale, shown once

@@ -17,34 +17,77 @@ SPARKS = "▁▂▃▄▅▆▇█"
 # kind -> (field, label, unit) of the figures its line shows
 _FIGURES: dict[str, tuple[tuple[str, str, str], ...]] = {
     "llm": (("ttft", "ttft", "s"), ("duration", "dur", "s"), ("decode_rate", "", "tok/s")),
-    "tts": (("ttfb", "ttfb", "s"), ("duration", "dur", "s"), ("audio_duration", "audio", "s")),
+    "tts": (("ttfb", "ttfb", "s"), ("audio_duration", "audio", "s")),
     "stt": (("duration", "dur", "s"), ("audio_duration", "audio", "s")),
     "eou": (("end_of_utterance_delay", "delay", "s"), ("transcription_delay", "transcr", "s")),
 }
 _STYLES = {"llm": "cyan", "tts": "green", "stt": "yellow", "eou": "magenta"}
 
 
-def metric_line(r: Record, session: Mapping[str, Any] | None) -> Text:
-    """``llm  openai/gpt-4.1-mini  ttft 312ms  dur 1.20s  41.2/s  62 tok``."""
+def metric_line(r: Record, session: Mapping[str, Any] | None, width: int = 0) -> Text:
+    """``llm  openai/gpt-4.1-mini  ttft 312ms  dur 1.20s  41.2/s  62 tok``, broken between
+    figures onto indented lines when wider than ``width`` (0: never)."""
     kind = str(r.get("kind"))
-    line = Text()
-    line.append(f"{kind:<4}", style=f"bold {_STYLES.get(kind, 'white')}")
+    head = Text(f"{kind:<4}", style=f"bold {_STYLES.get(kind, 'white')}")
     model = model_identity(r, session) if kind != "eou" else None
     if model:
-        line.append(f" {printable(model)}", style="dim")
+        head.append(f" {printable(model)}", style="dim")
+    items = [head]
     for key, label, unit in _FIGURES.get(kind, ()):
         v = number(r.get(key))
         if v is None:
             continue
         shown = fmt_value(v, unit, compact=True)
-        line.append(f"  {label} {shown}" if label else f"  {shown}")
+        items.append(Text(f"{label} {shown}" if label else shown))
     if kind == "llm" and number(r.get("completion_tokens")) is not None:
-        line.append(f"  {r.get('prompt_tokens')}→{r.get('completion_tokens')} tok")
+        items.append(Text(f"{r.get('prompt_tokens')}→{r.get('completion_tokens')} tok"))
     if kind == "tts" and r.get("characters_count") is not None:
-        line.append(f"  {r.get('characters_count')} chars")
+        items.append(Text(f"{r.get('characters_count')} chars"))
+    requests = number(r.get("requests"))
+    if kind == "tts" and requests is not None:
+        items.append(Text(f"{int(requests)} req"))  # short: the line fits 80 columns
     if r.get("cancelled"):
-        line.append("  cancelled", style="red")
-    return line
+        items.append(Text("cancelled", style="red"))
+    return Text("\n").join(fold(items, width or 10**6, indent=5, sep="  ", first_indent=0))
+
+
+def fold(items: Sequence[Text], width: int, indent: int = 2, sep: str = " · ",
+         first_indent: int | None = None) -> list[Text]:
+    """``items`` joined by ``sep`` on lines of at most ``width`` columns, broken between
+    items (never inside one); lines indented by ``indent`` (the first by ``first_indent``,
+    default the same)."""
+    lines: list[Text] = []
+    start = indent if first_indent is None else first_indent
+    line = Text(" " * start)
+    for item in items:
+        fresh = line.cell_len == start
+        if not fresh and line.cell_len + len(sep) + item.cell_len > width:
+            lines.append(line)
+            start = indent
+            line, fresh = Text(" " * start), True
+        if not fresh:
+            line.append(sep)
+        line.append_text(item)
+    if line.cell_len > start:
+        lines.append(line)
+    return lines
+
+
+def tts_reply(records: Sequence[Record]) -> Record:
+    """One reply's TTS requests (one per sentence) as one record for display: the first
+    request's ttfb (what delays the reply), durations, audio and characters summed, how many
+    requests. For the live view only: the records themselves are stored as they came."""
+    first = records[0]
+
+    def total(key: str) -> float | None:
+        values = [number(r.get(key)) for r in records]
+        present = [v for v in values if v is not None]
+        return sum(present) if present else None
+
+    return {**first, "duration": total("duration"), "audio_duration": total("audio_duration"),
+            "characters_count": (None if (chars := total("characters_count")) is None
+                                 else int(chars)),
+            "cancelled": any(r.get("cancelled") for r in records), "requests": len(records)}
 
 
 def spark(values: Sequence[float | None]) -> str:
@@ -78,7 +121,15 @@ def spark_line(e2e: Sequence[float | None]) -> Text | None:
     )
 
 
-def clip(text: object, width: int) -> str:
-    """A turn's text on one line of at most ``width`` characters (the text, not a figure)."""
+def clip(text: object, width: int, lines: int = 1) -> str:
+    """A turn's text (the text, not a figure) on at most ``lines`` lines of at most ``width``
+    characters, broken between words, cut with ``…`` when longer."""
     s = " ".join(str(text).split())
-    return s if len(s) <= width else s[: max(1, width - 1)] + "…"
+    if lines <= 1 or len(s) <= width:
+        return s if len(s) <= width else s[: max(1, width - 1)] + "…"
+    import textwrap
+
+    wrapped = textwrap.wrap(s, width, break_long_words=True, break_on_hyphens=False)
+    if len(wrapped) > lines:
+        wrapped = [*wrapped[: lines - 1], clip(" ".join(wrapped[lines - 1:]), width)]
+    return "\n".join(wrapped)

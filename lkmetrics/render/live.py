@@ -13,9 +13,10 @@ from rich.table import Table
 from rich.text import Text
 
 from lkmetrics.figures import FIGURES
-from lkmetrics.records import STAGE_NAMES, Record, model_identity, turn_stages, usage_identity
-from lkmetrics.render.compact import clip, spark_line
+from lkmetrics.records import Record, model_identity, usage_identity
+from lkmetrics.render.compact import fold, spark_line, tts_reply
 from lkmetrics.render.compact import metric_line as compact_line
+from lkmetrics.render.turns import BarScale, turn_line
 from lkmetrics.safety import printable, text
 from lkmetrics.units import (
     count,
@@ -25,10 +26,6 @@ from lkmetrics.units import (
     seconds,
     timestamp,
 )
-
-BAR_WIDTH = 40
-STAGE_COLORS = {"end_of_turn": "magenta", "llm_ttft": "cyan", "first_sentence": "blue",
-                "tts_ttfb": "green", "playback": "yellow", "unexplained": "grey50"}
 
 
 def _s(value: Any) -> Text:
@@ -136,122 +133,6 @@ def vad_line(r: Record) -> Text:
     )
 
 
-# the compact view's stage names (docs/live-view.md: "A turn, stage by stage")
-SHORT_STAGE_NAMES = {"end_of_turn": "eot", "llm_ttft": "ttft", "first_sentence": "sentence",
-                     "tts_ttfb": "ttfb", "playback": "play", "unexplained": "other"}
-
-
-def turn_breakdown(r: Record) -> list[tuple[str, float]]:
-    """The named stages of a turn's end-to-end latency, in order (see records.turn_stages):
-    they add up to the e2e latency, less any overlap."""
-    stages = r.get("stages")
-    if not isinstance(stages, dict):  # a record from before stages: derive them
-        stages = dict(turn_stages(r, number(r.get("heard_latency"))))
-    out: list[tuple[str, float]] = []
-    for name in STAGE_NAMES:
-        v = number(stages.get(name))
-        if v is not None and v > 0.0005:
-            out.append((name, v))
-    return out
-
-
-def stacked_bar(stages: list[tuple[str, float]], width: int = BAR_WIDTH) -> Text:
-    total = sum(v for _, v in stages)
-    bar = Text()
-    if total <= 0:
-        return bar
-    used = 0
-    for i, (name, v) in enumerate(stages):
-        n = width - used if i == len(stages) - 1 else round(v / total * width)
-        n = max(n, 1)
-        bar.append("█" * n, style=STAGE_COLORS.get(name, "white"))
-        used += n
-    return bar
-
-
-def dynamics_note(r: Record) -> str:
-    """What the simulated caller measured of the turn's dynamics, in words: ``interrupted,
-    yielded in 240 ms``, ``no barge-in (reply ended at 1.2 s)``, ``1 backchannel, agent
-    stopped and resumed``, ``answered half the line``, ``WER 0.17``; empty if nothing."""
-    parts: list[str] = []
-    ttl = number(r.get("time_to_yield"))
-    if ttl is not None:
-        parts.append(f"interrupted, yielded in {seconds(ttl)}")
-    elif r.get("yielded") is False:
-        parts.append("barged in, agent did not yield")
-    elif isinstance(r.get("barge_in"), str):
-        parts.append(str(r["barge_in"]))
-    bc = number(r.get("backchannels"))
-    if bc:
-        n = int(bc)
-        said = f"{n} backchannel{'s' if n != 1 else ''}"
-        if number(r.get("false_interruptions")):
-            said += ", agent stopped" + (" and resumed" if r.get("resumed") else "")
-        parts.append(said)
-    eot = number(r.get("eot_mispredictions"))
-    if eot:
-        parts.append("answered half the line" if eot == 1 else f"answered early {int(eot)}x")
-    wer = number(r.get("stt_wer"))
-    if wer is not None:
-        parts.append(f"WER {wer:.2f}")
-    return ", ".join(parts)
-
-
-def tool_calls(r: Record) -> str:
-    """The turn's function tool calls in order, e.g. ``lookup_weather 0.31 s · order 0.00 s
-    (error)``; empty for a turn without tools."""
-    found = r.get("tools")
-    calls = found if isinstance(found, list) else []
-    return " · ".join(
-        f"{c.get('name')} {fmt_value(number(c.get('duration')), 's')}"
-        + ("" if c.get("ok", True) else " (error)") for c in calls if isinstance(c, dict))
-
-
-def turn_line(r: Record, width: int = 80, *, compact: bool = False) -> RenderableType:
-    """The turn: e2e, a stacked bar of its stages (only with an e2e latency) that takes the
-    room the line leaves, the stages, and what was heard and said (one line each when
-    ``compact``)."""
-    e2e = number(r.get("e2e_latency"))
-    head = Text.assemble((f"Turn {r.get('turn')}", "bold"), "  e2e ",
-                         (seconds(e2e), "bold yellow"))
-    stages = turn_breakdown(r)
-    names = SHORT_STAGE_NAMES if compact else {}
-    parts = "  " + " · ".join(f"{names.get(n, n)} {fmt_value(v, 's', compact=compact)}"
-                              for n, v in stages)
-    found = r.get("stages")
-    extra: dict[str, Any] = found if isinstance(found, dict) else {}
-    overlap = number(extra.get("overlap"))
-    if overlap is not None and overlap > 0.0005:
-        parts += f" (overlap {fmt_value(overlap, 's', compact=compact)})"
-    heard = number(r.get("heard_latency"))
-    if heard is not None:  # what the simulated caller heard, on its own clock
-        head.append(f"  heard {seconds(heard)}")
-    dynamics = dynamics_note(r)
-    if dynamics:
-        head.append(f"  {dynamics}", style="magenta")
-    lines: list[RenderableType] = [head]
-    if e2e is not None and stages:
-        room = width - head.cell_len - len(parts) - 2
-        if room >= 10:  # bar and stages on the turn's line
-            head.append("  ")
-            head.append_text(stacked_bar(stages, min(BAR_WIDTH, room)))
-            head.append(parts)
-        else:  # the bar on a line of its own, the stages under it
-            lines.append(Text("  ").append_text(stacked_bar(stages, min(BAR_WIDTH,
-                                                                        width - 4))))
-            lines.append(Text(parts))
-    elif stages:
-        head.append(parts)
-    calls = tool_calls(r)
-    if calls:
-        lines.append(Text.assemble(("  tools: ", "dim"), printable(calls)))
-    for key, label in (("user_text", "heard"), ("agent_text", "said ")):
-        if r.get(key):
-            said = clip(r[key], width - 9) if compact else str(r[key])
-            lines.append(Text.assemble((f"  {label}: ", "dim"), printable(said)))
-    return Group(*lines)
-
-
 def summary_renderable(r: Record, e2e: list[float | None] | None = None,
                        session: Record | None = None) -> RenderableType:
     table = Table(title=Text.assemble(("Session summary", "bold"),
@@ -281,7 +162,8 @@ def summary_renderable(r: Record, e2e: list[float | None] | None = None,
     if usage:
         from lkmetrics.store.rows import session_models
 
-        ut = Table(title="Usage per model", box=box.SIMPLE, header_style="bold cyan")
+        ut = Table(title="Usage per model", box=box.SIMPLE, header_style="bold cyan",
+                   show_edge=False)
         for col in ("type", "provider/model", "input", "output", "audio s", "chars"):
             ut.add_column(col)
         for u in usage:
@@ -313,8 +195,11 @@ def metric_line(r: Record) -> Text:
 class TableWriter:
     """A pipeline Writer printing the live view (the ``table`` format).
 
-    ``view``: ``recipe`` (LiveKit's recipe tables, one per metric) or ``compact`` (one line
-    per metric and a short block per turn).
+    ``view``: ``recipe`` (LiveKit's recipe table for each LLM response; one line for each STT
+    and EOU metric and for each reply's TTS requests) or ``compact`` (one line per LLM
+    response too). A reply's TTS requests (one per sentence) are held until the reply ends
+    and shown as one line. Every turn's bar is drawn on the session's one time scale, set by
+    its first turn with an e2e latency and shown once.
     """
 
     def __init__(self, console: Console, show: Iterable[str] = (), *,
@@ -324,42 +209,61 @@ class TableWriter:
         self.view = view
         self.session: Record | None = None
         self.e2e: list[float | None] = []  # per turn, for the summary's spark chart
+        self.scale: BarScale | None = None
+        self.tts: list[Record] = []  # the TTS requests of the reply being spoken
+
+    def _turn(self, r: Record) -> RenderableType:
+        e2e = number(r.get("e2e_latency"))
+        self.e2e.append(e2e)
+        compact = self.view == "compact"
+        if self.scale is not None or e2e is None or e2e <= 0:
+            return turn_line(r, self.console.width, compact=compact, scale=self.scale)
+        self.scale = BarScale.for_first(e2e)
+        return Group(self.scale.caption(),
+                     turn_line(r, self.console.width, compact=compact, scale=self.scale))
 
     def renderable(self, r: Record) -> RenderableType | None:
         kind = r.get("kind")
-        compact = self.view == "compact"
-        if kind in ("llm", "stt", "tts", "eou") and compact:
-            return compact_line(r, self.session)
+        if kind in ("stt", "eou", "tts") or (kind == "llm" and self.view == "compact"):
+            return compact_line(r, self.session, self.console.width)
         if kind == "llm":
             return llm_table(r, self.session)
-        if kind == "stt":
-            return stt_table(r, self.session)
-        if kind == "tts":
-            return tts_table(r, self.session)
-        if kind == "eou":
-            return eou_table(r)
         if kind == "vad":
             return vad_line(r) if "vad" in self.show else None
         if kind == "turn":
-            self.e2e.append(number(r.get("e2e_latency")))
-            return turn_line(r, self.console.width, compact=compact)
+            return self._turn(r)
         if kind == "summary":
             return summary_renderable(r, self.e2e, self.session)
         if kind == "session":
             self.session = r
-            models = " · ".join(
-                f"{k} {model_identity({'kind': k}, r) or r.get(k) or 'none'}"
-                for k in ("stt", "llm", "tts"))
-            return Text.assemble(("lkmetrics", "bold"),
-                                 printable(f" session {r.get('session_id')}: {models}"))
+            self.scale = None
+            head = Text.assemble(("session", "bold"), printable(f" {r.get('session_id')}"))
+            models = [text(f"{k} {model_identity({'kind': k}, r) or r.get(k) or 'none'}")
+                      for k in ("stt", "llm", "tts")]
+            return Text("\n").join(fold([head, *models], self.console.width, indent=2,
+                                         first_indent=0))
         if kind in ("usage", "error"):  # a failed request is one line on stderr already
             return None
         return metric_line(r)
 
+    def _flush_tts(self) -> None:
+        if self.tts:
+            self.console.print(compact_line(tts_reply(self.tts), self.session,
+                                            self.console.width))
+            self.tts = []
+
     def write(self, record: Record) -> None:
+        kind = record.get("kind")
+        if kind == "tts":  # held until its reply ends: one line per reply, not per sentence
+            if self.tts and self.tts[-1].get("speech_id") != record.get("speech_id"):
+                self._flush_tts()
+            self.tts.append(record)
+            return
+        if kind not in ("llm", "vad", "usage"):  # the reply's TTS lines before what follows
+            self._flush_tts()
         item = self.renderable(record)
         if item is not None:
             self.console.print(item)
 
     def close(self) -> None:
-        pass
+        self._flush_tts()

@@ -286,7 +286,7 @@ def test_view_option_and_env(monkeypatch: pytest.MonkeyPatch) -> None:
 
 def test_turn_line_lists_the_turns_tool_calls() -> None:
     """The live view's turn shows each tool it called, its time and a failure."""
-    from lkmetrics.render.live import turn_line
+    from lkmetrics.render.turns import turn_line
 
     turn: Record = {"kind": "turn", "turn": 2, "e2e_latency": 1.2,
                     "stages": {"end_of_turn": 0.3, "tools": 0.5, "llm_ttft": 0.2,
@@ -303,3 +303,68 @@ def test_turn_line_lists_the_turns_tool_calls() -> None:
     console = Console(width=120, record=True, color_system=None)
     console.print(turn_line(turn, 120))
     assert "tools:" not in console.export_text()
+
+
+def _turn(n: int, e2e: float) -> Record:
+    """A turn whose stages add up to ``e2e``: end of turn 40 %, TTFT 30 %, TTS 30 %."""
+    return {"kind": "turn", "turn": n, "e2e_latency": e2e,
+            "stages": {"end_of_turn": 0.4 * e2e, "llm_ttft": 0.3 * e2e, "tts_ttfb": 0.3 * e2e}}
+
+
+def _bars(out: str) -> dict[int, int]:
+    return {int(m.group(1)): m.group(2).count("█")
+            for m in re.finditer(r"^Turn (\d+) .*?(█+)", out, re.MULTILINE)}
+
+
+def test_turn_bars_share_one_time_scale_per_session() -> None:
+    """The same e2e draws the same length in every turn, a longer one a longer bar, whatever
+    came first; the scale is shown once."""
+    console = Console(width=80, record=True, color_system=None)
+    w = TableWriter(console)
+    w.write({"kind": "session", "session_id": "s_1"})
+    for n, e2e in enumerate([1.0, 2.0, 1.0, 0.5, 2.4], start=1):
+        w.write(_turn(n, e2e))
+    out = console.export_text()
+    bars = _bars(out)
+    assert bars[1] == bars[3]
+    assert bars[4] < bars[1] < bars[2] < bars[5]
+    assert abs(bars[2] - 2 * bars[1]) <= 1 and abs(bars[1] - 2 * bars[4]) <= 1
+    (scale,) = re.findall(r"bar: 40 cols = (\S+) s", out)
+    # the scale is what the bars draw: 40 columns are that many seconds
+    assert bars[1] == round(1.0 / float(scale) * 40)
+    assert all(len(line) <= 80 for line in out.splitlines())
+    assert "▸" in out.splitlines()[-2]  # longer than the line: cut, and says so
+    # a new session sets its own scale
+    w.write({"kind": "session", "session_id": "s_2"})
+    w.write(_turn(1, 0.2))
+    assert console.export_text().count("bar: 40 cols = ") == 1  # export_text clears
+
+
+def test_stage_legend_is_coloured_like_the_bar_and_does_not_wrap() -> None:
+    from rich.console import Group
+    from rich.text import Text
+
+    from lkmetrics.render.turns import turn_line
+
+    turn = _turn(2, 2.0)
+    turn["stages"].update(first_sentence=0.41, playback=0.2, unexplained=0.3)
+    turn["heard_latency"] = 2.1
+    group = turn_line(turn, 80)
+    assert isinstance(group, Group)
+    head, *rest = group.renderables
+    assert isinstance(head, Text)
+    bar_styles = [str(s.style) for s in head.spans if "█" in head.plain[s.start:s.end]]
+    legend = [line for line in rest if isinstance(line, Text)]
+    legend_styles = {str(s.style): legend_line.plain[s.start:s.end].split()[0]
+                     for legend_line in legend for s in legend_line.spans}
+    # each bar segment's colour names its stage in the legend, in the same order
+    assert [legend_styles[s] for s in bar_styles] == [
+        "end_of_turn", "llm_ttft", "first_sentence", "tts_ttfb", "playback", "unexplained"]
+    console = Console(width=80, record=True, color_system=None)
+    console.print(group)
+    lines = console.export_text().splitlines()
+    assert all(len(line) <= 80 for line in lines)
+    # broken between stages, never inside one: every legend line is whole "name value" items
+    for line in lines[1:]:
+        for item in line.strip().split(" · "):
+            assert re.fullmatch(r"[a-z_]+ [\d.]+ m?s", item), line

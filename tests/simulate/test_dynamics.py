@@ -77,7 +77,7 @@ def test_wer_of_a_known_wrong_transcript(llm_server: LLMServer) -> None:
 
 
 def test_wer_reaches_the_summary_and_the_live_line(llm_server: LLMServer) -> None:
-    from lkmetrics.render.live import dynamics_note
+    from lkmetrics.render.turns import dynamics_note
 
     records, _, _ = asyncio.run(voice_session(
         llm_server, ["what is the capitol of France", "Hello, world!"],
@@ -104,7 +104,7 @@ def test_backchannel_that_pauses_the_agent_is_a_false_interruption_it_resumes(
     assert turn["interrupted"] is False
     assert MIN_INTERRUPTION - FRAME <= turn["talk_over"] <= MIN_INTERRUPTION + FRAME + SCHEDULING
     assert results[0].dynamics["backchannels"] == 1
-    from lkmetrics.render.live import dynamics_note
+    from lkmetrics.render.turns import dynamics_note
 
     assert dynamics_note(turn) == "1 backchannel, agent stopped and resumed"
 

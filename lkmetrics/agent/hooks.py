@@ -10,12 +10,14 @@ listeners, as it does for the built-in agent.
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import dataclasses
 import functools
 import os
 import sys
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 from livekit.agents import Agent, AgentSession
@@ -276,6 +278,10 @@ def components(session: Any, agent: Any) -> list[Any]:
 
 _active: Hooks | None = None
 _installed = False
+# hooks that act only in the current context (an asyncio task and the tasks it starts), over
+# the process-wide ones: several simulated callers on one loop (bench voice), each its own
+_scoped: contextvars.ContextVar[Hooks | None] = contextvars.ContextVar("lkmetrics_hooks",
+                                                                      default=None)
 
 
 def activate(hooks: Hooks | None) -> None:
@@ -286,8 +292,22 @@ def activate(hooks: Hooks | None) -> None:
     _active = hooks
 
 
+@contextlib.contextmanager
+def activated_here(hooks: Hooks) -> Iterator[None]:
+    """Make ``hooks`` act on the sessions started in this context only (this asyncio task and
+    the tasks created from it, e.g. the user's entrypoint), until the block ends."""
+    _install()
+    _patch_turn_detector()
+    token = _scoped.set(hooks)
+    try:
+        yield
+    finally:
+        _scoped.reset(token)
+
+
 def active() -> Hooks | None:
-    return _active
+    scoped = _scoped.get()
+    return scoped if scoped is not None else _active
 
 
 def _stderr(line: str) -> None:
@@ -311,7 +331,7 @@ def _patch_turn_detector() -> None:
 
     @functools.wraps(original)
     def init(self: Any, *args: Any, **kw: Any) -> None:
-        hooks = _active
+        hooks = active()
         if hooks is not None and hooks.settings.uses_local():
             kw["load_languages"] = False
         original(self, *args, **kw)
@@ -334,7 +354,7 @@ def _patch_background_audio() -> None:
 
     @functools.wraps(publish)
     async def publish_track(self: Any) -> None:
-        hooks = _active
+        hooks = active()
         if hooks is None or hooks.io is None:
             return await publish(self)
         hooks.note("lkmetrics: the agent's BackgroundAudioPlayer plays to no one (simulate has "
@@ -342,7 +362,7 @@ def _patch_background_audio() -> None:
 
     @functools.wraps(mix)
     async def run_mixer(self: Any) -> None:
-        hooks = _active
+        hooks = active()
         if hooks is None or hooks.io is None:
             return await mix(self)
         async for frame in self._audio_mixer:
@@ -364,12 +384,12 @@ def _install() -> None:
 
     @functools.wraps(session_init)
     def init(self: Any, **kw: Any) -> None:
-        hooks = _active
+        hooks = active()
         session_init(self, **(hooks.session_kwargs(kw) if hooks is not None else kw))
 
     @functools.wraps(session_start)
     async def start(self: Any, agent: Any, **kw: Any) -> Any:
-        hooks = _active
+        hooks = active()
         if hooks is None or id(self) in hooks.captures:
             return await session_start(self, agent, **kw)
         kw = hooks.start_kwargs(self, kw)
@@ -386,13 +406,13 @@ def _install() -> None:
     @functools.wraps(update_agent)
     def update(self: Any, agent: Any) -> None:
         update_agent(self, agent)
-        hooks = _active
+        hooks = active()
         if hooks is not None:
             hooks.agent_changed(self, agent)
 
     @functools.wraps(agent_init)
     def new_agent(self: Any, **kw: Any) -> None:
-        hooks = _active
+        hooks = active()
         agent_init(self, **(hooks.agent_kwargs(self, kw) if hooks is not None else kw))
 
     _patch_background_audio()

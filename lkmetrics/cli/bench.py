@@ -15,6 +15,7 @@ import typer
 from lkmetrics.cli.options import (
     FLEET_OPTIONS,
     format_option,
+    given_on_command_line,
     inherited,
     resolve_format,
     with_options,
@@ -54,6 +55,10 @@ DEFINITIONS = (
 
 
 BENCH_FORMATS = (OutputFormat.table, OutputFormat.json)
+# bench voice's agent options (parameter -> the name --agent's override rules know it by)
+TYPED = {"stt": "stt", "llm": "llm", "tts": "tts", "voice_id": "voice",
+         "instructions": "instructions", "greet": "greet", "llm_base_url": "llm_base_url",
+         "local": "local"}
 
 
 @bench_app.command("llm")
@@ -151,6 +156,13 @@ llm.__doc__ = f"{inspect.cleandoc(llm.__doc__ or '')}\n\n{DEFINITIONS}"
 def voice(
     ctx: typer.Context,
     fleet: FleetOptions,
+    agent: Annotated[str | None, typer.Option(
+        "--agent", metavar="TARGET",
+        help="Your own agent instead of the built-in one: agent.py, agent.py:NAME or "
+        "package.module:NAME (an AgentServer, WorkerOptions or entrypoint). Every caller runs "
+        "it with its instructions and tools; its own STT/LLM/TTS are used unless --stt/--llm/"
+        "--tts/--voice/--llm-base-url/--local is typed, which replace that stage in every "
+        "session (one stderr line each).", show_default=False)] = None,
     stt: Annotated[list[str] | None, typer.Option(
         "--stt", metavar="MODEL",
         help=f"STT as PROVIDER/MODEL (LiveKit Inference, default {DEFAULT_STT}) or 'local' "
@@ -214,6 +226,8 @@ def voice(
     curve and the highest concurrency that kept every --fail-over budget. Heard latency is the
     caller's own clock: its speech end to the first audible sample of the reply. Each caller
     is a session (command `bench voice`) under one bench id: `lkmetrics report --bench ID`.
+    With --agent, every caller talks to your agent (an AgentServer, WorkerOptions or
+    entrypoint) instead, with the components the flags name replacing its own.
     Exit 0 when every turn got a reply and every budget held, else 1.
     """
     from lkmetrics.bench.voice import core
@@ -222,9 +236,12 @@ def voice(
 
     out_format = resolve_format(ctx, fmt, BENCH_FORMATS, OutputFormat.table, parent_env=False)
     load_env_file(inherited(ctx, "env_file", None, parent_env=False))
+    typed = frozenset(name for param, name in TYPED.items()
+                      if given_on_command_line(ctx, param))
     config = core.make_config(
         stt=stt, llm=llm, tts=tts, local=local, voice=voice_id, instructions=instructions,
         greet=greet, llm_base_url=llm_base_url, say=tuple(say or ()), repeat=repeat,
-        concurrency=concurrency, timeout=timeout, fail_over=fail_over)
+        concurrency=concurrency, timeout=timeout, fail_over=fail_over, agent=agent,
+        typed=typed)
     run_voice_bench(config, json_out=out_format is OutputFormat.json, db=db,
                     record=not no_record, fleet=fleet)

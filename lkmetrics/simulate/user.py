@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 
 from lkmetrics.agent.capture import Capture
-from lkmetrics.agent.hooks import Hooks, activate
+from lkmetrics.agent.hooks import Hooks, activated_here
 from lkmetrics.agent.user import (
     UserAgent,
     UserCodeError,
@@ -58,8 +58,12 @@ async def simulate_user(
     info: Mapping[str, Any] | None = None,
     on_turn: Callable[[TurnResult], None] | None = None,
     start_timeout: float = START_TIMEOUT,
+    say: Callable[[str], None] | None = None,
 ) -> list[TurnResult]:
     """Run the user's entrypoint and speak each utterance to its first session.
+
+    The hooks act in this task only (so several callers can run on one loop); ``say`` prints
+    the override lines (default: stderr, once per line).
 
     Raises :class:`UserCodeError` (after printing the user's traceback) when the user's code
     fails, and LkmetricsError when no session starts within ``start_timeout``."""
@@ -84,13 +88,12 @@ async def simulate_user(
             first.set_result((session, capture))
 
     hooks = Hooks(settings, userdata, lambda: pipeline, resolved=user.resolved, io=io,
-                  on_session=on_session, info=dict(info or {}))
-    activate(hooks)
+                  on_session=on_session, info=dict(info or {}), say=say)
     results: list[TurnResult] = []
     task: asyncio.Task[Any] | None = None
     failure: BaseException | None = None
     try:
-        with fake_job_context(room=SimulatedRoom()) as ctx:
+        with activated_here(hooks), fake_job_context(room=SimulatedRoom()) as ctx:
             try:
                 if user.setup is not None:
                     user.setup(ctx.proc)
@@ -129,7 +132,6 @@ async def simulate_user(
                 with contextlib.suppress(Exception):
                     await session.aclose()
         hooks.end_all()
-        activate(None)
     if isinstance(failure, LkmetricsError):  # lkmetrics' own refusal (e.g. prompt too long)
         raise failure
     if failure is not None:

@@ -29,6 +29,11 @@ def run_voice_bench(config: voice.VoiceConfig, *, json_out: bool, db: Path | Non
         from lkmetrics.store import Store, default_db_path
 
         Store.open(db or default_db_path()).close()
+    user = None
+    if config.agent is not None:  # a TARGET with no agent in it fails now, before any run
+        from lkmetrics.agent.user import load_reporting
+
+        user = load_reporting(config.agent)
 
     from lkmetrics.bench.voice import render as voice_render
 
@@ -42,7 +47,8 @@ def run_voice_bench(config: voice.VoiceConfig, *, json_out: bool, db: Path | Non
 
             stop = stack.enter_context(signals.stop_like_ctrl_c("bench voice"))
             runs, write_errors = voice_driver.run(config, bench_id, db=db, record=record,
-                                                  progress=advance, fleet=shared, stop=stop)
+                                                  progress=advance, fleet=shared, stop=stop,
+                                                  user=user)
     checked = voice.check(runs, config.budgets)
     if json_out:
         voice_render.write_json(bench_id, runs, checked, sys.stdout)

@@ -33,6 +33,7 @@ from lkmetrics.records import Record
 KIND = "bench_voice"
 SCHEMA = 1
 COMMAND = "bench voice"
+OWN = "agent's own"  # --agent: a stage the command line does not replace
 PAUSE = 0.5  # seconds a caller waits after a reply before its next utterance
 STATS = SPREAD_STATS
 
@@ -63,6 +64,7 @@ class VoiceConfig:
     timeout: float
     budgets: list[Budget] = field(default_factory=list)
     pause: float = PAUSE
+    agent: str | None = None  # --agent TARGET: the user's agent instead of the built-in one
 
 
 def _distinct(values: Sequence[str] | None, default: str) -> list[str]:
@@ -78,10 +80,13 @@ def make_config(*, stt: Sequence[str] | None, llm: Sequence[str] | None,
                 instructions: str = DEFAULT_INSTRUCTIONS, greet: bool = False,
                 llm_base_url: str | None = None, say: Sequence[str] = (), repeat: int = 1,
                 concurrency: Sequence[str] | None = None, timeout: float = 60.0,
-                fail_over: Sequence[str] | None = None) -> VoiceConfig:
+                fail_over: Sequence[str] | None = None, agent: str | None = None,
+                typed: frozenset[str] = frozenset()) -> VoiceConfig:
     """Validate the command line (no livekit import, no credentials checked yet).
 
-    ``--local`` makes 'local' the default of every stage not given."""
+    ``--local`` makes 'local' the default of every stage not given. ``agent``: --agent
+    TARGET, whose own STT/LLM/TTS are used except the stages the ``typed`` options replace
+    (as in simulate: --instructions or --greet with it are refused)."""
     if repeat < 1:
         raise UsageError(f"--repeat must be at least 1 (got {repeat}).")
     if repeat > MAX_COUNT:
@@ -96,7 +101,8 @@ def make_config(*, stt: Sequence[str] | None, llm: Sequence[str] | None,
             for t in _distinct(tts, defaults[2]):
                 settings = make_settings(COMMAND, AgentOptions(
                     stt=s, llm=m, tts=t, voice=voice, instructions=instructions, greet=greet,
-                    llm_base_url=None if m.strip().lower() == "local" else llm_base_url))
+                    llm_base_url=None if m.strip().lower() == "local" else llm_base_url,
+                    agent=agent, typed=typed))
                 key = (settings.stt, settings.llm, settings.tts)
                 if key in seen:
                     continue
@@ -113,11 +119,19 @@ def make_config(*, stt: Sequence[str] | None, llm: Sequence[str] | None,
     budgets = [parse_budget(spec) for spec in fail_over or []]
     return VoiceConfig(stacks=stacks, say=tuple(say), repeat=repeat,
                        concurrency=parse_concurrency(concurrency), timeout=timeout,
-                       budgets=budgets)
+                       budgets=budgets, agent=agent)
 
 
 def stack_label(settings: AgentSettings) -> str:
-    return f"{settings.stt or 'none'} | {settings.llm} | {settings.tts or 'none'}"
+    """STT | LLM | TTS of a combination (with --agent, "agent's own" for a stage not
+    replaced)."""
+    parts = []
+    for stage in ("stt", "llm", "tts"):
+        if settings.agent is not None and stage not in settings.replace:
+            parts.append(OWN)
+        else:
+            parts.append(getattr(settings, stage) or "none")
+    return " | ".join(parts)
 
 
 # -- results ----------------------------------------------------------------------------------
@@ -137,6 +151,8 @@ class VoiceRun:
     wall_s: float
     session_ids: list[str] = field(default_factory=list)
     turns_ok: int = 0
+    agent: str | None = None  # --agent TARGET as given, and what it resolved to (module:NAME)
+    agent_target: str | None = None
 
     @property
     def combination(self) -> str:
@@ -255,9 +271,18 @@ def document(bench_id: str, runs: Sequence[VoiceRun], checked: Sequence[BudgetRe
         run = next(r for r in runs if r.combination == combination)
         combos.append({"rank": rank, "stt": run.stt, "llm": run.llm, "tts": run.tts,
                        "max_concurrency_passed": knees[combination]})
-    return {"kind": KIND, "schema": SCHEMA, "bench_id": bench_id,
+    return {"kind": KIND, "schema": SCHEMA, "bench_id": bench_id, **agent_of(runs),
             "runs": [r.to_json(passed(r, checked) if budgets else None) for r in ordered],
             "combinations": combos}
+
+
+def agent_of(runs: Sequence[VoiceRun]) -> dict[str, str | None]:
+    """The agent the runs measured: ``agent`` (--agent TARGET as given) and ``agent_target``
+    (module:NAME), both None for lkmetrics' built-in agent."""
+    for run in runs:
+        if run.agent is not None:
+            return {"agent": run.agent, "agent_target": run.agent_target}
+    return {"agent": None, "agent_target": None}
 
 
 def verdict(runs: Sequence[VoiceRun], checked: Sequence[BudgetResult]) -> None:

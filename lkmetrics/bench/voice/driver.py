@@ -6,15 +6,21 @@ microphone and speaker, Capture); the callers of a run share the loaded models t
 ``lkmetrics.agent.server`` shares them between the jobs of one process (one Silero VAD,
 Whisper and Piper loaded once, each caller's STT/LLM/TTS objects built over them; for
 ``--llm local`` one llama.cpp server), and run concurrently on one event loop.
+
+With ``--agent``, each caller is :func:`lkmetrics.simulate.user.simulate_user` instead: the
+user's entrypoint under its own fake job, the components the command line names replacing
+the agent's own (the replacement lines printed once for the whole bench).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import sys
 import threading
 import time
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -22,7 +28,8 @@ import numpy as np
 
 from lkmetrics.agent.server import Components, build_components, load_models
 from lkmetrics.agent.signals import Stop, status_of
-from lkmetrics.bench.voice.core import COMMAND, VoiceConfig, VoiceRun
+from lkmetrics.agent.user import UserAgent
+from lkmetrics.bench.voice.core import COMMAND, OWN, VoiceConfig, VoiceRun
 from lkmetrics.config import AgentSettings
 from lkmetrics.errors import cause_first
 from lkmetrics.pipeline import FirstError, Pipeline
@@ -33,7 +40,8 @@ from lkmetrics.simulate.run import simulate
 # builds one caller's components for a stack (called on the run's event loop)
 Factory = Callable[[AgentSettings], Components]
 Progress = Callable[[str], None]  # called with the run's label after each turn
-KEPT = frozenset({"session", "turn", "eou", "stt", "llm", "tts"})
+KEPT = frozenset({"session", "turn", "eou", "stt", "llm", "tts", "tool"})
+STAGES = ("stt", "llm", "tts")
 
 
 class Collector:
@@ -52,31 +60,71 @@ class Collector:
         pass
 
 
-def shared_models() -> Factory:
+class SharedModels:
     """The default factory: each model loaded once for the whole bench, as a server's setup
     loads it once per process; every caller gets its own plugin objects over them."""
-    userdata: dict[Any, Any] = {}
 
-    def build(settings: AgentSettings) -> Components:
+    def __init__(self) -> None:
+        self.userdata: dict[Any, Any] = {}
+
+    def load(self, settings: AgentSettings) -> dict[Any, Any]:
+        """The loaded models ``settings`` needs (loaded now if not yet)."""
         needed = {"vad"} | ({"whisper"} if settings.stt == "local" else set()) | (
             {"piper"} if settings.tts == "local" else set())
-        if needed - set(userdata):
+        if needed - set(self.userdata):
             loaded: dict[Any, Any] = {}
             load_models(settings, loaded)
             for key, value in loaded.items():
-                userdata.setdefault(key, value)
-        return build_components(settings, userdata)
+                self.userdata.setdefault(key, value)
+        return self.userdata
 
-    return build
+    def __call__(self, settings: AgentSettings) -> Components:
+        return build_components(settings, self.load(settings))
+
+
+def shared_models() -> Factory:
+    return SharedModels()
+
+
+class OncePerBench:
+    """Prints each override line once for the whole bench (every caller's agent makes it)."""
+
+    def __init__(self) -> None:
+        self._said: set[str] = set()
+        self._lock = threading.Lock()
+
+    def __call__(self, line: str) -> None:
+        with self._lock:
+            if line in self._said:
+                return
+            self._said.add(line)
+        print(line, file=sys.stderr, flush=True)
+
+
+@dataclass
+class UserRun:
+    """--agent: the user's agent, the loaded models its replacements are built over, and where
+    the override lines go."""
+
+    user: UserAgent
+    models: SharedModels = field(default_factory=SharedModels)
+    say: Callable[[str], None] = field(default_factory=OncePerBench)
 
 
 async def _callers(settings: AgentSettings, factory: Factory, pipeline: Pipeline,
                    utterances: Sequence[np.ndarray], concurrency: int, config: VoiceConfig,
-                   bench_id: str, on_turn: Callable[[TurnResult], None]
-                   ) -> list[list[TurnResult] | BaseException]:
+                   bench_id: str, on_turn: Callable[[TurnResult], None],
+                   user: UserRun | None = None) -> list[list[TurnResult] | BaseException]:
     async def caller(index: int) -> list[TurnResult]:
-        components = factory(settings)
         info = {"bench_id": bench_id, "concurrency": concurrency, "caller": index}
+        if user is not None:
+            from lkmetrics.simulate.user import simulate_user
+
+            return await simulate_user(settings, user.user, user.models.load(settings),
+                                       pipeline, utterances, pause=config.pause,
+                                       timeout=config.timeout, info=info, on_turn=on_turn,
+                                       say=user.say)
+        components = factory(settings)
         return await simulate(settings, components, pipeline, utterances, pause=config.pause,
                               timeout=config.timeout, info=info, on_turn=on_turn)
 
@@ -87,7 +135,8 @@ async def _callers(settings: AgentSettings, factory: Factory, pipeline: Pipeline
 def run_one(settings: AgentSettings, concurrency: int, config: VoiceConfig,
             utterances: Sequence[np.ndarray], factory: Factory, bench_id: str, *,
             db: Path | None, record: bool, progress: Progress | None,
-            fleet: Sequence[Any] = (), stop: Stop | None = None) -> tuple[VoiceRun, list[str]]:
+            fleet: Sequence[Any] = (), stop: Stop | None = None,
+            user: UserRun | None = None) -> tuple[VoiceRun, list[str]]:
     """One run: ``concurrency`` callers at once on a fresh event loop; blocks until done."""
     from lkmetrics.bench.voice.core import stack_label
 
@@ -110,7 +159,7 @@ def run_one(settings: AgentSettings, concurrency: int, config: VoiceConfig,
     t0 = time.perf_counter()
     try:
         outcomes = asyncio.run(_callers(settings, factory, pipeline, utterances, concurrency,
-                                        config, bench_id, on_turn))
+                                        config, bench_id, on_turn, user))
     except BaseException as e:  # Ctrl-C, SIGTERM: what was captured is still written
         if store_writer is not None:
             store_writer.exit_status = status_of(e, stop)
@@ -135,17 +184,32 @@ def run_one(settings: AgentSettings, concurrency: int, config: VoiceConfig,
         store_writer.exit_status = "ok" if run.errors == 0 else "error"
     pipeline.close()
     run.records = [r for r in collector.records if r.get("kind") != "session"]
-    run.session_ids = [str(r["session_id"]) for r in collector.records
-                       if r.get("kind") == "session"]
+    sessions = [r for r in collector.records if r.get("kind") == "session"]
+    run.session_ids = [str(r["session_id"]) for r in sessions]
+    if user is not None:
+        name_the_agent(run, settings, user.user, sessions)
     write_errors = list(pipeline.errors) + (list(store_writer.errors) if store_writer else [])
     return run, write_errors
 
 
+def name_the_agent(run: VoiceRun, settings: AgentSettings, user: UserAgent,
+                   sessions: Sequence[Record]) -> None:
+    """--agent: the run names the agent, and each stage not replaced by the agent's own
+    component as its sessions recorded it (e.g. deepgram/nova-3)."""
+    run.agent, run.agent_target = settings.agent, user.resolved
+    for stage in STAGES:
+        if stage in settings.replace:
+            continue
+        own = sorted({str(r.get(stage)) for r in sessions if r.get(stage) is not None})
+        setattr(run, stage, " + ".join(own) if own else OWN)
+
+
 def run(config: VoiceConfig, bench_id: str, *, db: Path | None, record: bool,
         progress: Progress | None = None, factory: Factory | None = None,
-        fleet: Sequence[Any] = (), stop: Stop | None = None,
+        fleet: Sequence[Any] = (), stop: Stop | None = None, user: UserAgent | None = None,
         ) -> tuple[list[VoiceRun], list[str]]:
-    """Every combination at every concurrency, in turn; the runs and any write errors."""
+    """Every combination at every concurrency, in turn; the runs and any write errors.
+    ``user``: --agent's agent (loaded), run by every caller instead of the built-in one."""
     from lkmetrics.simulate.script import load_utterances
 
     utterances = [u.pcm for u in load_utterances(config.say, 1)] * config.repeat
@@ -160,12 +224,13 @@ def run(config: VoiceConfig, bench_id: str, *, db: Path | None, record: bool,
                 if s.llm == "local":
                     s.llm_base_url, s.llm_model = url, model
         build = factory or shared_models()
+        mine = UserRun(user) if user is not None else None
         for settings in config.stacks:
             settings.command = COMMAND
             for concurrency in config.concurrency:
                 one, errs = run_one(settings, concurrency, config, utterances, build, bench_id,
                                     db=db, record=record, progress=progress, fleet=fleet,
-                                    stop=stop)
+                                    stop=stop, user=mine)
                 runs.append(one)
                 write_errors.extend(errs)
     return runs, write_errors

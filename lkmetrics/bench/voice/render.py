@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from typing import IO
 
 from lkmetrics.analysis.budgets import BudgetResult
-from lkmetrics.bench.voice.core import VoiceRun, document, knee, passed, ranked
+from lkmetrics.bench.voice.core import VoiceRun, agent_of, document, knee, passed, ranked
 from lkmetrics.units import fmt_value
 
 
@@ -33,6 +33,10 @@ def write_table(bench_id: str, runs: Sequence[VoiceRun], checked: Sequence[Budge
     order = ranked(runs)
     console.print(Text.assemble(("bench voice", "bold"), f" {bench_id}: combinations ranked by "
                                 "e2e p50 (STT | LLM | TTS)"), soft_wrap=True)
+    agent = agent_of(runs)
+    if agent["agent"] is not None:
+        console.print(text(f"  agent: {agent['agent']} ({agent['agent_target']})"),
+                      soft_wrap=True)
     for rank, combination in enumerate(order, 1):
         console.print(text(f"  {rank}  {combination}"), soft_wrap=True)
     table = Table(box=box.SIMPLE_HEAVY, caption="stages: p50 of LiveKit's per-turn report",

@@ -53,6 +53,10 @@ def _parse_worker(
     import signal
 
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent handles Ctrl-C
+    # the parent's terminate() must end it: a SIGTERM handler inherited through fork (the
+    # command line turns SIGTERM into KeyboardInterrupt) would have it try to send the error
+    # down a full pipe nobody reads any more, and the parent's join wait for ever
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
     for reader in readers:
         # the parent's ends of the pipes, inherited by a fork: closed, so that a send fails
         # (and this worker exits) when the parent is gone, instead of blocking for ever
@@ -124,10 +128,13 @@ def parallel_parse(path: Path, workers: int, progress: Progress) -> Iterator[Par
             # cut from, which is the real one to within a line
             progress(min(size, (j + 1) * chunk_bytes) - j * chunk_bytes)
     finally:
+        for conn in conns:  # first: a worker blocked sending gets a broken pipe and exits
+            conn.close()
         for proc in procs:
             if proc.is_alive():
                 proc.terminate()
         for proc in procs:
-            proc.join()
-        for conn in conns:
-            conn.close()
+            proc.join(5)
+            if proc.is_alive():
+                proc.kill()
+                proc.join()

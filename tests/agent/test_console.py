@@ -141,3 +141,29 @@ def test_ctrl_c_mid_turn_keeps_records_and_summary(llm_server: LLMServer, tmp_pa
     assert kinds.count("llm") == 1 and kinds.count("turn") == 1
     assert kinds[-1] == "summary"
     assert records[-1]["figures"]["llm.ttft"]["count"] == 1
+
+
+def test_console_measures_a_users_agent_with_its_tool(llm_server: LLMServer) -> None:
+    """`console --agent` in LiveKit's own console (text mode): the user's AgentServer answers
+    through the scripted LLM, its greeting and tool call measured like any turn."""
+    from tests.helpers.common import TESTS
+
+    llm_server.script.ttft = TTFT
+    llm_server.script.tool_calls = ["lookup_stock"]
+    agent = TESTS / "agent" / "fixtures" / "shop" / "agent.py"
+    env = inference_env(llm_server)
+    env["FIXTURE_TOOL_SECONDS"] = "0.3"
+    child = spawn(["console", "--text", "--stt", "none", "--tts", "none", "--no-record",
+                   "--agent", str(agent)], env)
+    talk(child, "How many apples are in stock?")
+    child.expect(r"lookup_stock \d+ ms")  # the turn's tool line (styled: matched unstyled part)
+    seen = ANSI.sub("", (child.before or "") + (child.after or ""))
+    quit_console(child)
+    out = ANSI.sub("", child.before or "")
+    assert "Session summary" in out
+    tool = re.search(r"tools: lookup_stock (\d+) ms", seen)
+    assert tool and 300 <= int(tool.group(1)) < 450, seen[-2000:]
+    assert llm_server.script.requests, "the user's agent never called the LLM"
+    times = [float(t) for t in
+             re.findall(r"Time to First Token\s*│\s*([0-9.]+)s", seen + out)]
+    assert times and all(TTFT <= t < TTFT + BOUND for t in times), times

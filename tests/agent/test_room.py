@@ -7,6 +7,7 @@ import signal
 import subprocess
 import sys
 import threading
+import time
 from pathlib import Path
 from typing import Any
 
@@ -70,19 +71,30 @@ class FakeLiveKit:
         self._thread.join(5)
 
 
-def test_run_registers_with_signed_token_and_stops_on_sigterm(tmp_path: Path) -> None:
+BUILT_IN = ["--llm-base-url", "http://127.0.0.1:9/v1", "--stt", "none", "--tts", "none"]
+USER_AGENT = ["--agent", str(Path(__file__).parent / "fixtures" / "worker_agent.py")]
+
+
+@pytest.mark.parametrize("agent", [BUILT_IN, USER_AGENT], ids=["built-in", "user-agent"])
+def test_run_registers_with_signed_token_and_stops_on_sigterm(tmp_path: Path,
+                                                              agent: list[str]) -> None:
     lk = FakeLiveKit()
     out = tmp_path / "records.jsonl"
     try:
         proc = subprocess.Popen(
             [sys.executable, "-m", "lkmetrics", "run", "--url", f"ws://127.0.0.1:{lk.port}",
-             "--llm-base-url", "http://127.0.0.1:9/v1", "--stt", "none", "--tts", "none",
-             "--format", "json", "--output", str(out), "--no-record"],
-            env=subprocess_env(LIVEKIT_API_KEY=API_KEY, LIVEKIT_API_SECRET=API_SECRET),
+             *agent, "--format", "json", "--output", str(out), "--no-record"],
+            env=subprocess_env(LIVEKIT_API_KEY=API_KEY, LIVEKIT_API_SECRET=API_SECRET,
+                               FIXTURE_PREWARMED=str(tmp_path / "prewarmed")),
             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
         )
         assert lk.registered.wait(60), "the worker never registered"
         assert lk.running.wait(30), "the worker sent nothing after its registration"
+        if agent is USER_AGENT:  # LiveKit's idle job processes ran the user's own prewarm
+            deadline = time.monotonic() + 30
+            while not (tmp_path / "prewarmed").exists() and time.monotonic() < deadline:
+                time.sleep(0.1)
+            assert (tmp_path / "prewarmed").exists(), "the user's prewarm never ran"
         proc.send_signal(signal.SIGTERM)
         stdout, stderr = proc.communicate(timeout=60)
     finally:

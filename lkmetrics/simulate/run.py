@@ -31,6 +31,16 @@ def as_lines(utterances: Sequence[np.ndarray | Line]) -> list[Line]:
     return [u if isinstance(u, Line) else Line(u) for u in utterances]
 
 
+def make_caller(session: Any, capture: Capture, mic: PacedAudioInput, speaker: RealtimeSpeaker,
+                settings: AgentSettings, behaviour: Behaviour | None,
+                backchannel: np.ndarray | None) -> Caller:
+    """The scripted caller of a session, reporting to its capture: heard latency, dynamics
+    notes, and the endpoint the user gave to name in a provider failure."""
+    return Caller(session, mic, speaker, on_heard=capture.note_heard, on_note=capture.note,
+                  base_urls={"LLM": settings.llm_base_url},
+                  behaviour=behaviour or Behaviour(), backchannel=backchannel)
+
+
 def audio_saver(record_dir: Path | None, rate: int
                 ) -> Callable[[int, Line], Callable[[list[rtc.AudioFrame]], None]] | None:
     """What the caller calls with each turn's audio for --record-audio (None: nothing)."""
@@ -75,10 +85,7 @@ async def simulate(
     session: AgentSession | None = None  # type: ignore[type-arg]
     try:
         session = await start_session(settings, components, capture, mic=mic, speaker=speaker)
-        caller = Caller(session, mic, speaker, on_heard=capture.note_heard,
-                        base_urls={"LLM": settings.llm_base_url},
-                        on_note=capture.note, behaviour=behaviour or Behaviour(),
-                        backchannel=backchannel)
+        caller = make_caller(session, capture, mic, speaker, settings, behaviour, backchannel)
         if settings.greet:
             # no greeting: talk anyway (a provider that failed for good fails turn 1 at once)
             with contextlib.suppress(asyncio.TimeoutError, ProviderFailed):

@@ -30,7 +30,7 @@ from lkmetrics.config import AgentSettings
 from lkmetrics.errors import LkmetricsError
 from lkmetrics.pipeline import Pipeline
 from lkmetrics.simulate.caller import Caller, Line, PacedAudioInput, RealtimeSpeaker, TurnResult
-from lkmetrics.simulate.run import as_lines, audio_saver
+from lkmetrics.simulate.run import as_lines, audio_saver, make_caller
 from lkmetrics.simulate.script import Behaviour
 
 START_TIMEOUT = 30.0  # seconds for the entrypoint to start its AgentSession
@@ -111,11 +111,9 @@ async def simulate_user(
                         f"within {start_timeout:.0f}s" + (" (it returned)" if task.done() else "")
                         + ".")
             else:
-                caller = Caller(first.result()[0], mic, speaker,
-                                on_heard=first.result()[1].note_heard,
-                                on_note=first.result()[1].note,
-                                behaviour=behaviour or Behaviour(), backchannel=backchannel,
-                                base_urls={"LLM": settings.llm_base_url})
+                session, capture = first.result()
+                caller = make_caller(session, capture, mic, speaker, settings, behaviour,
+                                     backchannel)
                 results = await _talk(caller, utterances, pause=pause, timeout=timeout,
                                       record_dir=record_dir, on_turn=on_turn)
             if task.done() and not task.cancelled() and task.exception() is not None:

@@ -66,15 +66,21 @@ class LocalModelError(LkmetricsError):
     exit_code = 1
 
 
+def exception_chain(err: BaseException | None, limit: int | None = None) -> list[BaseException]:
+    """``err`` and the exceptions it was raised from (``raise ... from``, or while handling),
+    outermost first; a cycle ends it, and so does ``limit``."""
+    out: list[BaseException] = []
+    seen: set[int] = set()
+    while err is not None and id(err) not in seen and (limit is None or len(out) < limit):
+        seen.add(id(err))
+        out.append(err)
+        err = err.__cause__ or err.__context__
+    return out
+
+
 def root_cause(err: BaseException) -> BaseException:
     """The innermost exception ``err`` was raised from (``raise ... from``, or while handling)."""
-    seen = {id(err)}
-    while True:
-        nxt = err.__cause__ or err.__context__
-        if nxt is None or id(nxt) in seen:
-            return err
-        seen.add(id(nxt))
-        err = nxt
+    return exception_chain(err)[-1]
 
 
 def cause_first(err: BaseException, text: str) -> str:

@@ -13,18 +13,11 @@ import http
 import socket
 from typing import Any
 
+from lkmetrics.errors import exception_chain
+
 KINDS = {"llm_error": "LLM", "stt_error": "STT", "tts_error": "TTS",
          "realtime_model_error": "LLM"}
 MAX_DETAIL = 160
-
-
-def _chain(exc: BaseException | None) -> list[BaseException]:
-    """``exc`` and its causes, outermost first (at most 12, no cycles)."""
-    out: list[BaseException] = []
-    while exc is not None and len(out) < 12 and exc not in out:
-        out.append(exc)
-        exc = exc.__cause__ or exc.__context__
-    return out
 
 
 def _status_detail(exc: BaseException, code: int) -> str:
@@ -50,7 +43,7 @@ def _status_detail(exc: BaseException, code: int) -> str:
 def cause(exc: BaseException | None) -> str:
     """Why a request failed, in a few words: ``connection refused``, ``HTTP 404 Not Found: ...``,
     ``timed out``, ``host not found``, else the innermost error's type and message."""
-    chain = _chain(exc)
+    chain = exception_chain(exc, limit=12)
     for e in chain:
         code = getattr(e, "status_code", None)
         if isinstance(code, int) and code >= 400:

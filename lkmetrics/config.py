@@ -24,8 +24,6 @@ DEFAULT_INSTRUCTIONS = "You are a helpful agent."
 # the environment variable naming the settings file a job process reads
 SETTINGS_ENV = "LKMETRICS_SETTINGS"
 
-SECRET_ENV = ("LIVEKIT_API_SECRET", "LIVEKIT_API_KEY", "OPENAI_API_KEY")
-
 
 class OutputFormat(str, Enum):
     """Every output format of every command; each command takes some of them."""
@@ -286,13 +284,6 @@ def check_server_url(url: str | None, command: str) -> str:
             "LIVEKIT_URL in the environment or in .env."
         )
     return parse_url("--url", url, ("ws", "wss", "http", "https"), "wss://my-project.livekit.cloud")
-
-
-def redact(text: str) -> str:
-    """Every known secret and credential masked in ``text`` (:func:`lkmetrics.safety.redact`)."""
-    from lkmetrics.safety import redact as redact_known
-
-    return redact_known(text)
 
 
 ROOM_COMMANDS = ("run", "dev", "connect")

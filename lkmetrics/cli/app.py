@@ -21,7 +21,7 @@ from lkmetrics.errors import LkmetricsError
 def fail(err: LkmetricsError) -> typer.Exit:
     """Print the one-line message to stderr and give the Exit to raise. An interruption that
     SIGTERM caused exits 143, whoever turned it into an error."""
-    from lkmetrics.config import redact
+    from lkmetrics.safety import redact
 
     code, message = err.exit_code, str(err)
     if code == 130 and _TERMINATED:

@@ -134,7 +134,7 @@ def test_binary_env_file_is_one_line(tmp_path: Path, where: str) -> None:
 # -- secrets ------------------------------------------------------------------------------
 
 def test_redact_masks_userinfo_anywhere() -> None:
-    from lkmetrics.config import redact
+    from lkmetrics.safety import redact
 
     text = "cannot reach https://me:hunter2@example.com/v1 nor wss://tok@lk.example"
     assert redact(text) == "cannot reach https://***@example.com/v1 nor wss://***@lk.example"

@@ -10,12 +10,10 @@ import sys
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pytest
 
-from lkmetrics.local.speech import write_wav_pcm16
 from tests.helpers.common import API_KEY, API_SECRET, TESTS, subprocess_env
-from tests.helpers.fakes import tone
+from tests.helpers.fakes import tone_wav
 from tests.helpers.llm_server import LLMServer
 
 AGENTS = TESTS / "agent" / "fixtures"
@@ -27,9 +25,7 @@ pytestmark = pytest.mark.timeout(180)
 
 @pytest.fixture
 def wav(tmp_path: Path) -> Path:
-    path = tmp_path / "tone.wav"
-    write_wav_pcm16(path, np.concatenate([tone(1.0), np.zeros(8000, dtype=np.int16)]), 16000)
-    return path
+    return tone_wav(tmp_path / "tone.wav")
 
 
 def simulate(server: LLMServer, *args: str, **env: str) -> subprocess.CompletedProcess[str]:

@@ -14,6 +14,7 @@ import asyncio
 import copy
 import time
 import uuid
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -30,6 +31,16 @@ def tone(seconds: float, rate: int = RATE, freq: float = 220.0, amp: int = 8000)
     """A loud tone standing in for an utterance (int16 mono)."""
     t = np.arange(int(seconds * rate)) / rate
     return (np.sin(2 * np.pi * freq * t) * amp).astype(np.int16)
+
+
+def tone_wav(path: Path, seconds: float = 1.0) -> Path:
+    """A spoken-like tone of ``seconds`` then 0.5 s of silence, as a 16 kHz mono WAV at
+    ``path`` (what a scripted caller says)."""
+    from lkmetrics.local.speech import write_wav_pcm16
+
+    write_wav_pcm16(path, np.concatenate([tone(seconds), np.zeros(RATE // 2, dtype=np.int16)]),
+                    RATE)
+    return path
 
 
 class EnergyVAD(vad.VAD):

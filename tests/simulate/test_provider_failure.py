@@ -8,7 +8,6 @@ import socket
 import subprocess
 import sys
 import time
-import wave
 from pathlib import Path
 
 import numpy as np
@@ -16,7 +15,7 @@ import pytest
 
 from lkmetrics.records import Record
 from tests.helpers.common import ListWriter, subprocess_env
-from tests.helpers.fakes import EnergyVAD, ScriptedSTT, ScriptedTTS, tone
+from tests.helpers.fakes import EnergyVAD, ScriptedSTT, ScriptedTTS, tone, tone_wav
 from tests.helpers.llm_server import LLMServer, Script
 
 pytestmark = pytest.mark.timeout(120)
@@ -31,16 +30,6 @@ def closed_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
-
-
-def speech_wav(path: Path) -> Path:
-    pcm = np.concatenate([tone(0.8), np.zeros(8000, dtype=np.int16)])
-    with wave.open(str(path), "wb") as w:
-        w.setnchannels(1)
-        w.setsampwidth(2)
-        w.setframerate(16000)
-        w.writeframes(pcm.tobytes())
-    return path
 
 
 def simulate_cli(url: str, wav: Path, db: Path) -> tuple[subprocess.CompletedProcess[str], float]:
@@ -65,7 +54,7 @@ def exit_status(db: Path) -> str:
 @pytest.mark.slow  # the local voice (simulate refuses --tts none)
 def test_refused_llm_ends_simulate_in_one_line(tmp_path: Path) -> None:
     url = f"http://127.0.0.1:{closed_port()}/v1"
-    proc, took = simulate_cli(url, speech_wav(tmp_path / "q.wav"), tmp_path / "m.db")
+    proc, took = simulate_cli(url, tone_wav(tmp_path / "q.wav", 0.8), tmp_path / "m.db")
     assert proc.returncode == 1, proc.stderr[-2000:]
     assert took < FAST
     lines = [line for line in proc.stderr.splitlines() if line.strip()]
@@ -85,7 +74,8 @@ def test_llm_answering_an_error_status_is_named(tmp_path: Path, status: int, mes
                                                 expected: str) -> None:
     server = LLMServer(Script(status=status, status_message=message))
     try:
-        proc, took = simulate_cli(server.url, speech_wav(tmp_path / "q.wav"), tmp_path / "m.db")
+        proc, took = simulate_cli(server.url, tone_wav(tmp_path / "q.wav", 0.8),
+                                  tmp_path / "m.db")
     finally:
         server.close()
     assert proc.returncode == 1, proc.stderr[-2000:]

@@ -44,6 +44,9 @@ def parse_target(spec: str) -> Target:
                              f"e.g. {where.rstrip('/')}/agent.py.")
         if path.suffix != ".py":
             raise UsageError(f"--agent {where} is not a Python file (.py).")
+        if not path.is_file():  # a FIFO would block the import for ever, a device never end
+            raise UsageError(f"--agent {where} is not a regular file (a pipe or a device "
+                             "cannot be imported); name the agent's .py file.")
         return Target(spec, path.resolve(), None, name)
     if not all(part.isidentifier() for part in where.split(".")):
         raise UsageError(f"--agent expects a .py file or a module name, e.g. {EXAMPLE} "

@@ -5,6 +5,7 @@ scripted STT and TTS; the measured values are held to the injected ones."""
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -161,3 +162,14 @@ def test_examples_run_offline_with_local_models(example: str) -> None:
     assert answered, result.stdout
     for turn in answered:
         assert added_up(turn) == pytest.approx(turn["e2e_latency"], abs=1e-6)
+
+
+def test_a_pipe_named_like_an_agent_is_refused_before_anything_starts(tmp_path: Path) -> None:
+    fifo = tmp_path / "agent.py"
+    os.mkfifo(fifo)  # importing it would wait for a writer for ever
+    result = subprocess.run([sys.executable, "-m", "lkmetrics", "simulate", "--agent", str(fifo),
+                             "--local"], capture_output=True, text=True, env=subprocess_env(),
+                            timeout=60)
+    assert result.returncode == 2, result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and "is not a regular file" in lines[0], result.stderr

@@ -137,7 +137,7 @@ def test_table_view_hides_vad_unless_asked_and_shows_other_kinds() -> None:
 
 def test_session_record_never_carries_url_credentials() -> None:
     from lkmetrics.agent.server import session_info
-    from lkmetrics.config import AgentSettings
+    from lkmetrics.config.settings import AgentSettings
 
     info = session_info(AgentSettings(llm_base_url="http://user:s3cret@127.0.0.1:8080/v1"))
     assert info["llm_base_url"] == "http://127.0.0.1:8080/v1"

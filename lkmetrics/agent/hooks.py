@@ -26,7 +26,7 @@ from livekit.agents.types import NOT_GIVEN
 
 from lkmetrics.agent.capture import Capture
 from lkmetrics.agent.server import build_components, session_info
-from lkmetrics.config import AgentSettings
+from lkmetrics.config.settings import AgentSettings
 from lkmetrics.pipeline import Pipeline
 
 STAGES = ("stt", "llm", "tts")

@@ -17,7 +17,7 @@ from livekit.agents import AgentServer, JobContext, JobProcess, JobRequest
 from lkmetrics.agent import server
 from lkmetrics.agent.hooks import Hooks, activate, active
 from lkmetrics.agent.user import UserAgent, describe_failure, load_reporting, print_traceback
-from lkmetrics.config import AgentSettings
+from lkmetrics.config.settings import AgentSettings
 from lkmetrics.errors import LkmetricsError
 
 log = logging.getLogger("lkmetrics")

@@ -1,8 +1,8 @@
 """Runs an agent command (console, run, dev, connect): LiveKit's ``cli.run_app`` with the
 metrics server, its output set up first, and every exit path recorded.
 
-Options are validated (:func:`lkmetrics.config.prepare`) before livekit is imported, so bad
-input fails fast and cleanly.
+Options are validated (:func:`lkmetrics.config.prepare.prepare`) before livekit is imported,
+so bad input fails fast and cleanly.
 """
 
 from __future__ import annotations
@@ -15,15 +15,9 @@ from typing import Any
 
 from lkmetrics.agent import signals
 from lkmetrics.agent.output import open_output
-from lkmetrics.config import (
-    SETTINGS_ENV,
-    AgentOptions,
-    AgentSettings,
-    OutputFormat,
-    OutputOptions,
-    ServerOptions,
-    prepare,
-)
+from lkmetrics.config.options import AgentOptions, OutputFormat, OutputOptions, ServerOptions
+from lkmetrics.config.prepare import prepare
+from lkmetrics.config.settings import SETTINGS_ENV, AgentSettings
 from lkmetrics.errors import UsageError
 
 LOG_LEVELS = ("trace", "debug", "info", "warn", "error", "critical")

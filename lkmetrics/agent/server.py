@@ -21,7 +21,8 @@ from livekit.plugins import openai, silero  # plugins must register on the main 
 
 from lkmetrics.agent.capture import Capture
 from lkmetrics.agent.relay import RELAY_ENV, RelayWriter, in_owner_process
-from lkmetrics.config import AgentSettings, strip_userinfo
+from lkmetrics.config.settings import AgentSettings
+from lkmetrics.config.urls import strip_userinfo
 from lkmetrics.pipeline import Pipeline
 from lkmetrics.records import SessionBody
 from lkmetrics.version import __version__

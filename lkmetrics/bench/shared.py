@@ -9,7 +9,7 @@ from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 from lkmetrics.analysis.budgets import Budget, BudgetResult
-from lkmetrics.config import FleetOptions
+from lkmetrics.config.options import FleetOptions
 from lkmetrics.errors import BenchFailed, UsageError
 from lkmetrics.pipeline import KeptOpen
 

@@ -19,13 +19,13 @@ from lkmetrics.cli.options import (
     log_level_option,
     with_options,
 )
-from lkmetrics.config import AgentOptions, OutputOptions, ServerOptions
+from lkmetrics.config.options import AgentOptions, OutputOptions, ServerOptions
 
 
 def _run(command: str, livekit_args: list[str], agent: AgentOptions, out: OutputOptions,
          log_level: str, server: ServerOptions | None = None) -> None:
     from lkmetrics.agent.run import run_agent
-    from lkmetrics.config import load_env_file
+    from lkmetrics.config.envfile import load_env_file
 
     load_env_file(out.env_file)
     raise typer.Exit(run_agent(command, livekit_args, agent, out, log_level=log_level,
@@ -126,7 +126,7 @@ def simulate(
     Each turn is real speech fed to the session in real time; the agent's reply is played out
     at real-time pace. Exit code 0 when every turn got a reply, 1 when one timed out or failed.
     """
-    from lkmetrics.config import load_env_file
+    from lkmetrics.config.envfile import load_env_file
     from lkmetrics.simulate.command import Script, run_simulation
 
     load_env_file(out.env_file)

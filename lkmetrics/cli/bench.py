@@ -20,7 +20,7 @@ from lkmetrics.cli.options import (
     resolve_format,
     with_options,
 )
-from lkmetrics.config import (
+from lkmetrics.config.options import (
     DEFAULT_INSTRUCTIONS,
     DEFAULT_LLM,
     DEFAULT_STT,
@@ -131,7 +131,7 @@ def llm(
     """
     from lkmetrics.bench.llm import core
     from lkmetrics.bench.llm.command import run_llm_bench
-    from lkmetrics.config import load_env_file
+    from lkmetrics.config.envfile import load_env_file
     from lkmetrics.errors import UsageError
 
     out_format = resolve_format(ctx, fmt, BENCH_FORMATS, OutputFormat.table, parent_env=False)
@@ -232,7 +232,7 @@ def voice(
     """
     from lkmetrics.bench.voice import core
     from lkmetrics.bench.voice.command import run_voice_bench
-    from lkmetrics.config import load_env_file
+    from lkmetrics.config.envfile import load_env_file
 
     out_format = resolve_format(ctx, fmt, BENCH_FORMATS, OutputFormat.table, parent_env=False)
     load_env_file(inherited(ctx, "env_file", None, parent_env=False))

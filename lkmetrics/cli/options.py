@@ -1,7 +1,7 @@
 """Every shared option, declared once: the agent options, the output options and the LiveKit
-server options, each turned into one typed object (:class:`~lkmetrics.config.AgentOptions`,
-:class:`~lkmetrics.config.OutputOptions`, :class:`~lkmetrics.config.ServerOptions`) by
-:func:`with_options`; and the one function that decides every command's output format.
+server options, each turned into one typed object by :func:`with_options` (the classes of
+:mod:`lkmetrics.config.options`: ``AgentOptions``, ``OutputOptions``, ``ServerOptions``); and
+the one function that decides every command's output format.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from typing import Annotated, Any
 
 import typer
 
-from lkmetrics.config import (
+from lkmetrics.config.options import (
     DEFAULT_INSTRUCTIONS,
     DEFAULT_LLM,
     DEFAULT_STT,

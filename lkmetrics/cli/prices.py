@@ -9,7 +9,7 @@ from typing import Annotated
 import typer
 
 from lkmetrics.cli.options import format_option, resolve_format
-from lkmetrics.config import DEFAULT_LLM, OutputFormat
+from lkmetrics.config.options import DEFAULT_LLM, OutputFormat
 from lkmetrics.cost.prices import PRICES_ENV
 
 PricesOpt = Annotated[

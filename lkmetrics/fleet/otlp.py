@@ -18,7 +18,7 @@ from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit, urlunsplit
 
-from lkmetrics.config import mask_userinfo
+from lkmetrics.config.urls import mask_userinfo
 from lkmetrics.errors import UsageError
 from lkmetrics.fleet.series import (
     SERIES,
@@ -62,7 +62,7 @@ def resolve_otlp_url(url: str | None) -> str | None:
             "--otlp expects the http(s) URL of an OTLP/HTTP collector, e.g. "
             f"http://127.0.0.1:4318 (got {mask_userinfo(url)!r})."
         )
-    from lkmetrics.config import parse_url
+    from lkmetrics.config.urls import parse_url
 
     # the rest checked whole, as every URL option is: no spaces, a valid port
     return parse_url("--otlp", url, ("http", "https"), "http://127.0.0.1:4318")

@@ -10,7 +10,9 @@ from pathlib import Path
 from typing import Any
 
 from lkmetrics.agent import signals
-from lkmetrics.config import AgentOptions, AgentSettings, OutputOptions, prepare
+from lkmetrics.config.options import AgentOptions, OutputOptions
+from lkmetrics.config.prepare import prepare
+from lkmetrics.config.settings import AgentSettings
 from lkmetrics.errors import UsageError
 from lkmetrics.simulate.script import BUILTIN_SCRIPT, Behaviour
 

@@ -14,7 +14,7 @@ from livekit import rtc
 
 from lkmetrics.agent.capture import Capture
 from lkmetrics.agent.server import Components, session_info, start_session
-from lkmetrics.config import AgentSettings
+from lkmetrics.config.settings import AgentSettings
 from lkmetrics.pipeline import Pipeline
 from lkmetrics.simulate.caller import (
     Caller,

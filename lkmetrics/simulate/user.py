@@ -26,7 +26,7 @@ from lkmetrics.agent.user import (
     load_reporting,
     print_traceback,
 )
-from lkmetrics.config import AgentSettings
+from lkmetrics.config.settings import AgentSettings
 from lkmetrics.errors import LkmetricsError
 from lkmetrics.pipeline import Pipeline
 from lkmetrics.simulate.caller import Caller, Line, PacedAudioInput, RealtimeSpeaker, TurnResult

@@ -14,7 +14,7 @@ from typer.testing import CliRunner
 
 from lkmetrics.bench.llm.core import auto_workers, make_config, parse_workers
 from lkmetrics.cli import app
-from lkmetrics.config import FleetOptions
+from lkmetrics.config.options import FleetOptions
 from lkmetrics.errors import UsageError
 from tests.bench.test_llm import bench, bench_json, server_process
 from tests.helpers.common import TESTS

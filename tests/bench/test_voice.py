@@ -17,7 +17,7 @@ from typer.testing import CliRunner
 from lkmetrics.bench.shared import new_bench_id
 from lkmetrics.bench.voice import core as voice
 from lkmetrics.cli import app
-from lkmetrics.config import AgentSettings
+from lkmetrics.config.settings import AgentSettings
 from tests.helpers.common import API_KEY, API_SECRET, ROOT, subprocess_env
 from tests.helpers.fakes import EnergyVAD, ScriptedSTT, ScriptedTTS, tone
 from tests.helpers.llm_server import LLMServer
@@ -187,7 +187,7 @@ def test_one_prometheus_endpoint_covers_every_run_of_a_bench(
     import urllib.request
 
     from lkmetrics.bench.shared import fleet_writers
-    from lkmetrics.config import FleetOptions
+    from lkmetrics.config.options import FleetOptions
 
     config = voice.make_config(stt=["fake/fast"], llm=["test/test-model"], tts=["fake/tts"],
                                fail_over=["e2e.p95=1.25s"])

@@ -155,13 +155,13 @@ def test_llama_child_environment_holds_no_secrets(monkeypatch: pytest.MonkeyPatc
 
 def test_long_instructions_reach_a_child_process(tmp_path: Path,
                                                  monkeypatch: pytest.MonkeyPatch) -> None:
-    from lkmetrics.config import SETTINGS_ENV, AgentSettings
+    from lkmetrics.config.settings import SETTINGS_ENV, AgentSettings
 
     settings = AgentSettings(instructions="x" * 300_000)
     path = settings.to_env(str(tmp_path))
     assert oct(os.stat(path).st_mode & 0o777) == "0o600"
     env = subprocess_env(**{SETTINGS_ENV: path})
-    code = ("from lkmetrics.config import AgentSettings; "
+    code = ("from lkmetrics.config.settings import AgentSettings; "
             "print(len(AgentSettings.from_env().instructions))")
     out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True,
                          check=True)
@@ -170,7 +170,7 @@ def test_long_instructions_reach_a_child_process(tmp_path: Path,
 
 def test_relay_close_removes_its_temp_dir_with_the_settings() -> None:
     from lkmetrics.agent.relay import RelayServer
-    from lkmetrics.config import AgentSettings
+    from lkmetrics.config.settings import AgentSettings
     from lkmetrics.pipeline import Pipeline
 
     relay = RelayServer(Pipeline([], summarise=False))

@@ -31,7 +31,7 @@ async def voice_session(server: LLMServer, transcripts: list[str], *,
     from livekit.plugins import openai
 
     from lkmetrics.agent.server import Components
-    from lkmetrics.config import AgentSettings
+    from lkmetrics.config.settings import AgentSettings
     from lkmetrics.pipeline import Pipeline
     from lkmetrics.simulate.caller import Line
     from lkmetrics.simulate.run import simulate

@@ -23,7 +23,7 @@ async def session(server: LLMServer, lead_in: float) -> tuple[list[Record], list
     from livekit.plugins import openai
 
     from lkmetrics.agent.server import Components
-    from lkmetrics.config import AgentSettings
+    from lkmetrics.config.settings import AgentSettings
     from lkmetrics.pipeline import Pipeline
     from lkmetrics.simulate.run import simulate
 

@@ -30,7 +30,7 @@ async def four_turns(server: LLMServer, console: Console) -> list[Record]:
     from livekit.plugins import openai
 
     from lkmetrics.agent.server import Components
-    from lkmetrics.config import AgentSettings
+    from lkmetrics.config.settings import AgentSettings
     from lkmetrics.pipeline import Pipeline
     from lkmetrics.render.live import TableWriter
     from lkmetrics.simulate.run import simulate

@@ -90,7 +90,7 @@ async def one_turn(url: str) -> tuple[list[Record], list[str | None], float]:
     from livekit.plugins import openai
 
     from lkmetrics.agent.server import Components
-    from lkmetrics.config import AgentSettings
+    from lkmetrics.config.settings import AgentSettings
     from lkmetrics.pipeline import Pipeline
     from lkmetrics.simulate.run import simulate
 

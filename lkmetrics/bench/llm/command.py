@@ -12,7 +12,9 @@ import typer
 from lkmetrics.agent import signals
 from lkmetrics.bench.llm import core
 from lkmetrics.bench.shared import fleet_writers, new_bench_id, progress
-from lkmetrics.config import AgentSettings, FleetOptions, check_credentials
+from lkmetrics.config.credentials import check_credentials
+from lkmetrics.config.options import FleetOptions
+from lkmetrics.config.settings import AgentSettings
 
 
 def run_llm_bench(config: core.BenchConfig, *, json_out: bool, db: Path | None,

@@ -181,7 +181,8 @@ def make_config(*, models: Sequence[str] | None, base_url: str | None, requests:
                 workers: str | None = "1", request_timeout: float | None = None
                 ) -> BenchConfig:
     """Validate the command line (no livekit import)."""
-    from lkmetrics.config import check_base_url, parse_model
+    from lkmetrics.config.prepare import parse_model
+    from lkmetrics.config.urls import check_base_url
 
     if requests < 1:
         raise UsageError(f"-n/--requests must be at least 1 (got {requests}).")

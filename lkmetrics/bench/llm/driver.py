@@ -29,7 +29,7 @@ from livekit.plugins import openai
 
 from lkmetrics.agent.signals import Stop, status_of
 from lkmetrics.bench.llm.core import BenchConfig, Prompt, RequestResult, RunResult
-from lkmetrics.config import strip_userinfo
+from lkmetrics.config.urls import strip_userinfo
 from lkmetrics.pipeline import Pipeline
 from lkmetrics.records import Record, convert_metric
 from lkmetrics.version import __version__

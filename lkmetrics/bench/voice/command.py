@@ -12,7 +12,8 @@ import typer
 from lkmetrics.agent import signals
 from lkmetrics.bench.shared import fleet_writers, new_bench_id, progress
 from lkmetrics.bench.voice import core as voice
-from lkmetrics.config import FleetOptions, check_credentials
+from lkmetrics.config.credentials import check_credentials
+from lkmetrics.config.options import FleetOptions
 
 
 def run_voice_bench(config: voice.VoiceConfig, *, json_out: bool, db: Path | None,

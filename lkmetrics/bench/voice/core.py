@@ -16,16 +16,16 @@ from typing import Any
 from lkmetrics.analysis.budgets import Budget, BudgetResult, check_budgets, parse_budget
 from lkmetrics.analysis.report import FigureRow, Report
 from lkmetrics.bench.shared import MAX_COUNT, parse_concurrency, raise_failures
-from lkmetrics.config import (
+from lkmetrics.config.options import (
     DEFAULT_INSTRUCTIONS,
     DEFAULT_LLM,
     DEFAULT_STT,
     DEFAULT_TTS,
     DEFAULT_VOICE,
     AgentOptions,
-    AgentSettings,
-    make_settings,
 )
+from lkmetrics.config.prepare import make_settings
+from lkmetrics.config.settings import AgentSettings
 from lkmetrics.errors import UsageError
 from lkmetrics.figures import FIGURES, SPREAD_STATS, describe, figure_value
 from lkmetrics.records import Record

@@ -30,7 +30,7 @@ from lkmetrics.agent.server import Components, build_components, load_models
 from lkmetrics.agent.signals import Stop, status_of
 from lkmetrics.agent.user import UserAgent
 from lkmetrics.bench.voice.core import COMMAND, OWN, VoiceConfig, VoiceRun
-from lkmetrics.config import AgentSettings
+from lkmetrics.config.settings import AgentSettings
 from lkmetrics.errors import cause_first
 from lkmetrics.pipeline import FirstError, Pipeline
 from lkmetrics.records import Record

@@ -1,9 +1,13 @@
-"""The Typer app and the mapping of every LkmetricsError to one line on stderr and its exit
-code. Its main callback lives in :mod:`lkmetrics.cli.root`."""
+"""The Typer app, its commands loaded lazily, and the mapping of every LkmetricsError to one
+line on stderr and its exit code. Its main callback lives in :mod:`lkmetrics.cli.root`.
+
+A command's module is imported when that command runs or shows its own help: ``lkmetrics
+--help`` lists every command from :data:`COMMANDS` and imports none of them."""
 
 from __future__ import annotations
 
 import contextlib
+import importlib
 import os
 import signal
 import sys
@@ -13,7 +17,7 @@ from types import FrameType
 from typing import Any
 
 import typer
-from typer.core import TyperGroup
+from typer.core import TyperCommand, TyperGroup
 
 from lkmetrics.errors import LkmetricsError
 
@@ -86,15 +90,36 @@ class _Group(TyperGroup):
     (``| head``) ends the command quietly with exit 0; no known secret leaves on stdout or
     stderr."""
 
+    listing = False  # the main help is being written: unloaded commands show as stubs
+
+    def list_commands(self, ctx: Any) -> list[str]:
+        return [*COMMANDS, *(name for name in self.commands if name not in COMMANDS)]
+
     def get_command(self, ctx: Any, cmd_name: str) -> Any:
         command = super().get_command(ctx, cmd_name)
+        if command is None and cmd_name in COMMANDS:
+            if self.listing:
+                return TyperCommand(cmd_name, help=COMMANDS[cmd_name][1])
+            command = self.commands[cmd_name] = load_command(cmd_name)
         if command is not None:
             hide_flag_metavars(command, ctx)
         return command
 
+    def resolve_command(self, ctx: Any, args: list[str]) -> Any:
+        if args and args[0] not in self.list_commands(ctx):
+            # no such command: Typer's "Did you mean" draws from self.commands, so every
+            # command is put there (as a stub: the command fails before it would run)
+            for name, (_, help_) in COMMANDS.items():
+                self.commands.setdefault(name, TyperCommand(name, help=help_))
+        return super().resolve_command(ctx, args)
+
     def format_help(self, ctx: Any, formatter: Any) -> None:
         hide_flag_metavars(self, ctx)
-        super().format_help(ctx, formatter)
+        self.listing = True
+        try:
+            super().format_help(ctx, formatter)
+        finally:
+            self.listing = False
 
     def invoke(self, ctx: Any) -> Any:
         from lkmetrics.errors import StoppedBySignal
@@ -131,6 +156,62 @@ app = typer.Typer(
     pretty_exceptions_show_locals=False,
     context_settings={"help_option_names": ["-h", "--help"]},
 )
+
+# every command, in the order the main help lists them: the module that registers it on
+# ``app`` and the first paragraph of its help (tests/cli/test_help.py checks both against the
+# loaded command, so the main help cannot drift from the commands' own)
+COMMANDS: dict[str, tuple[str, str]] = {
+    "console": ("lkmetrics.cli.agent", "Talk to the agent in this terminal (LiveKit's console) "
+                "and watch its metrics live."),
+    "run": ("lkmetrics.cli.agent", "Run a worker connected to a LiveKit server (LiveKit's "
+            "start)."),
+    "dev": ("lkmetrics.cli.agent", "Run a worker in LiveKit's development mode."),
+    "connect": ("lkmetrics.cli.agent", "Join one room of a LiveKit server and measure the "
+                "session there."),
+    "simulate": ("lkmetrics.cli.agent", "Talk to the agent with a headless scripted caller: "
+                 "no microphone, no room."),
+    "sessions": ("lkmetrics.cli.store", "List recorded sessions, newest first: models, turns, "
+                 "p50 turn latency, duration."),
+    "report": ("lkmetrics.cli.store", "Summarise recorded figures: count, mean, p50, p90, "
+               "p95, p99 and max of each."),
+    "compare": ("lkmetrics.cli.store", "Compare two sessions, or two models (--by model), "
+                "side by side."),
+    "export": ("lkmetrics.cli.store", "Write recorded records to stdout as JSON lines or CSV, "
+               "streaming."),
+    "import": ("lkmetrics.cli.store", "Import the JSON lines written by --output into the "
+               "store."),
+    "plot": ("lkmetrics.cli.plot", "Chart the recorded figures: per-turn stages, each figure's "
+             "distribution (CDF with p50 and p95), TTFT and e2e over time, tokens per request, "
+             "and the summary table."),
+    "prices": ("lkmetrics.cli.prices", "Show the prices lkmetrics knows: unit prices in USD, "
+               "source and date."),
+    "bench": ("lkmetrics.cli.bench", "Benchmark agent components through LiveKit's own "
+              "classes: an LLM endpoint (bench llm), or whole voice stacks with simulated "
+              "callers (bench voice)."),
+}
+
+
+def load_command(name: str) -> Any:
+    """The click command ``name`` of :data:`COMMANDS`, its module imported (which registers
+    it on ``app``) and the command built as Typer builds it."""
+    importlib.import_module(COMMANDS[name][0])
+    for info in app.registered_commands:
+        callback_name = getattr(info.callback, "__name__", "")
+        if (info.name or typer.main.get_command_name(callback_name)) == name:
+            return typer.main.get_command_from_info(
+                info, pretty_exceptions_short=app.pretty_exceptions_short,
+                rich_markup_mode=app.rich_markup_mode)
+    for group in app.registered_groups:
+        if group.name == name:
+            return typer.main.get_group_from_info(
+                group, pretty_exceptions_short=app.pretty_exceptions_short,
+                rich_markup_mode=app.rich_markup_mode, suggest_commands=app.suggest_commands)
+    raise LookupError(f"{COMMANDS[name][0]} registers no command {name!r}")
+
+
+def load_all() -> dict[str, Any]:
+    """Every command, loaded (for the checks of every command's help)."""
+    return {name: load_command(name) for name in COMMANDS}
 
 
 def main() -> None:

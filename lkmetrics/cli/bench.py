@@ -1,6 +1,6 @@
 """Typer wiring of ``lkmetrics bench``: options in, a call into the core, output out.
 
-Registered on the main app with ``app.add_typer(bench_app, name="bench")``. Nothing here
+Registers itself on the main app (``app.add_typer(bench_app, name="bench")``). Nothing here
 imports livekit; the driver is imported once the options are valid.
 """
 
@@ -12,6 +12,7 @@ from typing import Annotated
 
 import typer
 
+from lkmetrics.cli.app import app
 from lkmetrics.cli.options import (
     FLEET_OPTIONS,
     format_option,
@@ -245,3 +246,6 @@ def voice(
         typed=typed)
     run_voice_bench(config, json_out=out_format is OutputFormat.json, db=db,
                     record=not no_record, fleet=fleet)
+
+
+app.add_typer(bench_app, name="bench")

@@ -8,6 +8,7 @@ from typing import Annotated
 
 import typer
 
+from lkmetrics.cli.app import app
 from lkmetrics.cli.options import format_option, resolve_format
 from lkmetrics.config.options import DEFAULT_LLM, OutputFormat
 from lkmetrics.cost.prices import PRICES_ENV
@@ -56,3 +57,5 @@ def prices(
                             "(format in README, section Cost).")
     view.prices(found, out_format.value, sys.stdout, book, listing=model is None)
 
+
+app.command("prices")(prices)

@@ -7,7 +7,6 @@ from typing import Annotated
 
 import typer
 
-from lkmetrics.cli.agent import console
 from lkmetrics.cli.app import app
 from lkmetrics.cli.options import EnvFileOpt, FormatOpt, OutputOpt, given_on_command_line
 from lkmetrics.version import __version__
@@ -33,4 +32,6 @@ def _main(
         if not any(given_on_command_line(ctx, p) for p in ("fmt", "output", "env_file")):
             typer.echo(ctx.get_help())
             raise typer.Exit()
+        from lkmetrics.cli.agent import console
+
         ctx.invoke(console, ctx=ctx, fmt=fmt, output=output, env_file=env_file)

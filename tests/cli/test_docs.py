@@ -9,6 +9,7 @@ from pathlib import Path
 import typer
 
 from lkmetrics.cli import app
+from lkmetrics.cli.app import load_all
 from lkmetrics.figures import FIGURES
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -19,7 +20,10 @@ MAX_README_LINES = 400
 
 
 def cli_commands() -> dict[str, object]:
-    return dict(typer.main.get_command(app).commands)  # type: ignore[attr-defined]
+    """Every command, loaded (``lkmetrics --help`` loads none of them)."""
+    commands = load_all()
+    assert sorted(commands) == sorted(typer.main.get_command(app).list_commands(None))  # type: ignore[attr-defined]
+    return commands
 
 
 def test_readme_command_table_matches_the_cli() -> None:

@@ -7,7 +7,8 @@ import logging
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from lkmetrics.config.options import OutputFormat, OutputOptions
+from lkmetrics.config.defaults import OutputFormat
+from lkmetrics.config.options import OutputOptions
 from lkmetrics.errors import UsageError
 from lkmetrics.pipeline import Pipeline, Writer
 

@@ -15,7 +15,8 @@ from typing import Any
 
 from lkmetrics.agent import signals
 from lkmetrics.agent.output import open_output
-from lkmetrics.config.options import AgentOptions, OutputFormat, OutputOptions, ServerOptions
+from lkmetrics.config.defaults import OutputFormat
+from lkmetrics.config.options import AgentOptions, OutputOptions, ServerOptions
 from lkmetrics.config.prepare import prepare
 from lkmetrics.config.settings import SETTINGS_ENV, AgentSettings
 from lkmetrics.errors import UsageError

@@ -21,15 +21,15 @@ from lkmetrics.cli.options import (
     resolve_format,
     with_options,
 )
-from lkmetrics.config.options import (
+from lkmetrics.config.defaults import (
     DEFAULT_INSTRUCTIONS,
     DEFAULT_LLM,
     DEFAULT_STT,
     DEFAULT_TTS,
     DEFAULT_VOICE,
-    FleetOptions,
     OutputFormat,
 )
+from lkmetrics.config.options import FleetOptions
 
 bench_app = typer.Typer(
     name="bench",

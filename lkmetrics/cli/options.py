@@ -12,23 +12,22 @@ import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from lkmetrics.config.options import (
+from lkmetrics.config.defaults import (
     DEFAULT_INSTRUCTIONS,
     DEFAULT_LLM,
     DEFAULT_STT,
     DEFAULT_TTS,
     DEFAULT_VOICE,
-    AgentOptions,
-    FleetOptions,
     OutputFormat,
-    OutputOptions,
-    ServerOptions,
 )
 from lkmetrics.errors import UsageError
+
+if TYPE_CHECKING:  # built only when a command runs (--help never loads their dataclasses)
+    from lkmetrics.config.options import AgentOptions, FleetOptions, OutputOptions, ServerOptions
 
 AGENT = "Agent"
 OUTPUT = "Output"
@@ -137,6 +136,8 @@ class OptionGroup:
 
 
 def _build_agent(ctx: Any, kw: dict[str, Any]) -> AgentOptions:
+    from lkmetrics.config.options import AgentOptions
+
     typed = frozenset(n for n in ("stt", "llm", "tts", "voice", "instructions", "greet",
                                   "llm_base_url", "local") if given_on_command_line(ctx, n))
     return AgentOptions(stt=kw["stt"], llm=kw["llm"], tts=kw["tts"], voice=kw["voice"],
@@ -181,6 +182,8 @@ AGENT_OPTIONS = OptionGroup("agent", (
 
 
 def _build_output(ctx: Any, kw: dict[str, Any]) -> OutputOptions:
+    from lkmetrics.config.options import OutputOptions
+
     return OutputOptions(
         format=resolve_format(ctx, kw["fmt"], AGENT_FORMATS),
         output=inherited(ctx, "output", kw["output"]),
@@ -253,6 +256,8 @@ OUTPUT_OPTIONS = OptionGroup("out", (
 
 
 def _build_fleet(ctx: Any, kw: dict[str, Any]) -> FleetOptions:
+    from lkmetrics.config.options import FleetOptions
+
     return FleetOptions(prometheus_host=kw["prometheus_host"],
                         prometheus_port=kw["prometheus_port"], otlp=kw["otlp"])
 
@@ -262,6 +267,8 @@ FLEET_OPTIONS = OptionGroup("fleet", FLEET_PARAMS, _build_fleet)
 
 
 def _build_server(ctx: Any, kw: dict[str, Any]) -> ServerOptions:
+    from lkmetrics.config.options import ServerOptions
+
     return ServerOptions(url=kw["url"], api_key=kw["api_key"], api_secret=kw["api_secret"])
 
 

@@ -10,7 +10,7 @@ import typer
 
 from lkmetrics.cli.app import app
 from lkmetrics.cli.options import format_option, resolve_format
-from lkmetrics.config.options import DEFAULT_LLM, OutputFormat
+from lkmetrics.config.defaults import DEFAULT_LLM, OutputFormat
 from lkmetrics.cost.prices import PRICES_ENV
 
 PricesOpt = Annotated[

@@ -19,7 +19,7 @@ import typer
 from lkmetrics.cli.app import app
 from lkmetrics.cli.options import format_option, given_on_command_line, resolve_format
 from lkmetrics.cli.prices import PricesOpt
-from lkmetrics.config.options import OutputFormat
+from lkmetrics.config.defaults import OutputFormat
 from lkmetrics.figures import FIGURES, PERCENTILE_HELP
 
 if TYPE_CHECKING:

@@ -1,7 +1,8 @@
 """Settings from flags, environment and .env, one job a module; none of them imports livekit,
 so every check runs before the (slow) agent stack loads.
 
-- ``options``: the defaults and the option objects the command line fills (no validation);
+- ``defaults``: the default models and the output formats (what the help shows);
+- ``options``: the option objects the command line fills (no validation);
 - ``urls``: URL checks and masking of the credentials a URL may carry;
 - ``envfile``: reading ``.env`` (or ``--env-file``) into the environment;
 - ``settings``: :class:`~lkmetrics.config.settings.AgentSettings`, what an agent runs with,
@@ -10,5 +11,5 @@ so every check runs before the (slow) agent stack loads.
 - ``prepare``: the command line validated into settings (model strings, ``--agent``).
 
 Import from the module that does the job: this package imports none of them, so ``--help``
-loads only the option objects.
+loads only ``defaults``.
 """

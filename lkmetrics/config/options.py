@@ -1,27 +1,19 @@
-"""The defaults and the option objects the command line fills (validated later, in
+"""The option objects the command line fills (validated later, in
 :mod:`lkmetrics.config.prepare`)."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from enum import Enum
 from pathlib import Path
 
-DEFAULT_STT = "deepgram/nova-3-general"
-DEFAULT_LLM = "openai/gpt-4.1-mini"
-DEFAULT_TTS = "cartesia/sonic-3"
-DEFAULT_VOICE = "9626c31c-bec5-4cca-baa8-f8ba9e84c8bc"
-DEFAULT_INSTRUCTIONS = "You are a helpful agent."
-
-
-class OutputFormat(str, Enum):
-    """Every output format of every command; each command takes some of them."""
-
-    table = "table"
-    json = "json"
-    csv = "csv"
-    jsonl = "jsonl"
-    none = "none"
+from lkmetrics.config.defaults import (
+    DEFAULT_INSTRUCTIONS,
+    DEFAULT_LLM,
+    DEFAULT_STT,
+    DEFAULT_TTS,
+    DEFAULT_VOICE,
+    OutputFormat,
+)
 
 
 @dataclass(frozen=True)

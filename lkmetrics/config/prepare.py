@@ -7,13 +7,8 @@ from __future__ import annotations
 import re
 
 from lkmetrics.config.credentials import check_credentials, check_server_url, server_to_env
-from lkmetrics.config.options import (
-    DEFAULT_LLM,
-    DEFAULT_STT,
-    DEFAULT_TTS,
-    AgentOptions,
-    ServerOptions,
-)
+from lkmetrics.config.defaults import DEFAULT_LLM, DEFAULT_STT, DEFAULT_TTS
+from lkmetrics.config.options import AgentOptions, ServerOptions
 from lkmetrics.config.settings import AgentSettings
 from lkmetrics.config.urls import check_base_url
 from lkmetrics.errors import UsageError

@@ -9,7 +9,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from lkmetrics.config.options import (
+from lkmetrics.config.defaults import (
     DEFAULT_INSTRUCTIONS,
     DEFAULT_LLM,
     DEFAULT_STT,

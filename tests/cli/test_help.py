@@ -38,10 +38,10 @@ def test_flags_show_no_bool_metavar(command: list[str]) -> None:
 # -- lkmetrics --help loads only what help needs (issue 18: at most 1.2x the Typer floor, see
 # benchmarks/help_startup.py); module sets, not timings: the same on a busy machine
 
-# what --help loads of lkmetrics: the app, its main callback and the option objects it shows
+# what --help loads of lkmetrics: the app, its main callback and the defaults its options show
 HELP_MODULES = {"lkmetrics", "lkmetrics.version", "lkmetrics.errors", "lkmetrics.cli",
                 "lkmetrics.cli.app", "lkmetrics.cli.root", "lkmetrics.cli.options",
-                "lkmetrics.config", "lkmetrics.config.options"}
+                "lkmetrics.config", "lkmetrics.config.defaults"}
 PRINT_MODULES = "print(' '.join(sorted(sys.modules)))"
 FLOOR = "import runpy, sys, typer.main, typer.rich_utils\n" + PRINT_MODULES  # runpy: as HELP
 HELP = ("import runpy, sys\nsys.argv = ['lkmetrics', '--help']\n"

@@ -16,14 +16,14 @@ from typing import Any
 from lkmetrics.analysis.budgets import Budget, BudgetResult, check_budgets, parse_budget
 from lkmetrics.analysis.report import FigureRow, Report
 from lkmetrics.bench.shared import MAX_COUNT, parse_concurrency, raise_failures
-from lkmetrics.config.options import (
+from lkmetrics.config.defaults import (
     DEFAULT_INSTRUCTIONS,
     DEFAULT_LLM,
     DEFAULT_STT,
     DEFAULT_TTS,
     DEFAULT_VOICE,
-    AgentOptions,
 )
+from lkmetrics.config.options import AgentOptions
 from lkmetrics.config.prepare import make_settings
 from lkmetrics.config.settings import AgentSettings
 from lkmetrics.errors import UsageError

@@ -32,7 +32,6 @@ EFFECT = 0.05
 MIN_TIME = 0.001  # s
 RESAMPLES = 400
 MAX_BOOTSTRAP = 1000  # values per side used to resample (evenly spaced in sorted order)
-VERDICTS = ("better", "worse", "unclear")
 
 
 @dataclass(frozen=True)

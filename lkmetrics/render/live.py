@@ -85,46 +85,6 @@ def llm_table(r: Record, session: Record | None = None) -> Table:
     )
 
 
-def stt_table(r: Record, session: Record | None = None) -> Table:
-    return _report_table(
-        "STT Metrics Report",
-        [
-            *_request_rows(r, session),
-            ("Duration", _s(r.get("duration"))),
-            ("Audio Duration", _s(r.get("audio_duration"))),
-            ("Streamed", _check(r.get("streamed"))),
-        ],
-    )
-
-
-def tts_table(r: Record, session: Record | None = None) -> Table:
-    return _report_table(
-        "TTS Metrics Report",
-        [
-            *_request_rows(r, session),
-            ("Time to First Byte", _s(r.get("ttfb"))),
-            ("Duration", _s(r.get("duration"))),
-            ("Audio Duration", _s(r.get("audio_duration"))),
-            ("Characters", str(r.get("characters_count"))),
-            ("Cancelled", _check(r.get("cancelled"))),
-            ("Streamed", _check(r.get("streamed"))),
-        ],
-    )
-
-
-def eou_table(r: Record) -> Table:
-    return _report_table(
-        "EOU Metrics Report",
-        [
-            ("Type", str(r.get("type"))),
-            ("Timestamp", _ts(r.get("timestamp"))),
-            ("End of Utterance Delay", _s(r.get("end_of_utterance_delay"))),
-            ("Transcription Delay", _s(r.get("transcription_delay"))),
-            ("On User Turn Completed", _s(r.get("on_user_turn_completed_delay"))),
-        ],
-    )
-
-
 def vad_line(r: Record) -> Text:
     return text(
         f"VAD {r.get('inference_count')} inferences, "

@@ -27,7 +27,6 @@ TIME_MAX = 253_402_300_799.0
 TOKEN_MAX = 2**40
 MAX_DEPTH = 900  # nesting of objects and arrays (json.loads itself stops near 1000)
 
-NUMBER = (int, float)
 _NUM_OR_NONE = (int, float, type(None))
 _STR_OR_NONE = (str, type(None))
 _INT_OR_NONE = (int, type(None))

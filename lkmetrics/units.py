@@ -22,29 +22,26 @@ def number(value: Any) -> float | None:
     return float(value) if is_number(value) else None
 
 
-def fmt_value(value: float | int | None, unit: str, *, compact: bool = False) -> str:
+def fmt_value(value: float | int | None, unit: str) -> str:
     """A value in its unit: ``312 ms``, ``4.2 ms``, ``1.24 s``, ``33.9 tok/s``, ``$0.00213``;
-    ``-`` if None.
-
-    ``compact`` (narrow tables): ``312ms``, ``1.24s``, ``33.9/s``.
+    ``-`` if None. The one spelling of every unit: a space before it, rates in ``tok/s``.
     """
     if value is None:
         return MISSING
-    sep = "" if compact else " "
     if unit == "s":
         if abs(value) < 1:
             ms = value * 1000
-            return f"{ms:.1f}{sep}ms" if abs(ms) < 10 else f"{ms:.0f}{sep}ms"
-        return f"{value:.2f}{sep}s"
+            return f"{ms:.1f} ms" if abs(ms) < 10 else f"{ms:.0f} ms"
+        return f"{value:.2f} s"
     if unit == "tok/s":
-        return f"{value:.1f}{sep}{'/s' if compact else 'tok/s'}"
+        return f"{value:.1f} tok/s"
     if unit == "USD":
         return f"${value:.5f}" if abs(value) < 0.1 else f"${value:.4f}"
     if unit == "count":
         return f"{value:.2f}".rstrip("0").rstrip(".")
     if unit == "ratio":
         return f"{value:.3f}"
-    return f"{value:g}{sep}{unit}".strip()
+    return f"{value:g} {unit}".strip()
 
 
 def seconds(value: Any) -> str:
@@ -52,11 +49,11 @@ def seconds(value: Any) -> str:
     return fmt_value(float(value), "s") if is_number(value) else MISSING
 
 
-def signed(value: float | None, unit: str, *, compact: bool = False) -> str:
+def signed(value: float | None, unit: str) -> str:
     """A difference with its sign: ``+12 ms``, ``-1.20 s``."""
     if value is None:
         return MISSING
-    return ("+" if value > 0 else "") + fmt_value(value, unit, compact=compact)
+    return ("+" if value > 0 else "") + fmt_value(value, unit)
 
 
 def ratio(value: float | None) -> str:
@@ -64,8 +61,8 @@ def ratio(value: float | None) -> str:
 
 
 def recipe_seconds(value: Any) -> str:
-    """LiveKit's recipe tables print seconds with 4 decimals (``0.3127s``)."""
-    return f"{value:.4f}s" if is_number(value) else MISSING
+    """LiveKit's recipe tables print seconds with 4 decimals (``0.3127 s``)."""
+    return f"{value:.4f} s" if is_number(value) else MISSING
 
 
 def count(value: Any) -> str:

@@ -20,6 +20,7 @@ from lkmetrics.bench.llm.core import RequestResult, RunResult, parse_prompts_tex
 from lkmetrics.bench.shared import parse_concurrency
 from lkmetrics.cli import app
 from lkmetrics.errors import UsageError
+from lkmetrics.figures import REQUEST_FIGURES
 from tests.helpers.common import API_KEY, API_SECRET, TESTS, subprocess_env
 from tests.helpers.llm_server import LLMServer
 
@@ -208,7 +209,7 @@ def test_table_output(llm_server: LLMServer) -> None:
     result = bench("--llm-base-url", llm_server.url, "--llm", "x/test-model", "-n", "3")
     assert result.exit_code == 0, result.output
     out = result.stdout
-    for word in ("x/test-model", "concurrency 1", "TTFT", "TPOT", "ITL", "Latency", "p99",
+    for word in ("x/test-model", "concurrency 1", *(f.shown for f in REQUEST_FIGURES), "p99",
                  "3 requests, 0 errors", "tok/s", "req/s"):
         assert word in out, (word, out)
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from lkmetrics.records import Record
 
@@ -175,6 +176,15 @@ def percentile(sorted_values: Sequence[float], p: float) -> float:
         return float(sorted_values[lo])
     frac = rank - lo
     return float(sorted_values[lo] + (sorted_values[hi] - sorted_values[lo]) * frac)
+
+
+def percentile_rows(rows: Any, p: float | Sequence[float]) -> Any:
+    """:func:`percentile` of each row of a 2-D numpy array at once (compare's bootstrap
+    resamples), or of a 1-D array: the same definition, numpy's ``linear`` method. With a
+    sequence of percentiles, one result per percentile."""
+    import numpy as np
+
+    return np.percentile(rows, p, axis=-1, method="linear")
 
 
 PERCENTILE_HELP = (

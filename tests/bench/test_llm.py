@@ -256,8 +256,8 @@ def test_help_states_the_definitions_and_loads_no_livekit() -> None:
     assert proc.returncode == 0, proc.stderr
     out = " ".join(proc.stdout.split())
     assert out.endswith("CLEAN")
-    for word in ("vLLM", "AIPerf", "TTFT", "TPOT", "ITL", "--concurrency", "--prompts",
-                 "--max-tokens", "--warmup", "--fail-over"):
+    for word in ("vLLM", "AIPerf", *(f.shown for f in REQUEST_FIGURES), "--concurrency",
+                 "--prompts", "--max-tokens", "--warmup", "--fail-over"):
         assert word in out, word
     import typer
 

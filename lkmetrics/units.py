@@ -23,8 +23,9 @@ def number(value: Any) -> float | None:
 
 
 def fmt_value(value: float | int | None, unit: str) -> str:
-    """A value in its unit: ``312 ms``, ``4.2 ms``, ``1.24 s``, ``33.9 tok/s``, ``$0.00213``;
-    ``-`` if None. The one spelling of every unit: a space before it, rates in ``tok/s``.
+    """A value in its unit: ``312 ms``, ``4.2 ms``, ``1.24 s``, ``33.9 tok/s``, ``0.019 req/s``,
+    ``$0.00213``; ``-`` if None. The one spelling of every unit: a space before it, token
+    rates in ``tok/s``.
     """
     if value is None:
         return MISSING
@@ -33,8 +34,9 @@ def fmt_value(value: float | int | None, unit: str) -> str:
             ms = value * 1000
             return f"{ms:.1f} ms" if abs(ms) < 10 else f"{ms:.0f} ms"
         return f"{value:.2f} s"
-    if unit == "tok/s":
-        return f"{value:.1f} tok/s"
+    if unit in ("tok/s", "req/s"):
+        # 1 decimal, or 2 significant digits below 1 (one 52 s request is 0.019 req/s)
+        return f"{value:.2g} {unit}" if 0 < abs(value) < 1 else f"{value:.1f} {unit}"
     if unit == "USD":
         return f"${value:.5f}" if abs(value) < 0.1 else f"${value:.4f}"
     if unit == "count":

@@ -194,3 +194,16 @@ def test_percentile_rows_is_percentile_row_by_row() -> None:
     lo, hi = percentile_rows(rows[0], [2.5, 97.5])
     assert (lo, hi) == pytest.approx((percentile(sorted(rows[0]), 2.5),
                                       percentile(sorted(rows[0]), 97.5)))
+
+
+@pytest.mark.parametrize("value, unit, shown", [
+    (0.312, "s", "312 ms"), (0.0042, "s", "4.2 ms"), (1.24, "s", "1.24 s"),
+    (43.8, "tok/s", "43.8 tok/s"), (0.0193, "req/s", "0.019 req/s"), (6.43, "req/s", "6.4 req/s"),
+    (None, "s", "-"),
+])
+def test_one_unit_spelling(value: float | None, unit: str, shown: str) -> None:
+    from lkmetrics.units import fmt_value, signed
+
+    assert fmt_value(value, unit) == shown
+    if value:
+        assert signed(-value, unit) == "-" + shown

@@ -18,13 +18,6 @@ def write_json(runs: Sequence[RunResult], out: IO[str], bench_id: str | None = N
     out.flush()
 
 
-def _rate(value: float | None, unit: str) -> str:
-    """1 decimal, or 2 significant digits below 1 (one 52 s request is 0.019 req/s, not 0.0)."""
-    if value is None:
-        return "-"
-    return f"{value:.2g} {unit}" if 0 < value < 1 else f"{value:.1f} {unit}"
-
-
 def _budgeted(checked: Sequence[BudgetResult]) -> list[Figure]:
     """The figures the budgets checked, once each, in the order given."""
     out: list[Figure] = []
@@ -77,8 +70,9 @@ def write_table(runs: Sequence[RunResult], out: IO[str], bench_id: str | None = 
         console.print(Text.assemble(
             f"  {len(run.requests)} request{'' if len(run.requests) == 1 else 's'}, ", errors,
             f"; {body['output_tokens']} output tokens "
-            f"in {body['wall_s']:.2f} s: {_rate(body['output_tokens_per_s'], 'tok/s')}, "
-            f"{_rate(body['requests_per_s'], 'req/s')}"
+            f"in {fmt_value(body['wall_s'], 's')}: "
+            f"{fmt_value(body['output_tokens_per_s'], 'tok/s')}, "
+            f"{fmt_value(body['requests_per_s'], 'req/s')}"
             + (f"; session {run.session_id}" if run.session_id else "")),
             soft_wrap=True,
         )

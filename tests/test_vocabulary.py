@@ -91,6 +91,17 @@ def _store_command(tmp_path: Path, *args: str) -> str:
     return str(result.stdout)
 
 
+def _html_report(tmp_path: Path) -> str:
+    """The HTML report's text: its chart titles, legends, axis labels and summary table."""
+    import html
+
+    _store_command(tmp_path, "sessions")
+    page = tmp_path / "report.html"
+    result = run("plot", "--out", str(page), "--db", str(tmp_path / "m.db"))
+    assert result.exit_code == 0, result.output
+    return html.unescape(re.sub(r"<[^>]+>", " ", page.read_text(encoding="utf-8")))
+
+
 OUTPUTS: dict[str, Callable[[Path], str]] = {
     "live recipe": lambda _: _live("recipe"),
     "live compact": lambda _: _live("compact"),
@@ -98,6 +109,7 @@ OUTPUTS: dict[str, Callable[[Path], str]] = {
     "compare": lambda tmp: _store_command(tmp, "compare", "s_3f9a0c2b7d41", "s_8e1d5b7a2c90"),
     "bench llm": lambda _: _bench_llm(),
     "bench voice": lambda _: _bench_voice(),
+    "html report": _html_report,
 }
 
 

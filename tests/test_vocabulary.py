@@ -110,6 +110,7 @@ OUTPUTS: dict[str, Callable[[Path], str]] = {
     "bench llm": lambda _: _bench_llm(),
     "bench voice": lambda _: _bench_voice(),
     "html report": _html_report,
+    "terminal plot": lambda tmp: _store_command(tmp, "plot"),
 }
 
 

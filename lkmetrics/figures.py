@@ -73,7 +73,7 @@ FIGURES: tuple[Figure, ...] = (
     Figure("turn.unexplained", "Unexplained turn latency", "turn", "stages.unexplained", "s",
            "turn_unexplained", short="unexplained", stage="unexplained"),
     Figure("heard", "Heard latency (the caller's own clock)", "turn", "heard_latency", "s",
-           "heard"),
+           "heard", "turn.heard"),
     Figure("tool.duration", "Function tool duration", "tool", "duration", "s",
            "tool_duration", "tool.duration", short="tool duration"),
     # the simulated caller's conversation dynamics (simulate --barge-in, --backchannel,

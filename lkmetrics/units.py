@@ -22,29 +22,28 @@ def number(value: Any) -> float | None:
     return float(value) if is_number(value) else None
 
 
-def fmt_value(value: float | int | None, unit: str, *, compact: bool = False) -> str:
-    """A value in its unit: ``312 ms``, ``4.2 ms``, ``1.24 s``, ``33.9 tok/s``, ``$0.00213``;
-    ``-`` if None.
-
-    ``compact`` (narrow tables): ``312ms``, ``1.24s``, ``33.9/s``.
+def fmt_value(value: float | int | None, unit: str) -> str:
+    """A value in its unit: ``312 ms``, ``4.2 ms``, ``1.24 s``, ``33.9 tok/s``, ``0.019 req/s``,
+    ``$0.00213``; ``-`` if None. The one spelling of every unit: a space before it, token
+    rates in ``tok/s``.
     """
     if value is None:
         return MISSING
-    sep = "" if compact else " "
     if unit == "s":
         if abs(value) < 1:
             ms = value * 1000
-            return f"{ms:.1f}{sep}ms" if abs(ms) < 10 else f"{ms:.0f}{sep}ms"
-        return f"{value:.2f}{sep}s"
-    if unit == "tok/s":
-        return f"{value:.1f}{sep}{'/s' if compact else 'tok/s'}"
+            return f"{ms:.1f} ms" if abs(ms) < 10 else f"{ms:.0f} ms"
+        return f"{value:.2f} s"
+    if unit in ("tok/s", "req/s"):
+        # 1 decimal, or 2 significant digits below 1 (one 52 s request is 0.019 req/s)
+        return f"{value:.2g} {unit}" if 0 < abs(value) < 1 else f"{value:.1f} {unit}"
     if unit == "USD":
         return f"${value:.5f}" if abs(value) < 0.1 else f"${value:.4f}"
     if unit == "count":
         return f"{value:.2f}".rstrip("0").rstrip(".")
     if unit == "ratio":
         return f"{value:.3f}"
-    return f"{value:g}{sep}{unit}".strip()
+    return f"{value:g} {unit}".strip()
 
 
 def seconds(value: Any) -> str:
@@ -52,11 +51,11 @@ def seconds(value: Any) -> str:
     return fmt_value(float(value), "s") if is_number(value) else MISSING
 
 
-def signed(value: float | None, unit: str, *, compact: bool = False) -> str:
+def signed(value: float | None, unit: str) -> str:
     """A difference with its sign: ``+12 ms``, ``-1.20 s``."""
     if value is None:
         return MISSING
-    return ("+" if value > 0 else "") + fmt_value(value, unit, compact=compact)
+    return ("+" if value > 0 else "") + fmt_value(value, unit)
 
 
 def ratio(value: float | None) -> str:
@@ -64,8 +63,8 @@ def ratio(value: float | None) -> str:
 
 
 def recipe_seconds(value: Any) -> str:
-    """LiveKit's recipe tables print seconds with 4 decimals (``0.3127s``)."""
-    return f"{value:.4f}s" if is_number(value) else MISSING
+    """LiveKit's recipe tables print seconds with 4 decimals (``0.3127 s``)."""
+    return f"{value:.4f} s" if is_number(value) else MISSING
 
 
 def count(value: Any) -> str:

@@ -76,7 +76,7 @@ async def entrypoint(ctx: JobContext) -> None:
 async def _watch_start(hooks: Hooks | None, settings: AgentSettings) -> None:
     await asyncio.sleep(START_TIMEOUT)
     if hooks is not None and not hooks.sessions:
-        log.warning("--agent %s: the entrypoint started no AgentSession within %.0fs",
+        log.warning("--agent %s: the entrypoint started no AgentSession within %.0f s",
                     settings.agent, START_TIMEOUT)
 
 

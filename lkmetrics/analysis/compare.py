@@ -14,6 +14,7 @@ from lkmetrics.figures import (
     FIGURES,
     Figure,
     percentile,
+    percentile_rows,
     shown_only_if_measured,
 )
 from lkmetrics.store import Scope, Store
@@ -126,8 +127,8 @@ def compared_figure(figure: Figure, a: Sequence[float], b: Sequence[float]) -> C
         if len(a) < least or len(b) < least:
             stats.append(ComparedStat(pa, pb))
             continue
-        diffs = np.percentile(rb, q, axis=1) - np.percentile(ra, q, axis=1)
-        lo, hi = (float(x) for x in np.percentile(diffs, [2.5, 97.5]))
+        diffs = percentile_rows(rb, q) - percentile_rows(ra, q)
+        lo, hi = (float(x) for x in percentile_rows(diffs, [2.5, 97.5]))
         margin = max(EFFECT * abs(pa), MIN_TIME if figure.unit == "s" else 0.0)
         verdict = "unclear"
         if lo > margin or hi < -margin:

@@ -30,6 +30,7 @@ from lkmetrics.config.defaults import (
     OutputFormat,
 )
 from lkmetrics.config.options import FleetOptions
+from lkmetrics.figures import REQUEST_FIGURES
 
 bench_app = typer.Typer(
     name="bench",
@@ -40,18 +41,20 @@ bench_app = typer.Typer(
     rich_markup_mode="rich",
 )
 
-# the figures of bench llm, shown in its help
+# the figures of bench llm, shown in its help by the names its table gives them
+_TTFT, _TPOT, _ITL, _LATENCY = (f.shown for f in REQUEST_FIGURES)
 DEFINITIONS = (
-    "Definitions, with the names vLLM's benchmark_serving and NVIDIA AIPerf give them: "
-    "TTFT = time from sending the request to the first streamed chunk with content (vLLM "
-    "ttft, AIPerf time_to_first_token); ITL = the gaps between consecutive content chunks "
-    "(vLLM itl, AIPerf inter_chunk_latency); TPOT = (latency - TTFT) / (output tokens - 1), "
-    "per request with more than one output token (vLLM tpot, AIPerf inter_token_latency); "
-    "latency = time from sending the request to the end of the stream, after the usage chunk "
-    "and [DONE] (vLLM e2el; AIPerf's request_latency ends at the last content chunk "
-    "instead); output tokens from the usage chunk (completion_tokens), else one per content "
-    "chunk; output tokens/s and requests/s over the run's wall time (first request sent to "
-    "last one done), counting successful requests. Each figure: mean, p50, p90, p95, p99, max."
+    "Definitions (the table's names), with the names vLLM's benchmark_serving and NVIDIA "
+    f"AIPerf give them: {_TTFT} = time from sending the request to the first streamed "
+    f"chunk with content (vLLM ttft, AIPerf time_to_first_token); {_ITL} = the gaps between "
+    f"consecutive content chunks (vLLM itl, AIPerf inter_chunk_latency); {_TPOT} = "
+    f"({_LATENCY} - {_TTFT}) / (output tokens - 1), per request with more than one output "
+    f"token (vLLM tpot, AIPerf inter_token_latency); {_LATENCY} = time from sending the "
+    "request to the end of the stream, after the usage chunk and [DONE] (vLLM e2el; AIPerf's "
+    "request_latency ends at the last content chunk instead); output tokens from the usage "
+    "chunk (completion_tokens), else one per content chunk; output tokens/s and requests/s "
+    "over the run's wall time (first request sent to last one done), counting successful "
+    "requests. Each figure: mean, p50, p90, p95, p99, max."
 )
 
 

@@ -46,42 +46,47 @@ class Series:
     label: str | None = None  # a third label besides LABELS ("kind" of token, "tool" name)
 
 
+def _described(key: str, more: str = "") -> str:
+    """A figure's series described by the registry: its title, then its lkmetrics name (as
+    ``report`` and ``--fail-over`` name it)."""
+    figure = next(f for f in FIGURES if f.series == key)
+    return f"{figure.title}{': ' + more if more else ''} (lkmetrics figure {figure.name})."
+
+
 SERIES: tuple[Series, ...] = (
     Series("turn.e2e", "lkmetrics_turn_e2e_latency_seconds", "lkmetrics.turn.e2e_latency", "s",
-           True, "End-to-end latency of a turn: end of user speech to the agent's first audio."),
+           True, _described("turn.e2e", "end of user speech to the agent's first audio")),
     Series("turn.heard", "lkmetrics_turn_heard_latency_seconds", "lkmetrics.turn.heard_latency",
-           "s", True, "Latency of a turn as heard by the caller (turn records' heard_latency)."),
+           "s", True, _described("turn.heard", "turn records' heard_latency")),
     Series("llm.ttft", "lkmetrics_llm_ttft_seconds", "gen_ai.client.operation.time_to_first_chunk",
-           "s", True, "LLM time to first token."),
+           "s", True, _described("llm.ttft")),
     Series("llm.duration", "lkmetrics_llm_duration_seconds", "gen_ai.client.operation.duration",
-           "s", True, "LLM request duration; its _count is the number of LLM calls."),
+           "s", True, _described("llm.duration", "its _count is the number of LLM calls")),
     Series("tts.ttfb", "lkmetrics_tts_ttfb_seconds", "lkmetrics.tts.ttfb", "s", True,
-           "TTS time to first byte of audio."),
+           _described("tts.ttfb")),
     Series("stt.duration", "lkmetrics_stt_duration_seconds", "lkmetrics.stt.duration", "s", True,
-           "STT request duration (non-streaming recognition)."),
+           _described("stt.duration", "non-streaming recognition")),
     Series("eou.delay", "lkmetrics_eou_delay_seconds", "lkmetrics.eou.delay", "s", True,
-           "End-of-utterance delay: end of user speech to the end of the turn."),
+           _described("eou.delay", "end of user speech to the end of the turn")),
     Series("eou.transcription_delay", "lkmetrics_transcription_delay_seconds",
            "lkmetrics.eou.transcription_delay", "s", True,
-           "End of user speech to the final transcript."),
+           _described("eou.transcription_delay", "end of user speech to the final transcript")),
     Series("tool.duration", "lkmetrics_tool_duration_seconds", "lkmetrics.tool.duration", "s",
-           True, "Duration of a function tool call (tool records), by tool name and the "
-           "session's LLM.", "tool"),
+           True, _described("tool.duration", "by tool name and the session's LLM"), "tool"),
     Series("turn.time_to_yield", "lkmetrics_turn_time_to_yield_seconds",
-           "lkmetrics.turn.time_to_yield", "s", True,
-           "Simulated caller's barge-in onset to the agent's audio stopping."),
+           "lkmetrics.turn.time_to_yield", "s", True, _described("turn.time_to_yield")),
     Series("turn.talk_over", "lkmetrics_turn_talk_over_seconds", "lkmetrics.turn.talk_over",
-           "s", True, "Seconds the simulated caller and the agent spoke at once, per turn."),
+           "s", True, _described("turn.talk_over", "seconds per turn")),
     Series("stt.wer", "lkmetrics_stt_word_error_rate", "lkmetrics.stt.word_error_rate", "1",
-           True, "Word error rate of the transcript of each simulated caller's line."),
+           True, _described("stt.wer", "of each simulated caller's line")),
     Series("turn.backchannels", "lkmetrics_backchannels", "lkmetrics.turn.backchannels",
-           "{backchannel}", False, "Backchannels (mm-hmm) the simulated caller said."),
+           "{backchannel}", False, _described("turn.backchannels", "mm-hmm")),
     Series("turn.false_interruptions", "lkmetrics_false_interruptions",
            "lkmetrics.turn.false_interruptions", "{interruption}", False,
-           "Times the agent stopped for a simulated caller's backchannel."),
+           _described("turn.false_interruptions")),
     Series("turn.eot_mispredictions", "lkmetrics_eot_mispredictions",
            "lkmetrics.turn.eot_mispredictions", "{turn}", False,
-           "Premature ends of turn: half of a simulated caller's paused line answered."),
+           _described("turn.eot_mispredictions")),
     Series("llm.tokens", "lkmetrics_llm_tokens", "gen_ai.client.token.usage", "{token}", False,
            "LLM tokens by kind (prompt, completion, cached).", "kind"),
     Series("tts.characters", "lkmetrics_tts_characters", "lkmetrics.tts.characters",
@@ -225,9 +230,6 @@ class Observer:
             yield Observation("turns", 1.0, model, provider)
             if record.get("interrupted"):
                 yield Observation("turns.interrupted", 1.0, model, provider)
-            heard = _number(record.get("heard_latency"))
-            if heard is not None:
-                yield Observation("turn.heard", heard, model, provider)
             cost = record.get("cost")
             if isinstance(cost, dict):
                 for stage in ("llm", "stt", "tts"):

@@ -9,7 +9,7 @@ from __future__ import annotations
 import html
 from collections.abc import Sequence
 
-from lkmetrics.figures import FIGURES, STAT_NAMES
+from lkmetrics.figures import FIGURES, FIGURES_BY_NAME, STAGE_LABELS, STAT_NAMES
 from lkmetrics.plots.data import PlotData, quantiles
 from lkmetrics.units import fmt_value
 
@@ -63,7 +63,7 @@ class _Chart:
         for i in range(5):
             v = self.y0 + (self.ymax - self.y0) * i / 4
             y = self.y(v)
-            label = fmt_value(v, self.unit, compact=True) if self.unit else f"{v:g}"
+            label = fmt_value(v, self.unit) if self.unit else f"{v:g}"
             axes.append(f'<line x1="{PAD_L}" y1="{y:.1f}" x2="{W - PAD_R}" y2="{y:.1f}" '
                         'stroke="#ddd"/>')
             axes.append(f'<text x="{PAD_L - 4}" y="{y + 4:.1f}" class="y">{_e(label)}</text>')
@@ -89,9 +89,11 @@ def stage_bars(data: PlotData) -> str:
             y1, y2 = c.y(base + v), c.y(base)
             c.add(f'<rect x="{c.x(i / n) + bw * 0.1:.1f}" y="{y1:.1f}" width="{bw * 0.8:.1f}" '
                   f'height="{max(y2 - y1, 0):.1f}" fill="{STAGE_COLORS.get(name, "#555")}">'
-                  f'<title>turn {_e(t.label)} {name} {fmt_value(v, "s")}</title></rect>')
+                  f'<title>turn {_e(t.label)} {STAGE_LABELS.get(name, name)} '
+                  f'{fmt_value(v, "s")}</title></rect>')
             base += v
-    return c.render("turn", list(STAGE_COLORS.items()))
+    return c.render("turn", [(STAGE_LABELS.get(n, n), color)
+                             for n, color in STAGE_COLORS.items()])
 
 
 def cdf(name: str, groups: dict[str, list[float]], unit: str) -> str:
@@ -113,7 +115,7 @@ def cdf(name: str, groups: dict[str, list[float]], unit: str) -> str:
     for i in range(5):
         v = xmax * i / 4
         c.add(f'<text x="{c.x(i / 4):.1f}" y="{H - PAD_B + 14}" class="a">'
-              f'{_e(fmt_value(v, unit, compact=True))}</text>')
+              f'{_e(fmt_value(v, unit))}</text>')
     legend = [(g, PALETTE[i % len(PALETTE)]) for i, g in enumerate(sorted(groups))][:6]
     return c.render("", legend if len(groups) > 1 else ())
 
@@ -170,7 +172,8 @@ def charts(data: PlotData) -> list[str]:
         if any(groups.values()):
             out.append(cdf(name, {g: v for g, v in groups.items() if v}, units[name]))
     if data.ttft or data.e2e:
-        out.append(series("TTFT and e2e over time", {"llm.ttft": data.ttft, "e2e": data.e2e},
+        ttft, e2e = FIGURES_BY_NAME["llm.ttft"].name, FIGURES_BY_NAME["e2e"].name
+        out.append(series(f"{ttft} and {e2e} over time", {ttft: data.ttft, e2e: data.e2e},
                           "s"))
     if data.tokens:
         out.append(token_bars(data))

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from lkmetrics.figures import FIGURES_BY_NAME, STAGE_LABELS
 from lkmetrics.plots.data import PlotData, quantiles
 from lkmetrics.plots.extra import need
 from lkmetrics.plots.html import PALETTE, STAGE_COLORS
@@ -33,7 +34,7 @@ def write_image(data: PlotData, path: Path) -> int:
         bottom = [0.0] * len(xs)
         for stage, color in STAGE_COLORS.items():
             v = [t.stages.get(stage, 0.0) for t in data.turns]
-            ax.bar(xs, v, bottom=bottom, color=color, label=stage)
+            ax.bar(xs, v, bottom=bottom, color=color, label=STAGE_LABELS.get(stage, stage))
             bottom = [b + x for b, x in zip(bottom, v, strict=True)]
         ax.set_title("Per-turn latency by stage (s)")
         ax.set_xlabel("turn")
@@ -57,10 +58,11 @@ def write_image(data: PlotData, path: Path) -> int:
     if data.ttft or data.e2e:
         ax = flat[i]
         i += 1
-        for gi, (label, pts) in enumerate((("llm.ttft", data.ttft), ("e2e", data.e2e))):
+        ttft, e2e = FIGURES_BY_NAME["llm.ttft"].name, FIGURES_BY_NAME["e2e"].name
+        for gi, (label, pts) in enumerate(((ttft, data.ttft), (e2e, data.e2e))):
             ax.plot(range(1, len(pts) + 1), [v for _, v in pts], color=PALETTE[gi],
                     label=label, marker=".")
-        ax.set_title("TTFT and e2e over time (s)")
+        ax.set_title(f"{ttft} and {e2e} over time (s)")
         ax.legend(fontsize=7)
     if data.tokens:
         ax = flat[i]

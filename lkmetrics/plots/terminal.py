@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from typing import IO
 
+from lkmetrics.figures import FIGURES_BY_NAME, STAGE_LABELS
 from lkmetrics.plots.data import PlotData, quantiles
 from lkmetrics.plots.extra import need
 from lkmetrics.render.layout import terminal_width
@@ -35,17 +36,17 @@ def draw(data: PlotData, out: IO[str], *, color: bool) -> int:
         labels = [t.label for t in data.turns]
         stages = [s for s in STAGE_COLORS if any(s in t.stages for t in data.turns)]
         plt.stacked_bar(labels, [[t.stages.get(s, 0.0) for t in data.turns] for s in stages],
-                        labels=stages, color=[STAGE_COLORS[s] for s in stages])
+                        labels=[STAGE_LABELS.get(s, s) for s in stages],
+                        color=[STAGE_COLORS[s] for s in stages])
         show("Per-turn latency by stage (s)")
-    units = {name: name for name in data.figures}
     for name, groups in data.figures.items():
         values = [v for g in groups.values() for v in g]
         if not values:
             continue
-        unit = "tok/s" if name.endswith("decode_rate") else "s"
+        unit = FIGURES_BY_NAME[name].unit
         p50, p95 = quantiles(sorted(values))
         plt.hist(values, bins=min(30, max(5, len(values) // 2)))
         plt.xlabel(unit)
-        show(f"{units[name]}: {len(values)} values, p50 {fmt_value(p50, unit)}, "
+        show(f"{name}: {len(values)} values, p50 {fmt_value(p50, unit)}, "
              f"p95 {fmt_value(p95, unit)}")
     return drawn

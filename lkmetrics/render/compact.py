@@ -8,37 +8,43 @@ from typing import Any
 
 from rich.text import Text
 
+from lkmetrics.figures import FIGURES, FIGURES_BY_NAME
 from lkmetrics.records import Record, model_identity
 from lkmetrics.safety import printable
 from lkmetrics.units import fmt_value, number
 
 SPARKS = "▁▂▃▄▅▆▇█"
 
-# kind -> (field, label, unit) of the figures its line shows
-_FIGURES: dict[str, tuple[tuple[str, str, str], ...]] = {
-    "llm": (("ttft", "ttft", "s"), ("duration", "dur", "s"), ("decode_rate", "", "tok/s")),
-    "tts": (("ttfb", "ttfb", "s"), ("audio_duration", "audio", "s")),
-    "stt": (("duration", "dur", "s"), ("audio_duration", "audio", "s")),
-    "eou": (("end_of_utterance_delay", "delay", "s"), ("transcription_delay", "transcr", "s")),
-}
+# the record fields a line shows beside its kind's figures (a size, not a reported figure)
+_AUDIO = ("audio_duration", "audio", "s")
+
+
+def _shown(kind: str) -> tuple[tuple[str, str, str], ...]:
+    """(field, name, unit) of what a line of ``kind`` shows: the kind's figures by their
+    registry names, then the audio it carried (STT, TTS)."""
+    figures = tuple((f.field, f.shown, f.unit) for f in FIGURES
+                    if f.kind == kind and "." not in f.field)
+    return figures + ((_AUDIO,) if kind in ("stt", "tts") else ())
+
+
 _STYLES = {"llm": "cyan", "tts": "green", "stt": "yellow", "eou": "magenta"}
 
 
 def metric_line(r: Record, session: Mapping[str, Any] | None, width: int = 0) -> Text:
-    """``llm  openai/gpt-4.1-mini  ttft 312ms  dur 1.20s  41.2/s  62 tok``, broken between
-    figures onto indented lines when wider than ``width`` (0: never)."""
+    """``llm  openai/gpt-4.1-mini  llm ttft 312 ms  llm duration 1.20 s  decode rate 41.2 tok/s
+    62→20 tok``, broken between figures onto indented lines when wider than ``width`` (0:
+    never)."""
     kind = str(r.get("kind"))
     head = Text(f"{kind:<4}", style=f"bold {_STYLES.get(kind, 'white')}")
     model = model_identity(r, session) if kind != "eou" else None
     if model:
         head.append(f" {printable(model)}", style="dim")
     items = [head]
-    for key, label, unit in _FIGURES.get(kind, ()):
+    for key, label, unit in _shown(kind):
         v = number(r.get(key))
         if v is None:
             continue
-        shown = fmt_value(v, unit, compact=True)
-        items.append(Text(f"{label} {shown}" if label else shown))
+        items.append(Text(f"{label} {fmt_value(v, unit)}"))
     if kind == "llm" and number(r.get("completion_tokens")) is not None:
         items.append(Text(f"{r.get('prompt_tokens')}→{r.get('completion_tokens')} tok"))
     if kind == "tts" and r.get("characters_count") is not None:
@@ -109,15 +115,15 @@ def spark(values: Sequence[float | None]) -> str:
 
 
 def spark_line(e2e: Sequence[float | None]) -> Text | None:
-    """``e2e over turns ▁▃█▂  (min 812ms, max 2.10s)``, or None without a value."""
+    """``e2e over turns ▁▃█▂  (min 812 ms, max 2.10 s)``, or None without a value."""
     chart = spark(e2e)
     present = [v for v in e2e if v is not None]
     if not present:
         return None
     return Text.assemble(
-        ("e2e over turns ", "bold"), (chart, "yellow"),
-        f"  (min {fmt_value(min(present), 's', compact=True)}, "
-        f"max {fmt_value(max(present), 's', compact=True)})",
+        (f"{FIGURES_BY_NAME['e2e'].shown} over turns ", "bold"), (chart, "yellow"),
+        f"  (min {fmt_value(min(present), 's')}, "
+        f"max {fmt_value(max(present), 's')})",
     )
 
 

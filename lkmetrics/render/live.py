@@ -79,8 +79,8 @@ def llm_table(r: Record, session: Record | None = None) -> Table:
             ("Completion Tokens", str(r.get("completion_tokens"))),
             ("Prompt Tokens", str(r.get("prompt_tokens"))),
             ("Total Tokens", str(r.get("total_tokens"))),
-            ("Tokens/Second", f"{float(r.get('tokens_per_second') or 0):.2f}"),
-            ("Decode Rate", f"{decode:.2f} tok/s" if isinstance(decode, float) else "-"),
+            ("Tokens/Second", fmt_value(float(r.get("tokens_per_second") or 0), "tok/s")),
+            ("Decode Rate", fmt_value(number(decode), "tok/s")),
         ],
     )
 
@@ -106,7 +106,7 @@ def summary_renderable(r: Record, e2e: list[float | None] | None = None,
         stats = figures.get(f.name) or {}
         if not stats.get("count"):
             continue
-        table.add_row(f.title, str(stats["count"]), fmt_value(stats.get("p50"), f.unit),
+        table.add_row(f.name, str(stats["count"]), fmt_value(stats.get("p50"), f.unit),
                       fmt_value(stats.get("p95"), f.unit), fmt_value(stats.get("max"), f.unit))
     tokens = r.get("tokens") or {}
     parts: list[RenderableType] = [table]

@@ -196,12 +196,12 @@ def report(report: Report, fmt: str, out: IO[str],
         last = r.group
         sections[-1] = (sections[-1][0], sections[-1][1] + 1)
         cells = [r.figure.name, str(r.stats["count"])]
-        cells += [fmt_value(r.stats[k], r.figure.unit, compact=True) for k in STAT_NAMES[1:]]
+        cells += [fmt_value(r.stats[k], r.figure.unit) for k in STAT_NAMES[1:]]
         for col, cell in zip(cols, cells, strict=True):
             col.cells.append(cell)
     out.write(Layout(f"Figures: {report.description}", cols, sections,
                      ["percentiles: linear interpolation between nearest ranks; "
-                      "rates in tokens/s"]).render())
+                      "rates in tok/s"]).render())
     if report.tokens:
         cols = [Column("Model"), Column("Requests", right=True), Column("Prompt", right=True),
                 Column("Completion", right=True), Column("Total", right=True)]
@@ -283,10 +283,10 @@ def compare(cmp: Comparison, fmt: str, out: IO[str]) -> None:
         unit = f.figure.unit
         for col, cell in zip(cols, (
             f.figure.name, str(f.count_a), str(f.count_b),
-            fmt_value(f.p50.a, unit, compact=True), fmt_value(f.p50.b, unit, compact=True),
-            signed(f.p50.diff, unit, compact=True), ratio(f.p50.ratio),
-            fmt_value(f.p95.a, unit, compact=True), fmt_value(f.p95.b, unit, compact=True),
-            signed(f.p95.diff, unit, compact=True), ratio(f.p95.ratio),
+            fmt_value(f.p50.a, unit), fmt_value(f.p50.b, unit),
+            signed(f.p50.diff, unit), ratio(f.p50.ratio),
+            fmt_value(f.p95.a, unit), fmt_value(f.p95.b, unit),
+            signed(f.p95.diff, unit), ratio(f.p95.ratio),
             f.verdict if f.count_a and f.count_b else "-",
         ), strict=True):
             col.cells.append(cell)
@@ -299,5 +299,5 @@ def compare(cmp: Comparison, fmt: str, out: IO[str]) -> None:
         "diff = B - A, ratio = B / A. B vs A: better or worse when the 95% bootstrap "
         "interval of the difference of p50 (and of p95) lies wholly beyond 5% of A, with 5 "
         "values a side (20 for p95); else unclear. Lower is better for times "
-        "and costs, higher for tokens/s.",
+        "and costs, higher for tok/s.",
         f"Overall: {cmp.verdict}"]).render())

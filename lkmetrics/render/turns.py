@@ -10,6 +10,7 @@ from typing import Any
 from rich.console import Group, RenderableType
 from rich.text import Text
 
+from lkmetrics.figures import FIGURES_BY_NAME, STAGE_LABELS
 from lkmetrics.records import STAGE_NAMES, Record, turn_stages
 from lkmetrics.render.compact import clip, fold
 from lkmetrics.safety import printable
@@ -19,9 +20,6 @@ BAR_WIDTH = 40
 STAGE_COLORS = {"end_of_turn": "magenta", "tools": "red", "llm_ttft": "cyan",
                 "first_sentence": "blue", "tts_ttfb": "green", "playback": "yellow",
                 "unexplained": "grey50"}
-# the compact view's stage names (README: "A turn, stage by stage")
-SHORT_STAGE_NAMES = {"end_of_turn": "eot", "llm_ttft": "ttft", "first_sentence": "sentence",
-                     "tts_ttfb": "ttfb", "playback": "play", "unexplained": "other"}
 # the steps a scale is rounded up to, times a power of ten: 40 cols = 3.0 s, not 2.87 s
 _NICE = (1.0, 1.5, 2.0, 3.0, 4.0, 5.0, 6.0, 8.0, 10.0)
 TEXT_LINES = 2  # the lines a turn's heard or said text may take in the recipe view
@@ -111,7 +109,7 @@ def dynamics_note(r: Record) -> str:
         parts.append("answered half the line" if eot == 1 else f"answered early {int(eot)}x")
     wer = number(r.get("stt_wer"))
     if wer is not None:
-        parts.append(f"WER {wer:.2f}")
+        parts.append(f"{FIGURES_BY_NAME['stt.wer'].shown} {fmt_value(wer, 'ratio')}")
     return ", ".join(parts)
 
 
@@ -142,20 +140,20 @@ def turn_line(r: Record, width: int = 80, *, compact: bool = False,
     stages so the line never wraps, and what was heard and said (one line each when
     ``compact``)."""
     e2e = number(r.get("e2e_latency"))
-    head = Text.assemble((f"Turn {r.get('turn')}", "bold"), "  e2e ",
+    head = Text.assemble((f"Turn {r.get('turn')}", "bold"),
+                         f"  {FIGURES_BY_NAME['e2e'].shown} ",
                          (seconds(e2e), "bold yellow"))
     stages = turn_breakdown(r)
-    names = SHORT_STAGE_NAMES if compact else {}
-    items = [Text(f"{names.get(n, n)} {fmt_value(v, 's', compact=compact)}",
+    items = [Text(f"{STAGE_LABELS.get(n, n)} {fmt_value(v, 's')}",
                   style=STAGE_COLORS.get(n, "")) for n, v in stages]
     found = r.get("stages")
     extra: dict[str, Any] = found if isinstance(found, dict) else {}
     overlap = number(extra.get("overlap"))
     if overlap is not None and overlap > 0.0005:
-        items.append(Text(f"overlap {fmt_value(overlap, 's', compact=compact)}"))
+        items.append(Text(f"{STAGE_LABELS['overlap']} {fmt_value(overlap, 's')}"))
     heard = number(r.get("heard_latency"))
     if heard is not None:  # what the simulated caller heard, on its own clock
-        items.append(Text(f"heard {seconds(heard)}"))
+        items.append(Text(f"{FIGURES_BY_NAME['heard'].shown} {seconds(heard)}"))
     dynamics = dynamics_note(r)
     if dynamics:
         items.append(Text(printable(dynamics), style="magenta"))

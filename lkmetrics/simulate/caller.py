@@ -576,7 +576,7 @@ class Caller:
         except asyncio.TimeoutError:
             text = self._heard_text(speaking, start)
             what = "no transcript" if text is None else "no reply"
-            return TurnResult(index, False, f"timed out after {timeout:.0f}s ({what})", text,
+            return TurnResult(index, False, f"timed out after {timeout:.0f} s ({what})", text,
                               None, time.monotonic() - t0, timed_out=True,
                               heard_latency=self._heard, dynamics=self._turn_notes), None
         finally:

@@ -108,7 +108,7 @@ async def simulate_user(
                 else:
                     raise LkmetricsError(
                         f"--agent {settings.agent}: the entrypoint started no AgentSession "
-                        f"within {start_timeout:.0f}s" + (" (it returned)" if task.done() else "")
+                        f"within {start_timeout:.0f} s" + (" (it returned)" if task.done() else "")
                         + ".")
             else:
                 session, capture = first.result()

@@ -20,6 +20,7 @@ from lkmetrics.bench.llm.core import RequestResult, RunResult, parse_prompts_tex
 from lkmetrics.bench.shared import parse_concurrency
 from lkmetrics.cli import app
 from lkmetrics.errors import UsageError
+from lkmetrics.figures import REQUEST_FIGURES
 from tests.helpers.common import API_KEY, API_SECRET, TESTS, subprocess_env
 from tests.helpers.llm_server import LLMServer
 
@@ -208,7 +209,7 @@ def test_table_output(llm_server: LLMServer) -> None:
     result = bench("--llm-base-url", llm_server.url, "--llm", "x/test-model", "-n", "3")
     assert result.exit_code == 0, result.output
     out = result.stdout
-    for word in ("x/test-model", "concurrency 1", "TTFT", "TPOT", "ITL", "Latency", "p99",
+    for word in ("x/test-model", "concurrency 1", *(f.shown for f in REQUEST_FIGURES), "p99",
                  "3 requests, 0 errors", "tok/s", "req/s"):
         assert word in out, (word, out)
 
@@ -255,8 +256,8 @@ def test_help_states_the_definitions_and_loads_no_livekit() -> None:
     assert proc.returncode == 0, proc.stderr
     out = " ".join(proc.stdout.split())
     assert out.endswith("CLEAN")
-    for word in ("vLLM", "AIPerf", "TTFT", "TPOT", "ITL", "--concurrency", "--prompts",
-                 "--max-tokens", "--warmup", "--fail-over"):
+    for word in ("vLLM", "AIPerf", *(f.shown for f in REQUEST_FIGURES), "--concurrency",
+                 "--prompts", "--max-tokens", "--warmup", "--fail-over"):
         assert word in out, word
     import typer
 
@@ -407,3 +408,60 @@ def test_a_server_that_ignores_the_cap_is_named_and_both_cap_fields_are_sent(
     assert "(up to 6)" in warnings[0] and "ignores the cap" in warnings[0]
     within, _ = bench_json(llm_server, "-n", "1", "--max-tokens", "6", "--warmup", "0")
     assert "--max-tokens" not in within.stderr
+
+
+def test_the_table_and_the_budget_line_show_the_same_p95() -> None:
+    """The client's TTFT (request ttft) and LiveKit's (llm.ttft, which budgets check) are two
+    measurements: the table shows the budgeted one in its own row, with the very p95 the
+    budget line gives (it once showed the client's 308 ms beside a budget line's 307 ms)."""
+    import io
+    import re
+
+    from lkmetrics.analysis.budgets import parse_budget
+    from lkmetrics.bench.llm import core
+    from lkmetrics.bench.llm.render import write_table
+    from lkmetrics.figures import FIGURES_BY_NAME
+    from lkmetrics.render import tables
+    from lkmetrics.units import fmt_value
+
+    client = [0.100, 0.120, 0.140, 0.160, 0.300]
+    livekit = [0.101, 0.121, 0.141, 0.161, 0.420]
+    # p95 of five sorted values: rank 4 * 0.95 = 3.8, 80 % of the way from the 4th to the 5th
+    client_p95 = fmt_value(0.160 + 0.8 * (0.300 - 0.160), "s")  # 272 ms
+    livekit_p95 = fmt_value(0.161 + 0.8 * (0.420 - 0.161), "s")  # 368 ms
+    run = core.RunResult("x/m", "127.0.0.1:1", 1, [
+        core.RequestResult(ttft=t, latency=t + 0.2, itl=[0.01], output_tokens=2)
+        for t in client], 1.0, metrics=[{"kind": "llm", "ttft": t} for t in livekit])
+    checked = core.check([run], [parse_budget("llm.ttft.p95=1s")])
+    table, line = io.StringIO(), io.StringIO()
+    write_table([run], table, checked=checked)
+    tables.budgets(checked, line)
+    budget_p95 = re.search(r": ok: (.+)$", line.getvalue().strip())
+    assert budget_p95 and budget_p95.group(1) == livekit_p95, line.getvalue()
+    header = next(row for row in table.getvalue().splitlines() if "p95" in row).split()
+    shown = FIGURES_BY_NAME["llm.ttft"].shown
+    row = next(r for r in table.getvalue().splitlines() if r.strip().startswith(shown + " "))
+    cells = re.findall(r"[\d.]+ m?s", row)
+    assert cells[header.index("p95") - 1] == budget_p95.group(1), (row, line.getvalue())
+    client_row = next(r for r in table.getvalue().splitlines()
+                      if r.strip().startswith(REQUEST_FIGURES[0].shown + " "))
+    assert re.findall(r"[\d.]+ m?s", client_row)[header.index("p95") - 1] == client_p95
+
+
+def test_bench_llm_table_row_and_budget_line_agree_end_to_end(llm_server: LLMServer) -> None:
+    """The same check through the command, over a real server and LiveKit's own LLM class."""
+    import re
+
+    from lkmetrics.figures import FIGURES_BY_NAME
+
+    llm_server.script.ttft = 0.15
+    result = bench("--llm-base-url", llm_server.url, "--llm", "x/test-model", "-n", "6",
+                   "--fail-over", "llm.ttft.p95=10s")
+    assert result.exit_code == 0, result.output
+    line = re.search(r"budget llm\.ttft\.p95 <= 10\.00 s \[.*\]: ok: (.+)", result.stderr)
+    assert line, result.stderr
+    rows = result.stdout.splitlines()
+    header = next(row for row in rows if "p95" in row).split()
+    shown = FIGURES_BY_NAME["llm.ttft"].shown
+    row = next(r for r in rows if r.strip().startswith(shown + " "))
+    assert re.findall(r"[\d.]+ m?s", row)[header.index("p95") - 1] == line.group(1).strip()

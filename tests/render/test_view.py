@@ -13,7 +13,7 @@ import pytest
 from rich.console import Console
 
 from lkmetrics.analysis import report
-from lkmetrics.figures import FIGURES, shown_only_if_measured
+from lkmetrics.figures import FIGURES, STAGE_LABELS, shown_only_if_measured
 from lkmetrics.pipeline import SummaryBuilder
 from lkmetrics.records import Record, model_identity, model_label
 from lkmetrics.render.live import TableWriter
@@ -228,8 +228,8 @@ def test_store_tables_fit_and_never_cut(args: tuple[str, ...], width: int, store
     else:
         assert set(FIGURE_NAMES) <= words  # every figure name whole
         cells = re.findall(r"│ *([^│]*?) *(?=│)", out)
-        assert all(not c.endswith(("ms", "s", "/s")) or re.fullmatch(
-            r"[+-]?[\d.]+(ms|s|/s)", c) for c in cells if re.match(r"^[+-]?\d", c))
+        assert all(not c.endswith(("ms", "s")) or re.fullmatch(
+            r"[+-]?[\d.]+ (ms|s|tok/s)", c) for c in cells if re.match(r"^[+-]?\d", c))
     if args[0] == "report" and width == 120:
         assert "mean" in out and "p99" in out  # the extra width shows every stat
     if args[0] == "report" and width == 80:
@@ -266,10 +266,10 @@ def test_live_views_fit_and_keep_ids_and_figures_whole(view: str, width: int) ->
     assert "e2e over turns" in out  # the summary's spark chart
     if view == "compact":
         assert "Metrics Report" not in out
-        # a turn's block (its metric lines and the turn) fits in about five lines
+        # a turn's block (its metric lines, the turn, its legend and text) fits in ten lines
         lines = out.splitlines()
         before_summary = next(i for i, line in enumerate(lines) if "Session summary" in line)
-        assert before_summary < 3 * 9 + 3, lines[:before_summary]
+        assert before_summary < 3 * 10 + 3, lines[:before_summary]
     else:
         assert "LLM Metrics Report" in out
 
@@ -355,11 +355,13 @@ def test_stage_legend_is_coloured_like_the_bar_and_does_not_wrap() -> None:
     assert isinstance(head, Text)
     bar_styles = [str(s.style) for s in head.spans if "█" in head.plain[s.start:s.end]]
     legend = [line for line in rest if isinstance(line, Text)]
-    legend_styles = {str(s.style): legend_line.plain[s.start:s.end].split()[0]
+    legend_styles = {str(s.style): legend_line.plain[s.start:s.end]
                      for legend_line in legend for s in legend_line.spans}
-    # each bar segment's colour names its stage in the legend, in the same order
-    assert [legend_styles[s] for s in bar_styles] == [
-        "end_of_turn", "llm_ttft", "first_sentence", "tts_ttfb", "playback", "unexplained"]
+    # each bar segment's colour names its stage in the legend (by the registry's name, a
+    # figure's short name), in the same order
+    names = [STAGE_LABELS[n] for n in ("end_of_turn", "llm_ttft", "first_sentence",
+                                        "tts_ttfb", "playback", "unexplained")]
+    assert [legend_styles[s].rsplit(" ", 2)[0] for s in bar_styles] == names
     console = Console(width=80, record=True, color_system=None)
     console.print(group)
     lines = console.export_text().splitlines()
@@ -367,4 +369,4 @@ def test_stage_legend_is_coloured_like_the_bar_and_does_not_wrap() -> None:
     # broken between stages, never inside one: every legend line is whole "name value" items
     for line in lines[1:]:
         for item in line.strip().split(" · "):
-            assert re.fullmatch(r"[a-z_]+ [\d.]+ m?s", item), line
+            assert re.fullmatch(r"[a-z_ ]+ [\d.]+ m?s", item), line

@@ -85,7 +85,7 @@ def test_wer_reaches_the_summary_and_the_live_line(llm_server: LLMServer) -> Non
     summary = records[-1]
     assert summary["figures"]["stt.wer"]["count"] == 2
     assert summary["figures"]["stt.wer"]["mean"] == pytest.approx(1 / 12)
-    assert dynamics_note(turns(records)[0]) == "WER 0.17"
+    assert dynamics_note(turns(records)[0]) == "stt wer 0.167"  # the registry's name, 1/6
 
 
 def test_backchannel_that_pauses_the_agent_is_a_false_interruption_it_resumes(

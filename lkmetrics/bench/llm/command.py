@@ -45,10 +45,11 @@ def run_llm_bench(config: core.BenchConfig, *, json_out: bool, db: Path | None,
             stop = stack.enter_context(signals.stop_like_ctrl_c("bench llm"))
             runs, write_errors = runner.run(config, bench_id, db=db, record=not no_record,
                                             progress=advance, fleet=shared, stop=stop)
+    checked = core.check(runs, config.budgets)
     if json_out:
         render.write_json(runs, sys.stdout, bench_id)
     else:
-        render.write_table(runs, sys.stdout, bench_id, recorded=not no_record)
+        render.write_table(runs, sys.stdout, bench_id, recorded=not no_record, checked=checked)
     sys.stdout.flush()
     for message in write_errors[:5]:
         typer.echo(f"lkmetrics: could not write a record: {message}", err=True)
@@ -59,7 +60,6 @@ def run_llm_bench(config: core.BenchConfig, *, json_out: bool, db: Path | None,
                        f"more tokens than --max-tokens {config.max_tokens} (up to {max(over)}): "
                        "the server ignores the cap, so their latency is not comparable",
                        err=True)
-    checked = core.check(runs, config.budgets)
     if checked:
         from lkmetrics.render import tables
 

@@ -18,14 +18,14 @@ from lkmetrics.analysis.budgets import Budget, BudgetResult, check_budgets, pars
 from lkmetrics.analysis.report import FigureRow, Report
 from lkmetrics.bench.shared import MAX_COUNT, parse_concurrency, raise_failures
 from lkmetrics.errors import UsageError
-from lkmetrics.figures import FIGURES, SPREAD_STATS, describe, figure_value
+from lkmetrics.figures import FIGURES, REQUEST_FIGURES, SPREAD_STATS, describe, figure_value
 from lkmetrics.records import Record
 from lkmetrics.safety import check_depth, read_text
 
 SCHEMA = 1
 KIND = "bench_llm"
 STATS = SPREAD_STATS
-FIGURE_NAMES = ("ttft", "tpot", "itl", "latency")
+FIGURE_NAMES = tuple(f.name for f in REQUEST_FIGURES)  # ttft, tpot, itl, latency
 DEFAULT_PROMPT = "Explain in three sentences why the sky is blue."
 ROLES = ("system", "developer", "user", "assistant")
 

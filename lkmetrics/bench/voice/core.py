@@ -37,15 +37,16 @@ OWN = "agent's own"  # --agent: a stage the command line does not replace
 PAUSE = 0.5  # seconds a caller waits after a reply before its next utterance
 STATS = SPREAD_STATS
 
-# the run's figures: JSON name -> the turn record field (LiveKit's per-turn report, and the
-# caller's own heard latency)
-TURN_FIGURES: dict[str, str] = {
-    "e2e": "e2e_latency",
-    "heard": "heard_latency",
-    "eou_delay": "end_of_turn_delay",
-    "transcription_delay": "transcription_delay",
-    "llm_ttft": "llm_node_ttft",
-    "tts_ttfb": "tts_node_ttfb",
+# the run's figures: JSON key (docs/bench.md) -> the turn record field it is read from
+# (LiveKit's per-turn report, and the caller's own heard latency) and the registry figure it
+# is, whose name the table shows
+TURN_FIGURES: dict[str, tuple[str, str]] = {
+    "e2e": ("e2e_latency", "e2e"),
+    "heard": ("heard_latency", "heard"),
+    "eou_delay": ("end_of_turn_delay", "eou.delay"),
+    "transcription_delay": ("transcription_delay", "eou.transcription_delay"),
+    "llm_ttft": ("llm_node_ttft", "llm.ttft"),
+    "tts_ttfb": ("tts_node_ttfb", "tts.ttfb"),
 }
 
 
@@ -176,7 +177,7 @@ class VoiceRun:
         return [r for r in self.records if r.get("kind") == "turn"]
 
     def values(self, name: str) -> list[float]:
-        key = TURN_FIGURES[name]
+        key = TURN_FIGURES[name][0]
         out: list[float] = []
         for t in self.turns:
             v = t.get(key)

@@ -7,8 +7,19 @@ from collections.abc import Sequence
 from typing import IO
 
 from lkmetrics.analysis.budgets import BudgetResult
-from lkmetrics.bench.voice.core import VoiceRun, agent_of, document, knee, passed, ranked
+from lkmetrics.bench.voice.core import (
+    TURN_FIGURES,
+    VoiceRun,
+    agent_of,
+    document,
+    knee,
+    passed,
+    ranked,
+)
+from lkmetrics.figures import FIGURES_BY_NAME
 from lkmetrics.units import fmt_value
+
+STAGES = ("eou_delay", "transcription_delay", "llm_ttft", "tts_ttfb")  # the table's p50 columns
 
 
 def write_json(bench_id: str, runs: Sequence[VoiceRun], checked: Sequence[BudgetResult],
@@ -41,8 +52,10 @@ def write_table(bench_id: str, runs: Sequence[VoiceRun], checked: Sequence[Budge
         console.print(text(f"  {rank}  {combination}"), soft_wrap=True)
     table = Table(box=box.SIMPLE_HEAVY, caption="stages: p50 of LiveKit's per-turn report",
                   caption_justify="left")
-    for name in ("#", "callers", "e2e p50", "e2e p95", "heard p50", "heard p95", "EOU",
-                 "transcr.", "LLM TTFT", "TTS TTFB", "failed"):
+    e2e_name, heard_name = (FIGURES_BY_NAME[TURN_FIGURES[k][1]].shown for k in ("e2e", "heard"))
+    for name in ("#", "callers", f"{e2e_name} p50", f"{e2e_name} p95", f"{heard_name} p50",
+                 f"{heard_name} p95", *(FIGURES_BY_NAME[TURN_FIGURES[k][1]].shown
+                                        for k in STAGES), "failed"):
         table.add_column(name, justify="right")
     for run in sorted(runs, key=lambda r: (order.index(r.combination), r.concurrency)):
         e2e, heard = run.stats("e2e"), run.stats("heard")
@@ -53,8 +66,7 @@ def write_table(bench_id: str, runs: Sequence[VoiceRun], checked: Sequence[Budge
             str(order.index(run.combination) + 1),
             str(run.concurrency), fmt_value(e2e["p50"], "s"), fmt_value(e2e["p95"], "s"),
             fmt_value(heard["p50"], "s"), fmt_value(heard["p95"], "s"),
-            *(fmt_value(run.stats(n)["p50"], "s") for n in
-              ("eou_delay", "transcription_delay", "llm_ttft", "tts_ttfb")),
+            *(fmt_value(run.stats(n)["p50"], "s") for n in STAGES),
             errors.append(mark, style="red"),
         )
     console.print(table)

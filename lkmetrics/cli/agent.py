@@ -120,6 +120,13 @@ def simulate(
         "--pause-mid", metavar="SECONDS",
         help="Say each line in two halves with SECONDS of silence between; counts "
         "eot_mispredictions (the agent took the first half for the whole turn).")] = None,
+    scenario: Annotated[Path | None, typer.Option(
+        "--scenario", metavar="FILE",
+        help="A scripted conversation: a TOML file of [[turn]] tables (say = \"...\", or wav = "
+        "\"file.wav\" with words = \"...\"), each with its own barge_in, backchannel, "
+        "pause_mid and pause seconds (docs/scenario.md). Instead of --say/--turns; the "
+        "--barge-in/--backchannel/--pause-mid flags apply to turns that set no such step.",
+        show_default=False)] = None,
 ) -> None:
     """Talk to the agent with a headless scripted caller: no microphone, no room.
 
@@ -133,5 +140,5 @@ def simulate(
     from lkmetrics.simulate.script import Behaviour
 
     script = Script(tuple(say or ()), turns, pause, timeout, record_audio,
-                    Behaviour(barge_in, backchannel, pause_mid))
+                    Behaviour(barge_in, backchannel, pause_mid), scenario)
     raise typer.Exit(run_simulation(script, agent, out))

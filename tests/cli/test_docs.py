@@ -91,3 +91,18 @@ def test_readme_examples_name_files_that_exist() -> None:
     assert paths
     missing = sorted({p for p in paths if not (ROOT / p).is_file()})
     assert not missing, missing
+
+
+def test_scenario_doc_shows_the_shipped_example_and_it_loads() -> None:
+    from lkmetrics.simulate.scenario import STEPS, load_scenario
+
+    paths = re.findall(r"--scenario ([\w./-]+\.toml)\b(?!:)", README + DOCS["scenario.md"])
+    assert paths and all((ROOT / p).is_file() for p in paths), paths
+    example = ROOT / "examples" / "scenarios" / "interruptions.toml"
+    [block] = re.findall(r"```toml\n(.*?)```", DOCS["scenario.md"], re.S)
+    assert block in example.read_text()  # the page shows the file as it ships
+    turns = load_scenario(example)
+    assert [t.behaviour.barge_in for t in turns] == [1.0, None, None]
+    assert turns[0].wav is not None and turns[0].wav.is_file()
+    for step in STEPS:  # every step is documented in the page's table
+        assert f"| `{step}` |" in DOCS["scenario.md"], step

@@ -30,6 +30,9 @@ class Figure:
     column: str | None = None  # the store's indexed column holding it
     series: str | None = None  # the fleet series (lkmetrics.fleet.series.SERIES key) it feeds
     optional: bool = False  # only some runs measure it (simulate --barge-in): shown where they did
+    # bench voice's column beside a stack's latency: (its header, the stat it shows: a
+    # describe() stat, or "sum" for a count's total); None: not a bench voice column
+    bench: tuple[str, str] | None = None
 
     @property
     def higher_is_better(self) -> bool:
@@ -62,25 +65,30 @@ FIGURES: tuple[Figure, ...] = (
     # the simulated caller's conversation dynamics (simulate --barge-in, --backchannel,
     # --pause-mid; stt.wer wherever it knows the words it said), on its own clock
     Figure("turn.time_to_yield", "Time to yield (caller's barge-in -> agent quiet)", "turn",
-           "time_to_yield", "s", "time_to_yield", "turn.time_to_yield", optional=True),
+           "time_to_yield", "s", "time_to_yield", "turn.time_to_yield", optional=True,
+           bench=("yield p50", "p50")),
     Figure("talk_over", "Talk-over (caller and agent at once)", "turn", "talk_over", "s",
            "talk_over", "turn.talk_over", optional=True),
     Figure("backchannels", "Backchannels said by the caller", "turn", "backchannels", "count",
            "backchannels", "turn.backchannels", optional=True),
     Figure("false_interruptions", "False interruptions (agent stopped for a backchannel)",
            "turn", "false_interruptions", "count", "false_interruptions",
-           "turn.false_interruptions", optional=True),
+           "turn.false_interruptions", optional=True, bench=("false int.", "sum")),
     Figure("eot_mispredictions", "Premature ends of turn (half a line answered)", "turn",
            "eot_mispredictions", "count", "eot_mispredictions", "turn.eot_mispredictions",
-           optional=True),
+           optional=True, bench=("early EOT", "sum")),
     Figure("livekit.false_interruptions", "LiveKit's agent_false_interruption events", "turn",
            "livekit_false_interruptions", "count", "livekit_false_interruptions",
            optional=True),
     Figure("stt.wer", "STT word error rate (caller's words)", "turn", "stt_wer", "ratio",
-           "stt_wer", "stt.wer", optional=True),
+           "stt_wer", "stt.wer", optional=True, bench=("STT WER", "mean")),
 )
 
 FIGURES_BY_NAME = {f.name: f for f in FIGURES}
+# bench voice's conversation columns, in the registry's order
+BENCH_VOICE_FIGURES: tuple[Figure, ...] = tuple(f for f in FIGURES if f.bench is not None)
+# premature ends of turn: bench voice --sweep's rate (per line answered) against latency
+PREMATURE_EOT = FIGURES_BY_NAME["eot_mispredictions"]
 
 # kinds that only some agents record (tool: --agent agents with function tools): their figures
 # are shown only where they were measured

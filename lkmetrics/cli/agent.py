@@ -16,6 +16,10 @@ from lkmetrics.cli.options import (
     AGENT_OPTIONS,
     OUTPUT_OPTIONS,
     SERVER_OPTIONS,
+    BackchannelOpt,
+    BargeInOpt,
+    PauseMidOpt,
+    ScenarioOpt,
     log_level_option,
     with_options,
 )
@@ -108,25 +112,10 @@ def simulate(
     record_audio: Annotated[Path | None, typer.Option(
         "--record-audio", metavar="DIR", file_okay=False,
         help="Also write each turn's user and agent audio as WAV files in DIR.")] = None,
-    barge_in: Annotated[float | None, typer.Option(
-        "--barge-in", metavar="SECONDS",
-        help="SECONDS into each reply's audio, say the next line over it; measures "
-        "turn.time_to_yield (the caller's onset -> the agent's audio stops).")] = None,
-    backchannel: Annotated[float | None, typer.Option(
-        "--backchannel", metavar="SECONDS",
-        help="SECONDS into each reply's audio, say \"mm-hmm\" and keep listening; counts "
-        "backchannels and false_interruptions (the agent stopped for it).")] = None,
-    pause_mid: Annotated[float | None, typer.Option(
-        "--pause-mid", metavar="SECONDS",
-        help="Say each line in two halves with SECONDS of silence between; counts "
-        "eot_mispredictions (the agent took the first half for the whole turn).")] = None,
-    scenario: Annotated[Path | None, typer.Option(
-        "--scenario", metavar="FILE",
-        help="A scripted conversation: a TOML file of [[turn]] tables (say = \"...\", or wav = "
-        "\"file.wav\" with words = \"...\"), each with its own barge_in, backchannel, "
-        "pause_mid and pause seconds (docs/scenario.md). Instead of --say/--turns; the "
-        "--barge-in/--backchannel/--pause-mid flags apply to turns that set no such step.",
-        show_default=False)] = None,
+    barge_in: BargeInOpt = None,
+    backchannel: BackchannelOpt = None,
+    pause_mid: PauseMidOpt = None,
+    scenario: ScenarioOpt = None,
 ) -> None:
     """Talk to the agent with a headless scripted caller: no microphone, no room.
 

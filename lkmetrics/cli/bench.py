@@ -14,6 +14,10 @@ import typer
 
 from lkmetrics.cli.options import (
     FLEET_OPTIONS,
+    BackchannelOpt,
+    BargeInOpt,
+    PauseMidOpt,
+    ScenarioOpt,
     format_option,
     given_on_command_line,
     inherited,
@@ -215,6 +219,10 @@ def voice(
         show_default=False)] = None,
     no_record: Annotated[bool, typer.Option(
         "--no-record", help="Do not record the sessions in the database.")] = False,
+    barge_in: BargeInOpt = None,
+    backchannel: BackchannelOpt = None,
+    pause_mid: PauseMidOpt = None,
+    scenario: ScenarioOpt = None,
 ) -> None:
     """Benchmark voice stacks end to end with simulated callers, in process.
 
@@ -233,6 +241,7 @@ def voice(
     from lkmetrics.bench.voice import core
     from lkmetrics.bench.voice.command import run_voice_bench
     from lkmetrics.config import load_env_file
+    from lkmetrics.simulate.script import Behaviour
 
     out_format = resolve_format(ctx, fmt, BENCH_FORMATS, OutputFormat.table, parent_env=False)
     load_env_file(inherited(ctx, "env_file", None, parent_env=False))
@@ -242,6 +251,6 @@ def voice(
         stt=stt, llm=llm, tts=tts, local=local, voice=voice_id, instructions=instructions,
         greet=greet, llm_base_url=llm_base_url, say=tuple(say or ()), repeat=repeat,
         concurrency=concurrency, timeout=timeout, fail_over=fail_over, agent=agent,
-        typed=typed)
+        typed=typed, behaviour=Behaviour(barge_in, backchannel, pause_mid), scenario=scenario)
     run_voice_bench(config, json_out=out_format is OutputFormat.json, db=db,
                     record=not no_record, fleet=fleet)

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 from lkmetrics.agent import signals
 from lkmetrics.config import AgentOptions, AgentSettings, OutputOptions, prepare
 from lkmetrics.errors import UsageError
-from lkmetrics.simulate.script import BUILTIN_SCRIPT, Behaviour
+from lkmetrics.simulate.script import Behaviour
 
 if TYPE_CHECKING:
     from lkmetrics.simulate.scenario import ScenarioTurn
@@ -34,24 +34,6 @@ class Script:
     scenario: Path | None = None  # --scenario FILE: the lines and their steps
 
 
-def scenario_turns(scenario: Path | None, say: tuple[str, ...], turns: int,
-                   behaviour: Behaviour) -> list[ScenarioTurn] | None:
-    """--scenario's turns, validated with the flags it cannot go with (None: no scenario);
-    without one, the flags' own checks."""
-    if scenario is None:
-        behaviour.check((len(say) or len(BUILTIN_SCRIPT)) * turns)
-        return None
-    if say or turns != 1:
-        given = "--say" if say else "--turns"
-        raise UsageError(f"--scenario and {given} both say what the caller says: give the "
-                         f"lines in the scenario file, or drop --scenario.")
-    from lkmetrics.simulate.scenario import load_scenario
-
-    loaded = load_scenario(scenario)
-    behaviour.check(len(loaded))
-    return loaded
-
-
 def refuse_silent_agent(settings: AgentSettings) -> None:
     """The simulated caller waits for a reply it hears: an agent without a TTS never speaks,
     so every turn would only time out. Refused, before anything loads."""
@@ -69,7 +51,9 @@ def run_simulation(script: Script, agent: AgentOptions, out: OutputOptions) -> i
     if not (0 < script.timeout <= MAX_SECONDS and 0 <= script.pause <= MAX_SECONDS):
         raise UsageError(f"--timeout must be above 0 and --pause at least 0, both at most "
                          f"{MAX_SECONDS:,} seconds (got {script.timeout}, {script.pause}).")
-    turns = scenario_turns(script.scenario, script.say, script.turns, script.behaviour)
+    from lkmetrics.simulate.scenario import checked_script
+
+    turns = checked_script(script.scenario, script.say, script.turns, script.behaviour)
     settings = prepare("simulate", agent, out.show)
     refuse_silent_agent(settings)
     if settings.stt is None:

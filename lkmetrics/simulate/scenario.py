@@ -9,12 +9,13 @@ from __future__ import annotations
 import math
 import re
 import sys
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from lkmetrics.errors import UsageError
-from lkmetrics.simulate.script import MAX_BEHAVIOUR_SECONDS, Behaviour
+from lkmetrics.simulate.script import BUILTIN_SCRIPT, MAX_BEHAVIOUR_SECONDS, Behaviour
 
 LINE_KEYS = ("say", "wav", "words")
 STEPS = ("barge_in", "backchannel", "pause_mid", "pause")
@@ -190,3 +191,21 @@ def load_scenario(path: Path) -> list[ScenarioTurn]:
                           "line, and there is none (add a turn after it, or remove the "
                           "step).")
     return turns
+
+
+def checked_script(scenario: Path | None, say: Sequence[str], repeat: int,
+                   behaviour: Behaviour, *, repeat_flag: str | None = "--turns"
+                   ) -> list[ScenarioTurn] | None:
+    """--scenario's turns, validated with the flags (None: no scenario, the flags' checks
+    alone). ``repeat``: how many times the script is said; with a scenario, ``repeat_flag``
+    (simulate's --turns) is refused, None allows it (bench voice's --repeat says it again)."""
+    if scenario is None:
+        behaviour.check((len(say) or len(BUILTIN_SCRIPT)) * repeat, repeat_flag or "--repeat")
+        return None
+    if say or (repeat_flag is not None and repeat != 1):
+        given = "--say" if say else repeat_flag
+        raise UsageError(f"--scenario and {given} both say what the caller says: give the "
+                         f"lines in the scenario file, or drop --scenario.")
+    loaded = load_scenario(scenario)
+    behaviour.check(len(loaded) * repeat, repeat_flag or "--repeat")
+    return loaded

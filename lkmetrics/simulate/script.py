@@ -62,7 +62,7 @@ class Behaviour:
             (self.barge_in, default.barge_in), (self.backchannel, default.backchannel),
             (self.pause_mid, default.pause_mid))))
 
-    def check(self, lines: int) -> None:
+    def check(self, lines: int, repeat_flag: str = "--turns") -> None:
         """One UsageError line for seconds that are not a sane positive number, or a
         barge-in with no next line to say."""
         for option, value in (("--barge-in", self.barge_in),
@@ -74,8 +74,8 @@ class Behaviour:
                                  f"{MAX_BEHAVIOUR_SECONDS:g} (got {value}).")
         if self.barge_in is not None and lines < 2:
             raise UsageError("--barge-in: the caller barges in with its next line, and the "
-                             "script has one line; give two or more (--say twice, or --turns "
-                             "2).")
+                             f"script has one line; give two or more (--say twice, or "
+                             f"{repeat_flag} 2).")
 
 
 def split_in_two(pcm: np.ndarray, rate: int = INPUT_RATE) -> tuple[np.ndarray, np.ndarray]:

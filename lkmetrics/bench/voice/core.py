@@ -11,7 +11,8 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from lkmetrics.analysis.budgets import Budget, BudgetResult, check_budgets, parse_budget
 from lkmetrics.analysis.report import FigureRow, Report
@@ -27,8 +28,20 @@ from lkmetrics.config import (
     make_settings,
 )
 from lkmetrics.errors import UsageError
-from lkmetrics.figures import FIGURES, SPREAD_STATS, describe, figure_value
+from lkmetrics.figures import (
+    BENCH_VOICE_FIGURES,
+    FIGURES,
+    PREMATURE_EOT,
+    SPREAD_STATS,
+    Figure,
+    describe,
+    figure_value,
+)
 from lkmetrics.records import Record
+from lkmetrics.simulate.script import BUILTIN_SCRIPT, Behaviour
+
+if TYPE_CHECKING:
+    from lkmetrics.simulate.scenario import ScenarioTurn
 
 KIND = "bench_voice"
 SCHEMA = 1
@@ -65,6 +78,15 @@ class VoiceConfig:
     budgets: list[Budget] = field(default_factory=list)
     pause: float = PAUSE
     agent: str | None = None  # --agent TARGET: the user's agent instead of the built-in one
+    behaviour: Behaviour = Behaviour()  # --barge-in, --backchannel, --pause-mid
+    scenario: tuple[ScenarioTurn, ...] | None = None  # --scenario FILE's turns, instead of --say
+
+    @property
+    def lines(self) -> int:
+        """The lines each caller says once (before --repeat)."""
+        if self.scenario is not None:
+            return len(self.scenario)
+        return len(self.say) or len(BUILTIN_SCRIPT)
 
 
 def _distinct(values: Sequence[str] | None, default: str) -> list[str]:
@@ -81,7 +103,8 @@ def make_config(*, stt: Sequence[str] | None, llm: Sequence[str] | None,
                 llm_base_url: str | None = None, say: Sequence[str] = (), repeat: int = 1,
                 concurrency: Sequence[str] | None = None, timeout: float = 60.0,
                 fail_over: Sequence[str] | None = None, agent: str | None = None,
-                typed: frozenset[str] = frozenset()) -> VoiceConfig:
+                typed: frozenset[str] = frozenset(), behaviour: Behaviour | None = None,
+                scenario: Path | None = None) -> VoiceConfig:
     """Validate the command line (no livekit import, no credentials checked yet).
 
     ``--local`` makes 'local' the default of every stage not given. ``agent``: --agent
@@ -93,6 +116,10 @@ def make_config(*, stt: Sequence[str] | None, llm: Sequence[str] | None,
         raise UsageError(f"--repeat must be at most {MAX_COUNT:,} (got {repeat}).")
     if timeout <= 0:
         raise UsageError(f"--timeout must be positive (got {timeout:g}).")
+    from lkmetrics.simulate.scenario import checked_script
+
+    behaviour = behaviour or Behaviour()
+    turns = checked_script(scenario, say, repeat, behaviour, repeat_flag=None)
     defaults = ("local",) * 3 if local else (DEFAULT_STT, DEFAULT_LLM, DEFAULT_TTS)
     stacks: list[AgentSettings] = []
     seen: set[tuple[str | None, str, str | None]] = set()
@@ -119,7 +146,8 @@ def make_config(*, stt: Sequence[str] | None, llm: Sequence[str] | None,
     budgets = [parse_budget(spec) for spec in fail_over or []]
     return VoiceConfig(stacks=stacks, say=tuple(say), repeat=repeat,
                        concurrency=parse_concurrency(concurrency), timeout=timeout,
-                       budgets=budgets, agent=agent)
+                       budgets=budgets, agent=agent, behaviour=behaviour,
+                       scenario=tuple(turns) if turns is not None else None)
 
 
 def stack_label(settings: AgentSettings) -> str:
@@ -188,6 +216,27 @@ class VoiceRun:
         d = describe(self.values(name))
         return {k: None if d[k] is None else float(d[k] or 0.0) for k in STATS}
 
+    def figure(self, figure: Figure) -> dict[str, float | int | None]:
+        """A registry figure over this run's records: count, sum and describe()'s stats."""
+        values = [v for rec in self.records if (v := figure_value(figure, rec)) is not None]
+        return {**describe(values), "sum": sum(values) if values else None}
+
+    def conversation(self) -> dict[str, dict[str, float | int | None]]:
+        """bench voice's conversation figures (the registry's), by name: those measured."""
+        out = {}
+        for figure in BENCH_VOICE_FIGURES:
+            stats = self.figure(figure)
+            if stats["count"]:
+                out[figure.name] = stats
+        return out
+
+    def eot_rate(self) -> float | None:
+        """Premature ends of turn per line answered (None: not measured, or none answered)."""
+        stats = self.figure(PREMATURE_EOT)
+        if not stats["count"] or not self.turns_ok:
+            return None
+        return float(stats["sum"] or 0.0) / self.turns_ok
+
     def to_json(self, budgets_ok: bool | None = None) -> dict[str, Any]:
         body: dict[str, Any] = {
             "stt": self.stt, "llm": self.llm, "tts": self.tts,
@@ -196,6 +245,7 @@ class VoiceRun:
         }
         for name in TURN_FIGURES:
             body[name] = self.stats(name)
+        body["conversation"] = self.conversation()
         body.update({"wall_s": self.wall_s, "session_ids": list(self.session_ids),
                      "within_budgets": budgets_ok})
         return body

@@ -34,7 +34,7 @@ from lkmetrics.config import AgentSettings
 from lkmetrics.errors import cause_first
 from lkmetrics.pipeline import FirstError, Pipeline
 from lkmetrics.records import Record
-from lkmetrics.simulate.caller import TurnResult
+from lkmetrics.simulate.caller import Line, TurnResult
 from lkmetrics.simulate.run import simulate
 
 # builds one caller's components for a stack (called on the run's event loop)
@@ -112,9 +112,10 @@ class UserRun:
 
 
 async def _callers(settings: AgentSettings, factory: Factory, pipeline: Pipeline,
-                   utterances: Sequence[np.ndarray], concurrency: int, config: VoiceConfig,
-                   bench_id: str, on_turn: Callable[[TurnResult], None],
-                   user: UserRun | None = None) -> list[list[TurnResult] | BaseException]:
+                   utterances: Sequence[np.ndarray | Line], concurrency: int,
+                   config: VoiceConfig, bench_id: str, on_turn: Callable[[TurnResult], None],
+                   user: UserRun | None = None, backchannel: np.ndarray | None = None
+                   ) -> list[list[TurnResult] | BaseException]:
     async def caller(index: int) -> list[TurnResult]:
         info = {"bench_id": bench_id, "concurrency": concurrency, "caller": index}
         if user is not None:
@@ -123,20 +124,23 @@ async def _callers(settings: AgentSettings, factory: Factory, pipeline: Pipeline
             return await simulate_user(settings, user.user, user.models.load(settings),
                                        pipeline, utterances, pause=config.pause,
                                        timeout=config.timeout, info=info, on_turn=on_turn,
-                                       say=user.say)
+                                       say=user.say, behaviour=config.behaviour,
+                                       backchannel=backchannel)
         components = factory(settings)
         return await simulate(settings, components, pipeline, utterances, pause=config.pause,
-                              timeout=config.timeout, info=info, on_turn=on_turn)
+                              timeout=config.timeout, info=info, on_turn=on_turn,
+                              behaviour=config.behaviour, backchannel=backchannel)
 
     return await asyncio.gather(*(caller(i) for i in range(1, concurrency + 1)),
                                 return_exceptions=True)
 
 
 def run_one(settings: AgentSettings, concurrency: int, config: VoiceConfig,
-            utterances: Sequence[np.ndarray], factory: Factory, bench_id: str, *,
+            utterances: Sequence[np.ndarray | Line], factory: Factory, bench_id: str, *,
             db: Path | None, record: bool, progress: Progress | None,
             fleet: Sequence[Any] = (), stop: Stop | None = None,
-            user: UserRun | None = None) -> tuple[VoiceRun, list[str]]:
+            user: UserRun | None = None, backchannel: np.ndarray | None = None
+            ) -> tuple[VoiceRun, list[str]]:
     """One run: ``concurrency`` callers at once on a fresh event loop; blocks until done."""
     from lkmetrics.bench.voice.core import stack_label
 
@@ -159,7 +163,7 @@ def run_one(settings: AgentSettings, concurrency: int, config: VoiceConfig,
     t0 = time.perf_counter()
     try:
         outcomes = asyncio.run(_callers(settings, factory, pipeline, utterances, concurrency,
-                                        config, bench_id, on_turn, user))
+                                        config, bench_id, on_turn, user, backchannel))
     except BaseException as e:  # Ctrl-C, SIGTERM: what was captured is still written
         if store_writer is not None:
             store_writer.exit_status = status_of(e, stop)
@@ -210,9 +214,13 @@ def run(config: VoiceConfig, bench_id: str, *, db: Path | None, record: bool,
         ) -> tuple[list[VoiceRun], list[str]]:
     """Every combination at every concurrency, in turn; the runs and any write errors.
     ``user``: --agent's agent (loaded), run by every caller instead of the built-in one."""
-    from lkmetrics.simulate.script import load_utterances
+    from lkmetrics.simulate.caller import lines_of
+    from lkmetrics.simulate.script import backchannel_pcm, load_utterances, scenario_utterances
 
-    utterances = [u.pcm for u in load_utterances(config.say, 1)] * config.repeat
+    script = (scenario_utterances(config.scenario) if config.scenario is not None
+              else load_utterances(config.say, 1))
+    utterances = lines_of(script) * config.repeat
+    backchannel = backchannel_pcm(script, config.behaviour)
     runs: list[VoiceRun] = []
     write_errors: list[str] = []
     with contextlib.ExitStack() as stack:
@@ -230,7 +238,7 @@ def run(config: VoiceConfig, bench_id: str, *, db: Path | None, record: bool,
             for concurrency in config.concurrency:
                 one, errs = run_one(settings, concurrency, config, utterances, build, bench_id,
                                     db=db, record=record, progress=progress, fleet=fleet,
-                                    stop=stop, user=mine)
+                                    stop=stop, user=mine, backchannel=backchannel)
                 runs.append(one)
                 write_errors.extend(errs)
     return runs, write_errors

@@ -8,6 +8,7 @@ from typing import IO
 
 from lkmetrics.analysis.budgets import BudgetResult
 from lkmetrics.bench.voice.core import VoiceRun, agent_of, document, knee, passed, ranked
+from lkmetrics.figures import BENCH_VOICE_FIGURES, Figure
 from lkmetrics.units import fmt_value
 
 
@@ -41,8 +42,11 @@ def write_table(bench_id: str, runs: Sequence[VoiceRun], checked: Sequence[Budge
         console.print(text(f"  {rank}  {combination}"), soft_wrap=True)
     table = Table(box=box.SIMPLE_HEAVY, caption="stages: p50 of LiveKit's per-turn report",
                   caption_justify="left")
+    shown = conversation_columns(runs)
     for name in ("#", "callers", "e2e p50", "e2e p95", "heard p50", "heard p95", "EOU",
-                 "transcr.", "LLM TTFT", "TTS TTFB", "failed"):
+                 "transcr.", "LLM TTFT", "TTS TTFB", *(header for header, _ in
+                                                      (f.bench for f in shown if f.bench)),
+                 "failed"):
         table.add_column(name, justify="right")
     for run in sorted(runs, key=lambda r: (order.index(r.combination), r.concurrency)):
         e2e, heard = run.stats("e2e"), run.stats("heard")
@@ -55,6 +59,7 @@ def write_table(bench_id: str, runs: Sequence[VoiceRun], checked: Sequence[Budge
             fmt_value(heard["p50"], "s"), fmt_value(heard["p95"], "s"),
             *(fmt_value(run.stats(n)["p50"], "s") for n in
               ("eou_delay", "transcription_delay", "llm_ttft", "tts_ttfb")),
+            *(conversation_cell(run, f) for f in shown),
             errors.append(mark, style="red"),
         )
     console.print(table)
@@ -74,3 +79,14 @@ def write_table(bench_id: str, runs: Sequence[VoiceRun], checked: Sequence[Budge
     if recorded:
         console.print(f"  sessions recorded under bench id {bench_id}: lkmetrics report "
                       f"--bench {bench_id} --by session", soft_wrap=True)
+
+
+def conversation_columns(runs: Sequence[VoiceRun]) -> list[Figure]:
+    """The registry's bench voice conversation figures that some run measured."""
+    return [f for f in BENCH_VOICE_FIGURES if any(r.figure(f)["count"] for r in runs)]
+
+
+def conversation_cell(run: VoiceRun, figure: Figure) -> str:
+    """A run's value of a conversation figure, in the stat its column shows."""
+    assert figure.bench is not None
+    return fmt_value(run.figure(figure)[figure.bench[1]], figure.unit)

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 from lkmetrics.analysis.budgets import Budget, BudgetResult, check_budgets, parse_budget
 from lkmetrics.analysis.report import FigureRow, Report
 from lkmetrics.bench.shared import MAX_COUNT, parse_concurrency, raise_failures
+from lkmetrics.bench.voice.sweep import Sweep, parse_sweep, rows
 from lkmetrics.config import (
     DEFAULT_INSTRUCTIONS,
     DEFAULT_LLM,
@@ -79,6 +80,7 @@ class VoiceConfig:
     pause: float = PAUSE
     agent: str | None = None  # --agent TARGET: the user's agent instead of the built-in one
     behaviour: Behaviour = Behaviour()  # --barge-in, --backchannel, --pause-mid
+    sweep: Sweep | None = None  # --sweep NAME=V1,V2,...: one run per value
     scenario: tuple[ScenarioTurn, ...] | None = None  # --scenario FILE's turns, instead of --say
 
     @property
@@ -104,7 +106,7 @@ def make_config(*, stt: Sequence[str] | None, llm: Sequence[str] | None,
                 concurrency: Sequence[str] | None = None, timeout: float = 60.0,
                 fail_over: Sequence[str] | None = None, agent: str | None = None,
                 typed: frozenset[str] = frozenset(), behaviour: Behaviour | None = None,
-                scenario: Path | None = None) -> VoiceConfig:
+                scenario: Path | None = None, sweep: str | None = None) -> VoiceConfig:
     """Validate the command line (no livekit import, no credentials checked yet).
 
     ``--local`` makes 'local' the default of every stage not given. ``agent``: --agent
@@ -119,6 +121,11 @@ def make_config(*, stt: Sequence[str] | None, llm: Sequence[str] | None,
     from lkmetrics.simulate.scenario import checked_script
 
     behaviour = behaviour or Behaviour()
+    swept = parse_sweep(sweep)
+    if swept is not None and agent is not None:
+        raise UsageError("--sweep sets the endpointing of lkmetrics' own agent's sessions; "
+                         "with --agent your code builds the AgentSession: drop --sweep, or "
+                         "set it in your agent.")
     turns = checked_script(scenario, say, repeat, behaviour, repeat_flag=None)
     defaults = ("local",) * 3 if local else (DEFAULT_STT, DEFAULT_LLM, DEFAULT_TTS)
     stacks: list[AgentSettings] = []
@@ -147,7 +154,7 @@ def make_config(*, stt: Sequence[str] | None, llm: Sequence[str] | None,
     return VoiceConfig(stacks=stacks, say=tuple(say), repeat=repeat,
                        concurrency=parse_concurrency(concurrency), timeout=timeout,
                        budgets=budgets, agent=agent, behaviour=behaviour,
-                       scenario=tuple(turns) if turns is not None else None)
+                       scenario=tuple(turns) if turns is not None else None, sweep=swept)
 
 
 def stack_label(settings: AgentSettings) -> str:
@@ -181,6 +188,7 @@ class VoiceRun:
     turns_ok: int = 0
     agent: str | None = None  # --agent TARGET as given, and what it resolved to (module:NAME)
     agent_target: str | None = None
+    sweep: tuple[str, float] | None = None  # --sweep: the setting and its value in this run
 
     @property
     def combination(self) -> str:
@@ -188,7 +196,8 @@ class VoiceRun:
 
     @property
     def label(self) -> str:
-        return f"{self.combination} @ {self.concurrency}"
+        swept = f" [{self.sweep[0]}={self.sweep[1]:g}]" if self.sweep else ""
+        return f"{self.combination} @ {self.concurrency}{swept}"
 
     @property
     def errors(self) -> int:
@@ -230,12 +239,17 @@ class VoiceRun:
                 out[figure.name] = stats
         return out
 
+    def eot_total(self) -> int | None:
+        """Premature ends of turn in this run (None: not measured, no --pause-mid)."""
+        stats = self.figure(PREMATURE_EOT)
+        return int(stats["sum"] or 0) if stats["count"] else None
+
     def eot_rate(self) -> float | None:
         """Premature ends of turn per line answered (None: not measured, or none answered)."""
-        stats = self.figure(PREMATURE_EOT)
-        if not stats["count"] or not self.turns_ok:
+        total = self.eot_total()
+        if total is None or not self.turns_ok:
             return None
-        return float(stats["sum"] or 0.0) / self.turns_ok
+        return total / self.turns_ok
 
     def to_json(self, budgets_ok: bool | None = None) -> dict[str, Any]:
         body: dict[str, Any] = {
@@ -246,6 +260,8 @@ class VoiceRun:
         for name in TURN_FIGURES:
             body[name] = self.stats(name)
         body["conversation"] = self.conversation()
+        if self.sweep is not None:
+            body["sweep"] = {"name": self.sweep[0], "value": self.sweep[1]}
         body.update({"wall_s": self.wall_s, "session_ids": list(self.session_ids),
                      "within_budgets": budgets_ok})
         return body
@@ -321,9 +337,15 @@ def document(bench_id: str, runs: Sequence[VoiceRun], checked: Sequence[BudgetRe
         run = next(r for r in runs if r.combination == combination)
         combos.append({"rank": rank, "stt": run.stt, "llm": run.llm, "tts": run.tts,
                        "max_concurrency_passed": knees[combination]})
-    return {"kind": KIND, "schema": SCHEMA, "bench_id": bench_id, **agent_of(runs),
-            "runs": [r.to_json(passed(r, checked) if budgets else None) for r in ordered],
-            "combinations": combos}
+    doc: dict[str, Any] = {"kind": KIND, "schema": SCHEMA, "bench_id": bench_id,
+                           **agent_of(runs),
+                           "runs": [r.to_json(passed(r, checked) if budgets else None)
+                                    for r in ordered],
+                           "combinations": combos}
+    swept = rows(runs)
+    if swept:
+        doc["sweep"] = {"name": swept[0]["name"], "rows": swept}
+    return doc
 
 
 def agent_of(runs: Sequence[VoiceRun]) -> dict[str, str | None]:

@@ -66,11 +66,18 @@ class SharedModels:
 
     def __init__(self) -> None:
         self.userdata: dict[Any, Any] = {}
+        self.vad_silence: float | None = None  # the loaded VAD's min_silence_duration
 
     def load(self, settings: AgentSettings) -> dict[Any, Any]:
         """The loaded models ``settings`` needs (loaded now if not yet)."""
         needed = {"vad"} | ({"whisper"} if settings.stt == "local" else set()) | (
             {"piper"} if settings.tts == "local" else set())
+        if self.vad_silence != settings.vad_min_silence and "vad" in self.userdata:
+            # --sweep min_silence_duration: the VAD loaded with this run's value
+            from lkmetrics.agent.server import load_vad
+
+            self.userdata["vad"] = load_vad(settings)
+        self.vad_silence = settings.vad_min_silence
         if needed - set(self.userdata):
             loaded: dict[Any, Any] = {}
             load_models(settings, loaded)
@@ -208,6 +215,15 @@ def name_the_agent(run: VoiceRun, settings: AgentSettings, user: UserAgent,
         setattr(run, stage, " + ".join(own) if own else OWN)
 
 
+def variants(settings: AgentSettings, config: VoiceConfig
+             ) -> list[tuple[AgentSettings, tuple[str, float] | None]]:
+    """A stack as it runs: once, or with --sweep once per value (its settings at it)."""
+    if config.sweep is None:
+        return [(settings, None)]
+    sweep = config.sweep
+    return [(sweep.applied(settings, v), (sweep.name, v)) for v in sweep.values]
+
+
 def run(config: VoiceConfig, bench_id: str, *, db: Path | None, record: bool,
         progress: Progress | None = None, factory: Factory | None = None,
         fleet: Sequence[Any] = (), stop: Stop | None = None, user: UserAgent | None = None,
@@ -233,12 +249,15 @@ def run(config: VoiceConfig, bench_id: str, *, db: Path | None, record: bool,
                     s.llm_base_url, s.llm_model = url, model
         build = factory or shared_models()
         mine = UserRun(user) if user is not None else None
-        for settings in config.stacks:
-            settings.command = COMMAND
-            for concurrency in config.concurrency:
-                one, errs = run_one(settings, concurrency, config, utterances, build, bench_id,
-                                    db=db, record=record, progress=progress, fleet=fleet,
-                                    stop=stop, user=mine, backchannel=backchannel)
-                runs.append(one)
-                write_errors.extend(errs)
+        for combination in config.stacks:
+            combination.command = COMMAND
+            for settings, swept in variants(combination, config):
+                for concurrency in config.concurrency:
+                    one, errs = run_one(settings, concurrency, config, utterances, build,
+                                        bench_id, db=db, record=record, progress=progress,
+                                        fleet=fleet, stop=stop, user=mine,
+                                        backchannel=backchannel)
+                    one.sweep = swept
+                    runs.append(one)
+                    write_errors.extend(errs)
     return runs, write_errors

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
-from typing import IO
+from typing import IO, Any
 
 from lkmetrics.analysis.budgets import BudgetResult
 from lkmetrics.bench.voice.core import VoiceRun, agent_of, document, knee, passed, ranked
@@ -43,10 +43,11 @@ def write_table(bench_id: str, runs: Sequence[VoiceRun], checked: Sequence[Budge
     table = Table(box=box.SIMPLE_HEAVY, caption="stages: p50 of LiveKit's per-turn report",
                   caption_justify="left")
     shown = conversation_columns(runs)
-    for name in ("#", "callers", "e2e p50", "e2e p95", "heard p50", "heard p95", "EOU",
-                 "transcr.", "LLM TTFT", "TTS TTFB", *(header for header, _ in
-                                                      (f.bench for f in shown if f.bench)),
-                 "failed"):
+    swept = any(r.sweep for r in runs)
+    headers = [f.bench[0] for f in shown if f.bench]
+    for name in ("#", "callers", *(("value",) if swept else ()), "e2e p50", "e2e p95",
+                 "heard p50", "heard p95", "EOU", "transcr.", "LLM TTFT", "TTS TTFB",
+                 *headers, "failed"):
         table.add_column(name, justify="right")
     for run in sorted(runs, key=lambda r: (order.index(r.combination), r.concurrency)):
         e2e, heard = run.stats("e2e"), run.stats("heard")
@@ -55,7 +56,9 @@ def write_table(bench_id: str, runs: Sequence[VoiceRun], checked: Sequence[Budge
         mark = "" if not checked or passed(run, checked) else " ✗"
         table.add_row(
             str(order.index(run.combination) + 1),
-            str(run.concurrency), fmt_value(e2e["p50"], "s"), fmt_value(e2e["p95"], "s"),
+            str(run.concurrency), *((f"{run.sweep[1]:g} s" if run.sweep else "",)
+                                    if swept else ()),
+            fmt_value(e2e["p50"], "s"), fmt_value(e2e["p95"], "s"),
             fmt_value(heard["p50"], "s"), fmt_value(heard["p95"], "s"),
             *(fmt_value(run.stats(n)["p50"], "s") for n in
               ("eou_delay", "transcription_delay", "llm_ttft", "tts_ttfb")),
@@ -63,6 +66,8 @@ def write_table(bench_id: str, runs: Sequence[VoiceRun], checked: Sequence[Budge
             errors.append(mark, style="red"),
         )
     console.print(table)
+    if swept:
+        write_sweep(runs, console)
     for run in runs:
         if run.first_error:
             console.print(Text.assemble(text(f"  {run.label}", "red"),
@@ -90,3 +95,32 @@ def conversation_cell(run: VoiceRun, figure: Figure) -> str:
     """A run's value of a conversation figure, in the stat its column shows."""
     assert figure.bench is not None
     return fmt_value(run.figure(figure)[figure.bench[1]], figure.unit)
+
+
+def write_sweep(runs: Sequence[VoiceRun], console: Any) -> None:
+    """--sweep: per value, e2e latency against the premature end-of-turn rate."""
+    from rich import box
+    from rich.table import Table
+
+    from lkmetrics.bench.voice.sweep import rows
+
+    swept = rows(runs)
+    table = Table(box=box.SIMPLE_HEAVY, title=f"sweep {swept[0]['name']}: e2e latency against "
+                  "premature ends of turn", title_justify="left",
+                  caption="early EOT/turn: eot_mispredictions per line answered (needs "
+                  "--pause-mid or a scenario's pause_mid)", caption_justify="left")
+    several = len({(r["stt"], r["llm"], r["tts"], r["concurrency"]) for r in swept}) > 1
+    for name in ((("stack @ callers",) if several else ()) + (
+            "value", "e2e p50", "e2e p95", "early EOT", "early EOT/turn", "answered")):
+        table.add_column(name, justify="left" if name.startswith("stack") else "right")
+    for row in swept:
+        rate = row["eot_rate"]
+        table.add_row(
+            *((f"{row['stt']} | {row['llm']} | {row['tts']} @ {row['concurrency']}",)
+              if several else ()),
+            f"{row['value']:g} s", fmt_value(row["e2e_p50"], "s"),
+            fmt_value(row["e2e_p95"], "s"),
+            "-" if row["eot_mispredictions"] is None else str(row["eot_mispredictions"]),
+            "-" if rate is None else f"{rate:.2f}",
+            f"{row['turns_answered']}/{row['turns']}")
+    console.print(table)

@@ -243,6 +243,10 @@ def voice(
     is a session (command `bench voice`) under one bench id: `lkmetrics report --bench ID`.
     With --agent, every caller talks to your agent (an AgentServer, WorkerOptions or
     entrypoint) instead, with the components the flags name replacing its own.
+    --barge-in, --backchannel, --pause-mid and --scenario make the callers talk like people
+    (as in simulate) and add each stack's time to yield, false interruptions, premature ends
+    of turn and STT WER to the table; --sweep runs each stack once per value of an endpointing
+    setting, showing e2e latency against premature ends of turn.
     Exit 0 when every turn got a reply and every budget held, else 1.
     """
     from lkmetrics.bench.voice import core

@@ -153,6 +153,10 @@ def _turn(where: _Where, index: int, table: Any) -> ScenarioTurn:
             words = _text(where, index, "words", table["words"])
     steps = {key: _seconds(where, index, key, table[key], zero_ok=key == "pause")
              for key in STEPS if key in table}
+    if "barge_in" in steps and "pause" in steps:
+        raise where.error(where.key("pause", index),
+                          "pause with barge_in: the next line starts over this turn's reply, "
+                          "so there is no silence after it to wait (remove one of them).")
     behaviour = Behaviour(steps.get("barge_in"), steps.get("backchannel"),
                           steps.get("pause_mid"))
     return ScenarioTurn(header or 0, say, wav, words, behaviour, steps.get("pause"))

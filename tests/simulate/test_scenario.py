@@ -140,6 +140,8 @@ WAV = 'wav = "there.wav"\n'
     ('[[turn]]\nsay = "Hi."\n' + WAV, ":1: a turn needs exactly one of say"),
     ('[[turn]]\nbarge_in = 1.0\n', ":1: a turn needs exactly one of say"),
     ('[[turn]]\nsay = ""\n', ":2: say takes some words"),
+    ('[[turn]]\nsay = "Hi."\nbarge_in = 1\npause = 2\n[[turn]]\nsay = "Yo."\n',
+     ":4: pause with barge_in"),
     ('# nothing\n', "no turns"),
 ])
 def test_bad_scenario_is_one_line_with_file_and_line(tmp_path: Path, text: str,

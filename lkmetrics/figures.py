@@ -39,6 +39,9 @@ class Figure:
     optional: bool = False  # only some runs measure it (simulate --barge-in): shown where they did
     short: str = ""  # its name in a line or a narrow column (default: ``name``)
     stage: str | None = None  # the turn stage (records.STAGE_NAMES) that is this figure
+    # bench voice's column beside a stack's latency: the stat it shows (a describe() stat, or
+    # "sum" for a count's total); None: not a bench voice column
+    bench: str | None = None
 
     @property
     def higher_is_better(self) -> bool:
@@ -49,6 +52,11 @@ class Figure:
     def shown(self) -> str:
         """The figure's name in a line or a narrow column."""
         return self.short or self.name
+
+    @property
+    def bench_header(self) -> str:
+        """Its bench voice column's header: its short name and the stat (a total: the name)."""
+        return self.shown if self.bench in (None, "sum") else f"{self.shown} {self.bench}"
 
 
 FIGURES: tuple[Figure, ...] = (
@@ -80,25 +88,30 @@ FIGURES: tuple[Figure, ...] = (
     # --pause-mid; stt.wer wherever it knows the words it said), on its own clock
     Figure("turn.time_to_yield", "Time to yield (caller's barge-in -> agent quiet)", "turn",
            "time_to_yield", "s", "time_to_yield", "turn.time_to_yield", optional=True,
-           short="time to yield"),
+           short="time to yield", bench="p50"),
     Figure("talk_over", "Talk-over (caller and agent at once)", "turn", "talk_over", "s",
            "talk_over", "turn.talk_over", optional=True, short="talk-over"),
     Figure("backchannels", "Backchannels said by the caller", "turn", "backchannels", "count",
            "backchannels", "turn.backchannels", optional=True),
     Figure("false_interruptions", "False interruptions (agent stopped for a backchannel)",
            "turn", "false_interruptions", "count", "false_interruptions",
-           "turn.false_interruptions", optional=True, short="false interruptions"),
+           "turn.false_interruptions", optional=True, short="false interruptions",
+           bench="sum"),
     Figure("eot_mispredictions", "Premature ends of turn (half a line answered)", "turn",
            "eot_mispredictions", "count", "eot_mispredictions", "turn.eot_mispredictions",
-           optional=True, short="premature ends of turn"),
+           optional=True, short="premature ends of turn", bench="sum"),
     Figure("livekit.false_interruptions", "LiveKit's agent_false_interruption events", "turn",
            "livekit_false_interruptions", "count", "livekit_false_interruptions",
            optional=True, short="livekit false interruptions"),
     Figure("stt.wer", "STT word error rate (caller's words)", "turn", "stt_wer", "ratio",
-           "stt_wer", "stt.wer", optional=True, short="stt wer"),
+           "stt_wer", "stt.wer", optional=True, short="stt wer", bench="mean"),
 )
 
 FIGURES_BY_NAME = {f.name: f for f in FIGURES}
+# bench voice's conversation columns, in the registry's order
+BENCH_VOICE_FIGURES: tuple[Figure, ...] = tuple(f for f in FIGURES if f.bench is not None)
+# premature ends of turn: bench voice --sweep's rate (per line answered) against latency
+PREMATURE_EOT = FIGURES_BY_NAME["eot_mispredictions"]
 
 # bench llm's figures of each request, as the client measures them with the definitions of
 # vLLM's benchmark_serving and NVIDIA AIPerf (docs/bench.md); a name is its key in bench llm's

@@ -87,7 +87,7 @@ def process_pipeline() -> Pipeline:
 
 def load_models(settings: AgentSettings, userdata: dict[Any, Any]) -> None:
     """Load what is slow to load, once per process (the server's setup function)."""
-    userdata["vad"] = silero.VAD.load()
+    userdata["vad"] = load_vad(settings)
     if settings.stt == "local":
         from lkmetrics.local.stt import load_whisper
 
@@ -96,6 +96,13 @@ def load_models(settings: AgentSettings, userdata: dict[Any, Any]) -> None:
         from lkmetrics.local.tts import load_piper
 
         userdata["piper"] = load_piper()
+
+
+def load_vad(settings: AgentSettings) -> Any:
+    """Silero's VAD, with the settings' ``min_silence_duration`` when they give one."""
+    if settings.vad_min_silence is not None:
+        return silero.VAD.load(min_silence_duration=settings.vad_min_silence)
+    return silero.VAD.load()
 
 
 def model_name(model: str) -> str:
@@ -177,8 +184,13 @@ async def start_session(
     ``mic``/``speaker`` replace room audio (``simulate``); without them LiveKit picks the
     room or the console."""
     parts: dict[str, Any] = {"llm": components.llm, "vad": components.vad}
+    turn_handling: dict[str, Any] = {}
     if settings.turn_detection is not None:
-        parts["turn_handling"] = {"turn_detection": settings.turn_detection}
+        turn_handling["turn_detection"] = settings.turn_detection
+    if settings.endpointing:
+        turn_handling["endpointing"] = dict(settings.endpointing)
+    if turn_handling:
+        parts["turn_handling"] = turn_handling
     if components.stt is not None:
         parts["stt"] = components.stt
     if components.tts is not None:

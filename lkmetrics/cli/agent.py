@@ -16,6 +16,10 @@ from lkmetrics.cli.options import (
     AGENT_OPTIONS,
     OUTPUT_OPTIONS,
     SERVER_OPTIONS,
+    BackchannelOpt,
+    BargeInOpt,
+    PauseMidOpt,
+    ScenarioOpt,
     log_level_option,
     with_options,
 )
@@ -108,18 +112,10 @@ def simulate(
     record_audio: Annotated[Path | None, typer.Option(
         "--record-audio", metavar="DIR", file_okay=False,
         help="Also write each turn's user and agent audio as WAV files in DIR.")] = None,
-    barge_in: Annotated[float | None, typer.Option(
-        "--barge-in", metavar="SECONDS",
-        help="SECONDS into each reply's audio, say the next line over it; measures "
-        "turn.time_to_yield (the caller's onset -> the agent's audio stops).")] = None,
-    backchannel: Annotated[float | None, typer.Option(
-        "--backchannel", metavar="SECONDS",
-        help="SECONDS into each reply's audio, say \"mm-hmm\" and keep listening; counts "
-        "backchannels and false_interruptions (the agent stopped for it).")] = None,
-    pause_mid: Annotated[float | None, typer.Option(
-        "--pause-mid", metavar="SECONDS",
-        help="Say each line in two halves with SECONDS of silence between; counts "
-        "eot_mispredictions (the agent took the first half for the whole turn).")] = None,
+    barge_in: BargeInOpt = None,
+    backchannel: BackchannelOpt = None,
+    pause_mid: PauseMidOpt = None,
+    scenario: ScenarioOpt = None,
 ) -> None:
     """Talk to the agent with a headless scripted caller: no microphone, no room.
 
@@ -133,5 +129,5 @@ def simulate(
     from lkmetrics.simulate.script import Behaviour
 
     script = Script(tuple(say or ()), turns, pause, timeout, record_audio,
-                    Behaviour(barge_in, backchannel, pause_mid))
+                    Behaviour(barge_in, backchannel, pause_mid), scenario)
     raise typer.Exit(run_simulation(script, agent, out))

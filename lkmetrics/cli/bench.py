@@ -15,6 +15,10 @@ import typer
 from lkmetrics.cli.app import app
 from lkmetrics.cli.options import (
     FLEET_OPTIONS,
+    BackchannelOpt,
+    BargeInOpt,
+    PauseMidOpt,
+    ScenarioOpt,
     format_option,
     given_on_command_line,
     inherited,
@@ -219,6 +223,17 @@ def voice(
         show_default=False)] = None,
     no_record: Annotated[bool, typer.Option(
         "--no-record", help="Do not record the sessions in the database.")] = False,
+    barge_in: BargeInOpt = None,
+    backchannel: BackchannelOpt = None,
+    pause_mid: PauseMidOpt = None,
+    scenario: ScenarioOpt = None,
+    sweep: Annotated[str | None, typer.Option(
+        "--sweep", metavar="NAME=V1,V2,...",
+        help="Run each stack once per value of one of LiveKit's settings, in seconds: "
+        "min_endpointing_delay, max_endpointing_delay (the session's endpointing) or "
+        "min_silence_duration (the Silero VAD's, loaded with it); prints per value e2e p50/p95 "
+        "against premature ends of turn per line (with --pause-mid) and turns answered.",
+        show_default=False)] = None,
 ) -> None:
     """Benchmark voice stacks end to end with simulated callers, in process.
 
@@ -232,11 +247,16 @@ def voice(
     is a session (command `bench voice`) under one bench id: `lkmetrics report --bench ID`.
     With --agent, every caller talks to your agent (an AgentServer, WorkerOptions or
     entrypoint) instead, with the components the flags name replacing its own.
+    --barge-in, --backchannel, --pause-mid and --scenario make the callers talk like people
+    (as in simulate) and add each stack's time to yield, false interruptions, premature ends
+    of turn and STT WER to the table; --sweep runs each stack once per value of an endpointing
+    setting, showing e2e latency against premature ends of turn.
     Exit 0 when every turn got a reply and every budget held, else 1.
     """
     from lkmetrics.bench.voice import core
     from lkmetrics.bench.voice.command import run_voice_bench
     from lkmetrics.config.envfile import load_env_file
+    from lkmetrics.simulate.script import Behaviour
 
     out_format = resolve_format(ctx, fmt, BENCH_FORMATS, OutputFormat.table, parent_env=False)
     load_env_file(inherited(ctx, "env_file", None, parent_env=False))
@@ -246,7 +266,8 @@ def voice(
         stt=stt, llm=llm, tts=tts, local=local, voice=voice_id, instructions=instructions,
         greet=greet, llm_base_url=llm_base_url, say=tuple(say or ()), repeat=repeat,
         concurrency=concurrency, timeout=timeout, fail_over=fail_over, agent=agent,
-        typed=typed)
+        typed=typed, behaviour=Behaviour(barge_in, backchannel, pause_mid), scenario=scenario,
+        sweep=sweep)
     run_voice_bench(config, json_out=out_format is OutputFormat.json, db=db,
                     record=not no_record, fleet=fleet)
 

@@ -208,6 +208,28 @@ def view_name(value: str | None) -> str:
     return name
 
 
+# -- the simulated caller's behaviour: simulate and bench voice ------------------------------
+
+BargeInOpt = Annotated[float | None, typer.Option(
+    "--barge-in", metavar="SECONDS",
+    help="SECONDS into each reply's audio, say the next line over it; measures "
+    "turn.time_to_yield (the caller's onset -> the agent's audio stops).")]
+BackchannelOpt = Annotated[float | None, typer.Option(
+    "--backchannel", metavar="SECONDS",
+    help="SECONDS into each reply's audio, say \"mm-hmm\" and keep listening; counts "
+    "backchannels and false_interruptions (the agent stopped for it).")]
+PauseMidOpt = Annotated[float | None, typer.Option(
+    "--pause-mid", metavar="SECONDS",
+    help="Say each line in two halves with SECONDS of silence between; counts "
+    "eot_mispredictions (the agent took the first half for the whole turn).")]
+ScenarioOpt = Annotated[Path | None, typer.Option(
+    "--scenario", metavar="FILE",
+    help="A scripted conversation: a TOML file of [[turn]] tables (say = \"...\", or wav = "
+    "\"file.wav\" with words = \"...\"), each with its own barge_in, backchannel, "
+    "pause_mid and pause seconds (docs/scenario.md). Instead of --say (and simulate's "
+    "--turns); the --barge-in/--backchannel/--pause-mid flags apply to turns that set no "
+    "such step.", show_default=False)]
+
 # accepted before the command too (on the main callback), so declared once here
 FormatOpt = Annotated[str | None, format_option(AGENT_FORMATS, envvar="LKMETRICS_FORMAT",
                                                 panel=OUTPUT)]

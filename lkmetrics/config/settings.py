@@ -39,6 +39,10 @@ class AgentSettings:
     otlp_url: str | None = None  # LiveKit's spans go there too (each process sets it up)
     agent: str | None = None  # --agent TARGET (lkmetrics.agent.user)
     replace: list[str] = field(default_factory=list)  # --agent: the stages typed, replaced
+    # LiveKit's endpointing options the session starts with (TurnHandlingOptions'
+    # "endpointing": min_delay, max_delay); empty: LiveKit's defaults (bench voice --sweep)
+    endpointing: dict[str, float] = field(default_factory=dict)
+    vad_min_silence: float | None = None  # silero.VAD's min_silence_duration (None: its own)
 
     def uses_inference(self) -> list[str]:
         """The stages that go through LiveKit Inference (and so need LiveKit credentials)."""

@@ -31,7 +31,13 @@ from livekit.agents.voice import io
 from livekit.agents.voice.events import AgentStateChangedEvent, ConversationItemAddedEvent
 
 from lkmetrics.agent.capture import merge_counts
-from lkmetrics.simulate.script import INPUT_RATE, Behaviour, audible_bounds, split_in_two
+from lkmetrics.simulate.script import (
+    INPUT_RATE,
+    Behaviour,
+    Utterance,
+    audible_bounds,
+    split_in_two,
+)
 
 FRAME_MS = 20
 
@@ -244,6 +250,13 @@ class Line:
 
     pcm: np.ndarray  # int16 mono at the microphone's rate
     text: str | None = None
+    behaviour: Behaviour | None = None  # its own steps (--scenario), over the caller's
+    pause: float | None = None  # seconds of silence after its reply (None: the caller's)
+
+
+def lines_of(utterances: Sequence[Utterance]) -> list[Line]:
+    """The caller's lines of a script (its audio, words, steps and pauses)."""
+    return [Line(u.pcm, u.text, u.behaviour, u.pause) for u in utterances]
 
 
 @dataclass
@@ -255,6 +268,7 @@ class Speaking:
     end: float | None = None
     text: str | None = None
     wer_noted: bool = False
+    pause_mid: float | None = None  # said in two halves with this pause between
 
 
 @dataclass
@@ -315,6 +329,7 @@ class Caller:
     _heard: float | None = None
     _turn_notes: dict[str, Any] = field(default_factory=dict)
     _segment: dict[str, Any] = field(default_factory=dict)
+    _steps: Behaviour | None = None  # this turn's steps (its line's over ``behaviour``)
 
     def __post_init__(self) -> None:
         self.session.on("conversation_item_added", self._on_item)
@@ -326,9 +341,18 @@ class Caller:
         if self.behaviour.backchannel is not None and self.backchannel is None:
             raise ValueError("--backchannel needs the backchannel's audio")
 
+    def steps(self, line: Line) -> Behaviour:
+        """How the caller behaves around ``line``: its own steps over the caller's."""
+        return line.behaviour.over(self.behaviour) if line.behaviour else self.behaviour
+
+    @property
+    def _now(self) -> Behaviour:
+        """The steps of the turn under way."""
+        return self._steps if self._steps is not None else self.behaviour
+
     @property
     def _measuring(self) -> bool:
-        b = self.behaviour
+        b = self._now
         return b.barge_in is not None or b.backchannel is not None or b.pause_mid is not None
 
     def _note(self, note: dict[str, Any]) -> None:
@@ -405,7 +429,7 @@ class Caller:
                 self._reply_at = t
                 if self.on_heard is not None:
                     self.on_heard(self._heard)
-                if self.behaviour.backchannel is not None:  # counted from zero
+                if self._now.backchannel is not None:  # counted from zero
                     self._note({"backchannels": 0, "false_interruptions": 0})
                 if self._measuring and self._reply_task is None:
                     self._reply_task = asyncio.ensure_future(self._during_reply(t))
@@ -432,8 +456,9 @@ class Caller:
 
     def _segment_ended(self, t: float) -> None:
         reply_at, self._reply_at = self._reply_at, None
+        barge_in = self._now.barge_in
         if reply_at is not None and self._next is not None and self._barge is None \
-                and self.behaviour.barge_in is not None and t < reply_at + self.behaviour.barge_in:
+                and barge_in is not None and t < reply_at + barge_in:
             self._note({"barge_in": f"no barge-in (reply ended at {t - reply_at:.1f} s)"})
         for span in self._agent:
             span[1] = min(span[1], t)
@@ -469,8 +494,8 @@ class Caller:
 
     def speak(self, line: Line) -> Speaking:
         """Start saying a line (in two halves with --pause-mid)."""
-        speaking = Speaking(text=line.text)
-        pause = self.behaviour.pause_mid
+        pause = self.steps(line).pause_mid
+        speaking = Speaking(text=line.text, pause_mid=pause)
         if pause is None:
             speaking.done = self._say(line.pcm, speaking)
         else:
@@ -481,7 +506,7 @@ class Caller:
         return speaking
 
     def _line_ended(self, speaking: Speaking, t: float) -> None:
-        if self.behaviour.pause_mid is None or speaking.onset is None:
+        if speaking.pause_mid is None or speaking.onset is None:
             return
         onset = speaking.onset
         early = sum(1 for at, role, _ in self._log if role == "user" and onset <= at < t)
@@ -489,7 +514,7 @@ class Caller:
 
     async def _during_reply(self, heard_at: float) -> None:
         """While the reply plays: the backchannel and the barge-in, each at its time."""
-        b = self.behaviour
+        b = self._now
         steps = sorted((delay, what) for delay, what in ((b.backchannel, "backchannel"),
                                                          (b.barge_in, "barge-in"))
                        if delay is not None)
@@ -555,6 +580,7 @@ class Caller:
         t0 = time.monotonic()
         deadline = t0 + timeout
         self._turn_notes, self._heard, self._next = {}, None, next_line
+        self._steps = self.steps(line)
         self._barge = self._bc = None
         speaking = speaking or self.speak(line)
         self._line = speaking
@@ -609,10 +635,13 @@ class Caller:
                        on_audio: Callable[[int, Line], Callable[[list[rtc.AudioFrame]], None]]
                        | None = None) -> list[TurnResult]:
         """Every line in turn; stops at the first turn that fails."""
+        if self.backchannel is None and any(self.steps(ln).backchannel is not None
+                                            for ln in lines):
+            raise ValueError("a backchannel step needs the backchannel's audio")
         results: list[TurnResult] = []
         speaking: Speaking | None = None
         for i, line in enumerate(lines, start=1):
-            next_line = lines[i] if self.behaviour.barge_in is not None and i < len(lines) \
+            next_line = lines[i] if self.steps(line).barge_in is not None and i < len(lines) \
                 else None
             save = on_audio(i, line) if on_audio is not None else None
             result, speaking = await self.turn(i, line, timeout, save, speaking=speaking,
@@ -623,5 +652,5 @@ class Caller:
             if not result.ok:
                 break
             if speaking is None and i < len(lines):
-                await asyncio.sleep(pause)
+                await asyncio.sleep(line.pause if line.pause is not None else pause)
         return results

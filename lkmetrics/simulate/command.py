@@ -7,14 +7,17 @@ import contextlib
 import signal
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from lkmetrics.agent import signals
 from lkmetrics.config.options import AgentOptions, OutputOptions
 from lkmetrics.config.prepare import prepare
 from lkmetrics.config.settings import AgentSettings
 from lkmetrics.errors import UsageError
-from lkmetrics.simulate.script import BUILTIN_SCRIPT, Behaviour
+from lkmetrics.simulate.script import Behaviour
+
+if TYPE_CHECKING:
+    from lkmetrics.simulate.scenario import ScenarioTurn
 
 MAX_TURNS = 100_000  # each turn holds its utterance's audio in memory
 MAX_SECONDS = 86_400.0  # NaN fails every comparison, so it is refused too
@@ -30,6 +33,7 @@ class Script:
     timeout: float = 60.0
     record_audio: Path | None = None
     behaviour: Behaviour = Behaviour()
+    scenario: Path | None = None  # --scenario FILE: the lines and their steps
 
 
 def refuse_silent_agent(settings: AgentSettings) -> None:
@@ -49,7 +53,9 @@ def run_simulation(script: Script, agent: AgentOptions, out: OutputOptions) -> i
     if not (0 < script.timeout <= MAX_SECONDS and 0 <= script.pause <= MAX_SECONDS):
         raise UsageError(f"--timeout must be above 0 and --pause at least 0, both at most "
                          f"{MAX_SECONDS:,} seconds (got {script.timeout}, {script.pause}).")
-    script.behaviour.check((len(script.say) or len(BUILTIN_SCRIPT)) * script.turns)
+    from lkmetrics.simulate.scenario import checked_script
+
+    turns = checked_script(script.scenario, script.say, script.turns, script.behaviour)
     settings = prepare("simulate", agent, out.show)
     refuse_silent_agent(settings)
     if settings.stt is None:
@@ -65,24 +71,30 @@ def run_simulation(script: Script, agent: AgentOptions, out: OutputOptions) -> i
     with signals.recorded(signals.ctrl_c, (signal.SIGTERM,)) as stop, \
             contextlib.ExitStack() as stack:
         try:
-            return _simulate(script, settings, out, err, stack, stop)
+            return _simulate(script, turns, settings, out, err, stack, stop)
         except KeyboardInterrupt:  # before the session started: nothing to close
             return stop.exit_code or 130
     return code
 
 
-def _simulate(script: Script, settings: AgentSettings, out: OutputOptions, err: Any,
-              stack: contextlib.ExitStack, stop: signals.Stop) -> int:
+def _simulate(script: Script, turns: list[ScenarioTurn] | None, settings: AgentSettings,
+              out: OutputOptions, err: Any, stack: contextlib.ExitStack,
+              stop: signals.Stop) -> int:
     from lkmetrics.agent.output import open_output
 
     with err.status("Loading LiveKit and the models..."):
         from lkmetrics.simulate import run as sim
-        from lkmetrics.simulate.caller import Line
-        from lkmetrics.simulate.script import backchannel_pcm, load_utterances
+        from lkmetrics.simulate.caller import lines_of
+        from lkmetrics.simulate.script import (
+            backchannel_pcm,
+            load_utterances,
+            scenario_utterances,
+        )
 
-        utterances = load_utterances(script.say, script.turns)
-        lines = [Line(u.pcm, u.text) for u in utterances]
-        backchannel = backchannel_pcm() if script.behaviour.backchannel is not None else None
+        utterances = (scenario_utterances(turns) if turns is not None
+                      else load_utterances(script.say, script.turns))
+        lines = lines_of(utterances)
+        backchannel = backchannel_pcm(utterances, script.behaviour)
     if settings.llm == "local":
         from lkmetrics.local.llm_server import start_local_llm
 

@@ -10,11 +10,15 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from lkmetrics.errors import UsageError
 from lkmetrics.home import app_dir
+
+if TYPE_CHECKING:
+    from lkmetrics.simulate.scenario import ScenarioTurn
 
 INPUT_RATE = 16000  # the caller's microphone rate
 
@@ -38,6 +42,8 @@ class Utterance:
     label: str  # the file name or the text
     pcm: np.ndarray  # int16 mono at INPUT_RATE
     text: str | None = None  # the words spoken, when known (stt.wer compares against them)
+    behaviour: Behaviour | None = None  # its own steps (--scenario), over the command line's
+    pause: float | None = None  # seconds of silence after its reply (None: --pause)
 
 
 @dataclass(frozen=True)
@@ -49,7 +55,14 @@ class Behaviour:
     backchannel: float | None = None  # into the agent's audio, "mm-hmm", and keeps listening
     pause_mid: float | None = None  # each line said in two halves with this pause between
 
-    def check(self, lines: int) -> None:
+    def over(self, default: Behaviour) -> Behaviour:
+        """These steps, and ``default``'s where this one has none (a scenario turn's own
+        steps over the command line's)."""
+        return Behaviour(*(mine if mine is not None else theirs for mine, theirs in (
+            (self.barge_in, default.barge_in), (self.backchannel, default.backchannel),
+            (self.pause_mid, default.pause_mid))))
+
+    def check(self, lines: int, repeat_flag: str = "--turns") -> None:
         """One UsageError line for seconds that are not a sane positive number, or a
         barge-in with no next line to say."""
         for option, value in (("--barge-in", self.barge_in),
@@ -61,8 +74,8 @@ class Behaviour:
                                  f"{MAX_BEHAVIOUR_SECONDS:g} (got {value}).")
         if self.barge_in is not None and lines < 2:
             raise UsageError("--barge-in: the caller barges in with its next line, and the "
-                             "script has one line; give two or more (--say twice, or --turns "
-                             "2).")
+                             f"script has one line; give two or more (--say twice, or "
+                             f"{repeat_flag} 2).")
 
 
 def split_in_two(pcm: np.ndarray, rate: int = INPUT_RATE) -> tuple[np.ndarray, np.ndarray]:
@@ -113,6 +126,23 @@ def load_utterances(say: Sequence[str], turns: int = 1) -> list[Utterance]:
     return script * turns
 
 
+def scenario_utterances(turns: Sequence[ScenarioTurn]) -> list[Utterance]:
+    """The caller's script from a scenario's turns, each with its own steps and pause."""
+    from lkmetrics.local.speech import read_wav_pcm16_mono
+
+    script: list[Utterance] = []
+    for turn in turns:
+        if turn.wav is not None:
+            pcm = read_wav_pcm16_mono(turn.wav, INPUT_RATE)
+            label = turn.wav.name
+        else:
+            assert turn.say is not None
+            pcm = read_wav_pcm16_mono(spoken(turn.say), INPUT_RATE)
+            label = turn.say
+        script.append(Utterance(label, pcm, turn.text, turn.behaviour, turn.pause))
+    return script
+
+
 def split_say(item: str) -> tuple[str, str | None]:
     """``file.wav=the words`` -> (``file.wav``, ``the words``); anything else -> (item, None)."""
     head, sep, words = item.partition("=")
@@ -125,10 +155,14 @@ def split_say(item: str) -> tuple[str, str | None]:
     return item, None
 
 
-def backchannel_pcm() -> np.ndarray:
-    """The caller's backchannel, "Mm-hmm." in the local Piper voice."""
+def backchannel_pcm(script: Sequence[Utterance], behaviour: Behaviour) -> np.ndarray | None:
+    """The caller's backchannel, "Mm-hmm." in the local Piper voice, when ``behaviour`` or a
+    line's own steps say one (else None: nothing synthesised)."""
     from lkmetrics.local.speech import read_wav_pcm16_mono
 
+    if behaviour.backchannel is None and not any(
+            u.behaviour is not None and u.behaviour.backchannel is not None for u in script):
+        return None
     return read_wav_pcm16_mono(spoken(BACKCHANNEL_TEXT), INPUT_RATE)
 
 

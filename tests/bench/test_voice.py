@@ -146,6 +146,11 @@ def test_the_table_shows_the_load_curve(llm_server: LLMServer, tmp_path: Path) -
     (["--fail-over", "e2e=1s"], "--fail-over expects FIGURE.STAT=LIMIT"),
     (["--timeout", "0"], "--timeout must be positive"),
     (["--format", "csv"], "--format 'csv' does not apply"),
+    (["--barge-in", "0"], "--barge-in takes seconds above 0"),
+    (["--pause-mid", "nan"], "--pause-mid takes seconds above 0"),
+    (["--barge-in", "1", "--say", "Hi."], "(--say twice, or --repeat 2)"),
+    (["--scenario", "nope.toml"], "--scenario nope.toml: no such file"),
+    (["--scenario", "nope.toml", "--say", "Hi."], "--scenario and --say both say"),
 ])
 def test_bad_input_is_a_one_line_usage_error(args: list[str], message: str) -> None:
     result = CliRunner().invoke(app, ["bench", "voice", "--no-record", *args])
@@ -209,3 +214,79 @@ def test_bench_voice_refuses_a_privileged_prometheus_port(tmp_path: Path) -> Non
                                  env={"LIVEKIT_API_KEY": API_KEY, "LIVEKIT_API_SECRET": API_SECRET})
     assert result.exit_code == 2, result.output
     assert "privileged" in result.output and "Traceback" not in result.output
+
+
+def conversation_bench(server: LLMServer, tmp_path: Path, behaviour: Any,
+                       lines: int, scenario: str | None = None) -> list[voice.VoiceRun]:
+    from lkmetrics.bench.voice import driver as voice_driver
+    from lkmetrics.local.speech import write_wav_pcm16
+
+    server.script.ttft = 0.1
+    server.script.text = "word " * 60  # 300 characters: 3 s of scripted TTS audio
+    path = tmp_path / "long.wav"
+    write_wav_pcm16(path, np.concatenate([tone(1.6), np.zeros(4000, dtype=np.int16)]), 16000)
+    scenario_file = None
+    if scenario is not None:  # the lines come from a scenario file beside the WAV
+        scenario_file = tmp_path / "talk.toml"
+        scenario_file.write_text(scenario)
+    config = voice.make_config(stt=["fake/fast"], llm=["test/test-model"], tts=["fake/tts"],
+                               llm_base_url=server.url,
+                               say=(f"{path}=hello there",) * lines if scenario is None else (),
+                               timeout=40, behaviour=behaviour, scenario=scenario_file)
+    for s in config.stacks:
+        s.turn_detection = "vad"
+    runs, errors = voice_driver.run(config, new_bench_id(), db=None, record=False,
+                                    factory=factory(server))
+    assert errors == [] and [r.errors for r in runs] == [0]
+    return runs
+
+
+SCENARIO = """\
+[[turn]]
+wav = "long.wav"
+words = "hello there"
+barge_in = 1.0
+
+[[turn]]
+wav = "long.wav"
+words = "hello there"
+"""
+
+
+@pytest.mark.parametrize("how", ["flag", "scenario"])
+def test_conversation_columns_beside_latency(llm_server: LLMServer, tmp_path: Path,
+                                             how: str) -> None:
+    import io
+
+    from lkmetrics.bench.voice import render as voice_render
+    from lkmetrics.simulate.script import Behaviour
+
+    # --barge-in (or a scenario's barge_in) reaches the callers: 1.0 s into a 3 s reply, the
+    # next line; LiveKit yields after its 0.5 s min_interruption_duration. The STT hears
+    # "Hello?" for "hello there".
+    [run] = (conversation_bench(llm_server, tmp_path, Behaviour(barge_in=1.0), 2)
+             if how == "flag" else
+             conversation_bench(llm_server, tmp_path, None, 2, scenario=SCENARIO))
+    doc = voice.document("b_x", [run], [])
+    conversation = doc["runs"][0]["conversation"]
+    yielded = conversation["turn.time_to_yield"]
+    assert yielded["count"] == 1 and 0.48 <= yielded["p50"] <= 0.58
+    assert conversation["stt.wer"]["mean"] == pytest.approx(0.5)  # one word of two missed
+    assert "eot_mispredictions" not in conversation  # no --pause-mid: not measured
+    out = io.StringIO()
+    voice_render.write_table("b_x", [run], [], out, recorded=False)
+    header = out.getvalue().split("━")[0]  # the headers, wrapped over two lines
+    assert "yield" in header and "WER" in header and "EOT" not in header
+    row = next(line for line in out.getvalue().splitlines() if "0/2" in line)
+    assert f"{yielded['p50'] * 1000:.0f} ms" in row and "0.500" in row
+
+
+def test_pause_mid_reaches_the_callers_as_premature_ends_of_turn(
+        llm_server: LLMServer, tmp_path: Path) -> None:
+    from lkmetrics.simulate.script import Behaviour
+
+    # a 1.5 s pause in a 1.6 s line: 0.3 s of VAD silence and 0.5 s of endpointing end the
+    # turn before the second half comes, in every line
+    [run] = conversation_bench(llm_server, tmp_path, Behaviour(pause_mid=1.5), 2)
+    early = run.conversation()["eot_mispredictions"]
+    assert early["sum"] == 2 and run.turns_ok == 2 and run.eot_rate() == 1.0

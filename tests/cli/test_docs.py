@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
+from typing import Any
 
 import typer
 
@@ -95,3 +96,40 @@ def test_readme_examples_name_files_that_exist() -> None:
     assert paths
     missing = sorted({p for p in paths if not (ROOT / p).is_file()})
     assert not missing, missing
+
+
+def test_scenario_doc_shows_the_shipped_example_and_it_loads() -> None:
+    from lkmetrics.simulate.scenario import STEPS, load_scenario
+
+    paths = re.findall(r"--scenario ([\w./-]+\.toml)\b(?!:)", README + DOCS["scenario.md"])
+    assert paths and all((ROOT / p).is_file() for p in paths), paths
+    example = ROOT / "examples" / "scenarios" / "interruptions.toml"
+    [block] = re.findall(r"```toml\n(.*?)```", DOCS["scenario.md"], re.S)
+    assert block in example.read_text()  # the page shows the file as it ships
+    turns = load_scenario(example)
+    assert [t.behaviour.barge_in for t in turns] == [1.0, None, None]
+    assert turns[0].wav is not None and turns[0].wav.is_file()
+    for step in STEPS:  # every step is documented in the page's table
+        assert f"| `{step}` |" in DOCS["scenario.md"], step
+
+
+def test_readme_sweep_example_parses_as_bench_voice() -> None:
+    import shlex
+
+    from lkmetrics.bench.voice.sweep import SETTINGS, parse_sweep
+
+    [line] = [ln for ln in README.splitlines() if ln.startswith("lkmetrics bench voice")
+              and "--sweep" in ln]
+    args = shlex.split(line)[1:]
+    assert args[:2] == ["bench", "voice"]
+    voice: Any = cli_commands()["bench"].commands["voice"]  # type: ignore[attr-defined]
+    # unknown options or bad option values fail here, as they would on the command line
+    params = voice.make_context("voice", list(args[2:])).params
+    sweep = parse_sweep(params["sweep"])
+    assert sweep is not None and sweep.name in SETTINGS
+    assert params["pause_mid"] and params["local"]
+    # the pasted table has one row per swept value, in order
+    values = [f"{v:g} s" for v in sweep.values]
+    rows = [ln.split()[:2] for ln in README.splitlines()
+            if ln.startswith("  ") and ln.split()[:2][1:] == ["s"]]
+    assert [" ".join(r) for r in rows] == values

@@ -23,10 +23,11 @@ async def voice_session(server: LLMServer, transcripts: list[str], *,
                         speech: Sequence[np.ndarray] | None = None,
                         spoken: Sequence[str | None] | None = None,
                         behaviour: Any = None, backchannel: np.ndarray | None = None,
-                        audio_per_char: float = 0.01,
+                        audio_per_char: float = 0.01, lines: Sequence[Any] | None = None,
                         ) -> tuple[list[dict[str, Any]], list[Any], ScriptedSTT]:
     """Speak one tone per transcript (or ``speech``, with the words ``spoken``) and wait for
-    each reply, the caller behaving as ``behaviour`` says; the records (also given to
+    each reply, the caller behaving as ``behaviour`` says (``lines``: the caller's Lines as
+    they are, each with its own steps); the records (also given to
     ``writers``), the caller's turn results and the STT (which saw the audio)."""
     from livekit.plugins import openai
 
@@ -52,7 +53,8 @@ async def voice_session(server: LLMServer, transcripts: list[str], *,
         speech = [np.concatenate([tone(speech_seconds), np.zeros(4000, dtype=np.int16)])
                   for _ in transcripts]
     words = list(spoken) if spoken is not None else [None] * len(speech)
-    lines = [Line(pcm, text) for pcm, text in zip(speech, words, strict=True)]
+    if lines is None:
+        lines = [Line(pcm, text) for pcm, text in zip(speech, words, strict=True)]
     results = await simulate(settings, components, pipeline, lines, pause=0.3,
                              timeout=timeout, behaviour=behaviour, backchannel=backchannel)
     pipeline.close()

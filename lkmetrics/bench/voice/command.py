@@ -40,7 +40,8 @@ def run_voice_bench(config: voice.VoiceConfig, *, json_out: bool, db: Path | Non
 
     bench_id = new_bench_id()
     callers = sum(config.concurrency)
-    turns = len(config.stacks) * callers * config.repeat * (len(config.say) or 3)
+    values = len(config.sweep.values) if config.sweep is not None else 1
+    turns = len(config.stacks) * values * callers * config.repeat * config.lines
     with contextlib.ExitStack() as stack:
         shared = stack.enter_context(fleet_writers(fleet or FleetOptions(), config.budgets))
         with progress(turns, "bench voice") as advance:

@@ -11,11 +11,13 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from lkmetrics.analysis.budgets import Budget, BudgetResult, check_budgets, parse_budget
 from lkmetrics.analysis.report import FigureRow, Report
 from lkmetrics.bench.shared import MAX_COUNT, parse_concurrency, raise_failures
+from lkmetrics.bench.voice.sweep import Sweep, parse_sweep, rows
 from lkmetrics.config.defaults import (
     DEFAULT_INSTRUCTIONS,
     DEFAULT_LLM,
@@ -27,8 +29,20 @@ from lkmetrics.config.options import AgentOptions
 from lkmetrics.config.prepare import make_settings
 from lkmetrics.config.settings import AgentSettings
 from lkmetrics.errors import UsageError
-from lkmetrics.figures import FIGURES, SPREAD_STATS, describe, figure_value
+from lkmetrics.figures import (
+    BENCH_VOICE_FIGURES,
+    FIGURES,
+    PREMATURE_EOT,
+    SPREAD_STATS,
+    Figure,
+    describe,
+    figure_value,
+)
 from lkmetrics.records import Record
+from lkmetrics.simulate.script import BUILTIN_SCRIPT, Behaviour
+
+if TYPE_CHECKING:
+    from lkmetrics.simulate.scenario import ScenarioTurn
 
 KIND = "bench_voice"
 SCHEMA = 1
@@ -66,6 +80,16 @@ class VoiceConfig:
     budgets: list[Budget] = field(default_factory=list)
     pause: float = PAUSE
     agent: str | None = None  # --agent TARGET: the user's agent instead of the built-in one
+    behaviour: Behaviour = Behaviour()  # --barge-in, --backchannel, --pause-mid
+    sweep: Sweep | None = None  # --sweep NAME=V1,V2,...: one run per value
+    scenario: tuple[ScenarioTurn, ...] | None = None  # --scenario FILE's turns, instead of --say
+
+    @property
+    def lines(self) -> int:
+        """The lines each caller says once (before --repeat)."""
+        if self.scenario is not None:
+            return len(self.scenario)
+        return len(self.say) or len(BUILTIN_SCRIPT)
 
 
 def _distinct(values: Sequence[str] | None, default: str) -> list[str]:
@@ -82,7 +106,8 @@ def make_config(*, stt: Sequence[str] | None, llm: Sequence[str] | None,
                 llm_base_url: str | None = None, say: Sequence[str] = (), repeat: int = 1,
                 concurrency: Sequence[str] | None = None, timeout: float = 60.0,
                 fail_over: Sequence[str] | None = None, agent: str | None = None,
-                typed: frozenset[str] = frozenset()) -> VoiceConfig:
+                typed: frozenset[str] = frozenset(), behaviour: Behaviour | None = None,
+                scenario: Path | None = None, sweep: str | None = None) -> VoiceConfig:
     """Validate the command line (no livekit import, no credentials checked yet).
 
     ``--local`` makes 'local' the default of every stage not given. ``agent``: --agent
@@ -94,6 +119,15 @@ def make_config(*, stt: Sequence[str] | None, llm: Sequence[str] | None,
         raise UsageError(f"--repeat must be at most {MAX_COUNT:,} (got {repeat}).")
     if timeout <= 0:
         raise UsageError(f"--timeout must be positive (got {timeout:g}).")
+    from lkmetrics.simulate.scenario import checked_script
+
+    behaviour = behaviour or Behaviour()
+    swept = parse_sweep(sweep)
+    if swept is not None and agent is not None:
+        raise UsageError("--sweep sets the endpointing of lkmetrics' own agent's sessions; "
+                         "with --agent your code builds the AgentSession: drop --sweep, or "
+                         "set it in your agent.")
+    turns = checked_script(scenario, say, repeat, behaviour, repeat_flag=None)
     defaults = ("local",) * 3 if local else (DEFAULT_STT, DEFAULT_LLM, DEFAULT_TTS)
     stacks: list[AgentSettings] = []
     seen: set[tuple[str | None, str, str | None]] = set()
@@ -120,7 +154,8 @@ def make_config(*, stt: Sequence[str] | None, llm: Sequence[str] | None,
     budgets = [parse_budget(spec) for spec in fail_over or []]
     return VoiceConfig(stacks=stacks, say=tuple(say), repeat=repeat,
                        concurrency=parse_concurrency(concurrency), timeout=timeout,
-                       budgets=budgets, agent=agent)
+                       budgets=budgets, agent=agent, behaviour=behaviour,
+                       scenario=tuple(turns) if turns is not None else None, sweep=swept)
 
 
 def stack_label(settings: AgentSettings) -> str:
@@ -154,6 +189,7 @@ class VoiceRun:
     turns_ok: int = 0
     agent: str | None = None  # --agent TARGET as given, and what it resolved to (module:NAME)
     agent_target: str | None = None
+    sweep: tuple[str, float] | None = None  # --sweep: the setting and its value in this run
 
     @property
     def combination(self) -> str:
@@ -161,7 +197,8 @@ class VoiceRun:
 
     @property
     def label(self) -> str:
-        return f"{self.combination} @ {self.concurrency}"
+        swept = f" [{self.sweep[0]}={self.sweep[1]:g}]" if self.sweep else ""
+        return f"{self.combination} @ {self.concurrency}{swept}"
 
     @property
     def errors(self) -> int:
@@ -189,6 +226,32 @@ class VoiceRun:
         d = describe(self.values(name))
         return {k: None if d[k] is None else float(d[k] or 0.0) for k in STATS}
 
+    def figure(self, figure: Figure) -> dict[str, float | int | None]:
+        """A registry figure over this run's records: count, sum and describe()'s stats."""
+        values = [v for rec in self.records if (v := figure_value(figure, rec)) is not None]
+        return {**describe(values), "sum": sum(values) if values else None}
+
+    def conversation(self) -> dict[str, dict[str, float | int | None]]:
+        """bench voice's conversation figures (the registry's), by name: those measured."""
+        out = {}
+        for figure in BENCH_VOICE_FIGURES:
+            stats = self.figure(figure)
+            if stats["count"]:
+                out[figure.name] = stats
+        return out
+
+    def eot_total(self) -> int | None:
+        """Premature ends of turn in this run (None: not measured, no --pause-mid)."""
+        stats = self.figure(PREMATURE_EOT)
+        return int(stats["sum"] or 0) if stats["count"] else None
+
+    def eot_rate(self) -> float | None:
+        """Premature ends of turn per line answered (None: not measured, or none answered)."""
+        total = self.eot_total()
+        if total is None or not self.turns_ok:
+            return None
+        return total / self.turns_ok
+
     def to_json(self, budgets_ok: bool | None = None) -> dict[str, Any]:
         body: dict[str, Any] = {
             "stt": self.stt, "llm": self.llm, "tts": self.tts,
@@ -197,6 +260,9 @@ class VoiceRun:
         }
         for name in TURN_FIGURES:
             body[name] = self.stats(name)
+        body["conversation"] = self.conversation()
+        if self.sweep is not None:
+            body["sweep"] = {"name": self.sweep[0], "value": self.sweep[1]}
         body.update({"wall_s": self.wall_s, "session_ids": list(self.session_ids),
                      "within_budgets": budgets_ok})
         return body
@@ -272,9 +338,15 @@ def document(bench_id: str, runs: Sequence[VoiceRun], checked: Sequence[BudgetRe
         run = next(r for r in runs if r.combination == combination)
         combos.append({"rank": rank, "stt": run.stt, "llm": run.llm, "tts": run.tts,
                        "max_concurrency_passed": knees[combination]})
-    return {"kind": KIND, "schema": SCHEMA, "bench_id": bench_id, **agent_of(runs),
-            "runs": [r.to_json(passed(r, checked) if budgets else None) for r in ordered],
-            "combinations": combos}
+    doc: dict[str, Any] = {"kind": KIND, "schema": SCHEMA, "bench_id": bench_id,
+                           **agent_of(runs),
+                           "runs": [r.to_json(passed(r, checked) if budgets else None)
+                                    for r in ordered],
+                           "combinations": combos}
+    swept = rows(runs)
+    if swept:
+        doc["sweep"] = {"name": swept[0]["name"], "rows": swept}
+    return doc
 
 
 def agent_of(runs: Sequence[VoiceRun]) -> dict[str, str | None]:

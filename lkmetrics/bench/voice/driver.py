@@ -34,7 +34,7 @@ from lkmetrics.config.settings import AgentSettings
 from lkmetrics.errors import cause_first
 from lkmetrics.pipeline import FirstError, Pipeline
 from lkmetrics.records import Record
-from lkmetrics.simulate.caller import TurnResult
+from lkmetrics.simulate.caller import Line, TurnResult
 from lkmetrics.simulate.run import simulate
 
 # builds one caller's components for a stack (called on the run's event loop)
@@ -66,11 +66,18 @@ class SharedModels:
 
     def __init__(self) -> None:
         self.userdata: dict[Any, Any] = {}
+        self.vad_silence: float | None = None  # the loaded VAD's min_silence_duration
 
     def load(self, settings: AgentSettings) -> dict[Any, Any]:
         """The loaded models ``settings`` needs (loaded now if not yet)."""
         needed = {"vad"} | ({"whisper"} if settings.stt == "local" else set()) | (
             {"piper"} if settings.tts == "local" else set())
+        if self.vad_silence != settings.vad_min_silence and "vad" in self.userdata:
+            # --sweep min_silence_duration: the VAD loaded with this run's value
+            from lkmetrics.agent.server import load_vad
+
+            self.userdata["vad"] = load_vad(settings)
+        self.vad_silence = settings.vad_min_silence
         if needed - set(self.userdata):
             loaded: dict[Any, Any] = {}
             load_models(settings, loaded)
@@ -112,9 +119,10 @@ class UserRun:
 
 
 async def _callers(settings: AgentSettings, factory: Factory, pipeline: Pipeline,
-                   utterances: Sequence[np.ndarray], concurrency: int, config: VoiceConfig,
-                   bench_id: str, on_turn: Callable[[TurnResult], None],
-                   user: UserRun | None = None) -> list[list[TurnResult] | BaseException]:
+                   utterances: Sequence[np.ndarray | Line], concurrency: int,
+                   config: VoiceConfig, bench_id: str, on_turn: Callable[[TurnResult], None],
+                   user: UserRun | None = None, backchannel: np.ndarray | None = None
+                   ) -> list[list[TurnResult] | BaseException]:
     async def caller(index: int) -> list[TurnResult]:
         info = {"bench_id": bench_id, "concurrency": concurrency, "caller": index}
         if user is not None:
@@ -123,20 +131,23 @@ async def _callers(settings: AgentSettings, factory: Factory, pipeline: Pipeline
             return await simulate_user(settings, user.user, user.models.load(settings),
                                        pipeline, utterances, pause=config.pause,
                                        timeout=config.timeout, info=info, on_turn=on_turn,
-                                       say=user.say)
+                                       say=user.say, behaviour=config.behaviour,
+                                       backchannel=backchannel)
         components = factory(settings)
         return await simulate(settings, components, pipeline, utterances, pause=config.pause,
-                              timeout=config.timeout, info=info, on_turn=on_turn)
+                              timeout=config.timeout, info=info, on_turn=on_turn,
+                              behaviour=config.behaviour, backchannel=backchannel)
 
     return await asyncio.gather(*(caller(i) for i in range(1, concurrency + 1)),
                                 return_exceptions=True)
 
 
 def run_one(settings: AgentSettings, concurrency: int, config: VoiceConfig,
-            utterances: Sequence[np.ndarray], factory: Factory, bench_id: str, *,
+            utterances: Sequence[np.ndarray | Line], factory: Factory, bench_id: str, *,
             db: Path | None, record: bool, progress: Progress | None,
             fleet: Sequence[Any] = (), stop: Stop | None = None,
-            user: UserRun | None = None) -> tuple[VoiceRun, list[str]]:
+            user: UserRun | None = None, backchannel: np.ndarray | None = None
+            ) -> tuple[VoiceRun, list[str]]:
     """One run: ``concurrency`` callers at once on a fresh event loop; blocks until done."""
     from lkmetrics.bench.voice.core import stack_label
 
@@ -159,7 +170,7 @@ def run_one(settings: AgentSettings, concurrency: int, config: VoiceConfig,
     t0 = time.perf_counter()
     try:
         outcomes = asyncio.run(_callers(settings, factory, pipeline, utterances, concurrency,
-                                        config, bench_id, on_turn, user))
+                                        config, bench_id, on_turn, user, backchannel))
     except BaseException as e:  # Ctrl-C, SIGTERM: what was captured is still written
         if store_writer is not None:
             store_writer.exit_status = status_of(e, stop)
@@ -204,15 +215,28 @@ def name_the_agent(run: VoiceRun, settings: AgentSettings, user: UserAgent,
         setattr(run, stage, " + ".join(own) if own else OWN)
 
 
+def variants(settings: AgentSettings, config: VoiceConfig
+             ) -> list[tuple[AgentSettings, tuple[str, float] | None]]:
+    """A stack as it runs: once, or with --sweep once per value (its settings at it)."""
+    if config.sweep is None:
+        return [(settings, None)]
+    sweep = config.sweep
+    return [(sweep.applied(settings, v), (sweep.name, v)) for v in sweep.values]
+
+
 def run(config: VoiceConfig, bench_id: str, *, db: Path | None, record: bool,
         progress: Progress | None = None, factory: Factory | None = None,
         fleet: Sequence[Any] = (), stop: Stop | None = None, user: UserAgent | None = None,
         ) -> tuple[list[VoiceRun], list[str]]:
     """Every combination at every concurrency, in turn; the runs and any write errors.
     ``user``: --agent's agent (loaded), run by every caller instead of the built-in one."""
-    from lkmetrics.simulate.script import load_utterances
+    from lkmetrics.simulate.caller import lines_of
+    from lkmetrics.simulate.script import backchannel_pcm, load_utterances, scenario_utterances
 
-    utterances = [u.pcm for u in load_utterances(config.say, 1)] * config.repeat
+    script = (scenario_utterances(config.scenario) if config.scenario is not None
+              else load_utterances(config.say, 1))
+    utterances = lines_of(script) * config.repeat
+    backchannel = backchannel_pcm(script, config.behaviour)
     runs: list[VoiceRun] = []
     write_errors: list[str] = []
     with contextlib.ExitStack() as stack:
@@ -225,12 +249,15 @@ def run(config: VoiceConfig, bench_id: str, *, db: Path | None, record: bool,
                     s.llm_base_url, s.llm_model = url, model
         build = factory or shared_models()
         mine = UserRun(user) if user is not None else None
-        for settings in config.stacks:
-            settings.command = COMMAND
-            for concurrency in config.concurrency:
-                one, errs = run_one(settings, concurrency, config, utterances, build, bench_id,
-                                    db=db, record=record, progress=progress, fleet=fleet,
-                                    stop=stop, user=mine)
-                runs.append(one)
-                write_errors.extend(errs)
+        for combination in config.stacks:
+            combination.command = COMMAND
+            for settings, swept in variants(combination, config):
+                for concurrency in config.concurrency:
+                    one, errs = run_one(settings, concurrency, config, utterances, build,
+                                        bench_id, db=db, record=record, progress=progress,
+                                        fleet=fleet, stop=stop, user=mine,
+                                        backchannel=backchannel)
+                    one.sweep = swept
+                    runs.append(one)
+                    write_errors.extend(errs)
     return runs, write_errors

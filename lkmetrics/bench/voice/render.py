@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
-from typing import IO
+from typing import IO, Any
 
 from lkmetrics.analysis.budgets import BudgetResult
 from lkmetrics.bench.voice.core import (
@@ -16,7 +16,7 @@ from lkmetrics.bench.voice.core import (
     passed,
     ranked,
 )
-from lkmetrics.figures import FIGURES_BY_NAME
+from lkmetrics.figures import BENCH_VOICE_FIGURES, FIGURES_BY_NAME, Figure
 from lkmetrics.units import fmt_value
 
 STAGES = ("eou_delay", "transcription_delay", "llm_ttft", "tts_ttfb")  # the table's p50 columns
@@ -52,10 +52,13 @@ def write_table(bench_id: str, runs: Sequence[VoiceRun], checked: Sequence[Budge
         console.print(text(f"  {rank}  {combination}"), soft_wrap=True)
     table = Table(box=box.SIMPLE_HEAVY, caption="stages: p50 of LiveKit's per-turn report",
                   caption_justify="left")
+    shown = conversation_columns(runs)
+    swept = any(r.sweep for r in runs)
     e2e_name, heard_name = (FIGURES_BY_NAME[TURN_FIGURES[k][1]].shown for k in ("e2e", "heard"))
-    for name in ("#", "callers", f"{e2e_name} p50", f"{e2e_name} p95", f"{heard_name} p50",
-                 f"{heard_name} p95", *(FIGURES_BY_NAME[TURN_FIGURES[k][1]].shown
-                                        for k in STAGES), "failed"):
+    for name in ("#", "callers", *(("value",) if swept else ()), f"{e2e_name} p50",
+                 f"{e2e_name} p95", f"{heard_name} p50", f"{heard_name} p95",
+                 *(FIGURES_BY_NAME[TURN_FIGURES[k][1]].shown for k in STAGES),
+                 *(f.bench_header for f in shown), "failed"):
         table.add_column(name, justify="right")
     for run in sorted(runs, key=lambda r: (order.index(r.combination), r.concurrency)):
         e2e, heard = run.stats("e2e"), run.stats("heard")
@@ -64,12 +67,17 @@ def write_table(bench_id: str, runs: Sequence[VoiceRun], checked: Sequence[Budge
         mark = "" if not checked or passed(run, checked) else " ✗"
         table.add_row(
             str(order.index(run.combination) + 1),
-            str(run.concurrency), fmt_value(e2e["p50"], "s"), fmt_value(e2e["p95"], "s"),
+            str(run.concurrency), *((f"{run.sweep[1]:g} s" if run.sweep else "",)
+                                    if swept else ()),
+            fmt_value(e2e["p50"], "s"), fmt_value(e2e["p95"], "s"),
             fmt_value(heard["p50"], "s"), fmt_value(heard["p95"], "s"),
             *(fmt_value(run.stats(n)["p50"], "s") for n in STAGES),
+            *(conversation_cell(run, f) for f in shown),
             errors.append(mark, style="red"),
         )
     console.print(table)
+    if swept:
+        write_sweep(runs, console)
     for run in runs:
         if run.first_error:
             console.print(Text.assemble(text(f"  {run.label}", "red"),
@@ -86,3 +94,44 @@ def write_table(bench_id: str, runs: Sequence[VoiceRun], checked: Sequence[Budge
     if recorded:
         console.print(f"  sessions recorded under bench id {bench_id}: lkmetrics report "
                       f"--bench {bench_id} --by session", soft_wrap=True)
+
+
+def conversation_columns(runs: Sequence[VoiceRun]) -> list[Figure]:
+    """The registry's bench voice conversation figures that some run measured."""
+    return [f for f in BENCH_VOICE_FIGURES if any(r.figure(f)["count"] for r in runs)]
+
+
+def conversation_cell(run: VoiceRun, figure: Figure) -> str:
+    """A run's value of a conversation figure, in the stat its column shows."""
+    assert figure.bench is not None
+    return fmt_value(run.figure(figure)[figure.bench], figure.unit)
+
+
+def write_sweep(runs: Sequence[VoiceRun], console: Any) -> None:
+    """--sweep: per value, e2e latency against the premature end-of-turn rate."""
+    from rich import box
+    from rich.table import Table
+
+    from lkmetrics.bench.voice.sweep import rows
+
+    swept = rows(runs)
+    e2e, eot = FIGURES_BY_NAME["e2e"].shown, FIGURES_BY_NAME["eot_mispredictions"].shown
+    table = Table(box=box.SIMPLE_HEAVY, title=f"sweep {swept[0]['name']}: {e2e} against "
+                  f"{eot}", title_justify="left",
+                  caption=f"per line: {eot} per line answered (needs --pause-mid or a "
+                  "scenario's pause_mid)", caption_justify="left")
+    several = len({(r["stt"], r["llm"], r["tts"], r["concurrency"]) for r in swept}) > 1
+    for name in ((("stack @ callers",) if several else ()) + (
+            "value", f"{e2e} p50", f"{e2e} p95", eot, "per line", "answered")):
+        table.add_column(name, justify="left" if name.startswith("stack") else "right")
+    for row in swept:
+        rate = row["eot_rate"]
+        table.add_row(
+            *((f"{row['stt']} | {row['llm']} | {row['tts']} @ {row['concurrency']}",)
+              if several else ()),
+            f"{row['value']:g} s", fmt_value(row["e2e_p50"], "s"),
+            fmt_value(row["e2e_p95"], "s"),
+            "-" if row["eot_mispredictions"] is None else str(row["eot_mispredictions"]),
+            "-" if rate is None else f"{rate:.2f}",
+            f"{row['turns_answered']}/{row['turns']}")
+    console.print(table)

@@ -3,6 +3,8 @@ naming the signal (exit 143, 130); a closed stdout (`| head -1`) ends it quietly
 
 from __future__ import annotations
 
+import json
+import os
 import signal
 import subprocess
 import sys
@@ -50,3 +52,74 @@ def test_a_closed_pipe_ends_quietly_with_exit_0(home: Path, argv: tuple[str, ...
     _, err = proc.communicate(timeout=60)
     assert first and proc.returncode == 0, err
     assert err == b"", err
+
+
+# -- a signal that lands while a command works, not while it waits on its input ------------
+
+PIPE_BYTES = 4096  # the stdout pipe's buffer: a command writing more blocks in the write
+
+
+def wchan(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/wchan").read_text()
+    except OSError:
+        return ""
+
+
+def blocked_in_its_output(argv: tuple[str, ...]) -> tuple[subprocess.Popen[bytes], int]:
+    """The CLI running ``argv`` with a small stdout pipe nobody reads: once its output has
+    begun and the pipe is full, it is blocked writing it, inside the command."""
+    import fcntl
+
+    read_end, write_end = os.pipe()
+    fcntl.fcntl(write_end, fcntl.F_SETPIPE_SZ, PIPE_BYTES)
+    proc = subprocess.Popen([sys.executable, "-m", "lkmetrics", *argv],
+                            env=subprocess_env(PYTHONPATH=str(ROOT), COLUMNS="120"),
+                            stdout=write_end, stderr=subprocess.PIPE)
+    os.close(write_end)
+    first = os.read(read_end, 1)  # its output has begun: the command's body runs
+    assert first, proc.communicate(timeout=30)
+    deadline = time.monotonic() + 20
+    while "pipe" not in wchan(proc.pid) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert proc.poll() is None, "it ended before the signal: its output fits in the pipe"
+    return proc, read_end
+
+
+def drain(fd: int) -> bytes:
+    out = b""
+    while chunk := os.read(fd, 65536):
+        out += chunk
+    os.close(fd)
+    return out
+
+
+@pytest.fixture
+def many_sessions(home: Path) -> Path:
+    records = [r for i in range(300) for r in session_records(
+        f"s_{i:04d}", turns=1, seed=i, start=1_764_240_000.0 + 100 * i)]
+    assert run("import", str(write_jsonl(home / "many.jsonl", records))).exit_code == 0
+    return home
+
+
+@pytest.mark.parametrize("sig,code,name", [(signal.SIGTERM, 143, "SIGTERM"),
+                                           (signal.SIGINT, 130, "SIGINT")])
+@pytest.mark.parametrize("argv", [("report", "--by", "session", "--since", "3000d"),
+                                  ("plot", "--by", "session", "--since", "3000d"),
+                                  ("prices", "--prices", "PRICES")], ids=lambda a: a[0])
+def test_a_signal_while_a_command_works_is_one_line_naming_it(
+        many_sessions: Path, tmp_path: Path, argv: tuple[str, ...], sig: int, code: int,
+        name: str) -> None:
+    if argv[0] == "prices":  # many prices: more output than the pipe holds
+        prices = {"prices": [{"type": "tts", "model": f"acme/voice-{i}",
+                              "per_million_characters": 10.0 + i} for i in range(400)]}
+        (tmp_path / "prices.json").write_text(json.dumps(prices))
+        argv = ("prices", "--prices", str(tmp_path / "prices.json"))
+    proc, stdout = blocked_in_its_output(argv)
+    proc.send_signal(sig)
+    out = drain(stdout)
+    _, err = proc.communicate(timeout=30)
+    lines = err.decode().splitlines()
+    assert proc.returncode == code, (proc.returncode, err)
+    assert len(lines) == 1 and lines[0].startswith("Error: ") and name in lines[0], lines
+    assert f"lkmetrics {argv[0]}" in lines[0] and b"Traceback" not in out + err

@@ -123,3 +123,52 @@ def test_a_signal_while_a_command_works_is_one_line_naming_it(
     assert proc.returncode == code, (proc.returncode, err)
     assert len(lines) == 1 and lines[0].startswith("Error: ") and name in lines[0], lines
     assert f"lkmetrics {argv[0]}" in lines[0] and b"Traceback" not in out + err
+
+
+@pytest.mark.parametrize("fmt", ["json", "table"])
+@pytest.mark.parametrize("sig,code,name", [(signal.SIGTERM, 143, "SIGTERM"),
+                                           (signal.SIGINT, 130, "SIGINT")])
+def test_a_signal_during_bench_llm_keeps_the_runs_done(
+        home: Path, sig: int, code: int, name: str, fmt: str) -> None:
+    from tests.helpers.llm_server import LLMServer, Script
+
+    server = LLMServer(Script(ttft=0.05, tokens=4))
+    try:
+        db = home / "bench.db"
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "lkmetrics", "bench", "llm", "--llm-base-url", server.url,
+             "--llm", "x/test-model", "-n", "3", "-c", "1,2", "--warmup", "0", "--workers",
+             "1", "--format", fmt, "--db", str(db)],
+            env=subprocess_env(PYTHONPATH=str(ROOT), COLUMNS="200"),
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        deadline = time.monotonic() + 60
+        # run 1 (concurrency 1) is requests 1-3; once run 2 has begun, its requests hang
+        while len(server.script.requests) < 4 and time.monotonic() < deadline:
+            time.sleep(0.01)
+        server.script.ttft = 60.0
+        while len(server.script.requests) < 5 and time.monotonic() < deadline:
+            time.sleep(0.01)
+        time.sleep(1.0)
+        assert proc.poll() is None
+        proc.send_signal(sig)
+        out, err = proc.communicate(timeout=30)
+    finally:
+        server.close()
+    lines = err.decode().splitlines()
+    assert proc.returncode == code, err
+    errors = [line for line in lines if line.startswith("Error")]
+    assert len(errors) == 1 and name in errors[0] and "bench llm" in errors[0], lines
+    assert b"Traceback" not in err
+    # the run that finished is written, as it would have been; the unfinished one is not
+    if fmt == "json":
+        doc = json.loads(out)
+        assert [(r["concurrency"], r["requests"], r["errors"]) for r in doc["runs"]] == [
+            (1, 3, 0)], doc
+        assert doc["stopped_by"] == name
+    else:
+        assert b"concurrency 1 " in out and b"concurrency 2" not in out, out
+    sessions = subprocess.run([sys.executable, "-m", "lkmetrics", "sessions", "--db", str(db),
+                               "--format", "json"], capture_output=True, text=True,
+                              env=subprocess_env(PYTHONPATH=str(ROOT)), timeout=60)
+    statuses = sorted(json.loads(line)["exit_status"] for line in sessions.stdout.splitlines())
+    assert statuses == sorted(["ok", "terminated" if sig == signal.SIGTERM else "interrupted"])

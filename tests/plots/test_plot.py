@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from lkmetrics import store as store_mod
 from lkmetrics.errors import UsageError
 from lkmetrics.plots.extra import need
 from lkmetrics.store import Store
@@ -147,12 +148,70 @@ def test_image_is_written_and_not_blank(suffix: str, db: Path, tmp_path: Path) -
         assert out.read_text().count("<path") > 50
 
 
-def test_terminal_charts(db: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def charts_of(text: str) -> list[list[str]]:
+    """The terminal charts of ``plot``, each its lines (title to legend)."""
+    blocks = re.split(r"\n\n(?=[^\n]*\n *┌)", text)  # a blank line, then a title over a box
+    return [block.strip("\n").splitlines() for block in blocks if "┌" in block]
+
+
+TICK = re.compile(r"^-?\d+(\.\d+)? (ms|s|tok/s)$")
+
+
+@pytest.mark.parametrize("by", [None, "model"])
+def test_terminal_charts_are_cdfs_with_units_and_a_legend_under_the_data(
+        db: Path, monkeypatch: pytest.MonkeyPatch, by: str | None) -> None:
+    from lkmetrics.figures import FIGURES_BY_NAME, percentile
+    from lkmetrics.units import fmt_value
+
     monkeypatch.setenv("COLUMNS", "100")
-    res = run("plot", "last", "--db", str(db))
+    res = run("plot", "--db", str(db), *(["--by", by] if by else ["last"]))
     assert res.exit_code == 0, res.output
-    assert "Per-turn latency by stage" in res.stdout
-    assert "e2e: 4 values" in res.stdout and "\x1b[" not in res.stdout
+    assert "\x1b[" not in res.stdout
+    charts = charts_of(res.stdout)
+    assert charts[0][0].strip() == "Per-turn latency by stage"
+    # the stage chart's y axis: times in one unit, from 0
+    ys = [line.split("┤")[0].strip() for line in charts[0] if "┤" in line]
+    assert ys[-1] in ("0.0 s", "0 s", "0 ms") and all(TICK.match(y) for y in ys), ys
+    with Store.open(db) as store:
+        e2e = sorted(store.figures([FIGURES_BY_NAME["e2e"]], store_mod.Scope(("s_8e1d5b7a2c90",)),
+                                   None)["e2e"]["all"])
+    for chart in charts[1:]:
+        bottom = max(i for i, line in enumerate(chart) if "└" in line)
+        xs = chart[bottom + 1].split()
+        ticks = [f"{a} {b}" for a, b in zip(xs[::2], xs[1::2], strict=False)]
+        assert len(ticks) >= 3 and all(TICK.match(t) for t in ticks), chart[bottom + 1]
+        assert not any(t.startswith("-") for t in ticks)
+        values = [float(t.split()[0]) for t in ticks]
+        assert values == sorted(values) and len(set(t.split()[1] for t in ticks)) == 1
+        # the y axis is the share of values at or under x; the legend is under the chart
+        assert chart[1 + 1].startswith("100%") or "100%" in chart[2]
+        legend = chart[bottom + 2:]
+        assert any("p50 and p95" in line for line in legend), chart
+        if by and chart[0].strip().startswith("llm."):  # two LLMs: a line each
+            assert "CDF by group" in chart[0]
+            assert any("openai/gpt-4o (n=" in line for line in legend), legend
+            assert not any("gpt-4o" in line for line in chart[:bottom])  # not over the data
+    if not by:  # `last` is s_8e1d5b7a2c90: its e2e p50 and p95, as the report computes them
+        title = next(c[0] for c in charts if c[0].strip().startswith("e2e:")).strip()
+        assert title == (f"e2e: CDF of {len(e2e)} values, p50 "
+                         f"{fmt_value(percentile(e2e, 50), 's')}, p95 "
+                         f"{fmt_value(percentile(e2e, 95), 's')}")
+
+
+def test_axis_ticks_are_round_and_in_one_unit() -> None:
+    from lkmetrics.plots.axes import labels, ticks
+
+    assert ticks(0.21, 0.86) == [0.0, 0.2, 0.4, 0.6, 0.8, 1.0]
+    assert labels(ticks(0.21, 0.86), "s") == ["0 ms", "200 ms", "400 ms", "600 ms", "800 ms",
+                                              "1000 ms"]
+    assert ticks(1.41, 1.69) == [1.4, 1.5, 1.6, 1.7]
+    assert labels([1.5, 2.0, 2.5], "s") == ["1.5 s", "2.0 s", "2.5 s"]
+    assert labels(ticks(0.0003, 0.0009), "s")[:2] == ["0.0 ms", "0.2 ms"]
+    assert labels(ticks(12.5, 83.2), "tok/s") == ["0 tok/s", "20 tok/s", "40 tok/s",
+                                                  "60 tok/s", "80 tok/s", "100 tok/s"]
+    assert ticks(0.1 - 1e-16, 0.1 + 1e-16) == [0.0, 0.02, 0.04, 0.06, 0.08, 0.1]  # equal values
+    assert ticks(0.0, 0.0)[0] < 0 < ticks(0.0, 0.0)[-1]
+    assert labels(ticks(0, 1234), "") == ["0", "250", "500", "750", "1000", "1250"]
 
 
 def test_bad_out_and_missing_extra(db: Path, tmp_path: Path) -> None:

@@ -64,7 +64,8 @@ class _Recorder:
         self.sock.close()
 
 
-def _chromium(page: Path, tmp: Path, *args: str) -> tuple[str, str, list[bytes]]:
+def _chromium(page: Path, tmp: Path, *args: str, size: str = "900,1600"
+              ) -> tuple[str, str, list[bytes]]:
     """Open ``page`` from disk in headless Chromium with every request sent to a recording
     proxy; returns (stdout, stderr with console messages, proxied requests)."""
     assert CHROMIUM is not None
@@ -75,7 +76,7 @@ def _chromium(page: Path, tmp: Path, *args: str) -> tuple[str, str, list[bytes]]
              "--disable-background-networking", "--disable-component-update",
              "--disable-sync", "--disable-default-apps", f"--user-data-dir={tmp / 'profile'}",
              f"--proxy-server=http://127.0.0.1:{proxy.port}", "--proxy-bypass-list=<-loopback>",
-             "--enable-logging=stderr", "--v=0", "--window-size=900,1600",
+             "--enable-logging=stderr", "--v=0", f"--window-size={size}",
              *args, page.as_uri()],
             capture_output=True, text=True, timeout=120)
     finally:
@@ -110,13 +111,26 @@ def test_html_report_in_headless_chromium(db: Path, tmp_path: Path) -> None:
     from lkmetrics.figures import FIGURES, shown_only_if_measured
 
     n_charts = len(re.findall(r'<svg class="chart"', text))
-    assert n_charts == 1 + len([f for f in FIGURES if not shown_only_if_measured(f)]) + 2
+    assert n_charts == 1 + len([f for f in FIGURES if not shown_only_if_measured(f)]) + 3
     assert "<table>" in text and "llm.ttft" in text
 
     dom, err, requests = _chromium(page, tmp_path, "--dump-dom")
     assert len(re.findall(r'<svg class="chart"', dom)) == n_charts  # the browser built them
     assert _console_errors(err) == []
     assert page_requests(requests) == []  # the page makes no network request
+
+    # the charts use the page's width: at 1200 px, two columns of charts wider than 500 px
+    probe = tmp_path / "probe.html"
+    probe.write_text(text.replace("</body>", "<script>document.title = [...document."
+                                  "querySelectorAll('svg.chart')].map(e => {const r = e."
+                                  "getBoundingClientRect(); return `${Math.round(r.left)}:"
+                                  "${Math.round(r.width)}`}).join(' ')</script></body>"))
+    dom, _, _ = _chromium(probe, tmp_path, "--dump-dom", size="1200,900")
+    found = re.search(r"<title>([^<]*)</title>", dom)
+    assert found, dom[:500]
+    boxes = [tuple(map(int, b.split(":"))) for b in found.group(1).split()]
+    assert len(boxes) == n_charts and all(w > 500 for _, w in boxes), boxes
+    assert len({left for left, _ in boxes}) == 2, boxes
 
     shot = tmp_path / "shot.png"
     _, _, requests = _chromium(page, tmp_path, f"--screenshot={shot}")
@@ -129,6 +143,45 @@ def test_html_report_in_headless_chromium(db: Path, tmp_path: Path) -> None:
     _, err, requests = _chromium(bad, tmp_path, "--dump-dom")
     assert any("boom" in line for line in _console_errors(err))
     assert any(b"example.invalid" in r for r in page_requests(requests))
+
+
+SVG_TEXT = re.compile(r'<text x="([\d.]+)" y="([\d.]+)" class="(\w)">([^<]*)</text>')
+AXIS_LABEL = re.compile(r"^(\d+(\.\d+)?( ms| s| tok/s|%)?|first|last \(\d+\))$")
+
+
+def test_html_report_says_what_it_covers_and_draws_axes_with_units(db: Path,
+                                                                   tmp_path: Path) -> None:
+    from lkmetrics.plots.html import PAD_B, H
+    from lkmetrics.units import timestamp
+
+    page = tmp_path / "report.html"
+    assert run("plot", "--db", str(db), "--by", "model", "--out", str(page)).exit_code == 0
+    text = page.read_text()
+    head = text[text.index("<header>"):text.index("</header>")]
+    with Store.open(db) as store:
+        rows = sorted(store.sessions(), key=lambda r: r.started or 0)
+    assert "<dt>Sessions</dt><dd>2</dd>" in head
+    assert all(r.id in head for r in rows)
+    assert f"{timestamp(rows[0].started)} to {timestamp(rows[-1].ended)}" in head
+    assert "openai/gpt-4.1-mini" in head and "openai/gpt-4o" in head
+    charts = re.findall(r'<svg class="chart".*?</svg>', text)
+    assert charts and all(' width="' not in c.split(">", 1)[0] for c in charts)  # it scales
+    titles = [re.search(r'aria-label="([^"]*)"', c).group(1) for c in charts]  # type: ignore
+    # per-request TTFT and per-turn e2e: each on its own chart, with its own x axis
+    ttft = charts[titles.index("LLM time to first token, per request")]
+    e2e = charts[titles.index("Turn e2e latency, per turn")]
+    assert "LLM request, in time order" in ttft and "turn, in time order" in e2e
+    assert not any("ttft" in t.lower() and "e2e" in t for t in titles)
+    for chart in charts:
+        texts = SVG_TEXT.findall(chart)
+        ticks = [label for _, _, cls, label in texts if cls == "y"]
+        ticks += [label for _, y, cls, label in texts
+                  if cls == "a" and float(y) < H - 10 and label]  # x ticks, not its caption
+        assert ticks and all(AXIS_LABEL.match(t) for t in ticks), ticks
+        units = {t.split(" ", 1)[1] for t in ticks if " " in t and not t.startswith("last")}
+        assert len(units) <= 1, ticks  # one unit a chart (no 0.0ms beside 1.00s)
+        # the legend is under the plot area, not over the data
+        assert all(float(y) > H - PAD_B for _, y, cls, _ in texts if cls == "l"), chart
 
 
 @pytest.mark.parametrize("suffix", [".png", ".svg"])

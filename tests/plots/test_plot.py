@@ -198,7 +198,14 @@ def test_image_is_written_and_not_blank(suffix: str, db: Path, tmp_path: Path) -
             colors = im.convert("RGB").getcolors(maxcolors=1 << 20)
             assert colors is not None and len(colors) > 50  # not blank
     else:
-        assert out.read_text().count("<path") > 50
+        svg = out.read_text()
+        assert svg.count("<path") > 50
+        # the same axes as the HTML report's: one unit a chart, TTFT and e2e apart
+        texts = re.findall(r">([^<>]+)</text>", svg)
+        assert "LLM time to first token, per request" in texts
+        assert "Turn e2e latency, per turn" in texts
+        assert {"0 ms", "100%"} <= set(texts) and not any(t.startswith(("-", "\u2212"))
+                                                          for t in texts), texts
 
 
 def charts_of(text: str) -> list[list[str]]:

@@ -131,6 +131,12 @@ class Database:
             with contextlib.suppress(OSError):  # SQLite gives its -wal and -shm the same mode
                 create_private(path)  # readable by its owner only: records may hold prompts
         read_only = reader and not writable(path)
+        if not reader and path.exists() and not writable(path):  # before it runs, not after
+            which = "its folder" if os.access(path, os.W_OK) else "the file"
+            raise StoreError(
+                f"{path} is read-only ({which}): a command that records "
+                "needs to write it; make it writable, or pass --db with another file (or "
+                "--no-record where the command has it).")
         try:
             conn = sqlite3.connect(
                 read_only_uri(path) if read_only else path, uri=read_only,

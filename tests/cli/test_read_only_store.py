@@ -19,6 +19,7 @@ import pytest
 
 from lkmetrics.store import schema
 from tests.helpers.common import subprocess_env
+from tests.helpers.llm_server import LLMServer
 from tests.helpers.privileges import unprivileged_env, unprivileged_python
 from tests.helpers.store import run, session_records, write_jsonl
 
@@ -97,17 +98,22 @@ def test_a_read_only_store_is_read_by_the_commands_that_only_read(
 
 
 @pytest.mark.parametrize("folder_too", [True, False], ids=["folder_read_only", "file_only"])
-def test_a_write_command_on_a_read_only_store_is_one_line(
-        lkmetrics_as_unprivileged: list[str], public_dir: Path, folder_too: bool) -> None:
+@pytest.mark.parametrize("command", ["import", "bench llm"])
+def test_a_write_command_on_a_read_only_store_is_one_line_before_it_runs(
+        lkmetrics_as_unprivileged: list[str], public_dir: Path, folder_too: bool,
+        command: str, llm_server: LLMServer) -> None:
     db, _ = make_store(public_dir)
     more = write_jsonl(public_dir / "more.jsonl", session_records("s_ro_c", turns=2, seed=3))
     lock(db, folder_too)
     before = sha(db)
-    done = as_unprivileged(lkmetrics_as_unprivileged, "import", str(more), "--db", str(db),
-                           home=public_dir)
+    argv = (["import", str(more)] if command == "import" else
+            ["bench", "llm", "--llm-base-url", llm_server.url, "--llm", "x/test-model", "-n",
+             "2", "--warmup", "0"])
+    done = as_unprivileged(lkmetrics_as_unprivileged, *argv, "--db", str(db), home=public_dir)
     assert done.returncode == 1, done.stderr
     lines = done.stderr.splitlines()
     assert len(lines) == 1 and lines[0].startswith("Error: ") and "read-only" in lines[0], lines
+    assert done.stdout == "" and llm_server.script.requests == []  # nothing ran unrecorded
     assert sha(db) == before
 
 

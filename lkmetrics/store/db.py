@@ -82,7 +82,9 @@ def writable(path: Path) -> bool:
 def read_only_uri(path: Path) -> str:
     """An SQLite URI opening ``path`` read-only. In a folder this process cannot write either,
     also ``immutable=1``: SQLite cannot create the -shm file a WAL reader needs there, and
-    nobody (but an owner who makes it writable again) can change the file meanwhile."""
+    nobody (but an owner who makes it writable again) can change the file meanwhile. (Records
+    still in a -wal file beside it, never checkpointed, are then not seen: a writer that
+    closed cleanly left none.)"""
     uri = f"file:{quote(str(path.resolve()))}?mode=ro"
     if not os.access(path.parent, os.W_OK):
         uri += "&immutable=1"

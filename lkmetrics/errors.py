@@ -68,13 +68,20 @@ class LocalModelError(LkmetricsError):
 
 def exception_chain(err: BaseException | None, limit: int | None = None) -> list[BaseException]:
     """``err`` and the exceptions it was raised from (``raise ... from``, or while handling),
-    outermost first; a cycle ends it, and so does ``limit``."""
+    outermost first; a cycle ends it, and so does ``limit``. An exception group raised from
+    nothing goes on with its first exception: anyio's "All connection attempts failed" is
+    raised from a group of the real ``OSError`` s (e.g. EMFILE when no socket could be made)."""
     out: list[BaseException] = []
     seen: set[int] = set()
     while err is not None and id(err) not in seen and (limit is None or len(out) < limit):
         seen.add(id(err))
         out.append(err)
-        err = err.__cause__ or err.__context__
+        nxt = err.__cause__ or err.__context__
+        group = getattr(err, "exceptions", None)  # an exception group (or its backport)
+        if nxt is None and isinstance(group, tuple | list) and group \
+                and isinstance(group[0], BaseException):
+            nxt = group[0]
+        err = nxt
     return out
 
 

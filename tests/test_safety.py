@@ -156,3 +156,36 @@ def test_first_error_puts_the_component_failure_before_its_consequence() -> None
     assert tap.explain("timed out after 20s (no reply)") == (
         "llm_error from openai/x: APIStatusError: 401 invalid key; then timed out after 20s "
         "(no reply)")
+
+
+def test_the_cause_inside_an_exception_group_is_named() -> None:
+    """anyio's connect raises "All connection attempts failed" from a group of the real
+    OSErrors: EMFILE when no socket could be made (issue 22, item 11)."""
+    import builtins
+    import errno
+    import typing
+
+    from lkmetrics.agent.failures import cause
+    from lkmetrics.errors import cause_first
+
+    group: typing.Any = getattr(builtins, "ExceptionGroup", None)
+    if group is None:
+        pytest.skip("ExceptionGroup is Python 3.11's")
+
+    def connect() -> None:
+        raise OSError("All connection attempts failed") from group(
+            "multiple connection attempts failed", [OSError(errno.EMFILE, "Too many open files")])
+
+    err: BaseException | None = None
+    try:
+        try:
+            connect()
+        except OSError as e:
+            raise ConnectionError("Connection error.") from e
+    except ConnectionError as outer:
+        err = outer
+    assert err is not None
+    assert cause(err) == ("Too many open files (EMFILE): raise the limit of open files "
+                          "(ulimit -n) or run fewer at once")
+    assert cause_first(err, "Connection error.") == \
+        "Too many open files (EMFILE); Connection error."

@@ -9,7 +9,9 @@ LiveKit reports a request that failed for good as an ``error`` event on the sess
 
 from __future__ import annotations
 
+import errno
 import http
+import os
 import socket
 from typing import Any
 
@@ -56,11 +58,24 @@ def cause(exc: BaseException | None) -> str:
         if isinstance(e, TimeoutError) or type(e).__name__ in ("APITimeoutError",
                                                                 "ConnectTimeout", "ReadTimeout"):
             return "timed out"
+    for e in reversed(chain):  # a system error (EMFILE, ENOMEM, ...): the cause, named
+        if isinstance(e, OSError) and e.errno is not None:
+            return os_error(e)
     for e in reversed(chain):  # the innermost error that says something
         text = str(e).strip()
         if text:
             return f"{type(e).__name__}: {' '.join(text.split())}"[:MAX_DETAIL]
     return type(chain[0]).__name__ if chain else "unknown error"
+
+
+def os_error(e: OSError) -> str:
+    """``Too many open files (EMFILE): raise the limit (ulimit -n) or run fewer at once``."""
+    assert e.errno is not None
+    name = errno.errorcode.get(e.errno, str(e.errno))
+    text = f"{e.strerror or os.strerror(e.errno)} ({name})"
+    if e.errno in (errno.EMFILE, errno.ENFILE):
+        text += ": raise the limit of open files (ulimit -n) or run fewer at once"
+    return text
 
 
 def endpoint(source: Any) -> str | None:

@@ -63,7 +63,8 @@ def stop_like_ctrl_c(what: str) -> Iterator[Stop]:
         try:
             yield stop
         except KeyboardInterrupt:
-            how = "terminated (SIGTERM)" if stop.signal == signal.SIGTERM else "interrupted"
+            how = ("terminated (SIGTERM)" if stop.signal == signal.SIGTERM
+                   else "interrupted (SIGINT)")
             raise StoppedBySignal(f"{what} {how}; the unfinished run's session keeps what it "
                           "recorded.", stop.exit_code or 130) from None
 

@@ -71,9 +71,11 @@ def progress(total: int, title: str = "bench llm") -> Iterator[Callable[[str], N
     if not console.is_terminal:
         yield None
         return
+    from lkmetrics.activity import showing
+
     with Progress("[progress.description]{task.description}", BarColumn(),
                   MofNCompleteColumn(), TimeElapsedColumn(), console=console,
-                  transient=True) as bar:
+                  transient=True) as bar, showing(bar):  # a status under it: a line above
         task = bar.add_task(title, total=total)
 
         def advance(label: str) -> None:

@@ -42,8 +42,9 @@ def plot_cmd(
     ] = None,
     db: DbOpt = None,
 ) -> None:
-    """Chart the recorded figures: per-turn stages, each figure's distribution (CDF with p50
-    and p95), TTFT and e2e over time, tokens per request, and the summary table.
+    """Chart the recorded figures: per-turn stages and each figure's distribution (CDF with
+    p50 and p95); the HTML file and images add LLM TTFT per request, e2e per turn, tokens per
+    request and the summary table.
 
     Terminal charts and images need the plots extra (pip install 'lkmetrics\\[plots]');
     the HTML file needs nothing and opens offline.

@@ -69,9 +69,12 @@ def _price_book(prices: Path | None) -> Any:
 
 
 def open_store(db: Path | None, *, create: bool = False) -> Store:
+    """The store of a command: one that only reads (``create=False``) also reads a store it
+    cannot write, read-only."""
     from lkmetrics.store import Store, default_db_path
 
-    return Store.open(db if db is not None else default_db_path(), create=create)
+    return Store.open(db if db is not None else default_db_path(), create=create,
+                      reader=not create)
 
 
 @app.command("sessions")

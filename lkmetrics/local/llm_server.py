@@ -300,10 +300,11 @@ def start_local_llm(stack: contextlib.ExitStack) -> tuple[str, str]:
     """Start the local llama.cpp server for the duration of ``stack``; its URL and model."""
     from rich.console import Console
 
+    from lkmetrics.activity import status
     from lkmetrics.home import app_dir
 
     err = Console(stderr=True)
-    with err.status("Starting the local LLM server (SmolLM2-135M, llama.cpp)..."):
+    with status("Starting the local LLM server (SmolLM2-135M, llama.cpp)..."):
         server = stack.enter_context(LlamaServer(app_dir() / "logs"))
     err.print(f"[dim]local LLM server at {server.base_url}, pid {server.pid} "
               f"(log: {server.log_path})[/dim]", soft_wrap=True)

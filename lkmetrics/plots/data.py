@@ -24,9 +24,23 @@ class TurnStages:
     e2e: float | None
 
 
+@dataclass(frozen=True)
+class SessionInfo:
+    """A session the charts cover, for the report's header."""
+
+    id: str
+    started: float | None
+    ended: float | None
+    command: str | None
+    models: tuple[str, ...]  # its STT, LLM and TTS, those it recorded
+    agent: str | None  # module:NAME of a user agent (--agent), else None
+    status: str | None
+
+
 @dataclass
 class PlotData:
     description: str
+    sessions: list[SessionInfo] = field(default_factory=list)
     turns: list[TurnStages] = field(default_factory=list)
     figures: dict[str, dict[str, list[float]]] = field(default_factory=dict)  # name -> group
     ttft: list[tuple[float, float]] = field(default_factory=list)  # (time, seconds)
@@ -87,4 +101,21 @@ def load(store: Store, selection: Selection, by: str | None = None) -> PlotData:
         data.tokens.append((float(t), int(prompt or 0), int(completion or 0)))
     data.figures = store.figures(FIGURES, scope, by)
     data.report = summarise(store, selection, by)
+    data.sessions = sessions_of(store, selection)
     return data
+
+
+def sessions_of(store: Store, selection: Selection) -> list[SessionInfo]:
+    """The sessions ``selection`` covers, oldest first, with their models and agent."""
+    from lkmetrics.analysis.report import statuses
+    from lkmetrics.store.agents import agent_labels
+
+    ids = list(statuses(store, selection))
+    agents = agent_labels(store, ids)
+    out = []
+    for sid in ids:
+        row = store.session(sid)
+        models = tuple(m for m in (row.stt, row.llm, row.tts) if m)
+        out.append(SessionInfo(sid, row.started, row.ended, row.command, models,
+                               agents.get(sid), row.exit_status))
+    return sorted(out, key=lambda s: (s.started or 0.0, s.id))

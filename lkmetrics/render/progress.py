@@ -60,7 +60,9 @@ class ImportView:
             "[progress.description]{task.description}", BarColumn(), TaskProgressColumn(),
             DownloadColumn(), TransferSpeedColumn(), TimeRemainingColumn(),
         )
-        with Progress(*columns, console=console, transient=True) as bar:
+        from lkmetrics.activity import showing
+
+        with Progress(*columns, console=console, transient=True) as bar, showing(bar):
             self._bar, self._task = bar, bar.add_task("Importing", total=total)
             try:
                 yield self

@@ -30,6 +30,7 @@ from livekit.agents import llm as lk_llm
 from livekit.agents.voice import io
 from livekit.agents.voice.events import AgentStateChangedEvent, ConversationItemAddedEvent
 
+from lkmetrics.agent import failures
 from lkmetrics.agent.capture import merge_counts
 from lkmetrics.simulate.script import (
     INPUT_RATE,
@@ -386,9 +387,9 @@ class Caller:
         self._note(note)
 
     def _on_error(self, ev: Any) -> None:
-        """A request LiveKit gave up on (after its retries) ends the turn waiting for it."""
-        from lkmetrics.agent import failures
-
+        """A request LiveKit gave up on (after its retries) ends the turn waiting for it.
+        (``failures`` is imported with this module: an import here fails when the cause is
+        that no file can be opened, EMFILE, and the turn waited out its timeout.)"""
         if failures.is_final(ev) and self.failure is None:
             self.failure = failures.describe(ev, self.base_urls)
             self._failed.set()

@@ -8,11 +8,13 @@ busy timeout, so several processes can record into one file at once. Reads are i
 from __future__ import annotations
 
 import contextlib
+import os
 import sqlite3
 import time
 from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
+from urllib.parse import quote
 
 from lkmetrics.errors import NotFoundError, StoreError
 from lkmetrics.records import Record, stage_identity
@@ -71,6 +73,24 @@ def describe_error(path: Path, e: BaseException) -> str:
     return f"cannot use the metrics database {path} ({msg})."
 
 
+def writable(path: Path) -> bool:
+    """Whether this process may write ``path`` and create files beside it (SQLite's journal,
+    -wal and -shm)."""
+    return os.access(path, os.W_OK) and os.access(path.parent, os.W_OK)
+
+
+def read_only_uri(path: Path) -> str:
+    """An SQLite URI opening ``path`` read-only. In a folder this process cannot write either,
+    also ``immutable=1``: SQLite cannot create the -shm file a WAL reader needs there, and
+    nobody (but an owner who makes it writable again) can change the file meanwhile. (Records
+    still in a -wal file beside it, never checkpointed, are then not seen: a writer that
+    closed cleanly left none.)"""
+    uri = f"file:{quote(str(path.resolve()))}?mode=ro"
+    if not os.access(path.parent, os.W_OK):
+        uri += "&immutable=1"
+    return uri
+
+
 class Database:
     """One open metrics database. Create with :meth:`open`; use from one thread at a time."""
 
@@ -80,11 +100,16 @@ class Database:
 
     # -- opening --
 
+    read_only = False  # opened with SQLite's mode=ro: nothing can be written through it
+
     @classmethod
-    def open(cls: type[D], path: Path, *, create: bool = True) -> D:
+    def open(cls: type[D], path: Path, *, create: bool = True, reader: bool = False) -> D:
         """Open (and create or migrate) the store at ``path``.
 
         ``create=False`` (the reporting commands) raises NotFoundError when there is no file.
+        ``reader=True`` (the commands that only read) opens a store this process cannot write
+        (the file, or its folder, read-only) read-only instead of failing; such a store is
+        never migrated, so one older than this lkmetrics is refused with a line saying so.
         Nothing is written to a file that is not an lkmetrics database.
         """
         path = Path(path).expanduser()
@@ -107,14 +132,22 @@ class Database:
                 ) from None
             with contextlib.suppress(OSError):  # SQLite gives its -wal and -shm the same mode
                 create_private(path)  # readable by its owner only: records may hold prompts
+        read_only = reader and not writable(path)
+        if not reader and path.exists() and not writable(path):  # before it runs, not after
+            which = "its folder" if os.access(path, os.W_OK) else "the file"
+            raise StoreError(
+                f"{path} is read-only ({which}): a command that records "
+                "needs to write it; make it writable, or pass --db with another file (or "
+                "--no-record where the command has it).")
         try:
             conn = sqlite3.connect(
-                path, timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None,
-                check_same_thread=False,
+                read_only_uri(path) if read_only else path, uri=read_only,
+                timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None, check_same_thread=False,
             )
         except sqlite3.Error as e:
             raise StoreError(describe_error(path, e)) from None
         store = cls(conn, path)
+        store.read_only = read_only
         try:
             store._prepare()
         except BaseException:
@@ -139,6 +172,15 @@ class Database:
                     f"{self.path} is an SQLite database but not an lkmetrics store; pass --db "
                     "with another file."
                 )
+            if self.read_only:
+                if version < LATEST_VERSION:
+                    raise StoreError(
+                        f"{self.path} is read-only and has store schema {version}, older than "
+                        f"this lkmetrics reads ({LATEST_VERSION}); a command that writes "
+                        "(e.g. `lkmetrics import`) upgrades it once it is writable, or pass "
+                        "--db with another file."
+                    )
+                return  # nothing to switch or set: SQLite writes nothing through mode=ro
             # migrate before the switch to WAL: a migration that fails rolls back and leaves
             # the file exactly as it was
             if version < LATEST_VERSION:

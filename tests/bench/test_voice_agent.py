@@ -5,8 +5,10 @@ load curve; the flags replace its components; bad targets fail before anything s
 from __future__ import annotations
 
 import json
+import resource
 import subprocess
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -29,12 +31,20 @@ def wav(tmp_path: Path) -> Path:
     return tone_wav(tmp_path / "tone.wav")
 
 
-def bench(server: LLMServer, db: Path, *args: str) -> subprocess.CompletedProcess[str]:
+def bench(server: LLMServer, db: Path, *args: str, open_files: int | None = None
+          ) -> subprocess.CompletedProcess[str]:
+    """``bench voice`` in a subprocess; ``open_files``: its RLIMIT_NOFILE (``ulimit -n``)."""
     env = subprocess_env(LIVEKIT_INFERENCE_URL=server.url, LIVEKIT_API_KEY=API_KEY,
                          LIVEKIT_API_SECRET=API_SECRET, FIXTURE_TOOL_SECONDS=str(TOOL_SECONDS))
+
+    def limit() -> None:
+        if open_files is not None:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (open_files, open_files))
+
     return subprocess.run([sys.executable, "-m", "lkmetrics", "bench", "voice", "--format",
                            "json", "--db", str(db), "--timeout", "30", *args],
-                          capture_output=True, text=True, env=env, timeout=230)
+                          capture_output=True, text=True, env=env, timeout=230,
+                          preexec_fn=limit)
 
 
 def exported(db: Path) -> list[dict[str, Any]]:
@@ -134,3 +144,23 @@ def test_instructions_or_greet_with_agent_is_refused(llm_server: LLMServer, tmp_
     assert result.returncode == 2, result.stderr
     assert "applies to the built-in agent" in result.stderr
     assert len(result.stderr.strip().splitlines()) == 1
+
+
+def test_too_many_open_files_is_the_one_line_cause_not_a_timeout(
+        llm_server: LLMServer, wav: Path, tmp_path: Path) -> None:
+    # under `ulimit -n 64`, 100 callers at once: their LLM requests cannot get a socket
+    # (EMFILE), LiveKit retries and gives up; the turns end then, not at the 30 s timeout
+    started = time.monotonic()
+    result = bench(llm_server, tmp_path / "bench.db", "--agent", str(SHOP), "--no-record",
+                   "--concurrency", "100", "--say", str(wav), open_files=64)
+    elapsed = time.monotonic() - started
+    assert result.returncode == 1, result.stderr[-3000:]
+    assert "Traceback" not in result.stderr and "failed to emit" not in result.stderr, \
+        result.stderr[-3000:]
+    errors = [line for line in result.stderr.splitlines() if line.startswith("Error")]
+    assert len(errors) == 1 and errors[0] == result.stderr.splitlines()[-1], errors
+    assert "Too many open files (EMFILE)" in errors[0] and "timed out" not in errors[0]
+    (run,) = json.loads(result.stdout)["runs"]
+    assert run["errors"] == run["turns"] == 100
+    assert "Too many open files" in run["first_error"]
+    assert elapsed < 30 + 20  # the turns' timeout (30 s) was not waited out in full + start

@@ -5,16 +5,19 @@ from __future__ import annotations
 
 import contextlib
 import sys
+from collections.abc import Sequence
 from pathlib import Path
 
 import typer
 
 from lkmetrics.agent import signals
+from lkmetrics.analysis.budgets import BudgetResult
 from lkmetrics.bench.llm import core
 from lkmetrics.bench.shared import fleet_writers, new_bench_id, progress
 from lkmetrics.config.credentials import check_credentials
 from lkmetrics.config.options import FleetOptions
 from lkmetrics.config.settings import AgentSettings
+from lkmetrics.errors import StoppedBySignal
 
 
 def run_llm_bench(config: core.BenchConfig, *, json_out: bool, db: Path | None,
@@ -34,23 +37,26 @@ def run_llm_bench(config: core.BenchConfig, *, json_out: bool, db: Path | None,
 
         Store.open(db or default_db_path()).close()
 
-    from lkmetrics.bench.llm import render
-
     bench_id = new_bench_id()
-    with contextlib.ExitStack() as stack:
-        shared = stack.enter_context(fleet_writers(fleet or FleetOptions(), config.budgets))
-        with progress(config.total_requests) as advance:
-            from lkmetrics.bench.llm import runner
+    done: list[core.RunResult] = []  # the runs finished, also when a signal stops the bench
+    try:
+        with contextlib.ExitStack() as stack:
+            shared = stack.enter_context(fleet_writers(fleet or FleetOptions(), config.budgets))
+            with progress(config.total_requests) as advance:
+                from lkmetrics.bench.llm import runner
 
-            stop = stack.enter_context(signals.stop_like_ctrl_c("bench llm"))
-            runs, write_errors = runner.run(config, bench_id, db=db, record=not no_record,
-                                            progress=advance, fleet=shared, stop=stop)
+                stop = stack.enter_context(signals.stop_like_ctrl_c("bench llm"))
+                runs, write_errors = runner.run(config, bench_id, db=db, record=not no_record,
+                                                progress=advance, fleet=shared, stop=stop,
+                                                done=done)
+    except StoppedBySignal as e:  # what was measured is not lost: the runs that finished
+        if done:
+            write(done, json_out=json_out, bench_id=bench_id, recorded=not no_record,
+                  stopped_by="SIGTERM" if e.exit_code == 143 else "SIGINT",
+                  checked=core.check(done, config.budgets))
+        raise
     checked = core.check(runs, config.budgets)
-    if json_out:
-        render.write_json(runs, sys.stdout, bench_id)
-    else:
-        render.write_table(runs, sys.stdout, bench_id, recorded=not no_record, checked=checked)
-    sys.stdout.flush()
+    write(runs, json_out=json_out, bench_id=bench_id, recorded=not no_record, checked=checked)
     for message in write_errors[:5]:
         typer.echo(f"lkmetrics: could not write a record: {message}", err=True)
     for run in runs:
@@ -66,3 +72,15 @@ def run_llm_bench(config: core.BenchConfig, *, json_out: bool, db: Path | None,
         tables.budgets(checked, sys.stderr)
     core.verdict(runs, checked)
     return bench_id
+
+
+def write(runs: list[core.RunResult], *, json_out: bool, bench_id: str, recorded: bool,
+          stopped_by: str | None = None, checked: Sequence[BudgetResult] = ()) -> None:
+    """The runs on stdout: one JSON document, or a table per run."""
+    from lkmetrics.bench.llm import render
+
+    if json_out:
+        render.write_json(runs, sys.stdout, bench_id, stopped_by=stopped_by)
+    else:
+        render.write_table(runs, sys.stdout, bench_id, recorded=recorded, checked=checked)
+    sys.stdout.flush()

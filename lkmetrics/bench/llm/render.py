@@ -12,9 +12,14 @@ from lkmetrics.figures import REQUEST_FIGURES, Figure
 from lkmetrics.units import fmt_value
 
 
-def write_json(runs: Sequence[RunResult], out: IO[str], bench_id: str | None = None) -> None:
-    """Exactly one JSON document, on one line."""
-    out.write(json.dumps(document(runs, bench_id), separators=(",", ":")) + "\n")
+def write_json(runs: Sequence[RunResult], out: IO[str], bench_id: str | None = None,
+               stopped_by: str | None = None) -> None:
+    """Exactly one JSON document, on one line; ``stopped_by``: the signal that stopped the
+    bench before the runs not in it."""
+    doc = document(runs, bench_id)
+    if stopped_by is not None:
+        doc["stopped_by"] = stopped_by
+    out.write(json.dumps(doc, separators=(",", ":")) + "\n")
     out.flush()
 
 

@@ -17,12 +17,15 @@ from lkmetrics.bench.llm.workers import run_with_workers
 
 def run(config: BenchConfig, bench_id: str, *, db: Path | None, record: bool,
         progress: Progress | None = None, fleet: Sequence[Any] = (),
-        stop: Stop | None = None) -> tuple[list[RunResult], list[str]]:
+        stop: Stop | None = None, done: list[RunResult] | None = None
+        ) -> tuple[list[RunResult], list[str]]:
     """Run the whole bench (starting the local LLM server first when ``local`` is asked): in
     this process, or spread over worker processes when a run asks for more than one; the runs
-    and any write errors."""
+    and any write errors. ``done`` gets each run as it finishes (what is left of a bench a
+    signal stopped)."""
     with contextlib.ExitStack() as stack:
-        bench = BenchRun(config, bench_id, db, record, fleet, progress, stop=stop)
+        bench = BenchRun(config, bench_id, db, record, fleet, progress, stop=stop,
+                         runs=done if done is not None else [])
         if "local" in config.models:
             from lkmetrics.local.llm_server import start_local_llm
 

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import sys
 import threading
 import time
@@ -177,6 +178,10 @@ def run_one(settings: AgentSettings, concurrency: int, config: VoiceConfig,
         pipeline.close()
         raise
     wall = time.perf_counter() - t0
+    # what the run's callers left open (their providers' HTTP connections, each fake job's
+    # temp folder) goes now, as it would with a job process's exit, not at the interpreter's
+    # exit: under a low `ulimit -n` the next run, or the exit's clean-up, found no free file
+    gc.collect()
     pipeline.flush()
     errors: list[str] = []
     ok = 0

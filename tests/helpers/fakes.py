@@ -68,7 +68,7 @@ class _EnergyVADStream(vad.VADStream):
         v = self._vad
         assert isinstance(v, EnergyVAD)
         speaking = False
-        speech_s = silence_s = 0.0
+        speech_s = silence_s = run_loud = run_quiet = 0.0
         index = 0
         buffered: list[rtc.AudioFrame] = []
         async for item in self._input_ch:
@@ -81,18 +81,24 @@ class _EnergyVADStream(vad.VADStream):
             loud = rms > v.threshold
             index += item.samples_per_channel
             dur = item.duration
+            # like Silero's raw_accumulated_*: the run of loud (or quiet) audio before this frame
+            raw_speech, raw_silence = run_loud, run_quiet
             if loud:
                 speech_s += dur
                 silence_s = 0.0
+                run_loud, run_quiet = run_loud + dur, 0.0
             else:
                 silence_s += dur
+                run_loud, run_quiet = 0.0, run_quiet + dur
             if speaking:
                 buffered.append(item)
             ev_type = vad.VADEventType.INFERENCE_DONE
             ev = vad.VADEvent(type=ev_type, samples_index=index, timestamp=time.time(),
                               speech_duration=speech_s, silence_duration=silence_s,
                               frames=[item], probability=1.0 if loud else 0.0,
-                              inference_duration=time.perf_counter() - t0, speaking=speaking)
+                              inference_duration=time.perf_counter() - t0, speaking=speaking,
+                              raw_accumulated_speech=raw_speech,
+                              raw_accumulated_silence=raw_silence)
             self._event_ch.send_nowait(ev)
             if not speaking and loud and speech_s >= v.min_speech:
                 speaking = True

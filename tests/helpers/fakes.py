@@ -45,11 +45,15 @@ def tone_wav(path: Path, seconds: float = 1.0) -> Path:
 
 class EnergyVAD(vad.VAD):
     def __init__(self, *, min_speech: float = 0.06, min_silence: float = 0.3,
-                 threshold: float = 500.0) -> None:
+                 threshold: float = 500.0, raw_runs: bool = False) -> None:
+        """RAW_RUNS: fill INFERENCE_DONE's raw_accumulated_speech/silence as Silero does (off
+        by default: LiveKit then moves its own end-of-speech anchors, and the scripted
+        sessions' stage timings were pinned without them)."""
         super().__init__(capabilities=vad.VADCapabilities(update_interval=0.1))
         self.min_speech = min_speech
         self.min_silence = min_silence
         self.threshold = threshold
+        self.raw_runs = raw_runs
 
     @property
     def model(self) -> str:
@@ -82,7 +86,7 @@ class _EnergyVADStream(vad.VADStream):
             index += item.samples_per_channel
             dur = item.duration
             # like Silero's raw_accumulated_*: the run of loud (or quiet) audio before this frame
-            raw_speech, raw_silence = run_loud, run_quiet
+            raw_speech, raw_silence = (run_loud, run_quiet) if v.raw_runs else (0.0, 0.0)
             if loud:
                 speech_s += dur
                 silence_s = 0.0

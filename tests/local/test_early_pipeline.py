@@ -69,7 +69,7 @@ def test_whisper_starts_in_the_closing_silence_so_the_turn_ends_with_the_vad() -
     audio = [silence(0.2), tone(0.8), silence(1.4)]
 
     async def run(early: bool) -> float:
-        vad = EnergyVAD(min_silence=0.5)
+        vad = EnergyVAD(min_silence=0.5, raw_runs=True)
         scripted = ScriptedSTT(["what is the capital of france"], delay=0.4)
         adapter = (EarlyStreamAdapter(stt=scripted, vad=vad, early_silence=0.1) if early
                    else stt.StreamAdapter(stt=scripted, vad=vad))
@@ -88,7 +88,7 @@ def test_speech_that_resumes_drops_the_early_transcript_and_keeps_one_segment() 
     """A 0.3 s pause (longer than the early start, shorter than the VAD's silence): the
     recognition started in the pause is dropped, and the one transcript covers both halves."""
     scripted = ScriptedSTT(["first", "second"], delay=0.4)
-    adapter = EarlyStreamAdapter(stt=scripted, vad=EnergyVAD(min_silence=0.5),
+    adapter = EarlyStreamAdapter(stt=scripted, vad=EnergyVAD(min_silence=0.5, raw_runs=True),
                                  early_silence=0.1)
     audio = [silence(0.2), tone(0.6), silence(0.3), tone(0.6), silence(1.4)]
     _, finals = asyncio.run(speak(adapter, audio))

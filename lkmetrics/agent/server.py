@@ -113,9 +113,11 @@ def model_name(model: str) -> str:
 def build_components(settings: AgentSettings, userdata: dict[Any, Any]) -> Components:
     stt: lk_stt.STT[Any] | None = None
     if settings.stt == "local":
-        from lkmetrics.local.stt import WhisperSTT
+        from lkmetrics.local.stt import EarlyStreamAdapter, WhisperSTT
 
         stt = WhisperSTT(model=userdata.get("whisper"))
+        # Whisper starts during the VAD's closing silence, not after it
+        stt = EarlyStreamAdapter(stt=stt, vad=userdata["vad"])
     elif settings.stt is not None:
         stt = inference.STT(model=settings.stt)
 
@@ -136,9 +138,9 @@ def build_components(settings: AgentSettings, userdata: dict[Any, Any]) -> Compo
 
     tts: lk_tts.TTS[Any] | None = None
     if settings.tts == "local":
-        from lkmetrics.local.tts import PiperTTS
+        from lkmetrics.local.tts import streaming_piper
 
-        tts = PiperTTS(voice=userdata.get("piper"))
+        tts = streaming_piper(userdata.get("piper"))  # Piper starts on the first clause
     elif settings.tts is not None:
         tts = inference.TTS(model=settings.tts, voice=settings.voice)
 

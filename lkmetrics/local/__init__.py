@@ -7,18 +7,44 @@ from __future__ import annotations
 
 import importlib
 import importlib.util
+import os
 import shlex
 import sys
 from pathlib import Path
 from types import ModuleType
 
-from lkmetrics.errors import MissingExtraError
+from lkmetrics.errors import LocalModelError, MissingExtraError
 
 # llama-cpp-python builds from source, and its native build crashes in the AMX kernel of some
 # CPUs: the instruction sets are pinned (scripts/install.sh uses the same flags)
 LLAMA_CMAKE_ARGS = (
     "-DGGML_NATIVE=OFF -DGGML_AVX=ON -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON -DGGML_BMI2=ON"
 )
+
+
+def env_threads(name: str, default: tuple[int, ...]) -> tuple[int, ...]:
+    """Thread counts from the environment variable NAME, as many as DEFAULT has (DEFAULT when
+    it is unset): ``N``, or ``N,M`` for two (``N`` alone then sets both); whole numbers from 0
+    (the library's own default) to 256, from 1 when there are two.
+
+    Raises LocalModelError naming the variable and an example when the value is not valid."""
+    count = len(default)
+    value = os.environ.get(name, "").strip()
+    if not value:
+        return default
+    try:
+        numbers = [int(p) for p in value.split(",")]
+    except ValueError:
+        numbers = []
+    lowest = 1 if count > 1 else 0
+    if not 1 <= len(numbers) <= count or not all(lowest <= n <= 256 for n in numbers):
+        shape = "N or N,BATCH" if count > 1 else "N"
+        example = "1,2" if count > 1 else "2"
+        raise LocalModelError(
+            f"{name} must be {shape} with whole numbers from {lowest} to 256 "
+            f"(got {value!r}), e.g. {name}={example}"
+        )
+    return tuple(numbers[min(i, len(numbers) - 1)] for i in range(count))
 
 
 def install_hint() -> str:

@@ -19,7 +19,7 @@ from types import TracebackType
 from typing import IO
 
 from lkmetrics.errors import LocalModelError, MissingExtraError
-from lkmetrics.local import import_local, install_hint, local_package_dir
+from lkmetrics.local import env_threads, import_local, install_hint, local_package_dir
 from lkmetrics.local._llama_child import PARENT_ENV
 
 # the package root, so that the child can import lkmetrics even from an uninstalled checkout
@@ -60,20 +60,8 @@ DEFAULT_THREADS = (1, 1)
 def llama_threads() -> tuple[int, int]:
     """The local LLM's (decode, prompt) threads: ``LKMETRICS_LLAMA_THREADS`` as ``N`` or
     ``N,BATCH``, else DEFAULT_THREADS."""
-    value = os.environ.get(THREADS_ENV, "").strip()
-    if not value:
-        return DEFAULT_THREADS
-    parts = value.split(",")
-    try:
-        numbers = [int(p) for p in parts]
-    except ValueError:
-        numbers = []
-    if len(numbers) not in (1, 2) or not all(1 <= n <= 256 for n in numbers):
-        raise LocalModelError(
-            f"{THREADS_ENV} must be N or N,BATCH with whole numbers from 1 to 256 "
-            f"(got {value!r}), e.g. {THREADS_ENV}=1,2"
-        )
-    return numbers[0], numbers[-1]
+    decode, batch = env_threads(THREADS_ENV, DEFAULT_THREADS)
+    return decode, batch
 
 
 class LlamaServer:

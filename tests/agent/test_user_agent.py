@@ -71,6 +71,7 @@ def test_tool_calling_agent_server_is_measured(llm_server: LLMServer, wav: Path,
     assert all(t["agent"] == "Shopkeeper" for t in turns.values())
     answered = turns[tool["turn"]]
     assert answered["tools"][0]["name"] == "lookup_stock"
+    print("DEBUG", json.dumps(answered), json.dumps(tool))
     # the tools stage: the LLM request that asked for the tool, and the tool itself
     assert TOOL_SECONDS + LLM_TTFT <= answered["stages"]["tools"] < TOOL_SECONDS + LLM_TTFT + 0.2
     for turn in turns.values():

@@ -45,11 +45,15 @@ def tone_wav(path: Path, seconds: float = 1.0) -> Path:
 
 class EnergyVAD(vad.VAD):
     def __init__(self, *, min_speech: float = 0.06, min_silence: float = 0.3,
-                 threshold: float = 500.0) -> None:
+                 threshold: float = 500.0, raw_runs: bool = False) -> None:
+        """RAW_RUNS: fill INFERENCE_DONE's raw_accumulated_speech/silence as Silero does (off
+        by default: LiveKit then moves its own end-of-speech anchors, and the scripted
+        sessions' stage timings were pinned without them)."""
         super().__init__(capabilities=vad.VADCapabilities(update_interval=0.1))
         self.min_speech = min_speech
         self.min_silence = min_silence
         self.threshold = threshold
+        self.raw_runs = raw_runs
 
     @property
     def model(self) -> str:
@@ -68,7 +72,7 @@ class _EnergyVADStream(vad.VADStream):
         v = self._vad
         assert isinstance(v, EnergyVAD)
         speaking = False
-        speech_s = silence_s = 0.0
+        speech_s = silence_s = run_loud = run_quiet = 0.0
         index = 0
         buffered: list[rtc.AudioFrame] = []
         async for item in self._input_ch:
@@ -81,18 +85,24 @@ class _EnergyVADStream(vad.VADStream):
             loud = rms > v.threshold
             index += item.samples_per_channel
             dur = item.duration
+            # like Silero's raw_accumulated_*: the run of loud (or quiet) audio before this frame
+            raw_speech, raw_silence = (run_loud, run_quiet) if v.raw_runs else (0.0, 0.0)
             if loud:
                 speech_s += dur
                 silence_s = 0.0
+                run_loud, run_quiet = run_loud + dur, 0.0
             else:
                 silence_s += dur
+                run_loud, run_quiet = 0.0, run_quiet + dur
             if speaking:
                 buffered.append(item)
             ev_type = vad.VADEventType.INFERENCE_DONE
             ev = vad.VADEvent(type=ev_type, samples_index=index, timestamp=time.time(),
                               speech_duration=speech_s, silence_duration=silence_s,
                               frames=[item], probability=1.0 if loud else 0.0,
-                              inference_duration=time.perf_counter() - t0, speaking=speaking)
+                              inference_duration=time.perf_counter() - t0, speaking=speaking,
+                              raw_accumulated_speech=raw_speech,
+                              raw_accumulated_silence=raw_silence)
             self._event_ch.send_nowait(ev)
             if not speaking and loud and speech_s >= v.min_speech:
                 speaking = True

@@ -1,0 +1,154 @@
+"""What makes the local pipeline's turns shorter, on scripted parts with known timings:
+Whisper started during the VAD's closing silence (EarlyStreamAdapter), Piper started on a
+reply's first clause (ClauseTokenizer), and the thread settings read from the environment."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import Any
+
+import numpy as np
+import pytest
+from livekit import rtc
+from livekit.agents import stt
+
+from lkmetrics.errors import LkmetricsError
+from lkmetrics.local import env_threads
+from lkmetrics.local.stt import EarlyStreamAdapter
+from lkmetrics.local.tts import ClauseTokenizer, split_clauses
+from tests.helpers.fakes import RATE, EnergyVAD, ScriptedSTT, tone
+
+FRAME = 0.02  # seconds of audio per pushed frame, pushed in real time
+
+
+def frames(samples: np.ndarray) -> list[rtc.AudioFrame]:
+    n = int(RATE * FRAME)
+    return [rtc.AudioFrame(data=samples[i:i + n].tobytes(), sample_rate=RATE, num_channels=1,
+                           samples_per_channel=len(samples[i:i + n]))
+            for i in range(0, len(samples) - n + 1, n)]
+
+
+def silence(seconds: float) -> np.ndarray:
+    return np.zeros(int(RATE * seconds), dtype=np.int16)
+
+
+async def speak(adapter: stt.STT[Any], audio: list[np.ndarray]
+                ) -> tuple[float, list[tuple[float, str]]]:
+    """Push AUDIO in real time into a stream of ADAPTER; return when the last loud frame was
+    pushed and each final transcript with the time it came."""
+    stream = adapter.stream()
+    finals: list[tuple[float, str]] = []
+    last_loud = 0.0
+
+    async def read() -> None:
+        async for ev in stream:
+            if ev.type == stt.SpeechEventType.FINAL_TRANSCRIPT:
+                finals.append((time.perf_counter(), ev.alternatives[0].text))
+
+    reader = asyncio.create_task(read())
+    start = time.perf_counter()
+    pushed = 0.0
+    for part in audio:
+        for frame in frames(part):
+            stream.push_frame(frame)
+            pushed += FRAME
+            if np.abs(np.frombuffer(bytes(frame.data), np.int16)).max() > 1000:
+                last_loud = time.perf_counter()
+            await asyncio.sleep(max(0.0, start + pushed - time.perf_counter()))
+    await asyncio.sleep(0.3)
+    stream.end_input()
+    await asyncio.wait_for(reader, 10)
+    await stream.aclose()
+    return last_loud, finals
+
+
+def test_whisper_starts_in_the_closing_silence_so_the_turn_ends_with_the_vad() -> None:
+    """STT takes 0.4 s and the VAD ends speech after 0.5 s of silence: the plain adapter gives
+    the transcript at 0.5 + 0.4 s after the speech, the early one at max(0.5, 0.1 + 0.4)."""
+    audio = [silence(0.2), tone(0.8), silence(1.4)]
+
+    async def run(early: bool) -> float:
+        vad = EnergyVAD(min_silence=0.5, raw_runs=True)
+        scripted = ScriptedSTT(["what is the capital of france"], delay=0.4)
+        adapter = (EarlyStreamAdapter(stt=scripted, vad=vad, early_silence=0.1) if early
+                   else stt.StreamAdapter(stt=scripted, vad=vad))
+        last_loud, finals = await speak(adapter, audio)
+        assert [text for _, text in finals] == ["what is the capital of france"]
+        return finals[0][0] - last_loud
+
+    plain = asyncio.run(run(early=False))
+    early = asyncio.run(run(early=True))
+    assert 0.85 <= plain <= 1.3, plain
+    assert 0.45 <= early <= 0.75, early
+    assert plain - early >= 0.25
+
+
+def test_speech_that_resumes_drops_the_early_transcript_and_keeps_one_segment() -> None:
+    """A 0.3 s pause (longer than the early start, shorter than the VAD's silence): the
+    recognition started in the pause is dropped, and the one transcript covers both halves."""
+    scripted = ScriptedSTT(["first", "second"], delay=0.4)
+    adapter = EarlyStreamAdapter(stt=scripted, vad=EnergyVAD(min_silence=0.5, raw_runs=True),
+                                 early_silence=0.1)
+    audio = [silence(0.2), tone(0.6), silence(0.3), tone(0.6), silence(1.4)]
+    _, finals = asyncio.run(speak(adapter, audio))
+    assert [text for _, text in finals] == ["first"]  # one segment, one transcript
+    assert len(scripted.audio_seconds) == 2  # the dropped early start, then the kept one
+    assert scripted.audio_seconds[0] < 0.9 < 1.4 < scripted.audio_seconds[1]
+
+
+@pytest.mark.parametrize(("text", "pieces"), [
+    ("The capital of France is Paris, a city famous for its art and its food.",
+     ["The capital of France is Paris,", "a city famous for its art and its food."]),
+    ("Yes, sure. I can help you with that, just tell me what you need!",
+     ["Yes, sure.", "I can help you with that,", "just tell me what you need!"]),
+    ("The moon is about 384,400 kilometers away; light takes a second.",
+     ["The moon is about 384,400 kilometers away;", "light takes a second."]),
+    ("Hello there", ["Hello there"]),
+])
+def test_replies_are_cut_into_clauses_long_enough_to_say(text: str, pieces: list[str]) -> None:
+    assert split_clauses(text) == pieces
+    assert ClauseTokenizer().tokenize(text) == pieces
+
+
+def test_the_first_clause_is_sent_before_the_sentence_ends() -> None:
+    async def run() -> list[str]:
+        stream = ClauseTokenizer().stream()
+        out: list[str] = []
+
+        async def read() -> None:
+            async for ev in stream:
+                out.append(ev.token)
+
+        reader = asyncio.create_task(read())
+        for token in ["The capital", " of France", " is Paris,", " a"]:
+            stream.push_text(token)
+        await asyncio.sleep(0.05)
+        seen_before_end = list(out)
+        stream.push_text(" city famous for its food.")
+        stream.end_input()
+        await reader
+        return [*seen_before_end, "|", *out]
+
+    assert asyncio.run(run()) == ["The capital of France is Paris,", "|",
+                                  "The capital of France is Paris,",
+                                  "a city famous for its food."]
+
+
+def test_thread_counts_come_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    from lkmetrics.local.stt import WHISPER_THREADS_ENV, whisper_threads
+    from lkmetrics.local.tts import PIPER_THREADS_ENV, piper_threads
+
+    for env, read in ((WHISPER_THREADS_ENV, whisper_threads), (PIPER_THREADS_ENV, piper_threads)):
+        monkeypatch.delenv(env, raising=False)
+        default = read()
+        monkeypatch.setenv(env, "1")
+        assert read() == 1 != default or default == 1
+        monkeypatch.setenv(env, " 0 ")
+        assert read() == 0
+        for bad in ("x", "-1", "1,2", "257", "1.5"):
+            monkeypatch.setenv(env, bad)
+            with pytest.raises(LkmetricsError, match=env):
+                read()
+    monkeypatch.setenv("X_THREADS", "3")
+    assert env_threads("X_THREADS", (1, 1)) == (3, 3)

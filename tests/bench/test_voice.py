@@ -275,10 +275,16 @@ def test_conversation_columns_beside_latency(llm_server: LLMServer, tmp_path: Pa
     assert "eot_mispredictions" not in conversation  # no --pause-mid: not measured
     out = io.StringIO()
     voice_render.write_table("b_x", [run], [], out, recorded=False)
-    header = out.getvalue().split("━")[0]  # the headers, wrapped over two lines
+    shown = out.getvalue()
+    # three tables within 80 columns, nothing cut: latency, stages, then the conversation
+    assert max(map(len, shown.splitlines())) <= 80 and "…" not in shown, shown
+    conversation = shown.split("stages: p50")[1]
+    header = conversation.split("━")[0]  # the headers, wrapped over two lines
     assert "yield" in header and "wer" in header and "premature" not in header
-    row = next(line for line in out.getvalue().splitlines() if "0/2" in line)
+    row = next(line for line in conversation.splitlines() if line.strip().startswith("1 "))
     assert f"{yielded['p50'] * 1000:.0f} ms" in row and "0.500" in row
+    assert any(line.rstrip().endswith("0/2") for line in shown.split("stages: p50")[0]
+               .splitlines())  # the latency table's "failed" column
 
 
 def test_pause_mid_reaches_the_callers_as_premature_ends_of_turn(

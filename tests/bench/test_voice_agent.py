@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import resource
+import signal
 import subprocess
 import sys
 import time
@@ -166,3 +167,46 @@ def test_too_many_open_files_is_the_one_line_cause_not_a_timeout(
     assert run["errors"] == run["turns"] == 100
     assert "Too many open files" in run["first_error"]
     assert elapsed < 30 + 20  # the turns' timeout (30 s) was not waited out in full + start
+
+
+@pytest.mark.parametrize(("sig", "code", "name"), [(signal.SIGTERM, 143, "SIGTERM"),
+                                                   (signal.SIGINT, 130, "SIGINT")])
+def test_a_signal_keeps_the_runs_that_finished(llm_server: LLMServer, wav: Path, tmp_path: Path,
+                                               sig: int, code: int, name: str) -> None:
+    # run 1 (one caller) makes two requests, its greeting and its answer; then every request
+    # hangs, so run 2 (two callers) is under way when the signal comes
+    env = subprocess_env(LIVEKIT_INFERENCE_URL=llm_server.url, LIVEKIT_API_KEY=API_KEY,
+                         LIVEKIT_API_SECRET=API_SECRET)
+    proc = subprocess.Popen([sys.executable, "-m", "lkmetrics", "bench", "voice", "--format",
+                             "json", "--db", str(tmp_path / "bench.db"), "--agent", str(SHOP),
+                             "--concurrency", "1,2", "--say", str(wav)],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
+    try:
+        deadline = time.monotonic() + 120
+        while len(llm_server.script.requests) < 2 and time.monotonic() < deadline:
+            time.sleep(0.01)
+        time.sleep(0.3)  # the answer's request has begun its 0.05 s wait
+        llm_server.script.ttft = 60.0
+        while len(llm_server.script.requests) < 3 and time.monotonic() < deadline:
+            time.sleep(0.01)
+        time.sleep(1.0)
+        assert proc.poll() is None, proc.communicate()
+        proc.send_signal(sig)
+        out, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    lines = err.decode().splitlines()
+    assert proc.returncode == code, err
+    errors = [line for line in lines if line.startswith("Error")]
+    assert len(errors) == 1 and name in errors[0] and "bench voice" in errors[0], lines
+    assert b"Traceback" not in err
+    doc = json.loads(out)  # the run that finished, as it would have been written
+    assert [(r["concurrency"], r["turns"], r["errors"]) for r in doc["runs"]] == [(1, 1, 0)]
+    assert doc["stopped_by"] == name
+    sessions = subprocess.run([sys.executable, "-m", "lkmetrics", "sessions", "--db",
+                               str(tmp_path / "bench.db"), "--format", "json"],
+                              capture_output=True, text=True, env=subprocess_env(), timeout=60)
+    statuses = sorted(json.loads(line)["exit_status"] for line in sessions.stdout.splitlines())
+    assert statuses == sorted(["ok", *["terminated" if sig == signal.SIGTERM
+                                       else "interrupted"] * 2])

@@ -33,16 +33,20 @@ def silence(seconds: float) -> np.ndarray:
     return np.zeros(int(RATE * seconds), dtype=np.int16)
 
 
-async def speak(adapter: stt.STT[Any], audio: list[np.ndarray]
+async def speak(adapter: stt.STT[Any], audio: list[np.ndarray],
+                events: list[tuple[float, str, str]] | None = None
                 ) -> tuple[float, list[tuple[float, str]]]:
     """Push AUDIO in real time into a stream of ADAPTER; return when the last loud frame was
-    pushed and each final transcript with the time it came."""
+    pushed and each final transcript with the time it came. EVENTS gets every transcript
+    event (time, type, text)."""
     stream = adapter.stream()
     finals: list[tuple[float, str]] = []
     last_loud = 0.0
 
     async def read() -> None:
         async for ev in stream:
+            if ev.alternatives and events is not None:
+                events.append((time.perf_counter(), ev.type.value, ev.alternatives[0].text))
             if ev.type == stt.SpeechEventType.FINAL_TRANSCRIPT:
                 finals.append((time.perf_counter(), ev.alternatives[0].text))
 
@@ -95,6 +99,40 @@ def test_speech_that_resumes_drops_the_early_transcript_and_keeps_one_segment() 
     assert [text for _, text in finals] == ["first"]  # one segment, one transcript
     assert len(scripted.audio_seconds) == 2  # the dropped early start, then the kept one
     assert scripted.audio_seconds[0] < 0.9 < 1.4 < scripted.audio_seconds[1]
+
+
+def test_the_early_transcript_goes_out_as_a_preflight_before_the_vad_ends_the_speech() -> None:
+    """STT 0.4 s, early start after 0.1 s, the VAD's silence 0.8 s: LiveKit gets the text as a
+    preflight transcript 0.5 s after the speech (its preemptive generation starts then) and
+    the same text as the final one when the VAD ends the speech, 0.8 s after it."""
+    events: list[tuple[float, str, str]] = []
+    adapter = EarlyStreamAdapter(stt=ScriptedSTT(["hello there"], delay=0.4),
+                                 vad=EnergyVAD(min_silence=0.8, raw_runs=True),
+                                 early_silence=0.1)
+    last_loud, _ = asyncio.run(speak(adapter, [silence(0.2), tone(0.8), silence(1.6)], events))
+    assert [(kind, text) for _, kind, text in events] == [
+        ("preflight_transcript", "hello there"), ("final_transcript", "hello there")]
+    preflight, final = (t - last_loud for t, _, _ in events)
+    assert 0.45 <= preflight <= 0.7, preflight
+    assert 0.75 <= final <= 1.05, final
+    assert final - preflight >= 0.15
+
+
+def test_speech_after_a_preflight_makes_it_stale_and_one_final_covers_the_line() -> None:
+    """A 0.6 s pause: long enough for the early transcript to go out as a preflight (0.1 +
+    0.4 s), shorter than the VAD's 0.8 s. The caller goes on: an interim transcript tells
+    LiveKit the preflight is stale, and the next preflight and the final transcript are of
+    the whole line."""
+    events: list[tuple[float, str, str]] = []
+    scripted = ScriptedSTT(["first half", "the whole line"], delay=0.4)
+    adapter = EarlyStreamAdapter(stt=scripted, vad=EnergyVAD(min_silence=0.8, raw_runs=True),
+                                 early_silence=0.1)
+    audio = [silence(0.2), tone(0.6), silence(0.6), tone(0.6), silence(1.8)]
+    asyncio.run(speak(adapter, audio, events))
+    assert [(kind, text) for _, kind, text in events] == [
+        ("preflight_transcript", "first half"), ("interim_transcript", "first half"),
+        ("preflight_transcript", "the whole line"), ("final_transcript", "the whole line")]
+    assert scripted.audio_seconds[1] > 1.6  # the final one heard both halves
 
 
 @pytest.mark.parametrize(("text", "pieces"), [

@@ -120,6 +120,16 @@ def test_a_turns_own_step_wins_over_the_flag(tmp_path: Path) -> None:
     assert second.behaviour.over(flags) == flags
 
 
+def test_a_byte_order_mark_is_not_part_of_the_scenario(tmp_path: Path) -> None:
+    # Windows editors (Notepad) start UTF-8 files with one; TOML itself does not allow it
+    from lkmetrics.simulate.scenario import load_scenario
+
+    path = tmp_path / "bom.toml"
+    path.write_bytes(b'\xef\xbb\xbf[[turn]]\nsay = "Hi there."\n')
+    [turn] = load_scenario(path)
+    assert turn.text == "Hi there."
+
+
 WAV = 'wav = "there.wav"\n'
 
 

@@ -232,9 +232,10 @@ def variants(settings: AgentSettings, config: VoiceConfig
 def run(config: VoiceConfig, bench_id: str, *, db: Path | None, record: bool,
         progress: Progress | None = None, factory: Factory | None = None,
         fleet: Sequence[Any] = (), stop: Stop | None = None, user: UserAgent | None = None,
-        ) -> tuple[list[VoiceRun], list[str]]:
+        done: list[VoiceRun] | None = None) -> tuple[list[VoiceRun], list[str]]:
     """Every combination at every concurrency, in turn; the runs and any write errors.
-    ``user``: --agent's agent (loaded), run by every caller instead of the built-in one."""
+    ``user``: --agent's agent (loaded), run by every caller instead of the built-in one.
+    ``done`` gets each run as it finishes (what is left of a bench a signal stops)."""
     from lkmetrics.simulate.caller import lines_of
     from lkmetrics.simulate.script import backchannel_pcm, load_utterances, scenario_utterances
 
@@ -242,7 +243,7 @@ def run(config: VoiceConfig, bench_id: str, *, db: Path | None, record: bool,
               else load_utterances(config.say, 1))
     utterances = lines_of(script) * config.repeat
     backchannel = backchannel_pcm(script, config.behaviour)
-    runs: list[VoiceRun] = []
+    runs: list[VoiceRun] = done if done is not None else []
     write_errors: list[str] = []
     with contextlib.ExitStack() as stack:
         if any(s.llm == "local" for s in config.stacks):

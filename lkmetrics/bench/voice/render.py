@@ -23,9 +23,13 @@ STAGES = ("eou_delay", "transcription_delay", "llm_ttft", "tts_ttfb")  # the tab
 
 
 def write_json(bench_id: str, runs: Sequence[VoiceRun], checked: Sequence[BudgetResult],
-               out: IO[str]) -> None:
-    """Exactly one JSON document, on one line."""
-    out.write(json.dumps(document(bench_id, runs, checked), separators=(",", ":")) + "\n")
+               out: IO[str], *, stopped_by: str | None = None) -> None:
+    """Exactly one JSON document, on one line; ``stopped_by``: the signal that stopped the
+    bench (the document then holds the runs that finished before it)."""
+    doc = document(bench_id, runs, checked)
+    if stopped_by is not None:
+        doc["stopped_by"] = stopped_by
+    out.write(json.dumps(doc, separators=(",", ":")) + "\n")
     out.flush()
 
 
@@ -50,32 +54,41 @@ def write_table(bench_id: str, runs: Sequence[VoiceRun], checked: Sequence[Budge
                       soft_wrap=True)
     for rank, combination in enumerate(order, 1):
         console.print(text(f"  {rank}  {combination}"), soft_wrap=True)
-    table = Table(box=box.SIMPLE_HEAVY, caption="stages: p50 of LiveKit's per-turn report",
-                  caption_justify="left")
+    # tables that each fit in 80 columns, row for row: the latency and what failed, where
+    # the time went, and (when measured) how the conversation went
     shown = conversation_columns(runs)
     swept = any(r.sweep for r in runs)
+    rows = sorted(runs, key=lambda r: (order.index(r.combination), r.concurrency))
     e2e_name, heard_name = (FIGURES_BY_NAME[TURN_FIGURES[k][1]].shown for k in ("e2e", "heard"))
-    for name in ("#", "callers", *(("value",) if swept else ()), f"{e2e_name} p50",
-                 f"{e2e_name} p95", f"{heard_name} p50", f"{heard_name} p95",
-                 *(FIGURES_BY_NAME[TURN_FIGURES[k][1]].shown for k in STAGES),
-                 *(f.bench_header for f in shown), "failed"):
-        table.add_column(name, justify="right")
-    for run in sorted(runs, key=lambda r: (order.index(r.combination), r.concurrency)):
+
+    def table(columns: Sequence[str], cells: Any, caption: str | None = None) -> Any:
+        out = Table(box=box.SIMPLE_HEAVY, caption=caption, caption_justify="left")
+        for name in ("#", "callers", *(("value",) if swept else ()), *columns):
+            out.add_column(name, justify="right")
+        for run in rows:
+            out.add_row(str(order.index(run.combination) + 1), str(run.concurrency),
+                        *((f"{run.sweep[1]:g} s" if run.sweep else "",) if swept else ()),
+                        *cells(run))
+        return out
+
+    def latency_cells(run: VoiceRun) -> list[Any]:
         e2e, heard = run.stats("e2e"), run.stats("heard")
         errors = (Text(f"{run.errors}/{run.planned}", style="red") if run.errors
                   else Text(f"0/{run.planned}"))
         mark = "" if not checked or passed(run, checked) else " ✗"
-        table.add_row(
-            str(order.index(run.combination) + 1),
-            str(run.concurrency), *((f"{run.sweep[1]:g} s" if run.sweep else "",)
-                                    if swept else ()),
-            fmt_value(e2e["p50"], "s"), fmt_value(e2e["p95"], "s"),
-            fmt_value(heard["p50"], "s"), fmt_value(heard["p95"], "s"),
-            *(fmt_value(run.stats(n)["p50"], "s") for n in STAGES),
-            *(conversation_cell(run, f) for f in shown),
-            errors.append(mark, style="red"),
-        )
-    console.print(table)
+        return [fmt_value(e2e["p50"], "s"), fmt_value(e2e["p95"], "s"),
+                fmt_value(heard["p50"], "s"), fmt_value(heard["p95"], "s"),
+                errors.append(mark, style="red")]
+
+    console.print(table((f"{e2e_name} p50", f"{e2e_name} p95", f"{heard_name} p50",
+                         f"{heard_name} p95", "failed"), latency_cells))
+    console.print(table([FIGURES_BY_NAME[TURN_FIGURES[k][1]].shown for k in STAGES],
+                        lambda run: [fmt_value(run.stats(n)["p50"], "s") for n in STAGES],
+                        caption="stages: p50 of LiveKit's per-turn report"))
+    if shown:
+        console.print(table([f.bench_header for f in shown],
+                            lambda run: [conversation_cell(run, f) for f in shown],
+                            caption="the conversation, as the callers heard it"))
     if swept:
         write_sweep(runs, console)
     for run in runs:

@@ -70,9 +70,12 @@ def quiet_stdout() -> None:
         pass
 
 
-def hide_flag_metavars(command: Any, ctx: Any = None) -> None:
-    """No ``<bool>`` after an on/off flag in the help (it takes no value), -h/--help included,
-    in ``command`` and every command under it."""
+def tidy_help(command: Any, ctx: Any = None) -> None:
+    """In ``command`` and every command under it: its help's paragraphs reflowed (Typer keeps
+    a docstring's line breaks, so Rich wrapped each source line on its own, raggedly), and no
+    ``<bool>`` after an on/off flag (it takes no value), -h/--help included."""
+    if command.help:
+        command.help = reflow(command.help)
     params = list(command.params)
     if ctx is not None:
         params.append(command.get_help_option(ctx))
@@ -81,7 +84,23 @@ def hide_flag_metavars(command: Any, ctx: Any = None) -> None:
                 and getattr(param, "is_flag", False) and param.metavar is None):
             param.metavar = ""
     for sub in getattr(command, "commands", {}).values():
-        hide_flag_metavars(sub, ctx)
+        tidy_help(sub, ctx)
+
+
+def reflow(help_text: str) -> str:
+    """A docstring's paragraphs each on one line, for the terminal to wrap. A paragraph
+    with an indented or bulleted line (a list, an example) keeps its lines, as does one
+    that Click's ``\\b`` marks; what follows ``\\f`` is not help and is left as it is."""
+    import inspect
+
+    shown, cut, rest = inspect.cleandoc(help_text).partition("\f")
+    paragraphs = []
+    for paragraph in shown.split("\n\n"):
+        lines = paragraph.strip("\n").split("\n")
+        kept = paragraph.startswith("\b") or any(
+            line.startswith((" ", "- ", "* ", "$ ", "|")) for line in lines)
+        paragraphs.append(paragraph if kept else " ".join(line.strip() for line in lines))
+    return "\n\n".join(paragraphs) + cut + rest
 
 
 class _Group(TyperGroup):
@@ -102,7 +121,7 @@ class _Group(TyperGroup):
                 return TyperCommand(cmd_name, help=COMMANDS[cmd_name][1])
             command = self.commands[cmd_name] = load_command(cmd_name)
         if command is not None:
-            hide_flag_metavars(command, ctx)
+            tidy_help(command, ctx)
         return command
 
     def resolve_command(self, ctx: Any, args: list[str]) -> Any:
@@ -114,7 +133,7 @@ class _Group(TyperGroup):
         return super().resolve_command(ctx, args)
 
     def format_help(self, ctx: Any, formatter: Any) -> None:
-        hide_flag_metavars(self, ctx)
+        tidy_help(self, ctx)
         self.listing = True
         try:
             super().format_help(ctx, formatter)

@@ -239,17 +239,19 @@ def voice(
 
     Every STT x LLM x TTS combination runs the same utterances (--say, --repeat) through
     LiveKit's real pipeline, as `simulate` does, at each --concurrency: N callers talking at
-    once, each with its own paced microphone and speaker. A table ranks the combinations by
-    e2e p50: e2e p50/p95, heard latency p50/p95, the p50 of each stage (end of utterance,
-    transcription, LLM TTFT, TTS TTFB) and failed turns; with several concurrencies, the load
-    curve and the highest concurrency that kept every --fail-over budget. Heard latency is the
-    caller's own clock: its speech end to the first audible sample of the reply. Each caller
-    is a session (command `bench voice`) under one bench id: `lkmetrics report --bench ID`.
+    once, each with its own paced microphone and speaker. The combinations are ranked by e2e
+    p50; one table shows e2e p50/p95, heard latency p50/p95 and failed turns, the next the p50
+    of each stage (end of utterance, transcription, LLM TTFT, TTS TTFB); with several
+    concurrencies, the load curve and the highest concurrency that kept every --fail-over
+    budget. Heard latency is the caller's own clock: its speech end to the first audible
+    sample of the reply. Each caller is a session (command `bench voice`) under one bench id:
+    `lkmetrics report --bench ID`.
+
     With --agent, every caller talks to your agent (an AgentServer, WorkerOptions or
     entrypoint) instead, with the components the flags name replacing its own.
     --barge-in, --backchannel, --pause-mid and --scenario make the callers talk like people
-    (as in simulate) and add each stack's time to yield, false interruptions, premature ends
-    of turn and STT WER to the table; --sweep runs each stack once per value of an endpointing
+    (as in simulate) and add a table of each stack's time to yield, false interruptions,
+    premature ends of turn and STT WER; --sweep runs each stack once per value of an endpointing
     setting, showing e2e latency against premature ends of turn.
     Exit 0 when every turn got a reply and every budget held, else 1.
     """

@@ -35,6 +35,19 @@ def test_flags_show_no_bool_metavar(command: list[str]) -> None:
     assert "<bool>" not in text
 
 
+@pytest.mark.parametrize("command", COMMANDS, ids=lambda c: " ".join(c) or "lkmetrics")
+def test_help_paragraphs_fill_the_lines(command: list[str]) -> None:
+    # Typer keeps a docstring's line breaks; each source line then wrapped on its own ("...
+    # callers talking at" / "once, each ...", a 4-word line between two full ones)
+    text = help_text(*[c for c in command if c not in ("a", "b")])
+    prose = text.split("╭")[0].split("\n")[2:]  # after the usage line
+    for paragraph in "\n".join(line.strip() for line in prose).split("\n\n"):
+        lines = paragraph.strip().splitlines()
+        for line, after in zip(lines, lines[1:], strict=False):
+            # a line the terminal wrapped leaves less than the next word's room
+            assert len(line) + 1 + len(after.split()[0]) > 78, (line, after)
+
+
 # -- lkmetrics --help loads only what help needs (issue 18: at most 1.2x the Typer floor, see
 # benchmarks/help_startup.py); module sets, not timings: the same on a busy machine
 

@@ -120,17 +120,22 @@ class Capture:
         detector = session.turn_detection
         if hasattr(detector, "on") and hasattr(detector, "off"):
             components = [*components, detector]
-        for comp in components:
-            if comp is None or comp in self._components:
-                continue
-            comp.on("metrics_collected", self._on_metrics)
-            self._components.append(comp)
+        self.attach_more(components)
         session.on("conversation_item_added", self._on_item)
         session.on("session_usage_updated", self._on_usage)
         session.on("error", self._on_error)
         session.on("close", self._on_close)
         session.on("function_tools_executed", self._on_tools)
         session.on("agent_false_interruption", self._on_false_interruption)
+
+    def attach_more(self, components: Iterable[Any]) -> None:
+        """Subscribe to components built after :meth:`attach` (an LLM the agent's code builds
+        while its session runs)."""
+        for comp in components:
+            if comp is None or comp in self._components or not hasattr(comp, "on"):
+                continue
+            comp.on("metrics_collected", self._on_metrics)
+            self._components.append(comp)
 
     def detach(self) -> None:
         for comp in self._components:

@@ -2,10 +2,10 @@
 components the command line names replace the agent's own.
 
 :func:`activate` patches ``AgentSession.__init__``, ``AgentSession.start``,
-``AgentSession.update_agent`` and ``Agent.__init__`` once per process (the patches call
-LiveKit's own methods; without an active :class:`Hooks` they change nothing). The user's event
-handlers, shutdown callbacks and ``on_session_end`` are untouched: capture only adds its own
-listeners, as it does for the built-in agent.
+``AgentSession.update_agent``, ``Agent.__init__`` and ``llm.LLM.__init__`` once per process
+(the patches call LiveKit's own methods; without an active :class:`Hooks` they change
+nothing). The user's event handlers, shutdown callbacks and ``on_session_end`` are untouched:
+capture only adds its own listeners, as it does for the built-in agent.
 """
 
 from __future__ import annotations
@@ -21,6 +21,7 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 from livekit.agents import Agent, AgentSession
+from livekit.agents.llm import LLM
 from livekit.agents.llm.tool_context import get_fnc_tool_names
 from livekit.agents.types import NOT_GIVEN
 
@@ -87,6 +88,7 @@ class Hooks:
         self.say = say or _stderr
         self.captures: dict[int, Capture] = {}
         self.sessions: list[Any] = []
+        self.built_llms: list[Any] = []  # the LLMs the agent's code built (or their stand-ins)
         self._said: set[str] = set()
         self._lock = threading.Lock()
         if set(settings.replace) == set(STAGES):
@@ -109,8 +111,35 @@ class Hooks:
     # -- overrides --
 
     def _replacements(self) -> dict[str, Any]:
-        built = build_components(self.settings, self.userdata)
+        token = _building.set(True)  # lkmetrics' own models: not the agent's own LLMs
+        try:
+            built = build_components(self.settings, self.userdata)
+        finally:
+            _building.reset(token)
         return {s: getattr(built, s) for s in self.settings.replace}
+
+    def llm_built(self, llm: Any) -> None:
+        """An LLM the agent's code built (``groq.LLM(...)``). It may never reach a session or
+        an Agent (a second, faster model for fillers, a router, a summariser), so it is
+        measured wherever it is called: with --llm/--local its ``chat`` goes to the
+        replacement (one stderr line at its first call), and whichever model answers is
+        captured with the session's components."""
+        target = llm
+        if "llm" in self.settings.replace:
+            target = self._replacements()["llm"]
+            original = llm.chat
+
+            def chat(*args: Any, **kw: Any) -> Any:
+                self.note(f"lkmetrics: an LLM the agent's code calls itself, {describe(llm)}, "
+                          f"replaced by {self._by('llm')} ({self._flag('llm')})")
+                return target.chat(*args, **kw)
+
+            chat.__wrapped__ = original  # type: ignore[attr-defined]
+            llm.chat = chat
+        with self._lock:
+            self.built_llms.append(target)
+        for capture in list(self.captures.values()):  # one built while a session runs
+            capture.attach_more([target])
 
     def _by(self, stage: str) -> str:
         value = getattr(self.settings, stage)
@@ -123,7 +152,9 @@ class Hooks:
     def session_kwargs(self, kw: dict[str, Any]) -> dict[str, Any]:
         kw = dict(kw)
         for stage, new in self._replacements().items():
-            self.note(f"lkmetrics: the agent's {stage.upper()} {describe(kw.get(stage, NOT_GIVEN))}"
+            if not _given(kw.get(stage, NOT_GIVEN)):
+                continue  # the session has none: its agents bring their own (replaced there)
+            self.note(f"lkmetrics: the agent's {stage.upper()} {describe(kw[stage])}"
                       f" replaced by {self._by(stage)} ({self._flag(stage)})")
             kw[stage] = new
         if self.settings.uses_local():
@@ -238,7 +269,7 @@ class Hooks:
         return capture
 
     def attached(self, session: Any, capture: Capture, agent: Any) -> None:
-        capture.attach(session, components(session, agent))
+        capture.attach(session, [*components(session, agent), *self.built_llms])
         if self.on_session is not None:
             self.on_session(session, capture)
 
@@ -278,6 +309,8 @@ def components(session: Any, agent: Any) -> list[Any]:
 
 _active: Hooks | None = None
 _installed = False
+_building: contextvars.ContextVar[bool] = contextvars.ContextVar("lkmetrics_building",
+                                                                 default=False)
 # hooks that act only in the current context (an asyncio task and the tasks it starts), over
 # the process-wide ones: several simulated callers on one loop (bench voice), each its own
 _scoped: contextvars.ContextVar[Hooks | None] = contextvars.ContextVar("lkmetrics_hooks",
@@ -415,7 +448,17 @@ def _install() -> None:
         hooks = active()
         agent_init(self, **(hooks.agent_kwargs(self, kw) if hooks is not None else kw))
 
+    llm_init = LLM.__init__
+
+    @functools.wraps(llm_init)
+    def new_llm(self: Any, *args: Any, **kw: Any) -> None:
+        llm_init(self, *args, **kw)
+        hooks = active()
+        if hooks is not None and not _building.get():
+            hooks.llm_built(self)
+
     _patch_background_audio()
+    LLM.__init__ = new_llm  # type: ignore[method-assign]
     AgentSession.__init__ = init  # type: ignore[method-assign]
     AgentSession.start = start  # type: ignore[method-assign]
     AgentSession.update_agent = update  # type: ignore[method-assign]

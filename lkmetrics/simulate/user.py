@@ -128,7 +128,7 @@ async def simulate_user(
                 await task
             for session in hooks.sessions:
                 with contextlib.suppress(Exception):
-                    await session.aclose()
+                    await close_session(session, user)
         hooks.end_all()
     if isinstance(failure, LkmetricsError):  # lkmetrics' own refusal (e.g. prompt too long)
         raise failure
@@ -154,7 +154,7 @@ async def _close(hooks: Hooks, ctx: Any, user: UserAgent, task: asyncio.Task[Any
     """End the job as LiveKit does: close the sessions, then on_session_end and the shutdown
     callbacks (the user's, e.g. logging usage), then stop a still-running entrypoint."""
     for session in hooks.sessions:
-        await session.aclose()
+        await close_session(session, user)
     if user.on_session_end is not None and hooks.sessions:  # none started: no session to end
         await _user_hook("on_session_end", user.on_session_end, ctx)
     for callback in list(getattr(ctx, "_shutdown_callbacks", [])):
@@ -163,6 +163,64 @@ async def _close(hooks: Hooks, ctx: Any, user: UserAgent, task: asyncio.Task[Any
         task.cancel()
     with contextlib.suppress(BaseException):  # its failure was taken before
         await task
+
+
+# how long a session may take to close: LiveKit's drain waits for the agent's code (e.g. an
+# on_user_turn_completed awaiting a future nothing resolves), and would wait forever
+CLOSE_TIMEOUT = 10.0
+
+
+async def close_session(session: Any, user: UserAgent, timeout: float = CLOSE_TIMEOUT) -> None:
+    """``session.aclose()``, for at most ``timeout`` seconds: a session the agent's own code
+    keeps open is left (one line naming where that code waits), as LiveKit ends a job that
+    does not stop; the run's records are kept."""
+    try:
+        await asyncio.wait_for(session.aclose(), timeout)
+    except asyncio.TimeoutError:
+        waiting = waiting_in(user)
+        print(f"lkmetrics: the agent's session did not close within {timeout:.0f} s"
+              + (f": its code still waits in {', '.join(waiting)}" if waiting else "")
+              + "; it was stopped", file=sys.stderr, flush=True)
+
+
+def waiting_in(user: UserAgent) -> list[str]:
+    """Where the agent's own code waits, in the tasks of this loop: ``function (file:line)``
+    for the innermost frame of each task that is in the agent's folder."""
+    folder = Path(user.target.path).resolve().parent if user.target.path else None
+    found: list[str] = []
+    for task in asyncio.all_tasks():
+        if task is asyncio.current_task():
+            continue
+        mine = [f for f in _frames(task) if folder is not None and _inside(
+            f.f_code.co_filename, folder)]
+        if mine:
+            frame = mine[-1]
+            where = (f"{frame.f_code.co_qualname} ({Path(frame.f_code.co_filename).name}:"
+                     f"{frame.f_lineno})")
+            if where not in found:
+                found.append(where)
+    return found
+
+
+def _frames(task: asyncio.Task[Any]) -> list[Any]:
+    """The frames of a suspended task, outermost first, down the chain of awaits
+    (``Task.get_stack()`` gives only the outermost one)."""
+    frames = []
+    coro: Any = task.get_coro()
+    while coro is not None:
+        frame = (getattr(coro, "cr_frame", None) or getattr(coro, "gi_frame", None)
+                 or getattr(coro, "ag_frame", None))
+        if frame is None:
+            break
+        frames.append(frame)
+        coro = (getattr(coro, "cr_await", None) or getattr(coro, "gi_yieldfrom", None)
+                or getattr(coro, "ag_await", None))
+    return frames
+
+
+def _inside(filename: str, folder: Path) -> bool:
+    path = Path(filename)
+    return path.is_absolute() and folder in path.parents and "site-packages" not in path.parts
 
 
 async def _user_hook(what: str, fn: Callable[..., Any], *args: Any) -> None:

@@ -93,3 +93,51 @@ def test_prompt_longer_than_local_context_is_one_line(tmp_path: Path) -> None:
     assert last.startswith("Error: Agent's instructions are ") and "holds 2,048" in last, last
     tokens = int(last.split("are ", 1)[1].split(" tokens")[0].replace(",", ""))
     assert tokens > 2048
+
+
+FILLER = AGENTS / "filler_agent.py"
+
+
+def test_an_llm_the_agents_code_calls_itself_is_measured(llm_server: LLMServer,
+                                                         wav: Path) -> None:
+    # the fast-preresponse shape: per turn, the filler model's request and the main one's
+    # (twice: LiveKit's preemptive request is dropped, as the filler changes the context)
+    llm_server.script.ttft = LLM_TTFT
+    result = simulate(llm_server, "--agent", str(FILLER), "--say", str(wav))
+    assert result.returncode == 0, result.stderr
+    assert "Traceback" not in result.stderr and "replaced" not in result.stderr
+    recs = records(result.stdout)
+    asked = [body["model"] for body in llm_server.script.requests]
+    assert asked.count("openai/gpt-4.1-nano") == 1 and set(asked) == {
+        "openai/gpt-4.1-mini", "openai/gpt-4.1-nano"}
+    llms = [r for r in recs if r["kind"] == "llm"]
+    assert len(llms) == len(asked)  # every request measured, the filler's too
+    for rec in llms:
+        assert LLM_TTFT <= rec["ttft"] < LLM_TTFT + 0.15
+
+
+def test_an_llm_the_agents_code_calls_itself_is_replaced_too(llm_server: LLMServer,
+                                                             wav: Path) -> None:
+    result = simulate(llm_server, "--agent", str(FILLER), "--say", str(wav), "--llm",
+                      "test/model-x", "--llm-base-url", llm_server.url)
+    assert result.returncode == 0, result.stderr
+    lines = [line for line in result.stderr.splitlines() if "replaced by" in line]
+    assert lines == [  # the session has no LLM: nothing is said of it
+        "lkmetrics: Filler's LLM openai/gpt-4.1-mini replaced by test/model-x at "
+        f"{llm_server.url} (--llm)",
+        "lkmetrics: an LLM the agent's code calls itself, openai/gpt-4.1-nano, replaced by "
+        f"test/model-x at {llm_server.url} (--llm)"]
+    assert {body["model"] for body in llm_server.script.requests} == {"model-x"}
+    assert len([r for r in records(result.stdout) if r["kind"] == "llm"]) == len(
+        llm_server.script.requests)
+
+
+def test_a_session_the_agents_code_keeps_open_is_stopped_with_where_it_waits(
+        llm_server: LLMServer, wav: Path) -> None:
+    # the filler model fails for good: the agent's on_user_turn_completed then awaits a
+    # future nothing resolves, and LiveKit's session close would wait for it forever
+    llm_server.script.status = 500
+    result = simulate(llm_server, "--agent", str(FILLER), "--say", str(wav), "--timeout", "5")
+    assert result.returncode == 1, result.stderr
+    assert ("lkmetrics: the agent's session did not close within 10 s: its code still waits "
+            "in Filler.on_user_turn_completed (filler_agent.py:") in result.stderr

@@ -40,6 +40,7 @@ import os
 import re
 import resource
 import shlex
+import signal
 import subprocess
 import sys
 import tempfile
@@ -268,6 +269,8 @@ def print_completion(results: dict[str, dict[int, tuple[int, int]]]) -> None:
 
 
 def main() -> int:
+    # SIGTERM ends the benchmark as Ctrl-C does: the with-blocks stop the spinning processes
+    signal.signal(signal.SIGTERM, signal.default_int_handler)
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--turns", type=int, default=4,
                         help="repeat the 3-question script N times (default 4: 12 turns)")

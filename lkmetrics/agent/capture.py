@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import secrets
+from collections import deque
 from collections.abc import Iterable
 from typing import Any
 
@@ -98,6 +99,7 @@ class Capture:
         self._livekit: dict[str, Any] = {}  # pipeline thread: LiveKit's interruption events
         self._cost = LiveTurnCost()  # pipeline thread: each turn's cost from the usage so far
         self._components: list[Any] = []
+        self._recent: deque[Any] = deque(maxlen=32)  # the last metrics objects recorded
         self._session: AgentSession[Any] | None = None
         self.name_agents = False  # --agent: each turn and tool names the Agent class
         self._tools: list[Record] = []  # pipeline thread: the tool calls of the coming turn
@@ -158,6 +160,12 @@ class Capture:
     # -- loop-side handlers: enqueue only --
 
     def _on_metrics(self, ev: Any) -> None:
+        # a wrapper re-emits its models' metrics as its own (llm.FallbackAdapter): when both
+        # are captured (the agent's code built the models, the session got the adapter), the
+        # same metrics object comes twice and is recorded once
+        if any(ev is seen for seen in self._recent):
+            return
+        self._recent.append(ev)
         self.pipeline.put(self.session_id, ev, convert_metric)
 
     def _agent_name(self) -> str | None:

@@ -141,3 +141,15 @@ def test_a_session_the_agents_code_keeps_open_is_stopped_with_where_it_waits(
     assert result.returncode == 1, result.stderr
     assert ("lkmetrics: the agent's session did not close within 10 s: its code still waits "
             "in Filler.on_user_turn_completed (filler_agent.py:") in result.stderr
+
+
+def test_a_fallback_adapters_requests_are_recorded_once(llm_server: LLMServer,
+                                                        wav: Path) -> None:
+    # the adapter re-emits the metrics of the model that answered; both are captured
+    result = simulate(llm_server, "--agent", str(AGENTS / "fallback_agent.py"), "--say",
+                      str(wav))
+    assert result.returncode == 0, result.stderr
+    asked = [body["model"] for body in llm_server.script.requests]
+    assert asked and set(asked) == {"openai/gpt-4.1-mini"}  # the first model answered
+    llms = [r for r in records(result.stdout) if r["kind"] == "llm"]
+    assert len(llms) == len(asked)

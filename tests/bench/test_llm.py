@@ -157,8 +157,10 @@ def test_concurrent_requests_overlap(llm_server: LLMServer) -> None:
     # all eight in flight at once: the run takes about one request's time, not eight
     assert parallel["wall_s"] < 2 * one, (parallel["wall_s"], one)
     assert parallel["requests_per_s"] > 3 * serial["requests_per_s"]
-    # every request still waited its own TTFT
-    assert abs(parallel["ttft"]["p50"] - 0.3) <= 0.05
+    # every request waited its own TTFT, not the ones before it (queued, half of them would
+    # wait 0.6 s or more); over 0.3 s: the client stack, eight streams at once on 2 cores
+    # (0.39 s in a CI run of 2026-12-06, see CLIENT_STACK)
+    assert 0.3 - TOLERANCE <= parallel["ttft"]["p50"] < 0.3 + 0.15
 
 
 def test_failed_requests_are_counted_and_the_run_continues(llm_server: LLMServer,

@@ -29,6 +29,7 @@ from lkmetrics.agent.capture import Capture
 from lkmetrics.agent.server import build_components, session_info
 from lkmetrics.config.settings import AgentSettings
 from lkmetrics.pipeline import Pipeline
+from lkmetrics.safety import printable
 
 STAGES = ("stt", "llm", "tts")
 # the keys that the plugins' constructors insist on (deepgram.STT(), openai.LLM(), ...): the
@@ -88,7 +89,8 @@ class Hooks:
         self.say = say or _stderr
         self.captures: dict[int, Capture] = {}
         self.sessions: list[Any] = []
-        self.built_llms: list[Any] = []  # the LLMs the agent's code built (or their stand-ins)
+        self.built_llms: list[Any] = []  # the LLMs the agent's code built (or their stand-in)
+        self._stand_in: Any = None  # with --llm/--local: the LLM those calls go to
         self._said: set[str] = set()
         self._lock = threading.Lock()
         if set(settings.replace) == set(STAGES):
@@ -106,7 +108,7 @@ class Hooks:
             if line in self._said:
                 return
             self._said.add(line)
-        self.say(line)
+        self.say(printable(line))  # model names and URLs from the agent's code and the flags
 
     # -- overrides --
 
@@ -126,7 +128,10 @@ class Hooks:
         captured with the session's components."""
         target = llm
         if "llm" in self.settings.replace:
-            target = self._replacements()["llm"]
+            with self._lock:  # one stand-in serves every such LLM of this run
+                if self._stand_in is None:
+                    self._stand_in = self._replacements()["llm"]
+                target = self._stand_in
             original = llm.chat
 
             def chat(*args: Any, **kw: Any) -> Any:
@@ -137,7 +142,8 @@ class Hooks:
             chat.__wrapped__ = original  # type: ignore[attr-defined]
             llm.chat = chat
         with self._lock:
-            self.built_llms.append(target)
+            if target not in self.built_llms:
+                self.built_llms.append(target)
         for capture in list(self.captures.values()):  # one built while a session runs
             capture.attach_more([target])
 

@@ -29,6 +29,7 @@ from lkmetrics.agent.user import (
 from lkmetrics.config.settings import AgentSettings
 from lkmetrics.errors import LkmetricsError
 from lkmetrics.pipeline import Pipeline
+from lkmetrics.safety import printable
 from lkmetrics.simulate.caller import Caller, Line, PacedAudioInput, RealtimeSpeaker, TurnResult
 from lkmetrics.simulate.run import as_lines, audio_saver, make_caller
 from lkmetrics.simulate.script import Behaviour
@@ -178,9 +179,9 @@ async def close_session(session: Any, user: UserAgent, timeout: float = CLOSE_TI
         await asyncio.wait_for(session.aclose(), timeout)
     except asyncio.TimeoutError:
         waiting = waiting_in(user)
-        print(f"lkmetrics: the agent's session did not close within {timeout:.0f} s"
-              + (f": its code still waits in {', '.join(waiting)}" if waiting else "")
-              + "; it was stopped", file=sys.stderr, flush=True)
+        print(printable(f"lkmetrics: the agent's session did not close within {timeout:.0f} s"
+                        + (f": its code still waits in {', '.join(waiting)}" if waiting else "")
+                        + "; it was stopped"), file=sys.stderr, flush=True)
 
 
 def waiting_in(user: UserAgent) -> list[str]:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import math
+import re
 import threading
 import time
 from typing import Any, Literal
@@ -56,11 +57,16 @@ def whisper_threads() -> int:
 class WhisperSTT(stt.STT[Literal["metrics_collected", "error"]]):
     """Non-streaming STT on Whisper tiny.en; LiveKit's base class emits its STTMetrics."""
 
-    def __init__(self, *, model: Any = None, beam_size: int = 1) -> None:
-        """Use a preloaded faster_whisper.WhisperModel, or load_whisper() on first use."""
+    def __init__(self, *, model: Any = None, beam_size: int = 1, short_window: bool = True
+                 ) -> None:
+        """Use a preloaded faster_whisper.WhisperModel, or load_whisper() on first use.
+
+        ``short_window``: lines that fit decode greedily in a 10 s window (transcribe_short),
+        the others in faster-whisper's 30 s one with ``beam_size``."""
         super().__init__(capabilities=stt.STTCapabilities(streaming=False, interim_results=False))
         self._whisper: Any = model
         self._beam_size = beam_size
+        self._short_window = short_window
 
     @property
     def model(self) -> str:
@@ -101,22 +107,93 @@ class WhisperSTT(stt.STT[Literal["metrics_collected", "error"]]):
     def _transcribe(self, frame: rtc.AudioFrame) -> tuple[str, float]:
         """Run Whisper on one frame in a worker thread; return (text, confidence)."""
         audio = pcm16_to_float32(frame_to_pcm16_mono(frame, WHISPER_SAMPLE_RATE))
-        if audio.size < WHISPER_SAMPLE_RATE // 100:  # under 10 ms: nothing to hear
-            return "", 0.0
-        segments, _info = self._whisper.transcribe(
-            audio,
-            language="en",
-            beam_size=self._beam_size,
-            condition_on_previous_text=False,
-            without_timestamps=True,
-            vad_filter=False,
-        )
-        parts = list(segments)  # the generator does the decoding
-        text = " ".join(s.text.strip() for s in parts if s.text.strip())
-        if not parts:
-            return text, 0.0
-        confidence = sum(math.exp(s.avg_logprob) for s in parts) / len(parts)
-        return text, min(1.0, max(0.0, confidence))
+        return transcribe(self._whisper, audio, beam_size=self._beam_size,
+                          short_window=self._short_window)
+
+
+def transcribe(whisper: Any, audio: Any, *, beam_size: int = 1, short_window: bool = True
+               ) -> tuple[str, float]:
+    """(text, confidence) of ``audio`` (float32, 16 kHz mono) by ``whisper`` (a
+    faster_whisper.WhisperModel): in the short window when ``short_window`` and the line fits
+    (transcribe_short), else in faster-whisper's 30 s window."""
+    if audio.size < WHISPER_SAMPLE_RATE // 100:  # under 10 ms: nothing to hear
+        return "", 0.0
+    short = transcribe_short(whisper, audio) if short_window else None
+    if short is not None:
+        return short
+    segments, _info = whisper.transcribe(
+        audio,
+        language="en",
+        beam_size=beam_size,
+        condition_on_previous_text=False,
+        without_timestamps=True,
+        vad_filter=False,
+    )
+    parts = list(segments)  # the generator does the decoding
+    text = " ".join(s.text.strip() for s in parts if s.text.strip())
+    if not parts:
+        return text, 0.0
+    confidence = sum(math.exp(s.avg_logprob) for s in parts) / len(parts)
+    return text, min(1.0, max(0.0, confidence))
+
+
+# Whisper's encoder reads 30 s of audio (3000 mel frames of 10 ms), a line padded with
+# silence: on a 2 s line most of its time goes to the padding. A 10 s window, padded the same
+# way, gives the same words in a quarter of the time (benchmarks/whisper_window.py); with
+# less than ~1 s of padding Whisper repeats itself, so longer lines take the full window.
+SHORT_WINDOW_FRAMES = 1000
+MIN_PADDING_FRAMES = 100
+# a decoding that runs this many tokens per second of audio (speech is ~4) is a repetition
+MAX_TOKENS_PER_SECOND = 10
+# faster-whisper's own thresholds: a repetitive text, and what counts as no speech
+COMPRESSION_RATIO_THRESHOLD = 2.4
+NO_SPEECH_THRESHOLD = 0.6
+LOG_PROB_THRESHOLD = -1.0
+
+
+def transcribe_short(whisper: Any, audio: Any) -> tuple[str, float] | None:
+    """Greedy Whisper decoding of ``audio`` (float32, 16 kHz) in a SHORT_WINDOW_FRAMES window:
+    (text, confidence), or None when the line does not fit with its padding or the decoding
+    looks degenerate (too many tokens, or a text that compresses like a repetition), for the
+    caller to decode in the full window."""
+    ctranslate2 = import_local("ctranslate2")
+    fw_audio = import_local("faster_whisper.audio")
+    fw_transcribe = import_local("faster_whisper.transcribe")
+    fw_tokenizer = import_local("faster_whisper.tokenizer")
+    features = whisper.feature_extractor(audio)
+    if features.shape[-1] + MIN_PADDING_FRAMES > SHORT_WINDOW_FRAMES:
+        return None
+    tokenizer = fw_tokenizer.Tokenizer(whisper.hf_tokenizer, whisper.model.is_multilingual,
+                                       task="transcribe", language="en")
+    prompt = [*tokenizer.sot_sequence, tokenizer.no_timestamps]
+    window = fw_audio.pad_or_trim(features, SHORT_WINDOW_FRAMES)[None]
+    encoded = whisper.model.encode(
+        ctranslate2.StorageView.from_array(window.astype("float32", copy=False)))
+    cap = int(MAX_TOKENS_PER_SECOND * audio.size / WHISPER_SAMPLE_RATE) + 10
+    result = whisper.model.generate(
+        encoded, [prompt], beam_size=1, max_length=len(prompt) + cap, return_scores=True,
+        return_no_speech_prob=True, suppress_blank=True,
+        suppress_tokens=fw_transcribe.get_suppressed_tokens(tokenizer, [-1]))[0]
+    tokens = result.sequences_ids[0]
+    text = tokenizer.decode(tokens).strip()
+    avg_logprob = result.scores[0] * len(tokens) / (len(tokens) + 1)
+    if (len(tokens) >= cap or repeats_itself(text)
+            or fw_transcribe.get_compression_ratio(text) > COMPRESSION_RATIO_THRESHOLD):
+        return None
+    if result.no_speech_prob > NO_SPEECH_THRESHOLD and avg_logprob < LOG_PROB_THRESHOLD:
+        return "", 0.0  # faster-whisper's rule for a segment with no speech
+    return text, min(1.0, max(0.0, math.exp(avg_logprob))) if text else 0.0
+
+
+def repeats_itself(text: str, min_words: int = 3) -> bool:
+    """Whether TEXT says the same MIN_WORDS or more words twice in a row ("what is it what is
+    it"), the way Whisper loops when its window is cut short; case and punctuation aside."""
+    words = re.findall(r"[\w']+", text.lower())
+    for size in range(min_words, len(words) // 2 + 1):
+        for i in range(len(words) - 2 * size + 1):
+            if words[i:i + size] == words[i + size:i + 2 * size]:
+                return True
+    return False
 
 
 # start Whisper once the caller has been silent this long, before the VAD ends the speech

@@ -23,16 +23,19 @@ import pytest
 from livekit import rtc
 from livekit.agents.metrics import STTMetrics, TTSMetrics
 
+from lkmetrics.analysis.wer import word_error_rate
 from lkmetrics.errors import LkmetricsError, MissingExtraError
 from lkmetrics.local import require_local_extra
+from lkmetrics.local import stt as stt_module
 from lkmetrics.local.llm_server import LlamaServer
 from lkmetrics.local.speech import (
     frame_to_pcm16_mono,
+    pcm16_to_float32,
     read_wav_pcm16_mono,
     synthesize_wav,
     write_wav_pcm16,
 )
-from lkmetrics.local.stt import WhisperSTT, load_whisper
+from lkmetrics.local.stt import WhisperSTT, load_whisper, transcribe, transcribe_short
 from lkmetrics.local.tts import PiperTTS, load_piper
 from tests.helpers.common import wait_gone
 
@@ -116,6 +119,58 @@ def test_whisper_stt_understands_piper_and_livekit_emits_metrics(
     assert not m.streamed
     assert m.metadata is not None
     assert (m.metadata.model_name, m.metadata.model_provider) == ("whisper-tiny.en", "local")
+
+
+@pytest.mark.parametrize("line", [
+    QUESTION,
+    "Please turn off the lights in the kitchen.",
+    "Tell me a short story about a dragon who learns to fly over the mountains.",
+])
+def test_a_line_that_fits_is_heard_in_the_short_window(whisper: Any, voice: Any, line: str,
+                                                      tmp_path: Path) -> None:
+    path = tmp_path / "line.wav"
+    synthesize_wav(line, path, voice=voice)
+    audio = pcm16_to_float32(read_wav_pcm16_mono(path, 16000))
+
+    short = transcribe_short(whisper, audio)
+
+    assert short is not None, "a line under 9 s decodes in the 10 s window"
+    text, confidence = short
+    assert word_error_rate(line, text) == 0.0, text
+    assert 0.5 < confidence <= 1.0
+    assert transcribe(whisper, audio) == short  # what WhisperSTT uses
+
+
+def test_a_longer_line_takes_the_full_window(whisper: Any) -> None:
+    gap = np.zeros(24000, dtype=np.float32)
+    lines = [pcm16_to_float32(read_wav_pcm16_mono(REPO / f"lkmetrics/data/question{n}.wav",
+                                                  16000)) for n in (1, 2, 3)]
+    audio = np.concatenate([part for line in lines for part in (line, gap)])
+    # ~10.5 s: no room for the padding in 10 s
+    assert audio.size / 16000 > (stt_module.SHORT_WINDOW_FRAMES
+                                 - stt_module.MIN_PADDING_FRAMES) / 100
+
+    assert transcribe_short(whisper, audio) is None
+    text, _ = transcribe(whisper, audio)
+    for words in ("capital of france", "days", "color"):
+        assert words in text.lower(), text
+
+
+def test_a_repeating_decoding_falls_back_to_the_full_window(
+        whisper: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    audio = pcm16_to_float32(read_wav_pcm16_mono(REPO / "lkmetrics/data/question1.wav", 16000))
+    frames = whisper.feature_extractor(audio).shape[-1]
+    # a window with no padding after the speech: Whisper repeats the line until the cap
+    monkeypatch.setattr(stt_module, "SHORT_WINDOW_FRAMES", frames)
+    monkeypatch.setattr(stt_module, "MIN_PADDING_FRAMES", 0)
+
+    assert transcribe_short(whisper, audio) is None
+    text, _ = transcribe(whisper, audio)
+    assert word_error_rate(QUESTION, text) == 0.0, text
+
+
+def test_silence_is_no_words(whisper: Any) -> None:
+    assert transcribe(whisper, np.zeros(16000, dtype=np.float32)) == ("", 0.0)
 
 
 def test_whisper_stt_never_blocks_the_event_loop(whisper: Any, question_wav: Path) -> None:

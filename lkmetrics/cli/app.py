@@ -12,6 +12,7 @@ import os
 import signal
 import sys
 import threading
+import traceback
 from collections.abc import Iterator
 from types import FrameType
 from typing import Any
@@ -248,6 +249,17 @@ def main() -> None:
     except SystemExit as done:
         exit_past_native_runtime(done)
         raise
+    except BaseException:  # a bug: its traceback, then the same way out
+        if native_runtime_started():
+            sys.excepthook(*sys.exc_info())
+            exit_past_native_runtime(SystemExit(1))
+        raise
+
+
+def native_runtime_started() -> bool:
+    """Whether this process started LiveKit's native runtime (any livekit.rtc object does)."""
+    ffi = sys.modules.get("livekit.rtc._ffi_client")
+    return ffi is not None and getattr(ffi.FfiClient, "_instance", None) is not None
 
 
 def exit_past_native_runtime(done: SystemExit) -> None:
@@ -257,9 +269,11 @@ def exit_past_native_runtime(done: SystemExit) -> None:
     the interpreter's finalization. During finalization, a native thread that calls back into
     Python (an FFI event) is ended by Python with pthread_exit, which Rust cannot unwind
     through: the process aborted (SIGABRT, "panic in a function that cannot unwind") after
-    its work was done, once in about five runs of the test suite. Otherwise: nothing."""
-    ffi = sys.modules.get("livekit.rtc._ffi_client")
-    if ffi is None or getattr(ffi.FfiClient, "_instance", None) is None:
+    its work was done, once in about five runs of the test suite. Otherwise: nothing.
+
+    Files still open are not flushed by os._exit: lkmetrics' writers flush each record and
+    close before the command returns, and logging's handlers close in the exit handlers."""
+    if not native_runtime_started():
         return
     import atexit
 
@@ -267,11 +281,19 @@ def exit_past_native_runtime(done: SystemExit) -> None:
     if code is not None and not isinstance(code, int):
         print(code, file=sys.stderr)
     status = 0 if code is None else code if isinstance(code, int) else 1
-    shutdown = getattr(threading, "_shutdown", None)  # what the interpreter calls first
-    if shutdown is not None:
-        shutdown()
-    atexit._run_exitfuncs()
-    for stream in (sys.stdout, sys.stderr):
-        with contextlib.suppress(OSError, ValueError):
-            stream.flush()
+    try:
+        shutdown = getattr(threading, "_shutdown", None)  # what the interpreter calls first
+        if shutdown is not None:
+            shutdown()
+        atexit._run_exitfuncs()
+    except KeyboardInterrupt:  # a Ctrl-C while a thread finishes: still this way out
+        print("Error: interrupted (SIGINT).", file=sys.stderr)
+        status = 130
+    except BaseException:  # a failing exit handler: its traceback, as Python prints it
+        traceback.print_exc()
+        status = status or 1
+    for stream in (sys.stdout, sys.stderr, sys.__stdout__, sys.__stderr__):
+        if stream is not None:
+            with contextlib.suppress(OSError, ValueError):  # a closed pipe: as exit 0
+                stream.flush()
     os._exit(status)

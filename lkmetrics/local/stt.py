@@ -149,9 +149,12 @@ SHORT_WINDOW_FRAMES = 1000
 MIN_PADDING_FRAMES = 100
 FULL_WINDOW_FRAMES = 3000
 WHISPER_WINDOW_ENV = "LKMETRICS_WHISPER_WINDOW"
-# a decoding that runs this many tokens per second of audio (speech is ~4) is a repetition
+# a decoding that reaches this many tokens per second of audio, plus the allowance, is a
+# repetition (speech is ~4 tokens per second)
 MAX_TOKENS_PER_SECOND = 10
-# faster-whisper's own thresholds: a repetitive text, and what counts as no speech
+TOKEN_ALLOWANCE = 10
+# faster-whisper's own thresholds: a repetitive text, a decoding it would retry at a higher
+# temperature (so do we, in the full window), and what counts as no speech
 COMPRESSION_RATIO_THRESHOLD = 2.4
 NO_SPEECH_THRESHOLD = 0.6
 LOG_PROB_THRESHOLD = -1.0
@@ -165,7 +168,7 @@ def whisper_window_frames() -> int:
     value = os.environ.get(WHISPER_WINDOW_ENV, "").strip()
     if not value:
         return SHORT_WINDOW_FRAMES
-    if not value.isdigit() or not 2 <= int(value) <= 30:
+    if not value.isdecimal() or not 2 <= int(value) <= 30:
         raise LocalModelError(
             f"{WHISPER_WINDOW_ENV} must be whole seconds from 2 to 30 (got {value!r}), "
             f"e.g. {WHISPER_WINDOW_ENV}=30 for Whisper's own 30 s window")
@@ -175,9 +178,10 @@ def whisper_window_frames() -> int:
 def transcribe_short(whisper: Any, audio: Any) -> tuple[str, float] | None:
     """Greedy Whisper decoding of ``audio`` (float32, 16 kHz) in the short window
     (whisper_window_frames): (text, confidence), or None when the window is the full one, the
-    line does not fit with its padding, or the decoding looks degenerate (too many tokens, a
-    phrase said twice in a row, or a text that compresses like a repetition), for the caller
-    to decode in the full window."""
+    line does not fit with its padding, or the decoding looks degenerate or unsure (too many
+    tokens, a phrase said twice in a row, a text that compresses like a repetition, a mean
+    log-probability under faster-whisper's threshold), for the caller to decode in the full
+    window, where faster-whisper retries at higher temperatures."""
     frames = whisper_window_frames()
     if frames >= FULL_WINDOW_FRAMES:
         return None
@@ -194,19 +198,20 @@ def transcribe_short(whisper: Any, audio: Any) -> tuple[str, float] | None:
     window = fw_audio.pad_or_trim(features, frames)[None]
     encoded = whisper.model.encode(
         ctranslate2.StorageView.from_array(window.astype("float32", copy=False)))
-    cap = int(MAX_TOKENS_PER_SECOND * audio.size / WHISPER_SAMPLE_RATE) + 10
+    limit = int(MAX_TOKENS_PER_SECOND * audio.size / WHISPER_SAMPLE_RATE) + TOKEN_ALLOWANCE
     result = whisper.model.generate(
-        encoded, [prompt], beam_size=1, max_length=len(prompt) + cap, return_scores=True,
-        return_no_speech_prob=True, suppress_blank=True,
+        # CTranslate2's Whisper decodes at most half of max_length (448: Whisper's 224)
+        encoded, [prompt], beam_size=1, max_length=2 * max(limit, len(prompt)),
+        return_scores=True, return_no_speech_prob=True, suppress_blank=True,
         suppress_tokens=fw_transcribe.get_suppressed_tokens(tokenizer, [-1]))[0]
     tokens = result.sequences_ids[0]
     text = tokenizer.decode(tokens).strip()
     avg_logprob = result.scores[0] * len(tokens) / (len(tokens) + 1)
-    if (len(tokens) >= cap or repeats_itself(text)
+    if result.no_speech_prob > NO_SPEECH_THRESHOLD and avg_logprob <= LOG_PROB_THRESHOLD:
+        return "", 0.0  # faster-whisper's rule for a segment with no speech
+    if (len(tokens) >= limit or avg_logprob < LOG_PROB_THRESHOLD or repeats_itself(text)
             or fw_transcribe.get_compression_ratio(text) > COMPRESSION_RATIO_THRESHOLD):
         return None
-    if result.no_speech_prob > NO_SPEECH_THRESHOLD and avg_logprob < LOG_PROB_THRESHOLD:
-        return "", 0.0  # faster-whisper's rule for a segment with no speech
     return text, min(1.0, max(0.0, math.exp(avg_logprob))) if text else 0.0
 
 

@@ -72,3 +72,46 @@ def test_without_it_python_exits_as_usual(tmp_path: Path) -> None:
     assert proc.stdout == "unflushed output"
     assert proc.stderr.splitlines() == ["returned", "interpreter finalized"]
     assert (tmp_path / "atexit").read_text() == "ran"
+
+
+MAIN = textwrap.dedent("""
+    import os, signal, sys, threading, time
+    from livekit.rtc._ffi_client import FfiClient
+    FfiClient.instance
+
+    class Finalized:
+        def __del__(self):
+            sys.stderr.write("interpreter finalized\\n")
+
+    kept = Finalized()
+    import importlib
+    cli = importlib.import_module("lkmetrics.cli.app")
+    case = sys.argv[1]
+    if case == "bug":
+        def app(**kwargs):
+            raise ZeroDivisionError("a bug in a command")
+        cli.app = app
+    elif case == "ctrl-c":  # Ctrl-C while the exit waits for a thread
+        def late():
+            time.sleep(0.3)
+            os.kill(os.getpid(), signal.SIGINT)
+            time.sleep(30)
+        threading.Thread(target=late).start()
+    sys.argv = ["lkmetrics", "--version"]
+    cli.main()
+""")
+
+
+@pytest.mark.parametrize("case,status,stderr", [
+    ("version", 0, ""),
+    ("bug", 1, "ZeroDivisionError: a bug in a command"),
+    ("ctrl-c", 130, "Error: interrupted (SIGINT)."),
+])
+def test_main_takes_that_way_out(case: str, status: int, stderr: str) -> None:
+    proc = subprocess.run([sys.executable, "-c", MAIN, case],
+                          env=subprocess_env(PYTHONPATH=str(ROOT)), capture_output=True,
+                          text=True, timeout=50)
+
+    assert proc.returncode == status, proc.stderr
+    assert stderr in proc.stderr and "interpreter finalized" not in proc.stderr, proc.stderr
+    assert proc.stdout.startswith("lkmetrics ") or case == "bug"

@@ -12,7 +12,7 @@ ROOT = TESTS.parent
 
 SCRUB = ("LIVEKIT_URL", "LIVEKIT_API_KEY", "LIVEKIT_API_SECRET", "LIVEKIT_INFERENCE_URL",
          "OPENAI_API_KEY", "LKMETRICS_FORMAT", "LKMETRICS_SETTINGS", "LKMETRICS_RELAY",
-         "LKMETRICS_OWNER_PID")
+         "LKMETRICS_OWNER_PID", "LKMETRICS_WHISPER_WINDOW")
 
 # credentials for LiveKit Inference pointed at the local server: fake, but well-formed
 API_KEY = "devkey-test"

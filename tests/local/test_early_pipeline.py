@@ -206,7 +206,22 @@ def test_whisper_window_comes_from_the_environment(monkeypatch: pytest.MonkeyPat
     assert whisper_window_frames() == 1500
     monkeypatch.setenv(WHISPER_WINDOW_ENV, "30")  # Whisper's own window: the short one is off
     assert transcribe_short(object(), None) is None
-    for bad in ("x", "1", "31", "-5", "10.5", "10s"):
+    for bad in ("x", "1", "31", "-5", "10.5", "10s", "²"):
         monkeypatch.setenv(WHISPER_WINDOW_ENV, bad)
         with pytest.raises(LkmetricsError, match=f"{WHISPER_WINDOW_ENV} must be whole seconds"):
             whisper_window_frames()
+
+
+@pytest.mark.parametrize("text,loops", [
+    ("What is it? What is it?", True),
+    ("one two three one two three four", True),
+    ("What is the capital of France? What is the capital of France?", True),
+    ("no no no no", False),  # a word said again is speech, not a loop
+    ("I think, I think that is fine.", False),
+    ("What is the capital of France?", False),
+    ("", False),
+])
+def test_repeats_itself(text: str, loops: bool) -> None:
+    from lkmetrics.local.stt import repeats_itself
+
+    assert repeats_itself(text) is loops

@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import re
 import shlex
 import signal
 import subprocess
@@ -160,7 +161,8 @@ def test_a_repeating_decoding_falls_back_to_the_full_window(
         whisper: Any, monkeypatch: pytest.MonkeyPatch) -> None:
     audio = pcm16_to_float32(read_wav_pcm16_mono(REPO / "lkmetrics/data/question1.wav", 16000))
     frames = whisper.feature_extractor(audio).shape[-1]
-    # a window with no padding after the speech: Whisper repeats the line until the cap
+    # a window with no padding after the speech: Whisper says the line again and again, up
+    # to the token limit ("What is the capital of France? What is the capital of ...")
     monkeypatch.setattr(stt_module, "SHORT_WINDOW_FRAMES", frames)
     monkeypatch.setattr(stt_module, "MIN_PADDING_FRAMES", 0)
 
@@ -169,8 +171,21 @@ def test_a_repeating_decoding_falls_back_to_the_full_window(
     assert word_error_rate(QUESTION, text) == 0.0, text
 
 
+def test_a_decoding_that_reaches_the_token_limit_falls_back(
+        whisper: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    audio = pcm16_to_float32(read_wav_pcm16_mono(REPO / "lkmetrics/data/question1.wav", 16000))
+    assert transcribe_short(whisper, audio) is not None  # 8 tokens, under 10/s + 10
+    monkeypatch.setattr(stt_module, "MAX_TOKENS_PER_SECOND", 0)
+    monkeypatch.setattr(stt_module, "TOKEN_ALLOWANCE", 5)  # stops at 5 tokens: a cut line
+
+    assert transcribe_short(whisper, audio) is None
+    text, _ = transcribe(whisper, audio)
+    assert word_error_rate(QUESTION, text) == 0.0, text
+
+
 def test_silence_is_no_words(whisper: Any) -> None:
-    assert transcribe(whisper, np.zeros(16000, dtype=np.float32)) == ("", 0.0)
+    text, _ = transcribe(whisper, np.zeros(16000, dtype=np.float32))
+    assert word_error_rate("", text) is None and not re.search(r"\w", text), text
 
 
 def test_whisper_stt_never_blocks_the_event_loop(whisper: Any, question_wav: Path) -> None:

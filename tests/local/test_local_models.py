@@ -23,6 +23,7 @@ import numpy as np
 import pytest
 from livekit import rtc
 from livekit.agents.metrics import STTMetrics, TTSMetrics
+from livekit.agents.utils import merge_frames
 
 from lkmetrics.analysis.wer import word_error_rate
 from lkmetrics.errors import LkmetricsError, MissingExtraError
@@ -140,6 +141,34 @@ def test_a_line_that_fits_is_heard_in_the_short_window(whisper: Any, voice: Any,
     assert word_error_rate(line, text) == 0.0, text
     assert 0.5 < confidence <= 1.0
     assert transcribe(whisper, audio) == short  # what WhisperSTT uses
+
+
+def test_the_guess_is_the_short_window_without_metrics_and_the_final_the_full_one(
+        whisper: Any, question_wav: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """LKMETRICS_WHISPER_FINAL=full's parts: WhisperSTT.guess gives the short window's text
+    and emits no metrics; WhisperSTT(short_window=False) recognizes in the full window."""
+    pcm = read_wav_pcm16_mono(question_wav, 22050)
+    frames = frames_of(pcm, 22050)
+    whole = pcm16_to_float32(frame_to_pcm16_mono(merge_frames(frames), 16000))
+    stt = WhisperSTT(model=whisper, short_window=False)
+    metrics: list[STTMetrics] = []
+    stt.on("metrics_collected", metrics.append)
+
+    guessed = asyncio.run(stt.guess(frames))
+
+    assert guessed is not None and not metrics
+    short = transcribe_short(whisper, whole)
+    assert short is not None and guessed.text == short[0], (guessed.text, short)
+    assert_heard_question(guessed.text)
+    stt.off("metrics_collected", metrics.append)
+    text, [m] = recognize(stt, frames)
+    assert_heard_question(text)
+    assert m.duration > 0
+    monkeypatch.setattr(stt_module, "transcribe_short", lambda *a: pytest.fail("short window"))
+    assert recognize(stt, frames)[0] == text  # the full window only
+    monkeypatch.undo()
+    monkeypatch.setenv(stt_module.WHISPER_WINDOW_ENV, "30")  # the short window off: no guess
+    assert asyncio.run(stt.guess(frames)) is None
 
 
 def test_a_longer_line_takes_the_full_window(whisper: Any) -> None:

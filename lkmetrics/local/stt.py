@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import math
 import os
 import re
@@ -26,6 +27,8 @@ from livekit.agents.vad import VADEventType
 from lkmetrics.errors import LocalModelError
 from lkmetrics.local import env_threads, import_local
 from lkmetrics.local.speech import frame_to_pcm16_mono, pcm16_to_float32
+
+log = logging.getLogger("lkmetrics")
 
 WHISPER_MODEL_NAME = "whisper-tiny.en"
 WHISPER_SAMPLE_RATE = 16000  # what Whisper was trained on
@@ -336,6 +339,7 @@ class _EarlyStream(stt.stream_adapter.StreamAdapterWrapper):
         async def recognize() -> None:
             speech: list[rtc.AudioFrame] | None = None  # the segment so far, while speaking
             early: asyncio.Task[stt.SpeechEvent] | None = None
+            guessing: asyncio.Task[Any] | None = None  # the early task, waiting for its guess
             preflight: stt.SpeechData | None = None  # the early transcript sent as preflight
 
             def send_preflight(data: stt.SpeechData) -> None:
@@ -352,11 +356,24 @@ class _EarlyStream(stt.stream_adapter.StreamAdapterWrapper):
                     send_preflight(result.alternatives[0])
 
             async def guess_then_recognize(frames: list[rtc.AudioFrame]) -> stt.SpeechEvent:
+                nonlocal guessing
                 assert self._guess is not None
-                guessed = await self._guess(frames)
+                guessing = asyncio.current_task()
+                guessed: stt.SpeechData | None = None
+                try:
+                    guessed = await self._guess(frames)
+                except Exception as e:  # a guess is optional: the final recognition goes on
+                    log.warning("the early transcript failed: %s", e)
+                finally:
+                    if guessing is asyncio.current_task():
+                        guessing = None
                 if guessed is not None and asyncio.current_task() is early:
                     send_preflight(guessed)  # not once the VAD has ended the speech
-                return await self._recognize(frames)
+                result = await self._recognize(frames)
+                if (guessed is None and asyncio.current_task() is early and result.alternatives
+                        and result.alternatives[0].text):
+                    send_preflight(result.alternatives[0])  # no guess: the final text, early
+                return result
 
             try:
                 async for event in vad_stream:
@@ -387,8 +404,11 @@ class _EarlyStream(stt.stream_adapter.StreamAdapterWrapper):
                         self._event_ch.send_nowait(stt.SpeechEvent(
                             type=stt.SpeechEventType.END_OF_SPEECH,
                             speech_end_time=speech_end_time))
+                        if guessing is not None and guessing is early:
+                            guessing.cancel()  # no use for a guess now: recognize at once
+                            early = None
                         task = early or asyncio.create_task(self._recognize(event.frames))
-                        speech, early, preflight = None, None, None
+                        speech, early, guessing, preflight = None, None, None, None
                         self._send_final(await task, speech_end_time)
             finally:
                 if early is not None:

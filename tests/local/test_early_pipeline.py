@@ -136,13 +136,15 @@ def test_speech_after_a_preflight_makes_it_stale_and_one_final_covers_the_line()
     assert scripted.audio_seconds[1] > 1.6  # the final one heard both halves
 
 
-def guesser(texts: list[str], delay: float, calls: list[float]) -> Any:
-    """A guess (WhisperSTT.guess's shape) that takes DELAY seconds and gives TEXTS in turn;
-    CALLS gets the seconds of audio of each call."""
+def guesser(texts: list[str | Exception], delay: float, calls: list[float]) -> Any:
+    """A guess (WhisperSTT.guess's shape) that takes DELAY seconds and gives TEXTS in turn
+    (an exception is raised; "" is no guess); CALLS gets the seconds of audio of each call."""
     async def guess(frames: list[rtc.AudioFrame]) -> stt.SpeechData | None:
         calls.append(sum(f.duration for f in frames))
         await asyncio.sleep(delay)
         text = texts.pop(0) if texts else ""
+        if isinstance(text, Exception):
+            raise text
         return stt.SpeechData(language=LanguageCode("en"), text=text) if text else None
     return guess
 
@@ -170,15 +172,18 @@ def test_with_a_guess_the_preflight_is_the_guess_and_the_final_the_recognition()
 
 def test_a_guess_that_ends_after_the_vad_is_not_sent_and_speech_after_one_makes_it_stale(
 ) -> None:
-    """A guess slower than the VAD's silence gives no preflight (the final is under way); a
-    pause long enough for a guess but not for the VAD: the caller goes on, the guess's
-    preflight is marked stale, and the final covers the whole line."""
+    """A guess slower than the VAD's silence gives no preflight and is not waited for: the
+    final is recognized at the VAD's end (0.4 + 0.1 s, not 0.1 + 0.6 + 0.1 s); a pause long
+    enough for a guess but not for the VAD: the caller goes on, the guess's preflight is
+    marked stale, and the final covers the whole line."""
     events: list[tuple[float, str, str]] = []
     slow = EarlyStreamAdapter(stt=ScriptedSTT(["hello there"], delay=0.1),
                               vad=EnergyVAD(min_silence=0.4, raw_runs=True), early_silence=0.1,
                               guess=guesser(["hello there"], 0.6, []))
-    asyncio.run(speak(slow, [silence(0.2), tone(0.8), silence(1.6)], events))
+    last_loud, [(final, _)] = asyncio.run(
+        speak(slow, [silence(0.2), tone(0.8), silence(1.6)], events))
     assert [(kind, text) for _, kind, text in events] == [("final_transcript", "hello there")]
+    assert 0.4 <= final - last_loud <= 0.7, final - last_loud
 
     events.clear()
     scripted = ScriptedSTT(["first half", "the whole line"], delay=0.2)
@@ -191,6 +196,22 @@ def test_a_guess_that_ends_after_the_vad_is_not_sent_and_speech_after_one_makes_
         ("preflight_transcript", "first half"), ("interim_transcript", "first half"),
         ("preflight_transcript", "the whole line"), ("final_transcript", "the whole line")]
     assert scripted.audio_seconds[-1] > 1.6  # the final one heard both halves
+
+
+@pytest.mark.parametrize("guess", ["", RuntimeError("onnx went away")])
+def test_without_a_guess_the_recognition_is_the_preflight(guess: str | Exception) -> None:
+    """No guess (a line too long for the short window), or a guess that fails: the early
+    recognition's text goes out as the preflight when it ends before the VAD, as without a
+    guess, and the final follows; a failed guess does not end the stream."""
+    events: list[tuple[float, str, str]] = []
+    adapter = EarlyStreamAdapter(stt=ScriptedSTT(["hello there", "again"], delay=0.3),
+                                 vad=EnergyVAD(min_silence=0.8, raw_runs=True),
+                                 early_silence=0.1, guess=guesser([guess, ""], 0.05, []))
+    audio = [silence(0.2), tone(0.8), silence(1.4), tone(0.6), silence(1.6)]
+    asyncio.run(speak(adapter, audio, events))
+    assert [(kind, text) for _, kind, text in events] == [
+        ("preflight_transcript", "hello there"), ("final_transcript", "hello there"),
+        ("preflight_transcript", "again"), ("final_transcript", "again")]
 
 
 @pytest.mark.parametrize(("text", "pieces"), [

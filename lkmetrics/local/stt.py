@@ -296,7 +296,9 @@ class EarlyStreamAdapter(stt.StreamAdapter):
     With ``guess`` (WhisperSTT.guess: a quicker, less sure transcript), the preflight is the
     guess's text, sent as soon as it is ready, and the early recognition then runs to give the
     final transcript; when the guess and the final differ, LiveKit drops the reply it started
-    on the guess and starts again on the final."""
+    on the guess and starts again on the final. No guess (None, or it failed): the early
+    recognition's text is the preflight, as without ``guess``. A guess still running when the
+    VAD ends the speech is dropped, and the final recognized at once."""
 
     def __init__(self, *, stt: stt.STT[Any], vad: Any, early_silence: float = EARLY_SILENCE,
                  guess: Guess | None = None) -> None:

@@ -118,12 +118,10 @@ def build_components(settings: AgentSettings, userdata: dict[Any, Any]) -> Compo
         # Whisper starts during the VAD's closing silence, not after it; with
         # LKMETRICS_WHISPER_FINAL=full its short window's transcript is only the preflight
         # and the final one comes from the full window
-        if whisper_final_window() == "full":
-            whisper = WhisperSTT(model=userdata.get("whisper"), short_window=False)
-            stt = EarlyStreamAdapter(stt=whisper, vad=userdata["vad"], guess=whisper.guess)
-        else:
-            stt = EarlyStreamAdapter(stt=WhisperSTT(model=userdata.get("whisper")),
-                                     vad=userdata["vad"])
+        full = whisper_final_window() == "full"
+        whisper = WhisperSTT(model=userdata.get("whisper"), short_window=not full)
+        stt = EarlyStreamAdapter(stt=whisper, vad=userdata["vad"],
+                                 guess=whisper.guess if full else None)
     elif settings.stt is not None:
         stt = inference.STT(model=settings.stt)
 

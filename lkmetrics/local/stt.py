@@ -94,23 +94,16 @@ class WhisperSTT(stt.STT[Literal["metrics_collected", "error"]]):
         language: NotGivenOr[str] = NOT_GIVEN,
         conn_options: APIConnectOptions,
     ) -> stt.SpeechEvent:
-        if self._whisper is None:
-            self._whisper = await asyncio.to_thread(load_whisper)
+        whisper = await self._model()
         frame = merge_frames(buffer)
         # resampling and decoding both run off the event loop
-        text, confidence = await asyncio.to_thread(self._transcribe, frame)
+        text, confidence = await asyncio.to_thread(
+            lambda: transcribe(whisper, whisper_audio(frame), beam_size=self._beam_size,
+                               short_window=self._short_window))
         return stt.SpeechEvent(
             type=stt.SpeechEventType.FINAL_TRANSCRIPT,
             request_id=shortuuid("whisper_"),
-            alternatives=[
-                stt.SpeechData(
-                    language=LanguageCode("en"),
-                    text=text,
-                    start_time=0.0,
-                    end_time=frame.duration,
-                    confidence=confidence,
-                )
-            ],
+            alternatives=[_speech_data(frame, text, confidence)],
         )
 
     async def guess(self, frames: list[rtc.AudioFrame]) -> stt.SpeechData | None:
@@ -118,27 +111,34 @@ class WhisperSTT(stt.STT[Literal["metrics_collected", "error"]]):
         preflight: None when the short window is off, the line does not fit it, or its
         decoding looks degenerate or unsure. No metrics: the final transcript's recognition
         is the one LiveKit's STTMetrics count."""
-        if self._whisper is None:
-            self._whisper = await asyncio.to_thread(load_whisper)
+        whisper = await self._model()
         frame = merge_frames(frames)
 
         def run() -> tuple[str, float] | None:
-            audio = pcm16_to_float32(frame_to_pcm16_mono(frame, WHISPER_SAMPLE_RATE))
-            if audio.size < WHISPER_SAMPLE_RATE // 100:
-                return None
-            return transcribe_short(self._whisper, audio)
+            audio = whisper_audio(frame)
+            return None if audio.size < MIN_SAMPLES else transcribe_short(whisper, audio)
 
         result = await asyncio.to_thread(run)
-        if result is None or not result[0]:
-            return None
-        return stt.SpeechData(language=LanguageCode("en"), text=result[0], start_time=0.0,
-                              end_time=frame.duration, confidence=result[1])
+        return _speech_data(frame, *result) if result is not None and result[0] else None
 
-    def _transcribe(self, frame: rtc.AudioFrame) -> tuple[str, float]:
-        """Run Whisper on one frame in a worker thread; return (text, confidence)."""
-        audio = pcm16_to_float32(frame_to_pcm16_mono(frame, WHISPER_SAMPLE_RATE))
-        return transcribe(self._whisper, audio, beam_size=self._beam_size,
-                          short_window=self._short_window)
+    async def _model(self) -> Any:
+        """The faster_whisper.WhisperModel given, or load_whisper()'s (off the event loop)."""
+        if self._whisper is None:
+            self._whisper = await asyncio.to_thread(load_whisper)
+        return self._whisper
+
+
+def whisper_audio(frame: rtc.AudioFrame) -> Any:
+    """FRAME as Whisper reads it: float32 mono at 16 kHz."""
+    return pcm16_to_float32(frame_to_pcm16_mono(frame, WHISPER_SAMPLE_RATE))
+
+
+def _speech_data(frame: rtc.AudioFrame, text: str, confidence: float) -> stt.SpeechData:
+    return stt.SpeechData(language=LanguageCode("en"), text=text, start_time=0.0,
+                          end_time=frame.duration, confidence=confidence)
+
+
+MIN_SAMPLES = WHISPER_SAMPLE_RATE // 100  # under 10 ms of audio: nothing to hear
 
 
 def transcribe(whisper: Any, audio: Any, *, beam_size: int = 1, short_window: bool = True
@@ -146,7 +146,7 @@ def transcribe(whisper: Any, audio: Any, *, beam_size: int = 1, short_window: bo
     """(text, confidence) of ``audio`` (float32, 16 kHz mono) by ``whisper`` (a
     faster_whisper.WhisperModel): in the short window when ``short_window`` and the line fits
     (transcribe_short), else in faster-whisper's 30 s window."""
-    if audio.size < WHISPER_SAMPLE_RATE // 100:  # under 10 ms: nothing to hear
+    if audio.size < MIN_SAMPLES:
         return "", 0.0
     short = transcribe_short(whisper, audio) if short_window else None
     if short is not None:

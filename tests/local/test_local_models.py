@@ -149,7 +149,7 @@ def test_the_guess_is_the_short_window_without_metrics_and_the_final_the_full_on
     and emits no metrics; WhisperSTT(short_window=False) recognizes in the full window."""
     pcm = read_wav_pcm16_mono(question_wav, 22050)
     frames = frames_of(pcm, 22050)
-    whole = pcm16_to_float32(frame_to_pcm16_mono(merge_frames(frames), 16000))
+    whole = stt_module.whisper_audio(merge_frames(frames))
     stt = WhisperSTT(model=whisper, short_window=False)
     metrics: list[STTMetrics] = []
     stt.on("metrics_collected", metrics.append)

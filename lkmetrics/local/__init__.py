@@ -22,6 +22,12 @@ LLAMA_CMAKE_ARGS = (
 )
 
 
+def shown(value: str, limit: int = 40) -> str:
+    """An environment variable's VALUE as an error message quotes it: repr (control bytes
+    escaped), cut to about LIMIT characters with ``...`` when longer."""
+    return repr(value) if len(value) <= limit else repr(value[:limit]) + "..."
+
+
 def env_threads(name: str, default: tuple[int, ...]) -> tuple[int, ...]:
     """Thread counts from the environment variable NAME, as many as DEFAULT has (DEFAULT when
     it is unset): ``N``, or ``N,M`` for two (``N`` alone then sets both); whole numbers from 0
@@ -42,7 +48,7 @@ def env_threads(name: str, default: tuple[int, ...]) -> tuple[int, ...]:
         example = "1,2" if count > 1 else "2"
         raise LocalModelError(
             f"{name} must be {shape} with whole numbers from {lowest} to 256 "
-            f"(got {value!r}), e.g. {name}={example}"
+            f"(got {shown(value)}), e.g. {name}={example}"
         )
     return tuple(numbers[min(i, len(numbers) - 1)] for i in range(count))
 

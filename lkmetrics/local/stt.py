@@ -25,7 +25,7 @@ from livekit.agents.utils import AudioBuffer, aio, merge_frames, shortuuid
 from livekit.agents.vad import VADEventType
 
 from lkmetrics.errors import LocalModelError
-from lkmetrics.local import env_threads, import_local
+from lkmetrics.local import env_threads, import_local, shown
 from lkmetrics.local.speech import frame_to_pcm16_mono, pcm16_to_float32
 
 log = logging.getLogger("lkmetrics")
@@ -194,9 +194,10 @@ def whisper_window_frames() -> int:
     value = os.environ.get(WHISPER_WINDOW_ENV, "").strip()
     if not value:
         return SHORT_WINDOW_FRAMES
-    if not value.isdecimal() or not 2 <= int(value) <= 30:
+    # the length first: int() refuses a string of over 4300 digits with its own error
+    if not value.isdecimal() or len(value.lstrip("0")) > 2 or not 2 <= int(value) <= 30:
         raise LocalModelError(
-            f"{WHISPER_WINDOW_ENV} must be whole seconds from 2 to 30 (got {value!r}), "
+            f"{WHISPER_WINDOW_ENV} must be whole seconds from 2 to 30 (got {shown(value)}), "
             f"e.g. {WHISPER_WINDOW_ENV}=30 for Whisper's own 30 s window")
     return int(value) * 100
 
@@ -217,7 +218,7 @@ def whisper_final_window() -> Literal["short", "full"]:
     if value == "full":
         return "full"
     raise LocalModelError(
-        f"{WHISPER_FINAL_ENV} must be short or full (got {value!r}), e.g. "
+        f"{WHISPER_FINAL_ENV} must be short or full (got {shown(value)}), e.g. "
         f"{WHISPER_FINAL_ENV}=full for final transcripts from Whisper's full window")
 
 

@@ -263,10 +263,11 @@ def test_thread_counts_come_from_the_environment(monkeypatch: pytest.MonkeyPatch
         assert read() == 1 != default or default == 1
         monkeypatch.setenv(env, " 0 ")
         assert read() == 0
-        for bad in ("x", "-1", "1,2", "257", "1.5"):
+        for bad in ("x", "-1", "1,2", "257", "1.5", "9" * 100_000):
             monkeypatch.setenv(env, bad)
-            with pytest.raises(LkmetricsError, match=env):
+            with pytest.raises(LkmetricsError, match=env) as caught:
                 read()
+            assert len(str(caught.value)) < 200  # a huge value is quoted cut short
     monkeypatch.setenv("X_THREADS", "3")
     assert env_threads("X_THREADS", (1, 1)) == (3, 3)
 
@@ -285,10 +286,14 @@ def test_whisper_window_comes_from_the_environment(monkeypatch: pytest.MonkeyPat
     assert whisper_window_frames() == 1500
     monkeypatch.setenv(WHISPER_WINDOW_ENV, "30")  # Whisper's own window: the short one is off
     assert transcribe_short(object(), None) is None
-    for bad in ("x", "1", "31", "-5", "10.5", "10s", "²"):
+    monkeypatch.setenv(WHISPER_WINDOW_ENV, "010")  # leading zeros as before
+    assert whisper_window_frames() == 1000
+    for bad in ("x", "1", "31", "-5", "10.5", "10s", "²", "7" * 5000):
         monkeypatch.setenv(WHISPER_WINDOW_ENV, bad)
-        with pytest.raises(LkmetricsError, match=f"{WHISPER_WINDOW_ENV} must be whole seconds"):
+        with pytest.raises(LkmetricsError, match=f"{WHISPER_WINDOW_ENV} must be whole seconds"
+                           ) as caught:
             whisper_window_frames()
+        assert len(str(caught.value)) < 200  # a huge value is quoted cut short
 
 
 def test_whisper_final_window_comes_from_the_environment(monkeypatch: pytest.MonkeyPatch
@@ -299,10 +304,12 @@ def test_whisper_final_window_comes_from_the_environment(monkeypatch: pytest.Mon
     assert whisper_final_window() == "short"
     monkeypatch.setenv(WHISPER_FINAL_ENV, " Full ")
     assert whisper_final_window() == "full"
-    for bad in ("x", "30", "fullest"):
+    for bad in ("x", "30", "fullest", "x" * 100_000):
         monkeypatch.setenv(WHISPER_FINAL_ENV, bad)
-        with pytest.raises(LkmetricsError, match=f"{WHISPER_FINAL_ENV} must be short or full"):
+        with pytest.raises(LkmetricsError, match=f"{WHISPER_FINAL_ENV} must be short or full"
+                           ) as caught:
             whisper_final_window()
+        assert len(str(caught.value)) < 200  # a huge value is quoted cut short
 
 
 @pytest.mark.parametrize("text,loops", [
